@@ -301,7 +301,7 @@ impl AgentConfig {
             ConfigError::Parse {
                 file: file.to_string(),
                 location,
-                message: e.to_string(),
+                message: strip_location(&e.to_string()),
             }
         })?;
         cfg.validate(file)?;
@@ -441,6 +441,14 @@ impl AgentConfig {
     }
 }
 
+/// serde_yaml appends " at line L column C"; the location is already in front.
+fn strip_location(msg: &str) -> String {
+    match msg.rfind(" at line ") {
+        Some(i) => msg[..i].to_string(),
+        None => msg.to_string(),
+    }
+}
+
 /// True if `s` looks like `ed25519:<64 hex digits>`.
 pub fn is_public_key(s: &str) -> bool {
     s.strip_prefix("ed25519:")
@@ -564,7 +572,8 @@ mod tests {
         let e = AgentConfig::from_yaml(&mirror_yaml("  colour: blue\n"), "site/a.yaml")
             .unwrap_err()
             .to_string();
-        assert!(e.starts_with("site/a.yaml:7:"), "{e}");
+        assert!(e.starts_with("site/a.yaml:8:3: mirror: unknown field `colour`"), "{e}");
+        assert!(!e.contains(" at line "), "{e}");
         assert!(e.contains("unknown field `colour`"), "{e}");
     }
 
