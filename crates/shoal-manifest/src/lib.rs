@@ -1,1 +1,534 @@
-//! placeholder
+//! Shoal's publication format: what an origin signs and a mirror verifies.
+//!
+//! - [`Manifest`]: generation G of a repository: every file's path, size,
+//!   mode, mtime, SHA-256 and the pack (torrent) that carries its content,
+//!   plus profile, creation and expiry times and the hash of manifest G-1.
+//! - [`Delta`]: what changed from G-1 to G, so mirrors need not fetch a full
+//!   manifest for every generation. Applying it to manifest G-1 must give
+//!   exactly manifest G (checked by hash).
+//! - [`Head`]: the small document mirrors poll: newest generation and the
+//!   hash of its manifest.
+//! - [`signed`]: the envelope that carries all three, signed with ed25519.
+//! - [`paths`]: the rules every path and symlink target must follow.
+//!
+//! Bodies are compact JSON with entries sorted by path, so the same
+//! manifest always serializes to the same bytes; hashes are SHA-256 of
+//! those bytes.
+
+pub mod paths;
+pub mod signed;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+
+/// Version of the format written into every body.
+pub const FORMAT: u32 = 1;
+
+/// A SHA-256 digest, serialized as 64 hex digits.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Sha256Hash(pub [u8; 32]);
+
+impl Sha256Hash {
+    pub fn of(bytes: &[u8]) -> Self {
+        Sha256Hash(Sha256::digest(bytes).into())
+    }
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+    pub fn from_hex(s: &str) -> Option<Self> {
+        let mut out = [0u8; 32];
+        hex::decode_to_slice(s, &mut out).ok()?;
+        Some(Sha256Hash(out))
+    }
+}
+
+impl std::fmt::Debug for Sha256Hash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.to_hex())
+    }
+}
+
+impl std::fmt::Display for Sha256Hash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
+impl Serialize for Sha256Hash {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_hex())
+    }
+}
+
+impl<'de> Deserialize<'de> for Sha256Hash {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        Sha256Hash::from_hex(&s)
+            .ok_or_else(|| serde::de::Error::custom(format!("'{s}' is not a SHA-256 hex digest")))
+    }
+}
+
+/// One pack: an immutable BitTorrent v1 torrent over a group of contents.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PackRef {
+    /// Stable number assigned by the origin; entries refer to packs by it.
+    pub id: u64,
+    /// BitTorrent v1 info hash (40 hex digits). A `.torrent` fetched from any
+    /// peer is accepted only if its info dictionary hashes to this.
+    pub info_hash: String,
+    /// Number of contents (not counting padding).
+    pub files: u64,
+    /// Bytes of content (not counting padding).
+    pub bytes: u64,
+}
+
+/// What a manifest entry is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+pub enum EntryKind {
+    /// A regular file. Empty files have no pack.
+    File {
+        size: u64,
+        sha256: Sha256Hash,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pack: Option<u64>,
+    },
+    /// A symbolic link whose target stays inside the tree.
+    Symlink { target: String },
+}
+
+/// One path of the repository.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    /// Relative, normalized path ([`paths::check`]).
+    pub path: String,
+    #[serde(flatten)]
+    pub kind: EntryKind,
+    /// Permission bits (`0o644`); only the low 12 bits are used.
+    pub mode: u32,
+    /// Modification time in nanoseconds since the Unix epoch.
+    pub mtime_ns: i64,
+}
+
+impl Entry {
+    /// Size and hash if this is a regular file.
+    pub fn file(&self) -> Option<(u64, &Sha256Hash, Option<u64>)> {
+        match &self.kind {
+            EntryKind::File { size, sha256, pack } => Some((*size, sha256, *pack)),
+            EntryKind::Symlink { .. } => None,
+        }
+    }
+}
+
+/// Everything of a manifest except its entries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Header {
+    pub format: u32,
+    pub generation: u64,
+    /// `debian`, `rpm` or `generic`.
+    pub profile: String,
+    /// Unix seconds.
+    pub created: i64,
+    /// Unix seconds after which mirrors refuse this manifest.
+    pub expires: i64,
+    /// SHA-256 of the body of manifest G-1 (the chain); `None` for the first.
+    pub prev_sha256: Option<Sha256Hash>,
+    /// Every live pack, by id.
+    pub packs: Vec<PackRef>,
+}
+
+/// Generation G of a repository.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    #[serde(flatten)]
+    pub header: Header,
+    /// Sorted by path (byte order), no duplicates.
+    pub entries: Vec<Entry>,
+}
+
+/// The change from manifest G-1 to manifest G.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Delta {
+    pub format: u32,
+    pub from_generation: u64,
+    pub from_sha256: Sha256Hash,
+    /// SHA-256 of the body of manifest G, which applying this delta must give.
+    pub manifest_sha256: Sha256Hash,
+    /// The header of manifest G.
+    pub header: Header,
+    /// Entries added or changed, sorted by path.
+    pub upserts: Vec<Entry>,
+    /// Paths removed, sorted.
+    pub removals: Vec<String>,
+}
+
+/// The newest generation, for cheap polling.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Head {
+    pub format: u32,
+    pub generation: u64,
+    pub manifest_sha256: Sha256Hash,
+    pub created: i64,
+    pub expires: i64,
+}
+
+/// Why a document was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum Error {
+    #[error("{0}")]
+    Signed(#[from] signed::Error),
+    #[error("malformed {kind}: {detail}; the upstream served a broken document, try another upstream")]
+    Malformed { kind: &'static str, detail: String },
+    #[error("unsupported format {0}; upgrade shoal-agent")]
+    Format(u32),
+    #[error(
+        "generation {generation} expired at {expires} (now {now}): the origin has not published \
+         for too long (freeze protection); check that the origin is running"
+    )]
+    Expired { generation: u64, expires: i64, now: i64 },
+    #[error("bad path in generation {generation}: {detail}")]
+    BadPath { generation: u64, detail: String },
+    #[error(
+        "delta does not fit: it goes from generation {from} ({from_hash}) but the mirror has \
+         {have} ({have_hash}); fetching the full manifest instead"
+    )]
+    DeltaMismatch {
+        from: u64,
+        from_hash: String,
+        have: u64,
+        have_hash: String,
+    },
+    #[error(
+        "manifest hash mismatch for generation {generation}: expected {expected}, got {got}; \
+         the document was altered or mixed from different generations"
+    )]
+    HashMismatch {
+        generation: u64,
+        expected: String,
+        got: String,
+    },
+}
+
+impl Manifest {
+    /// The canonical body bytes (compact JSON).
+    pub fn body(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("manifest serializes")
+    }
+
+    /// SHA-256 of [`Manifest::body`].
+    pub fn sha256(&self) -> Sha256Hash {
+        Sha256Hash::of(&self.body())
+    }
+
+    /// Parses and fully checks a body: format, sorted unique paths, path
+    /// rules, symlink targets, pack references, no file-vs-directory clash.
+    pub fn from_body(body: &[u8]) -> Result<Self, Error> {
+        let m: Manifest = serde_json::from_slice(body).map_err(|e| Error::Malformed {
+            kind: "manifest",
+            detail: e.to_string(),
+        })?;
+        m.check()?;
+        Ok(m)
+    }
+
+    /// Checks the invariants that [`Manifest::from_body`] promises.
+    pub fn check(&self) -> Result<(), Error> {
+        if self.header.format != FORMAT {
+            return Err(Error::Format(self.header.format));
+        }
+        let generation = self.header.generation;
+        let bad = |detail: String| Error::BadPath { generation, detail };
+        let packs: std::collections::HashSet<u64> =
+            self.header.packs.iter().map(|p| p.id).collect();
+        let mut prev: Option<&str> = None;
+        for e in &self.entries {
+            paths::check(&e.path).map_err(|d| bad(format!("'{}': {d}", e.path)))?;
+            if let Some(p) = prev {
+                if p.as_bytes() >= e.path.as_bytes() {
+                    return Err(bad(format!("entries not sorted or duplicated at '{}'", e.path)));
+                }
+            }
+            match &e.kind {
+                EntryKind::Symlink { target } => {
+                    paths::check_symlink(&e.path, target)
+                        .map_err(|d| bad(format!("symlink '{}' -> '{target}': {d}", e.path)))?;
+                }
+                EntryKind::File { size, pack, .. } => match pack {
+                    Some(id) if !packs.contains(id) => {
+                        return Err(bad(format!("'{}' refers to unknown pack {id}", e.path)))
+                    }
+                    None if *size > 0 => {
+                        return Err(bad(format!("'{}' has content but no pack", e.path)))
+                    }
+                    _ => {}
+                },
+            }
+            prev = Some(&e.path);
+        }
+        // A file 'a' and an entry 'a/b' would need 'a' to be a directory.
+        let mut files: std::collections::HashSet<&str> = std::collections::HashSet::new();
+        for e in &self.entries {
+            files.insert(&e.path);
+        }
+        for e in &self.entries {
+            let mut p = e.path.as_str();
+            while let Some(i) = p.rfind('/') {
+                p = &p[..i];
+                if files.contains(p) {
+                    return Err(bad(format!(
+                        "'{p}' is a file or symlink but '{}' needs it to be a directory",
+                        e.path
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Refuses an expired manifest.
+    pub fn check_fresh(&self, now: i64) -> Result<(), Error> {
+        check_fresh(self.header.generation, self.header.expires, now)
+    }
+
+    /// Total bytes of regular files.
+    pub fn total_bytes(&self) -> u64 {
+        self.entries.iter().filter_map(|e| e.file()).map(|f| f.0).sum()
+    }
+
+    /// The delta that turns `prev` into `self`.
+    pub fn delta_from(&self, prev: &Manifest) -> Delta {
+        let old: BTreeMap<&str, &Entry> = prev.entries.iter().map(|e| (e.path.as_str(), e)).collect();
+        let new: BTreeMap<&str, &Entry> = self.entries.iter().map(|e| (e.path.as_str(), e)).collect();
+        let upserts = self
+            .entries
+            .iter()
+            .filter(|e| old.get(e.path.as_str()) != Some(e))
+            .cloned()
+            .collect();
+        let removals = prev
+            .entries
+            .iter()
+            .filter(|e| !new.contains_key(e.path.as_str()))
+            .map(|e| e.path.clone())
+            .collect();
+        Delta {
+            format: FORMAT,
+            from_generation: prev.header.generation,
+            from_sha256: prev.sha256(),
+            manifest_sha256: self.sha256(),
+            header: self.header.clone(),
+            upserts,
+            removals,
+        }
+    }
+}
+
+impl Delta {
+    pub fn body(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("delta serializes")
+    }
+
+    pub fn from_body(body: &[u8]) -> Result<Self, Error> {
+        let d: Delta = serde_json::from_slice(body).map_err(|e| Error::Malformed {
+            kind: "delta",
+            detail: e.to_string(),
+        })?;
+        if d.format != FORMAT {
+            return Err(Error::Format(d.format));
+        }
+        Ok(d)
+    }
+
+    /// Applies this delta to `prev` (whose hash the caller computed once as
+    /// `prev_hash`), checking that it starts where `prev` is and that the
+    /// result hashes to what the delta promises.
+    pub fn apply(&self, prev: &Manifest, prev_hash: &Sha256Hash) -> Result<Manifest, Error> {
+        if self.from_generation != prev.header.generation || &self.from_sha256 != prev_hash {
+            return Err(Error::DeltaMismatch {
+                from: self.from_generation,
+                from_hash: self.from_sha256.to_hex(),
+                have: prev.header.generation,
+                have_hash: prev_hash.to_hex(),
+            });
+        }
+        let removals: std::collections::HashSet<&str> =
+            self.removals.iter().map(|s| s.as_str()).collect();
+        let mut merged: BTreeMap<&[u8], &Entry> = prev
+            .entries
+            .iter()
+            .filter(|e| !removals.contains(e.path.as_str()))
+            .map(|e| (e.path.as_bytes(), e))
+            .collect();
+        for e in &self.upserts {
+            merged.insert(e.path.as_bytes(), e);
+        }
+        let m = Manifest {
+            header: self.header.clone(),
+            entries: merged.into_values().cloned().collect(),
+        };
+        m.check()?;
+        let got = m.sha256();
+        if got != self.manifest_sha256 {
+            return Err(Error::HashMismatch {
+                generation: self.header.generation,
+                expected: self.manifest_sha256.to_hex(),
+                got: got.to_hex(),
+            });
+        }
+        Ok(m)
+    }
+}
+
+impl Head {
+    pub fn body(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("head serializes")
+    }
+
+    pub fn from_body(body: &[u8]) -> Result<Self, Error> {
+        let h: Head = serde_json::from_slice(body).map_err(|e| Error::Malformed {
+            kind: "head",
+            detail: e.to_string(),
+        })?;
+        if h.format != FORMAT {
+            return Err(Error::Format(h.format));
+        }
+        Ok(h)
+    }
+
+    pub fn check_fresh(&self, now: i64) -> Result<(), Error> {
+        check_fresh(self.generation, self.expires, now)
+    }
+}
+
+fn check_fresh(generation: u64, expires: i64, now: i64) -> Result<(), Error> {
+    if now >= expires {
+        return Err(Error::Expired {
+            generation,
+            expires,
+            now,
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(path: &str, content: &[u8], pack: Option<u64>) -> Entry {
+        Entry {
+            path: path.into(),
+            kind: EntryKind::File {
+                size: content.len() as u64,
+                sha256: Sha256Hash::of(content),
+                pack,
+            },
+            mode: 0o644,
+            mtime_ns: 1_700_000_000_000_000_000,
+        }
+    }
+
+    fn manifest(generation: u64, entries: Vec<Entry>) -> Manifest {
+        Manifest {
+            header: Header {
+                format: FORMAT,
+                generation,
+                profile: "debian".into(),
+                created: 100,
+                expires: 1000,
+                prev_sha256: None,
+                packs: vec![PackRef {
+                    id: 1,
+                    info_hash: "00".repeat(20),
+                    files: 2,
+                    bytes: 6,
+                }],
+            },
+            entries,
+        }
+    }
+
+    #[test]
+    fn delta_round_trips() {
+        let a = manifest(1, vec![file("a", b"one", Some(1)), file("b/c", b"two", Some(1))]);
+        let mut b = manifest(2, vec![file("a", b"uno", Some(1)), file("d", b"", None)]);
+        b.header.prev_sha256 = Some(a.sha256());
+        let d = b.delta_from(&a);
+        assert_eq!(d.removals, vec!["b/c".to_string()]);
+        assert_eq!(d.upserts.len(), 2);
+        let body = d.body();
+        let d2 = Delta::from_body(&body).unwrap();
+        assert_eq!(d2.apply(&a, &a.sha256()).unwrap(), b);
+    }
+
+    #[test]
+    fn delta_on_wrong_base_is_refused() {
+        let a = manifest(1, vec![file("a", b"one", Some(1))]);
+        let other = manifest(1, vec![file("a", b"eins", Some(1))]);
+        let b = manifest(2, vec![]);
+        let d = b.delta_from(&a);
+        let e = d.apply(&other, &other.sha256()).unwrap_err();
+        assert!(matches!(e, Error::DeltaMismatch { .. }), "{e}");
+    }
+
+    #[test]
+    fn tampered_delta_fails_hash() {
+        let a = manifest(1, vec![file("a", b"one", Some(1))]);
+        let b = manifest(2, vec![file("a", b"two", Some(1))]);
+        let mut d = b.delta_from(&a);
+        d.upserts[0] = file("a", b"evil", Some(1));
+        let e = d.apply(&a, &a.sha256()).unwrap_err();
+        assert!(matches!(e, Error::HashMismatch { .. }), "{e}");
+    }
+
+    #[test]
+    fn body_round_trips_and_is_checked() {
+        let a = manifest(3, vec![file("pool/x.deb", b"x", Some(1))]);
+        assert_eq!(Manifest::from_body(&a.body()).unwrap(), a);
+        for (bad, why) in [
+            (manifest(3, vec![file("../etc/passwd", b"x", Some(1))]), ".."),
+            (manifest(3, vec![file("/etc/passwd", b"x", Some(1))]), "absolute"),
+            (manifest(3, vec![file("a\0b", b"x", Some(1))]), "NUL"),
+            (manifest(3, vec![file("b", b"x", Some(1)), file("a", b"x", Some(1))]), "sorted"),
+            (manifest(3, vec![file("a", b"x", Some(7))]), "unknown pack"),
+            (manifest(3, vec![file("a", b"x", Some(1)), file("a/b", b"x", Some(1))]), "directory"),
+            (
+                manifest(
+                    3,
+                    vec![file("a", b"x", Some(1)), file("a-b", b"x", Some(1)), file("a/c", b"x", Some(1))],
+                ),
+                "directory",
+            ),
+        ] {
+            let e = Manifest::from_body(&bad.body()).unwrap_err().to_string();
+            assert!(e.contains(why), "expected '{why}' in: {e}");
+        }
+        let mut m = manifest(3, vec![]);
+        m.entries.push(Entry {
+            path: "dists/x".into(),
+            kind: EntryKind::Symlink {
+                target: "../../etc".into(),
+            },
+            mode: 0o777,
+            mtime_ns: 0,
+        });
+        let e = Manifest::from_body(&m.body()).unwrap_err().to_string();
+        assert!(e.contains("outside"), "{e}");
+        let e = Manifest::from_body(b"{\"format\":1,").unwrap_err().to_string();
+        assert!(e.contains("malformed manifest"), "{e}");
+    }
+
+    #[test]
+    fn expiry() {
+        let m = manifest(1, vec![]);
+        assert!(m.check_fresh(999).is_ok());
+        let e = m.check_fresh(1000).unwrap_err().to_string();
+        assert!(e.contains("expired"), "{e}");
+    }
+}

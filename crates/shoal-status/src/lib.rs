@@ -1,1 +1,87 @@
-//! placeholder
+//! The JSON document served by every `shoal-agent` at `GET /status`.
+//!
+//! The agent serializes these types and the `shoal` CLI (`shoal status`,
+//! `shoal demo`) deserializes them, so both sides agree on one shape.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Everything an operator wants to know about one agent.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Status {
+    /// `origin` or `mirror`.
+    pub role: String,
+    /// The agent's name (trace file name).
+    pub name: String,
+    /// Agent version.
+    pub version: String,
+    /// HTTP URL other agents use for this one.
+    pub url: String,
+    /// BitTorrent listen address.
+    pub peer_addr: String,
+    /// Repository profile.
+    pub profile: String,
+    /// The generation the live tree holds completely (origin: last published).
+    pub generation_applied: u64,
+    /// The newest generation this agent has seen a valid signed head for.
+    pub generation_known: u64,
+    /// Unix time the applied generation was created by the origin.
+    pub generation_created: i64,
+    /// Unix time the applied generation expires.
+    pub generation_expires: i64,
+    /// What the agent is doing: `idle`, `publishing`, `fetching-manifest`,
+    /// `downloading`, `verifying`, `applying`, `error`.
+    pub state: String,
+    /// Seconds the last sync took (publish start → applied), if any.
+    pub last_sync_seconds: Option<f64>,
+    /// The last error, with what to do about it; `None` once a sync succeeds.
+    pub last_error: Option<String>,
+    /// Number of files in the applied manifest.
+    pub files: u64,
+    /// Total bytes of the applied manifest.
+    pub bytes: u64,
+    /// Deletions waiting for their grace period to pass.
+    pub pending_deletions: u64,
+    /// Other agents known to this one.
+    pub peers: Vec<PeerStatus>,
+    /// Bytes received, by source class: `origin`, `mirrors`, `other`.
+    pub bytes_down: BTreeMap<String, u64>,
+    /// Bytes received per peer agent name.
+    pub bytes_down_by_peer: BTreeMap<String, u64>,
+    /// Bytes sent, by destination class.
+    pub bytes_up: BTreeMap<String, u64>,
+    /// Per-pack state.
+    pub packs: Vec<PackStatus>,
+    /// Seconds librqbit spent checking pack data when packs were (re)added.
+    pub last_check_seconds: Option<f64>,
+    /// Bytes checked in that time.
+    pub last_check_bytes: u64,
+}
+
+/// Another agent this one knows.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct PeerStatus {
+    pub name: String,
+    pub role: String,
+    pub url: String,
+    pub peer_addr: String,
+    /// Newest generation the peer reported.
+    pub generation: u64,
+    /// Seconds since it was last heard from.
+    pub last_seen_seconds: u64,
+}
+
+/// One pack (torrent) this agent holds or is fetching.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct PackStatus {
+    pub id: u64,
+    pub info_hash: String,
+    pub files: u64,
+    pub bytes: u64,
+    pub have_bytes: u64,
+    /// `checking`, `downloading`, `seeding`, `paused`, `error`.
+    pub state: String,
+    pub uploaded_bytes: u64,
+    pub downloaded_bytes: u64,
+    pub peers: u64,
+}
