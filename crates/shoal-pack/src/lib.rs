@@ -1,1 +1,436 @@
-//! placeholder
+//! Shoal packs: BitTorrent v1 torrents over groups of file contents.
+//!
+//! A pack carries contents, not paths: each content is stored under its
+//! SHA-256 (`ab/abcdef…`), the files of a pack are sorted by that name, and
+//! every file starts on a piece boundary (BEP 47 padding files fill the
+//! gaps; BitTorrent clients that know BEP 47, librqbit among them, neither
+//! download nor write them). Because pieces never straddle two files, one
+//! read pass over a file yields both its SHA-256 and its piece SHA-1s
+//! ([`hash_file`]), files hash in parallel on all cores, and a later pack
+//! (compaction) can reuse the piece hashes of an earlier one without
+//! reading the data again.
+//!
+//! [`build`] makes the info dictionary and `.torrent` bytes itself (sorted
+//! order, no filesystem walk); [`parse_torrent`] reads one back and checks
+//! that it has exactly this shape.
+
+mod bencode;
+
+use sha1::Sha1;
+use sha2::{Digest, Sha256};
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+/// Piece length of every pack.
+pub const PIECE_LEN: u64 = 256 * 1024;
+
+/// The result of hashing one file's content.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hashed {
+    pub size: u64,
+    pub sha256: [u8; 32],
+    /// SHA-1 of each piece, the last one zero-padded to [`PIECE_LEN`].
+    pub pieces: Vec<[u8; 20]>,
+    /// SHA-1 of the last piece without padding, when the size is not a
+    /// multiple of [`PIECE_LEN`] (used when the file ends the torrent).
+    pub last_unpadded: Option<[u8; 20]>,
+}
+
+/// Hashes everything `r` yields, copying it to `copy` if given.
+pub fn hash_stream(r: &mut dyn Read, mut copy: Option<&mut dyn Write>) -> io::Result<Hashed> {
+    let mut sha256 = Sha256::new();
+    let mut pieces = Vec::new();
+    let mut last_unpadded = None;
+    let mut buf = vec![0u8; PIECE_LEN as usize];
+    let mut size = 0u64;
+    loop {
+        // Fill one whole piece (or up to EOF).
+        let mut filled = 0;
+        while filled < buf.len() {
+            match r.read(&mut buf[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if filled == 0 {
+            break;
+        }
+        let chunk = &buf[..filled];
+        sha256.update(chunk);
+        if let Some(w) = copy.as_deref_mut() {
+            w.write_all(chunk)?;
+        }
+        size += filled as u64;
+        let mut h = Sha1::new();
+        h.update(chunk);
+        if filled < buf.len() {
+            last_unpadded = Some(h.clone().finalize().into());
+            h.update(&vec![0u8; buf.len() - filled]);
+            pieces.push(h.finalize().into());
+            break;
+        }
+        pieces.push(h.finalize().into());
+    }
+    Ok(Hashed {
+        size,
+        sha256: sha256.finalize().into(),
+        pieces,
+        last_unpadded,
+    })
+}
+
+/// Hashes a file in one read pass. With `copy_to`, the bytes hashed are
+/// also written there (created new, synced), so a copy holds exactly what
+/// was hashed even if the source changes meanwhile.
+pub fn hash_file(path: &Path, copy_to: Option<&Path>) -> io::Result<Hashed> {
+    let mut f = File::open(path)?;
+    match copy_to {
+        None => hash_stream(&mut f, None),
+        Some(dst) => {
+            let mut out = io::BufWriter::with_capacity(
+                PIECE_LEN as usize,
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(dst)?,
+            );
+            let h = hash_stream(&mut f, Some(&mut out))?;
+            out.into_inner().map_err(|e| e.into_error())?.sync_data()?;
+            Ok(h)
+        }
+    }
+}
+
+/// The store path of a content inside a pack folder: `ab/abcdef…`.
+pub fn content_path(sha256: &[u8; 32]) -> PathBuf {
+    let h = hex::encode(sha256);
+    PathBuf::from(&h[..2]).join(h)
+}
+
+/// One content to put into a pack.
+#[derive(Debug, Clone)]
+pub struct Content {
+    pub sha256: [u8; 32],
+    pub size: u64,
+    pub pieces: Vec<[u8; 20]>,
+    pub last_unpadded: Option<[u8; 20]>,
+}
+
+impl From<Hashed> for Content {
+    fn from(h: Hashed) -> Self {
+        Content {
+            sha256: h.sha256,
+            size: h.size,
+            pieces: h.pieces,
+            last_unpadded: h.last_unpadded,
+        }
+    }
+}
+
+/// A built pack.
+#[derive(Debug, Clone)]
+pub struct Pack {
+    /// SHA-1 of the bencoded info dictionary.
+    pub info_hash: [u8; 20],
+    /// The complete `.torrent` file.
+    pub torrent: Vec<u8>,
+    /// Contents in torrent order: (sha256, size).
+    pub files: Vec<([u8; 32], u64)>,
+    pub bytes: u64,
+}
+
+/// Builds the pack for `contents` (empty contents are skipped; duplicates
+/// are carried once). `name` becomes the info dictionary's name.
+pub fn build(name: &str, contents: &[Content]) -> Pack {
+    let mut sorted: Vec<&Content> = contents.iter().filter(|c| c.size > 0).collect();
+    sorted.sort_by(|a, b| a.sha256.cmp(&b.sha256));
+    sorted.dedup_by(|a, b| a.sha256 == b.sha256);
+
+    let mut files = Vec::new();
+    let mut pieces: Vec<u8> = Vec::new();
+    let mut file_list = bencode::List::new();
+    let n = sorted.len();
+    for (i, c) in sorted.iter().enumerate() {
+        let hexname = hex::encode(c.sha256);
+        file_list.push_raw(&bencode::file_entry(
+            None,
+            c.size,
+            &[&hexname[..2], &hexname],
+        ));
+        let rem = c.size % PIECE_LEN;
+        let is_last = i + 1 == n;
+        let (full, last) = c.pieces.split_at(c.pieces.len() - 1);
+        for p in full {
+            pieces.extend_from_slice(p);
+        }
+        if rem != 0 && is_last {
+            pieces.extend_from_slice(&c.last_unpadded.expect("partial piece has unpadded hash"));
+        } else {
+            pieces.extend_from_slice(&last[0]);
+        }
+        if rem != 0 && !is_last {
+            let pad = PIECE_LEN - rem;
+            file_list.push_raw(&bencode::file_entry(Some("p"), pad, &[".pad", &pad.to_string()]));
+        }
+        files.push((c.sha256, c.size));
+    }
+    let info = bencode::info_dict(&file_list, name, PIECE_LEN, &pieces);
+    let info_hash: [u8; 20] = Sha1::digest(&info).into();
+    let torrent = bencode::torrent(&info);
+    let bytes = files.iter().map(|f| f.1).sum();
+    Pack {
+        info_hash,
+        torrent,
+        files,
+        bytes,
+    }
+}
+
+/// A `.torrent` read back and checked to be a Shoal pack.
+#[derive(Debug, Clone)]
+pub struct ParsedPack {
+    pub info_hash: [u8; 20],
+    pub name: String,
+    /// Contents in torrent order: (sha256, size).
+    pub files: Vec<([u8; 32], u64)>,
+    /// Piece hashes of each content (padded last piece), in `files` order.
+    pub pieces: Vec<Vec<[u8; 20]>>,
+}
+
+/// Why a `.torrent` was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("not a Shoal pack torrent: {0}")]
+    Malformed(String),
+    #[error("torrent info hash is {got}, but the signed manifest says {expected}; it was forged or corrupted")]
+    WrongHash { expected: String, got: String },
+}
+
+/// Parses a pack's `.torrent` and checks its shape; with `expected`, also
+/// that its info hash is the one the signed manifest names.
+pub fn parse_torrent(bytes: &[u8], expected: Option<&str>) -> Result<ParsedPack, Error> {
+    let bad = |s: &str| Error::Malformed(s.to_string());
+    let top = bencode::parse(bytes).map_err(|e| bad(&e))?;
+    let info_raw = top.dict_raw(b"info").ok_or_else(|| bad("no info dictionary"))?;
+    let info_hash: [u8; 20] = Sha1::digest(info_raw).into();
+    if let Some(exp) = expected {
+        let got = hex::encode(info_hash);
+        if got != exp {
+            return Err(Error::WrongHash {
+                expected: exp.to_string(),
+                got,
+            });
+        }
+    }
+    let info = bencode::parse(info_raw).map_err(|e| bad(&e))?;
+    let plen = info
+        .dict_int(b"piece length")
+        .ok_or_else(|| bad("no piece length"))?;
+    if plen != PIECE_LEN as i64 {
+        return Err(bad(&format!("piece length {plen}, expected {PIECE_LEN}")));
+    }
+    let name = String::from_utf8(info.dict_bytes(b"name").ok_or_else(|| bad("no name"))?.to_vec())
+        .map_err(|_| bad("name is not UTF-8"))?;
+    let all_pieces = info.dict_bytes(b"pieces").ok_or_else(|| bad("no pieces"))?;
+    if all_pieces.len() % 20 != 0 {
+        return Err(bad("pieces length not a multiple of 20"));
+    }
+    let mut piece_iter = all_pieces.chunks(20);
+    let list = info.dict_list(b"files").ok_or_else(|| bad("no files list"))?;
+    let mut files = Vec::new();
+    let mut pieces = Vec::new();
+    let mut expect_pad: Option<u64> = None;
+    for f in list {
+        let len = f.dict_int(b"length").ok_or_else(|| bad("file without length"))?;
+        if len < 0 {
+            return Err(bad("negative length"));
+        }
+        let len = len as u64;
+        let path: Vec<&[u8]> = f
+            .dict_list(b"path")
+            .ok_or_else(|| bad("file without path"))?
+            .iter()
+            .map(|p| p.as_bytes().unwrap_or(b""))
+            .collect();
+        let is_pad = f.dict_bytes(b"attr").map(|a| a.contains(&b'p')).unwrap_or(false);
+        if is_pad {
+            if expect_pad != Some(len) || path.first() != Some(&&b".pad"[..]) {
+                return Err(bad("unexpected padding file"));
+            }
+            expect_pad = None;
+            continue;
+        }
+        if expect_pad.is_some() {
+            return Err(bad("missing padding file"));
+        }
+        let [dir, hexname] = path.as_slice() else {
+            return Err(bad("file path is not <xx>/<sha256>"));
+        };
+        let mut sha = [0u8; 32];
+        hex::decode_to_slice(hexname, &mut sha).map_err(|_| bad("file name is not a SHA-256"))?;
+        if *dir != &hexname[..2] || len == 0 {
+            return Err(bad("file path is not <xx>/<sha256>"));
+        }
+        if let Some((prev, _)) = files.last() {
+            if *prev >= sha {
+                return Err(bad("files not sorted"));
+            }
+        }
+        let n = len.div_ceil(PIECE_LEN) as usize;
+        let mut ps = Vec::with_capacity(n);
+        for _ in 0..n {
+            let p = piece_iter.next().ok_or_else(|| bad("too few pieces"))?;
+            ps.push(p.try_into().expect("20 bytes"));
+        }
+        pieces.push(ps);
+        files.push((sha, len));
+        if len % PIECE_LEN != 0 {
+            expect_pad = Some(PIECE_LEN - len % PIECE_LEN);
+        }
+    }
+    if piece_iter.next().is_some() {
+        return Err(bad("too many pieces"));
+    }
+    Ok(ParsedPack {
+        info_hash,
+        name,
+        files,
+        pieces,
+    })
+}
+
+/// Splits contents (already sorted however the caller likes) into groups
+/// of at most `max_files` files and `max_bytes` bytes (a single larger
+/// content gets a group of its own).
+pub fn group(contents: Vec<Content>, max_files: usize, max_bytes: u64) -> Vec<Vec<Content>> {
+    let mut out: Vec<Vec<Content>> = Vec::new();
+    let mut cur: Vec<Content> = Vec::new();
+    let mut cur_bytes = 0u64;
+    for c in contents {
+        if !cur.is_empty() && (cur.len() >= max_files || cur_bytes + c.size > max_bytes) {
+            out.push(std::mem::take(&mut cur));
+            cur_bytes = 0;
+        }
+        cur_bytes += c.size;
+        cur.push(c);
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn content(data: &[u8]) -> Content {
+        hash_stream(&mut &data[..], None).unwrap().into()
+    }
+
+    #[test]
+    fn pieces_are_per_file_and_padded() {
+        let data = vec![7u8; (PIECE_LEN + 10) as usize];
+        let h = hash_stream(&mut &data[..], None).unwrap();
+        assert_eq!(h.size, PIECE_LEN + 10);
+        assert_eq!(h.pieces.len(), 2);
+        let mut padded = data[PIECE_LEN as usize..].to_vec();
+        padded.resize(PIECE_LEN as usize, 0);
+        assert_eq!(h.pieces[1], <[u8; 20]>::from(Sha1::digest(&padded)));
+        assert_eq!(
+            h.last_unpadded.unwrap(),
+            <[u8; 20]>::from(Sha1::digest(&data[PIECE_LEN as usize..]))
+        );
+        assert_eq!(h.sha256, <[u8; 32]>::from(Sha256::digest(&data)));
+        let exact = vec![1u8; PIECE_LEN as usize];
+        let h = hash_stream(&mut &exact[..], None).unwrap();
+        assert_eq!(h.pieces.len(), 1);
+        assert!(h.last_unpadded.is_none());
+    }
+
+    #[test]
+    fn build_parse_round_trip_matches_concatenation() {
+        let a = vec![1u8; 1000];
+        let b = vec![2u8; (PIECE_LEN * 2) as usize];
+        let c = vec![3u8; 5];
+        let contents = vec![content(&a), content(&b), content(&c), content(&a), content(b"")];
+        let p = build("shoal-test", &contents);
+        assert_eq!(p.files.len(), 3);
+        let parsed = parse_torrent(&p.torrent, Some(&hex::encode(p.info_hash))).unwrap();
+        assert_eq!(parsed.files, p.files);
+        assert_eq!(parsed.name, "shoal-test");
+
+        // The torrent's pieces must equal SHA-1 over the padded concatenation
+        // in torrent order: what any BitTorrent client computes.
+        let by_hash = |s: &[u8; 32]| -> &Vec<u8> {
+            [&a, &b, &c]
+                .into_iter()
+                .find(|d| <[u8; 32]>::from(Sha256::digest(d)) == *s)
+                .unwrap()
+        };
+        let mut stream = Vec::new();
+        for (i, (sha, size)) in p.files.iter().enumerate() {
+            stream.extend_from_slice(by_hash(sha));
+            if i + 1 < p.files.len() && size % PIECE_LEN != 0 {
+                stream.resize(stream.len() + (PIECE_LEN - size % PIECE_LEN) as usize, 0);
+            }
+        }
+        let expected: Vec<[u8; 20]> = stream
+            .chunks(PIECE_LEN as usize)
+            .map(|ch| Sha1::digest(ch).into())
+            .collect();
+        let got: Vec<[u8; 20]> = {
+            let top = bencode::parse(&p.torrent).unwrap();
+            let info = bencode::parse(top.dict_raw(b"info").unwrap()).unwrap();
+            info.dict_bytes(b"pieces")
+                .unwrap()
+                .chunks(20)
+                .map(|x| x.try_into().unwrap())
+                .collect()
+        };
+        assert_eq!(got, expected);
+    }
+
+    #[test]
+    fn forged_or_foreign_torrents_are_refused() {
+        let p = build("x", &[content(b"hello")]);
+        let e = parse_torrent(&p.torrent, Some(&"00".repeat(20))).unwrap_err();
+        assert!(e.to_string().contains("forged"), "{e}");
+        assert!(parse_torrent(b"garbage", None).is_err());
+        assert!(parse_torrent(&p.torrent[..p.torrent.len() - 2], None).is_err());
+        // A torrent with a path-traversal file name is not a Shoal pack.
+        let mut t = p.torrent.clone();
+        let hexname = hex::encode(p.files[0].0);
+        let pos = t
+            .windows(hexname.len())
+            .position(|w| w == hexname.as_bytes())
+            .unwrap();
+        t[pos..pos + 3].copy_from_slice(b"../");
+        assert!(parse_torrent(&t, None).is_err());
+    }
+
+    #[test]
+    fn grouping_bounds() {
+        let cs: Vec<Content> = (0..25u8).map(|i| content(&[i; 100])).collect();
+        let g = group(cs.clone(), 10, u64::MAX);
+        assert_eq!(g.iter().map(|x| x.len()).collect::<Vec<_>>(), vec![10, 10, 5]);
+        let g = group(cs, 100, 250);
+        assert!(g.iter().all(|x| x.iter().map(|c| c.size).sum::<u64>() <= 250));
+        assert_eq!(g.iter().map(|x| x.len()).sum::<usize>(), 25);
+    }
+
+    #[test]
+    fn copy_holds_what_was_hashed() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("src");
+        std::fs::write(&src, vec![9u8; 300_000]).unwrap();
+        let dst = dir.path().join("dst");
+        let h = hash_file(&src, Some(&dst)).unwrap();
+        assert_eq!(std::fs::read(&dst).unwrap(), vec![9u8; 300_000]);
+        assert_eq!(h.size, 300_000);
+        assert!(hash_file(&src, Some(&dst)).is_err(), "copy must not overwrite");
+    }
+}
