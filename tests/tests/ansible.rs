@@ -1,0 +1,925 @@
+//! The Ansible role `shoal` (ansible/roles/shoal) against the real tools:
+//! `ansible-playbook --syntax-check`, `ansible-lint --profile production`,
+//! `systemd-analyze`, `nginx -t`, and real playbook runs with `-c local` that
+//! install and start a real `shoal-agent` mirror (service manager `daemon`)
+//! which then follows a real origin on 127.0.0.1.
+//!
+//! Everything the runs write goes under a temporary prefix: ANSIBLE_HOME,
+//! the local/remote temp dirs and HOME point into it, fact caching is in
+//! memory and retry files are off. Every process a test starts is stopped by
+//! its PID at the end, also when the test fails.
+
+use shoal_config::{AgentConfig, Role};
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const KEY: &str = "ed25519:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+fn ansible_dir() -> PathBuf {
+    shoal_e2e::workspace_root().join("ansible")
+}
+
+/// A scratch area for one test: the Ansible environment and the prefix that
+/// the role installs into.
+struct Sandbox {
+    dir: tempfile::TempDir,
+}
+
+impl Sandbox {
+    fn new() -> Sandbox {
+        let dir = tempfile::Builder::new()
+            .prefix("shoal-ansible-")
+            .tempdir()
+            .expect("create a temp dir");
+        for d in ["home", "home/tmp", "home/remote-tmp", "cache", "prefix"] {
+            std::fs::create_dir_all(dir.path().join(d)).unwrap();
+        }
+        Sandbox { dir }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The temp prefix the role installs into.
+    fn prefix(&self, sub: &str) -> PathBuf {
+        self.path().join("prefix").join(sub)
+    }
+
+    /// A command with Ansible's state confined to the sandbox.
+    fn command(&self, program: &str) -> Command {
+        let home = self.path().join("home");
+        let mut c = Command::new(program);
+        c.current_dir(self.path())
+            .env("HOME", &home)
+            .env("ANSIBLE_HOME", &home)
+            .env("ANSIBLE_LOCAL_TEMP", home.join("tmp"))
+            .env("ANSIBLE_REMOTE_TEMP", home.join("remote-tmp"))
+            .env("ANSIBLE_ROLES_PATH", ansible_dir().join("roles"))
+            .env("ANSIBLE_RETRY_FILES_ENABLED", "false")
+            .env("ANSIBLE_CACHE_PLUGIN", "memory")
+            .env("ANSIBLE_NOCOLOR", "1")
+            .env("ANSIBLE_FORCE_COLOR", "0")
+            .env("ANSIBLE_HOST_KEY_CHECKING", "false")
+            .env("ANSIBLE_PYTHON_INTERPRETER", "/usr/bin/python3")
+            .env("XDG_CACHE_HOME", self.path().join("cache"))
+            .env("NO_COLOR", "1")
+            .env_remove("ANSIBLE_CONFIG")
+            .stdin(Stdio::null());
+        c
+    }
+
+    fn write(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    /// Writes an inventory in the shape `shoal render ansible` produces:
+    /// groups `shoal_origin` and `shoal_mirrors`, everything else host vars.
+    fn inventory(&self, origin: &[(&str, serde_yaml::Value)], mirrors: &[(&str, serde_yaml::Value)]) -> PathBuf {
+        let group = |hosts: &[(&str, serde_yaml::Value)]| {
+            let mut h = serde_yaml::Mapping::new();
+            for (name, vars) in hosts {
+                let mut v = vars.as_mapping().cloned().unwrap_or_default();
+                v.insert("ansible_connection".into(), "local".into());
+                h.insert((*name).into(), v.into());
+            }
+            let mut g = serde_yaml::Mapping::new();
+            g.insert("hosts".into(), h.into());
+            serde_yaml::Value::from(g)
+        };
+        let mut children = serde_yaml::Mapping::new();
+        children.insert("shoal_origin".into(), group(origin));
+        children.insert("shoal_mirrors".into(), group(mirrors));
+        let mut all = serde_yaml::Mapping::new();
+        all.insert("children".into(), children.into());
+        let mut top = serde_yaml::Mapping::new();
+        top.insert("all".into(), all.into());
+        self.write("inventory.yml", &serde_yaml::to_string(&top).unwrap())
+    }
+
+    /// The playbook `shoal render ansible` writes: role `shoal` on both groups.
+    fn site(&self, gather_facts: bool) -> PathBuf {
+        self.write(
+            "site.yml",
+            &format!(
+                "---\n\
+                 - name: Shoal origin\n  hosts: shoal_origin\n  gather_facts: {gather_facts}\n  roles:\n    - shoal\n\
+                 - name: Shoal mirrors\n  hosts: shoal_mirrors\n  gather_facts: {gather_facts}\n  roles:\n    - shoal\n"
+            ),
+        )
+    }
+
+    fn playbook(&self, inventory: &Path, playbook: &Path, extra: &[&str]) -> Run {
+        let mut c = self.command("ansible-playbook");
+        c.arg("-i").arg(inventory).arg(playbook).args(extra);
+        Run::of(&mut c)
+    }
+}
+
+/// The outcome of one tool run, with its output kept for messages.
+struct Run {
+    status: std::process::ExitStatus,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn of(c: &mut Command) -> Run {
+        let Output { status, stdout, stderr } = c
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {:?}: {e} (install the Debian package)", c.get_program()));
+        Run {
+            status,
+            stdout: String::from_utf8_lossy(&stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&stderr).into_owned(),
+        }
+    }
+
+    fn all(&self) -> String {
+        format!("--- stdout ---\n{}\n--- stderr ---\n{}", self.stdout, self.stderr)
+    }
+
+    fn ok(self) -> Run {
+        assert!(self.status.success(), "command failed ({}):\n{}", self.status, self.all());
+        self
+    }
+
+    /// The PLAY RECAP counters per host.
+    fn recap(&self) -> BTreeMap<String, BTreeMap<String, u64>> {
+        let mut out = BTreeMap::new();
+        let recap = self
+            .stdout
+            .split("PLAY RECAP")
+            .nth(1)
+            .unwrap_or_else(|| panic!("no PLAY RECAP in the output:\n{}", self.all()));
+        for line in recap.lines().skip(1) {
+            let Some((host, counters)) = line.split_once(" : ") else {
+                continue;
+            };
+            let mut m = BTreeMap::new();
+            for kv in counters.split_whitespace() {
+                if let Some((k, v)) = kv.split_once('=') {
+                    m.insert(k.to_string(), v.parse().unwrap());
+                }
+            }
+            out.insert(host.trim().to_string(), m);
+        }
+        assert!(!out.is_empty(), "empty PLAY RECAP:\n{}", self.all());
+        out
+    }
+
+    fn recap_text(&self) -> String {
+        let recap = self.stdout.split("PLAY RECAP").nth(1).unwrap_or("");
+        format!("PLAY RECAP{}", recap.trim_end())
+    }
+
+    fn counter(&self, host: &str, what: &str) -> u64 {
+        self.recap()
+            .get(host)
+            .and_then(|m| m.get(what))
+            .copied()
+            .unwrap_or_else(|| panic!("no {what} for {host} in the recap:\n{}", self.all()))
+    }
+}
+
+fn yaml(text: &str) -> serde_yaml::Value {
+    serde_yaml::from_str(text).unwrap()
+}
+
+fn mode(p: &Path) -> u32 {
+    std::fs::metadata(p)
+        .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+        .permissions()
+        .mode()
+        & 0o7777
+}
+
+/// Host vars of a mirror whose paths are all under the sandbox prefix.
+fn mirror_vars(sb: &Sandbox, binary: &Path, listen: &str, upstream: &str, key: &str) -> serde_yaml::Value {
+    yaml(&format!(
+        "shoal_role: mirror\n\
+         shoal_agent_name: test-mirror\n\
+         shoal_binary_source: {bin}\n\
+         shoal_repo_dir: {p}/srv/repo\n\
+         shoal_state_dir: {p}/var/lib/shoal\n\
+         shoal_install_dir: {p}/usr/local/bin\n\
+         shoal_config_dir: {p}/etc/shoal\n\
+         shoal_unit_dir: {p}/etc/systemd/system\n\
+         shoal_service_manager: daemon\n\
+         shoal_listen: '{listen}'\n\
+         shoal_origin_public_key: '{key}'\n\
+         shoal_upstreams: ['{upstream}']\n\
+         shoal_poll_interval: 1s\n\
+         shoal_delete_grace: 0s\n",
+        bin = binary.display(),
+        p = sb.prefix("").display(),
+    ))
+}
+
+fn set(v: &mut serde_yaml::Value, key: &str, value: serde_yaml::Value) {
+    v.as_mapping_mut().unwrap().insert(key.into(), value);
+}
+
+// ---------------------------------------------------------------------------
+// Static checks
+
+#[test]
+fn syntax_check_of_playbooks_using_the_role() {
+    let sb = Sandbox::new();
+    let inv = sb.inventory(&[], &[("localhost", yaml("shoal_binary_source: /x"))]);
+    let site = sb.site(true);
+    let run = sb.playbook(&inv, &site, &["--syntax-check"]).ok();
+    assert!(run.stdout.contains("playbook: "), "{}", run.all());
+
+    // The example playbook and inventory shipped next to the role.
+    let mut c = sb.command("ansible-playbook");
+    c.arg("-i")
+        .arg(ansible_dir().join("inventory.example.yml"))
+        .arg(ansible_dir().join("site.example.yml"))
+        .arg("--syntax-check");
+    Run::of(&mut c).ok();
+
+    // A playbook naming a role that does not exist must fail the same check,
+    // so the check above really resolved the role.
+    let bad = sb.write("bad.yml", "---\n- name: X\n  hosts: all\n  roles:\n    - shoal_no_such_role\n");
+    let run = sb.playbook(&inv, &bad, &["--syntax-check"]);
+    assert!(!run.status.success(), "{}", run.all());
+    assert!(run.all().contains("shoal_no_such_role"), "{}", run.all());
+}
+
+#[test]
+fn ansible_lint_production_profile_is_clean() {
+    let sb = Sandbox::new();
+    let mut c = sb.command("ansible-lint");
+    c.current_dir(ansible_dir())
+        .args(["--offline", "--nocolor", "--profile", "production", "roles/shoal", "site.example.yml"]);
+    let run = Run::of(&mut c);
+    println!("{}", run.all());
+    assert!(run.status.success(), "ansible-lint found problems:\n{}", run.all());
+    assert!(
+        run.all().contains("Passed with production profile: 0 failure(s), 0 warning(s)"),
+        "{}",
+        run.all()
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Rendering: every file the role writes is checked by the tool that reads it.
+
+#[test]
+fn rendered_agent_configs_parse_with_the_agent_schema() {
+    let sb = Sandbox::new();
+    let p = sb.prefix("");
+    let origin = yaml(&format!(
+        "shoal_role: origin\n\
+         shoal_binary_source: {p}/not-installed-by-this-test\n\
+         shoal_repo_dir: {p}/origin/repo\n\
+         shoal_state_dir: {p}/origin/state\n\
+         shoal_config_dir: {p}/origin/etc\n\
+         shoal_profile: debian\n\
+         shoal_listen: '127.0.0.1:18700'\n\
+         shoal_origin_private_key: 'private key text'\n\
+         shoal_publish_interval: 0s\n\
+         shoal_manifest_ttl: 2d\n\
+         shoal_upload_limit: 10MiB\n\
+         shoal_log_format: json\n\
+         shoal_service_ensure: stopped\n",
+        p = p.display()
+    ));
+    let mirror = yaml(&format!(
+        "shoal_role: mirror\n\
+         shoal_agent_name: mirror-1.example.org\n\
+         shoal_binary_source: {p}/not-installed-by-this-test\n\
+         shoal_repo_dir: {p}/mirror/repo\n\
+         shoal_state_dir: {p}/mirror/state\n\
+         shoal_config_dir: {p}/mirror/etc\n\
+         shoal_profile: rpm\n\
+         shoal_listen: '[::1]:18710'\n\
+         shoal_peer_listen: '127.0.0.1:18799'\n\
+         shoal_advertise_url: 'http://mirror-1.example.org:18710'\n\
+         shoal_origin_public_key: '{KEY}'\n\
+         shoal_upstreams: ['http://127.0.0.1:18700', 'https://mirror-2.example.org']\n\
+         shoal_poll_interval: 45s\n\
+         shoal_delete_grace: 2h\n\
+         shoal_download_limit: 1048576\n\
+         shoal_service_ensure: stopped\n",
+        p = p.display()
+    ));
+    let inv = sb.inventory(&[("origin-host", origin)], &[("mirror-host", mirror)]);
+    let site = sb.site(false);
+    let first = sb.playbook(&inv, &site, &["--tags", "shoal_config"]).ok();
+    assert!(first.counter("origin-host", "changed") > 0, "{}", first.all());
+
+    let o = AgentConfig::load(&p.join("origin/etc/agent.yaml")).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(o.role, Role::Origin);
+    assert_eq!(o.name.as_deref(), Some("origin-host"), "defaults to the inventory name without facts");
+    assert_eq!(o.repo, p.join("origin/repo"));
+    assert_eq!(o.state, p.join("origin/state"));
+    assert_eq!(o.profile.to_string(), "debian");
+    assert_eq!(o.listen.to_string(), "127.0.0.1:18700");
+    assert_eq!(o.origin.key.as_deref(), Some(p.join("origin/etc/origin.key").as_path()));
+    assert_eq!(o.origin.publish_interval, Duration::ZERO);
+    assert_eq!(o.origin.manifest_ttl, Duration::from_secs(2 * 86400));
+    assert_eq!(o.network.upload_limit, 10 << 20);
+    assert!(!o.network.dht && !o.network.lsd && !o.network.upnp);
+    assert_eq!(format!("{:?}", o.log.format), "Json");
+    let key = p.join("origin/etc/origin.key");
+    assert_eq!(std::fs::read_to_string(&key).unwrap(), "private key text\n");
+    assert_eq!(mode(&key), 0o600);
+    assert_eq!(mode(&p.join("origin/etc/agent.yaml")), 0o640);
+    assert!(p.join("origin/repo").is_dir(), "a missing origin repository is created");
+
+    let m = AgentConfig::load(&p.join("mirror/etc/agent.yaml")).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(m.role, Role::Mirror);
+    assert_eq!(m.name.as_deref(), Some("mirror-1.example.org"));
+    assert_eq!(m.profile.to_string(), "rpm");
+    assert_eq!(m.listen.to_string(), "[::1]:18710");
+    assert_eq!(m.peer_listen().unwrap().to_string(), "127.0.0.1:18799");
+    assert_eq!(m.advertise_url(), "http://mirror-1.example.org:18710");
+    assert_eq!(m.mirror.origin_key.as_deref(), Some(KEY));
+    assert_eq!(m.mirror.upstreams, ["http://127.0.0.1:18700", "https://mirror-2.example.org"]);
+    assert_eq!(m.mirror.poll_interval, Duration::from_secs(45));
+    assert_eq!(m.mirror.delete_grace, Duration::from_secs(7200));
+    assert_eq!(m.network.download_limit, 1 << 20);
+    assert!(m.origin.key.is_none(), "a mirror's config carries no origin section");
+    assert_eq!(mode(&p.join("mirror/state")), 0o750);
+    assert_eq!(mode(&p.join("mirror/repo")), 0o755);
+
+    // Unchanged variables: nothing to do the second time.
+    let second = sb.playbook(&inv, &site, &["--tags", "shoal_config"]).ok();
+    for host in ["origin-host", "mirror-host"] {
+        assert_eq!(second.counter(host, "changed"), 0, "{}", second.all());
+        assert_eq!(second.counter(host, "failed"), 0, "{}", second.all());
+    }
+}
+
+#[test]
+fn systemd_unit_passes_systemd_analyze_and_is_hardened() {
+    let agent = shoal_e2e::bin("shoal-agent");
+    let sb = Sandbox::new();
+    let p = sb.prefix("");
+    let vars = |listen: &str, user: &str| {
+        yaml(&format!(
+            "shoal_binary_source: {bin}\n\
+             shoal_repo_dir: {p}/srv/repo\n\
+             shoal_state_dir: {p}/var/lib/shoal\n\
+             shoal_install_dir: {p}/usr/local/bin\n\
+             shoal_config_dir: {p}/etc/shoal\n\
+             shoal_unit_dir: {p}/etc/systemd/system\n\
+             shoal_service_manager: systemd\n\
+             shoal_service_ensure: stopped\n\
+             shoal_user: {user}\n\
+             shoal_group: {user}\n\
+             shoal_listen: '{listen}'\n\
+             shoal_origin_public_key: '{KEY}'\n\
+             shoal_upstreams: ['http://127.0.0.1:18700']\n",
+            bin = agent.display(),
+            p = p.display()
+        ))
+    };
+    let inv = sb.inventory(&[], &[("localhost", vars("0.0.0.0:8780", "root"))]);
+    let site = sb.site(false);
+    // Install the binary (ExecStart must exist for `verify`) and the unit only:
+    // there is no systemd here to start it.
+    let run = sb.playbook(&inv, &site, &["--tags", "shoal_install,shoal_unit"]).ok();
+    assert_eq!(run.counter("localhost", "failed"), 0);
+    let unit = p.join("etc/systemd/system/shoal-agent.service");
+    let text = std::fs::read_to_string(&unit).unwrap();
+    assert_eq!(mode(&unit), 0o644);
+    assert_eq!(mode(&p.join("usr/local/bin/shoal-agent")), 0o755);
+
+    let verify = Run::of(Command::new("systemd-analyze").arg("verify").arg(&unit));
+    assert!(verify.status.success(), "systemd-analyze verify failed:\n{}", verify.all());
+    assert!(
+        !verify.all().contains("shoal-agent.service"),
+        "systemd-analyze verify warns about the unit:\n{}",
+        verify.all()
+    );
+    for line in [
+        format!("ExecStart={p}/usr/local/bin/shoal-agent --config {p}/etc/shoal/agent.yaml run", p = p.display()),
+        "Restart=on-failure".into(),
+        "NoNewPrivileges=yes".into(),
+        "ProtectSystem=strict".into(),
+        format!("ReadWritePaths={p}/srv/repo {p}/var/lib/shoal", p = p.display()),
+        "PrivateTmp=yes".into(),
+        "ProtectHome=yes".into(),
+        "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6".into(),
+        "CapabilityBoundingSet=".into(),
+        "User=root".into(),
+    ] {
+        assert!(text.lines().any(|l| l == line), "unit lacks `{line}`:\n{text}");
+    }
+    // systemd's own exposure score for the unit (offline, no systemd needed):
+    // 10 is unprotected; the threshold fails the command above 2.5.
+    let sec = Run::of(
+        Command::new("systemd-analyze")
+            .args(["security", "--offline=true", "--threshold=25", "--no-pager"])
+            .arg(&unit),
+    );
+    println!("{}", sec.stdout.lines().last().unwrap_or(""));
+    assert!(sec.status.success(), "systemd-analyze security:\n{}", sec.all());
+
+    // A privileged port run as another user gets exactly the one capability.
+    let inv = sb.inventory(&[], &[("localhost", vars("0.0.0.0:80", "nobody"))]);
+    sb.playbook(&inv, &site, &["--tags", "shoal_unit"]).ok();
+    let text = std::fs::read_to_string(&unit).unwrap();
+    assert!(text.contains("\nCapabilityBoundingSet=CAP_NET_BIND_SERVICE\n"), "{text}");
+    assert!(text.contains("\nAmbientCapabilities=CAP_NET_BIND_SERVICE\n"), "{text}");
+    assert!(text.contains("\nUser=nobody\n"), "{text}");
+    let verify = Run::of(Command::new("systemd-analyze").arg("verify").arg(&unit));
+    assert!(verify.status.success() && !verify.all().contains("shoal-agent.service"), "{}", verify.all());
+}
+
+#[test]
+fn nginx_vhost_passes_nginx_config_test() {
+    let sb = Sandbox::new();
+    let repo = sb.prefix("srv/repo");
+    std::fs::create_dir_all(&repo).unwrap();
+    let vhost = sb.path().join("shoal.conf");
+    // Render the role's template with the role's own defaults, as web.yml does.
+    let mut c = sb.command("ansible");
+    c.args(["localhost", "-c", "local", "-m", "ansible.builtin.template", "-a"])
+        .arg(format!(
+            "src={} dest={} mode=0644",
+            ansible_dir().join("roles/shoal/templates/nginx-vhost.conf.j2").display(),
+            vhost.display()
+        ))
+        .arg("-e")
+        .arg(format!("@{}", ansible_dir().join("roles/shoal/defaults/main.yml").display()))
+        .arg("-e")
+        .arg(format!("shoal_repo_dir={} shoal_web_port=8089 shoal_web_server_name=mirror.example.org", repo.display()));
+    Run::of(&mut c).ok();
+    let text = std::fs::read_to_string(&vhost).unwrap();
+    assert!(text.contains("listen 8089;"), "{text}");
+    assert!(text.contains("server_name mirror.example.org;"), "{text}");
+    assert!(text.contains(&format!("root {};", repo.display())), "{text}");
+
+    let t = sb.path().join("nginx");
+    std::fs::create_dir_all(&t).unwrap();
+    let conf = sb.write(
+        "nginx/nginx.conf",
+        &format!(
+            "pid {t}/nginx.pid;\nerror_log {t}/error.log;\nevents {{}}\n\
+             http {{\n  access_log off;\n  client_body_temp_path {t}/body;\n  proxy_temp_path {t}/proxy;\n\
+             fastcgi_temp_path {t}/fastcgi;\n  uwsgi_temp_path {t}/uwsgi;\n  scgi_temp_path {t}/scgi;\n\
+             include {vhost};\n}}\n",
+            t = t.display(),
+            vhost = vhost.display()
+        ),
+    );
+    let mut c = Command::new("nginx");
+    c.arg("-t").arg("-p").arg(&t).arg("-e").arg(t.join("error.log")).arg("-c").arg(&conf);
+    let run = Run::of(&mut c);
+    assert!(run.status.success(), "nginx -t rejects the vhost:\n{}", run.all());
+    assert!(run.stderr.contains("test is successful"), "{}", run.all());
+}
+
+// ---------------------------------------------------------------------------
+// Bad settings: each fails before anything is written, with a message that
+// names the variable and says what to write instead.
+
+#[test]
+fn bad_settings_fail_with_a_clear_message() {
+    let cases: &[(&str, &str, &[&str])] = &[
+        ("shoal_role: bogus", "", &["shoal_role", "origin, mirror", "bogus"]),
+        ("shoal_service_manager: upstart", "", &["shoal_service_manager", "systemd, daemon"]),
+        ("shoal_binary_source: ''", "", &["shoal_binary_source is empty", "http(s)://"]),
+        ("shoal_origin_public_key: ''", "", &["shoal_origin_public_key", "shoal-agent keygen"]),
+        ("shoal_origin_public_key: 'ed25519:abc'", "", &["'ed25519:abc' is not an ed25519 public key"]),
+        ("shoal_upstreams: []", "", &["shoal_upstreams", "at least one upstream"]),
+        ("shoal_upstreams: ['ftp://origin']", "", &["ftp://origin", "http:// or https://"]),
+        ("shoal_poll_interval: soon", "", &["shoal_poll_interval: 'soon' is not a duration", "30s"]),
+        ("shoal_upload_limit: lots", "", &["shoal_upload_limit: 'lots' is not a size", "512KiB"]),
+        ("shoal_listen: 'localhost'", "", &["shoal_listen ('localhost')", "IP:PORT"]),
+        ("shoal_peer_listen: '127.0.0.1:8780'\nshoal_listen: '127.0.0.1:8780'", "", &["must differ"]),
+        ("shoal_agent_name: '../x'", "", &["not usable as a file name"]),
+        ("shoal_state_dir: PREFIX/srv/repo/state", "", &["must not contain each other", "shoal_state_dir"]),
+        ("shoal_repo_dir: relative/repo", "", &["absolute paths"]),
+        ("shoal_role: origin", "", &["origin.key does not exist", "shoal-agent keygen --out", "shoal_origin_private_key"]),
+        ("", "shoal_binary_source", &["missing required arguments: shoal_binary_source"]),
+    ];
+    let failures: Vec<String> = std::thread::scope(|s| {
+        let handles: Vec<_> = cases
+            .chunks(4)
+            .map(|chunk| {
+                s.spawn(move || {
+                    let mut failures = Vec::new();
+                    for (set_vars, unset, expect) in chunk {
+                        let sb = Sandbox::new();
+                        let p = sb.prefix("");
+                        let mut vars = yaml(&format!(
+                            "shoal_binary_source: {p}/shoal-agent\n\
+                             shoal_repo_dir: {p}/srv/repo\n\
+                             shoal_state_dir: {p}/var/lib/shoal\n\
+                             shoal_install_dir: {p}/usr/local/bin\n\
+                             shoal_config_dir: {p}/etc/shoal\n\
+                             shoal_origin_public_key: '{KEY}'\n\
+                             shoal_upstreams: ['http://127.0.0.1:18700']\n",
+                            p = p.display()
+                        ));
+                        let over = set_vars.replace("PREFIX", &p.display().to_string());
+                        if !over.is_empty() {
+                            for (k, v) in yaml(&over).as_mapping().unwrap() {
+                                vars.as_mapping_mut().unwrap().insert(k.clone(), v.clone());
+                            }
+                        }
+                        if !unset.is_empty() {
+                            vars.as_mapping_mut().unwrap().remove(*unset);
+                        }
+                        let inv = sb.inventory(&[], &[("localhost", vars)]);
+                        let site = sb.site(false);
+                        let run = sb.playbook(&inv, &site, &["--tags", "shoal_config"]);
+                        let out = run.all();
+                        if run.status.success() {
+                            failures.push(format!("[{set_vars}{unset}] was accepted:\n{out}"));
+                        } else if let Some(missing) = expect.iter().find(|e| !out.contains(**e)) {
+                            failures.push(format!("[{set_vars}{unset}] message lacks `{missing}`:\n{out}"));
+                        } else if p.join("etc/shoal/agent.yaml").exists() {
+                            failures.push(format!("[{set_vars}{unset}] wrote agent.yaml anyway"));
+                        }
+                    }
+                    failures
+                })
+            })
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
+    });
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+// ---------------------------------------------------------------------------
+// Installing from a URL (ansible.builtin.get_url) from a server on 127.0.0.1.
+
+/// Serves one file over HTTP on 127.0.0.1 and counts the requests.
+struct FileServer {
+    port: u16,
+    hits: Arc<AtomicUsize>,
+}
+
+impl FileServer {
+    fn start(body: Vec<u8>) -> FileServer {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let hits = Arc::new(AtomicUsize::new(0));
+        let h = hits.clone();
+        // The thread ends with the test process; it only ever accepts on 127.0.0.1.
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { continue };
+                let mut req = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match conn.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => req.extend_from_slice(&buf[..n]),
+                    }
+                }
+                h.fetch_add(1, Ordering::SeqCst);
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = conn.write_all(head.as_bytes());
+                let _ = conn.write_all(&body);
+            }
+        });
+        FileServer { port, hits }
+    }
+}
+
+#[test]
+fn binary_is_downloaded_from_a_url_idempotently() {
+    let agent = shoal_e2e::bin("shoal-agent");
+    let bytes = std::fs::read(&agent).unwrap();
+    let server = FileServer::start(bytes.clone());
+    let sb = Sandbox::new();
+    let p = sb.prefix("");
+    let url = format!("http://127.0.0.1:{}/shoal-agent", server.port);
+    let mut vars = mirror_vars(&sb, Path::new(&url), "127.0.0.1:1", "http://127.0.0.1:2", KEY);
+    let site = sb.site(false);
+    let installed = p.join("usr/local/bin/shoal-agent");
+
+    let inv = sb.inventory(&[], &[("localhost", vars.clone())]);
+    let first = sb.playbook(&inv, &site, &["--tags", "shoal_install"]).ok();
+    assert_eq!(first.counter("localhost", "changed"), 2, "directory and binary:\n{}", first.all());
+    assert_eq!(std::fs::read(&installed).unwrap(), bytes);
+    assert_eq!(mode(&installed), 0o755);
+
+    // Without a checksum the URL is fetched again but nothing changes.
+    let second = sb.playbook(&inv, &site, &["--tags", "shoal_install"]).ok();
+    assert_eq!(second.counter("localhost", "changed"), 0, "{}", second.all());
+    let hits = server.hits.load(Ordering::SeqCst);
+    assert!(hits >= 2, "{hits} requests");
+
+    // With the right checksum nothing is downloaded at all.
+    let sum = Run::of(Command::new("sha256sum").arg(&agent)).ok();
+    let sum = sum.stdout.split_whitespace().next().unwrap().to_string();
+    set(&mut vars, "shoal_binary_checksum", format!("sha256:{sum}").into());
+    let inv = sb.inventory(&[], &[("localhost", vars.clone())]);
+    let third = sb.playbook(&inv, &site, &["--tags", "shoal_install"]).ok();
+    assert_eq!(third.counter("localhost", "changed"), 0, "{}", third.all());
+    assert_eq!(server.hits.load(Ordering::SeqCst), hits, "a matching checksum skips the download");
+
+    // A wrong checksum is an error that names it, and the binary stays as it was.
+    set(&mut vars, "shoal_binary_checksum", format!("sha256:{}", "0".repeat(64)).into());
+    let inv = sb.inventory(&[], &[("localhost", vars)]);
+    let bad = sb.playbook(&inv, &site, &["--tags", "shoal_install"]);
+    assert!(!bad.status.success(), "{}", bad.all());
+    assert!(bad.all().contains("checksum"), "{}", bad.all());
+    assert_eq!(std::fs::read(&installed).unwrap(), bytes);
+}
+
+// ---------------------------------------------------------------------------
+// End to end: Ansible installs and starts a mirror that follows a real origin.
+
+/// Two free consecutive ports on 127.0.0.1 (HTTP and BitTorrent = HTTP + 1).
+fn free_port_pair() -> u16 {
+    for _ in 0..100 {
+        let a = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = a.local_addr().unwrap().port();
+        if port < u16::MAX && TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no two consecutive free ports on 127.0.0.1");
+}
+
+/// GET http://127.0.0.1:port/path; None while nothing listens.
+fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_secs(2)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n").ok()?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).ok()?;
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    let code = head.split_whitespace().nth(1)?.parse().ok()?;
+    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        let mut out = String::new();
+        let mut rest = body;
+        while let Some((size, tail)) = rest.split_once("\r\n") {
+            let n = usize::from_str_radix(size.trim(), 16).ok()?;
+            if n == 0 {
+                break;
+            }
+            out.push_str(tail.get(..n)?);
+            rest = tail.get(n + 2..)?;
+        }
+        out
+    } else {
+        body.to_string()
+    };
+    Some((code, body))
+}
+
+fn status(port: u16) -> Option<serde_json::Value> {
+    let (code, body) = http_get(port, "/status")?;
+    if code != 200 {
+        return None;
+    }
+    serde_json::from_str(&body).ok()
+}
+
+fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(start.elapsed() < timeout, "timed out after {timeout:?} waiting for {what}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+fn alive(pid: i32) -> bool {
+    // Zombies count as gone.
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(s) => !s.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'),
+        Err(_) => false,
+    }
+}
+
+/// Stops, on drop, the origin child and the daemon the role started (by the
+/// PID in its pidfile), so nothing outlives the test even when it fails.
+struct Cleanup {
+    origin: Option<Child>,
+    pidfiles: Vec<PathBuf>,
+    pids: Vec<i32>,
+}
+
+impl Cleanup {
+    fn remember_pidfile(&mut self, pidfile: &Path) {
+        if let Some(pid) = read_pid(pidfile) {
+            if !self.pids.contains(&pid) {
+                self.pids.push(pid);
+            }
+        }
+    }
+}
+
+fn read_pid(pidfile: &Path) -> Option<i32> {
+    std::fs::read_to_string(pidfile).ok()?.trim().parse().ok()
+}
+
+fn stop_pid(pid: i32) {
+    if pid <= 1 || !alive(pid) {
+        return;
+    }
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    let start = Instant::now();
+    while alive(pid) && start.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    if alive(pid) {
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let files = self.pidfiles.clone();
+        for f in &files {
+            self.remember_pidfile(f);
+        }
+        for pid in self.pids.clone() {
+            stop_pid(pid);
+        }
+        if let Some(mut c) = self.origin.take() {
+            stop_pid(c.id() as i32);
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn write_tree(root: &Path, files: &[(&str, &str)]) {
+    for (rel, content) in files {
+        let p = root.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, content).unwrap();
+    }
+}
+
+fn publish(agent: &Path, state: &Path, origin_port: u16, after: u64) -> u64 {
+    Run::of(Command::new(agent).arg("publish").arg("--state").arg(state)).ok();
+    wait_for("the origin to publish", Duration::from_secs(60), || {
+        let g = status(origin_port)?["generation_applied"].as_u64()?;
+        (g > after).then_some(g)
+    })
+}
+
+fn mirror_reaches(port: u16, generation: u64) {
+    let mut last = None;
+    let start = Instant::now();
+    loop {
+        if let Some(s) = status(port) {
+            if s["generation_applied"].as_u64() == Some(generation) {
+                return;
+            }
+            last = Some(s);
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "the mirror did not reach generation {generation}; last /status: {last:?}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+fn assert_same_file(a: &Path, b: &Path) {
+    let x = std::fs::read(a).unwrap_or_else(|e| panic!("{}: {e}", a.display()));
+    let y = std::fs::read(b).unwrap_or_else(|e| panic!("{}: {e}", b.display()));
+    assert!(x == y, "{} and {} differ", a.display(), b.display());
+}
+
+#[test]
+fn playbook_installs_a_mirror_that_follows_a_real_origin() {
+    let agent = shoal_e2e::bin("shoal-agent");
+    let sb = Sandbox::new();
+    let mut cleanup = Cleanup { origin: None, pidfiles: Vec::new(), pids: Vec::new() };
+
+    // The origin, started by hand from the CLI.
+    let origin_dir = sb.path().join("origin");
+    let origin_repo = origin_dir.join("repo");
+    let origin_state = origin_dir.join("state");
+    std::fs::create_dir_all(&origin_state).unwrap();
+    write_tree(
+        &origin_repo,
+        &[
+            ("dists/stable/Release", "Suite: stable\n"),
+            ("pool/main/h/hello/hello_1.0_all.deb", "not really a deb, but bytes\n"),
+            ("README", "Shoal test repository\n"),
+        ],
+    );
+    let key_file = origin_dir.join("origin.key");
+    let keygen = Run::of(Command::new(&agent).arg("keygen").arg("--out").arg(&key_file)).ok();
+    let public_key = keygen
+        .stdout
+        .split_whitespace()
+        .find(|w| w.starts_with("ed25519:"))
+        .unwrap_or_else(|| panic!("keygen printed no public key:\n{}", keygen.all()))
+        .to_string();
+    assert!(shoal_config::is_public_key(&public_key), "{public_key}");
+    let origin_port = free_port_pair();
+    let origin_log = std::fs::File::create(origin_dir.join("origin.log")).unwrap();
+    cleanup.origin = Some(
+        Command::new(&agent)
+            .arg("origin")
+            .arg("--repo")
+            .arg(&origin_repo)
+            .arg("--state")
+            .arg(&origin_state)
+            .arg("--key")
+            .arg(&key_file)
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{origin_port}"))
+            .arg("--profile")
+            .arg("generic")
+            .stdin(Stdio::null())
+            .stdout(origin_log.try_clone().unwrap())
+            .stderr(origin_log)
+            .spawn()
+            .expect("start the origin"),
+    );
+    wait_for("the origin's /status", Duration::from_secs(60), || status(origin_port));
+    let g1 = publish(&agent, &origin_state, origin_port, 0);
+
+    // The mirror, entirely from host vars in the provisioner's inventory shape.
+    let mirror_port = free_port_pair();
+    let p = sb.prefix("");
+    let pidfile = p.join("var/lib/shoal/agent.pid");
+    cleanup.pidfiles.push(pidfile.clone());
+    let mut vars = mirror_vars(
+        &sb,
+        &agent,
+        &format!("127.0.0.1:{mirror_port}"),
+        &format!("http://127.0.0.1:{origin_port}"),
+        &public_key,
+    );
+    let inv = sb.inventory(&[], &[("localhost", vars.clone())]);
+    let site = sb.site(true);
+
+    let first = sb.playbook(&inv, &site, &[]);
+    cleanup.remember_pidfile(&pidfile);
+    let first = first.ok();
+    println!("first run:\n{}", first.recap_text());
+    assert!(first.counter("localhost", "changed") > 0, "{}", first.all());
+    assert_eq!(first.counter("localhost", "failed"), 0, "{}", first.all());
+
+    let second = sb.playbook(&inv, &site, &[]).ok();
+    println!("second run:\n{}", second.recap_text());
+    assert_eq!(second.counter("localhost", "changed"), 0, "second run changed something:\n{}", second.all());
+    assert_eq!(second.counter("localhost", "failed"), 0, "{}", second.all());
+
+    // The daemon: its pidfile names a live shoal-agent from the prefix.
+    let pid = read_pid(&pidfile).unwrap_or_else(|| panic!("no pidfile {}", pidfile.display()));
+    cleanup.remember_pidfile(&pidfile);
+    assert!(alive(pid), "pid {pid} from {} is not running", pidfile.display());
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap();
+    assert_eq!(exe, p.join("usr/local/bin/shoal-agent"));
+
+    // It follows the origin.
+    mirror_reaches(mirror_port, g1);
+    let mirror_repo = p.join("srv/repo");
+    for f in ["dists/stable/Release", "pool/main/h/hello/hello_1.0_all.deb", "README"] {
+        assert_same_file(&origin_repo.join(f), &mirror_repo.join(f));
+    }
+    let s = status(mirror_port).unwrap();
+    assert_eq!(s["role"], "mirror", "{s}");
+
+    // A configuration change restarts the daemon (a new PID) and it comes back.
+    set(&mut vars, "shoal_poll_interval", "2s".into());
+    let inv = sb.inventory(&[], &[("localhost", vars)]);
+    let third = sb.playbook(&inv, &site, &[]);
+    cleanup.remember_pidfile(&pidfile);
+    let third = third.ok();
+    println!("third run (poll interval changed):\n{}", third.recap_text());
+    assert!(third.counter("localhost", "changed") > 0, "{}", third.all());
+    assert!(third.stdout.contains("RUNNING HANDLER [shoal : Start shoal-agent"), "{}", third.all());
+    let new_pid = read_pid(&pidfile).unwrap();
+    assert_ne!(new_pid, pid, "the config change did not restart the agent");
+    assert!(!alive(pid), "the old agent {pid} still runs");
+    assert!(alive(new_pid));
+    let cfg = AgentConfig::load(&p.join("etc/shoal/agent.yaml")).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(cfg.mirror.poll_interval, Duration::from_secs(2));
+
+    // The restarted mirror keeps following: a second generation arrives.
+    write_tree(&origin_repo, &[("dists/stable/Release", "Suite: stable\nVersion: 2\n"), ("NEWS", "two\n")]);
+    let g2 = publish(&agent, &origin_state, origin_port, g1);
+    mirror_reaches(mirror_port, g2);
+    assert_same_file(&origin_repo.join("dists/stable/Release"), &mirror_repo.join("dists/stable/Release"));
+    assert_same_file(&origin_repo.join("NEWS"), &mirror_repo.join("NEWS"));
+
+    // Stop everything by PID; the daemon's pidfile PID must go away.
+    drop(cleanup);
+    assert!(!alive(new_pid), "the daemon {new_pid} survived the cleanup");
+}
