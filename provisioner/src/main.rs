@@ -1,1 +1,39 @@
-fn main() {}
+//! `shoal`: the Shoal provisioner CLI.
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// Provision and operate a Shoal mirror network.
+///
+/// A Shoal network is described once in a site file (`site.yaml`): one origin
+/// that publishes a repository folder and the mirrors that follow it over
+/// BitTorrent. `shoal` validates that file and renders it for the tool you
+/// deploy with (Puppet, Ansible, or plain agent configs).
+#[derive(Debug, Parser)]
+#[command(name = "shoal", version, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    Check(shoal_provisioner::check::CheckArgs),
+    #[command(subcommand)]
+    Render(shoal_provisioner::render::RenderCommand),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Check(args) => shoal_provisioner::check::run(&args),
+        Command::Render(cmd) => shoal_provisioner::render::run(&cmd),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("shoal: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,84 @@
+//! `shoal check`: validate a site file and summarize it.
+
+use crate::site::{Site, DOC};
+use clap::Args;
+use shoal_config::Role;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Validate a site file without touching any host.
+///
+/// Prints a short summary (hosts, roles, addresses, what each mirror
+/// follows) when the file is valid. Otherwise prints every problem as
+/// `FILE:LINE:COLUMN: KEY: what is wrong and what to do` and exits with 1.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The site file to check.
+    #[arg(long, value_name = "FILE", default_value = "site.yaml")]
+    pub site: PathBuf,
+}
+
+/// Runs `shoal check`.
+pub fn run(args: &CheckArgs) -> anyhow::Result<ExitCode> {
+    let site = match Site::load(&args.site) {
+        Ok(s) => s,
+        Err(errors) => {
+            for e in &errors.0 {
+                eprintln!("{e}");
+            }
+            eprintln!(
+                "{}: {} problem(s); fix them and run `shoal check --site {}` again (reference: {DOC})",
+                args.site.display(),
+                errors.0.len(),
+                args.site.display()
+            );
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    if let Err(e) = crate::render::verify_agent_configs(&site) {
+        eprintln!("{}: {e}", args.site.display());
+        return Ok(ExitCode::FAILURE);
+    }
+    print!("{}", summary(&site));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The summary `shoal check` prints for a valid site.
+pub fn summary(site: &Site) -> String {
+    let o = site.origin();
+    let mut s = format!(
+        "{}: site '{}' is valid: 1 origin, {} mirror(s), profile {}, repository {}\n",
+        site.file,
+        site.name,
+        site.mirrors().len(),
+        o.profile,
+        o.repo_dir.display()
+    );
+    let width = site.hosts.iter().map(|h| h.host.len()).max().unwrap_or(0);
+    for h in &site.hosts {
+        let peer = h
+            .peer_addr()
+            .map(|a| a.port().to_string())
+            .unwrap_or_else(|| "-".into());
+        let follows = match h.role {
+            Role::Origin => format!("publishes {}", h.repo_dir.display()),
+            Role::Mirror => format!("follows {}", h.upstreams.join(" ")),
+        };
+        let web = if h.manage_web {
+            format!(", web :{}", h.web_port)
+        } else {
+            String::new()
+        };
+        s.push_str(&format!(
+            "  {:<6}  {:<width$}  {} (bittorrent :{peer}{web}, {}); {follows}\n",
+            h.role.to_string(),
+            h.host,
+            h.advertise_url,
+            match h.service_manager {
+                crate::site::ServiceManager::Systemd => "systemd",
+                crate::site::ServiceManager::Daemon => "daemon",
+            },
+        ));
+    }
+    s
+}

@@ -1,0 +1,7 @@
+//! The `shoal` provisioner as a library: the site model (`site.yaml`), its
+//! validation, and the renderers that turn it into agent configs, systemd
+//! units, a Puppet site layer and an Ansible inventory/playbook.
+
+pub mod check;
+pub mod render;
+pub mod site;

@@ -1,0 +1,686 @@
+//! Rendering a site: agent configs, systemd units, the Puppet site layer and
+//! the Ansible inventory and playbook.
+//!
+//! The tera templates (`templates/`), the Puppet module (`puppet/`) and the
+//! Ansible role (`ansible/roles/shoal`) are embedded in the binary, so `shoal`
+//! works on an admin machine without the source tree. Rendering is
+//! deterministic; writing into an existing output folder rewrites only the
+//! files whose content changed and removes files a previous render wrote
+//! that are no longer produced.
+
+use crate::site::{agent_context, Host, Site};
+use anyhow::{bail, Context as _};
+use clap::{Args, Subcommand};
+use include_dir::{include_dir, Dir, DirEntry};
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Component, Path, PathBuf};
+use std::process::ExitCode;
+
+/// The tera templates (`templates/`).
+pub static TEMPLATES: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/../templates");
+/// The Puppet module `shoal` (`puppet/`), test-only parts left out by build.rs.
+pub static PUPPET_MODULE: Dir<'static> = include_dir!("$OUT_DIR/embed/puppet");
+/// The Ansible role `shoal` (`ansible/roles/shoal`), test-only parts left out by build.rs.
+pub static ANSIBLE_ROLE: Dir<'static> = include_dir!("$OUT_DIR/embed/ansible-role");
+
+/// The name of the list of files a render wrote, kept in the output folder.
+pub const RENDER_LIST: &str = ".shoal-rendered";
+
+// ---------------------------------------------------------------------------
+// CLI
+// ---------------------------------------------------------------------------
+
+/// Render the site for a deployment tool, or one host's files.
+#[derive(Debug, Subcommand)]
+pub enum RenderCommand {
+    /// Write a Puppet site layer: manifests/site.pp (a node block per host
+    /// declaring `class { 'shoal': ... }`), Hiera data (hiera.yaml,
+    /// data/common.yaml, data/nodes/<host>.yaml) and the module in
+    /// modules/shoal. Apply with
+    /// `puppet apply --modulepath OUT/modules --hiera_config OUT/hiera.yaml OUT/manifests/site.pp`
+    /// or copy the pieces into your control repo.
+    Puppet(OutArgs),
+    /// Write an Ansible tree: inventory.yml (groups shoal_origin and
+    /// shoal_mirrors, host variables shoal_<param>), group_vars/shoal.yml (the
+    /// site defaults), site.yml (the playbook) and the role in roles/shoal.
+    /// Run with `ansible-playbook -i OUT/inventory.yml OUT/site.yml`.
+    Ansible(OutArgs),
+    /// Print the shoal-agent configuration (agent.yaml) of one host.
+    AgentConfig(HostArgs),
+    /// Print the systemd unit (shoal-agent.service) of one host.
+    Unit(HostArgs),
+}
+
+/// Where the site is and where the rendered tree goes.
+#[derive(Debug, Args)]
+pub struct OutArgs {
+    /// The site file to render.
+    #[arg(long, value_name = "FILE", default_value = "site.yaml")]
+    pub site: PathBuf,
+    /// The output folder. Created if missing; in an existing folder only
+    /// changed files are rewritten, and files an earlier render wrote that are
+    /// no longer produced are removed. Files shoal did not write are never
+    /// overwritten unless --force is given.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Overwrite files in the output folder that shoal did not write.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// Which site and which host.
+#[derive(Debug, Args)]
+pub struct HostArgs {
+    /// The site file.
+    #[arg(long, value_name = "FILE", default_value = "site.yaml")]
+    pub site: PathBuf,
+    /// The host, as named by `host:` in the site file.
+    #[arg(long, value_name = "NAME")]
+    pub host: String,
+}
+
+/// Runs `shoal render ...`.
+pub fn run(cmd: &RenderCommand) -> anyhow::Result<ExitCode> {
+    let load = |path: &Path| -> anyhow::Result<Site> {
+        Site::load(path).map_err(|e| {
+            anyhow::anyhow!(
+                "{e}\n{}: {} problem(s); fix them (`shoal check --site {}` lists them) and render again",
+                path.display(),
+                e.0.len(),
+                path.display()
+            )
+        })
+    };
+    match cmd {
+        RenderCommand::Puppet(a) | RenderCommand::Ansible(a) => {
+            let site = load(&a.site)?;
+            let (tool, files) = match cmd {
+                RenderCommand::Puppet(_) => ("Puppet", render_puppet(&site)?),
+                _ => ("Ansible", render_ansible(&site)?),
+            };
+            let report = write_tree(&a.out, &files, a.force)?;
+            println!(
+                "{tool} tree for site '{}' in {}: {} file(s) written, {} unchanged, {} removed",
+                site.name,
+                a.out.display(),
+                report.written.len(),
+                report.unchanged,
+                report.removed.len()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        RenderCommand::AgentConfig(a) | RenderCommand::Unit(a) => {
+            let site = load(&a.site)?;
+            let Some(host) = site.host(&a.host) else {
+                let names: Vec<&str> = site.hosts.iter().map(|h| h.host.as_str()).collect();
+                bail!(
+                    "{}: no host '{}' in the site; hosts are: {}",
+                    a.site.display(),
+                    a.host,
+                    names.join(", ")
+                );
+            };
+            let text = match cmd {
+                RenderCommand::AgentConfig(_) => render_agent_config(&site, host),
+                _ => render_unit(&site, host),
+            };
+            print!("{text}");
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Escaping filters
+// ---------------------------------------------------------------------------
+
+/// A YAML double-quoted scalar: safe for any string.
+pub fn yaml_quote(s: &str) -> String {
+    let mut o = String::with_capacity(s.len() + 2);
+    o.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => o.push_str("\\\""),
+            '\\' => o.push_str("\\\\"),
+            '\n' => o.push_str("\\n"),
+            '\t' => o.push_str("\\t"),
+            '\r' => o.push_str("\\r"),
+            c if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}' | '\u{feff}') => {
+                o.push_str(&format!("\\u{:04x}", c as u32))
+            }
+            c => o.push(c),
+        }
+    }
+    o.push('"');
+    o
+}
+
+/// A Puppet single-quoted string: `\` and `'` escaped, nothing interpolated.
+pub fn puppet_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'"))
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Yaml {
+    Plain,
+    /// Hiera interpolates `%{...}` in strings; a literal `%{` is written
+    /// `%{literal('%')}{`.
+    Hiera,
+    /// Ansible templates `{{ }}`, `{% %}` and `{# #}` in variables; strings
+    /// that contain them are tagged `!unsafe`.
+    Ansible,
+}
+
+fn yaml_value(v: &Value, flavor: Yaml) -> String {
+    match v {
+        Value::String(s) => {
+            let s = match flavor {
+                Yaml::Hiera => s.replace("%{", "%{literal('%')}{"),
+                _ => s.clone(),
+            };
+            let q = yaml_quote(&s);
+            if flavor == Yaml::Ansible && (s.contains("{{") || s.contains("{%") || s.contains("{#")) {
+                format!("!unsafe {q}")
+            } else {
+                q
+            }
+        }
+        Value::Number(n) => n.to_string(),
+        Value::Bool(b) => b.to_string(),
+        Value::Null => "null".into(),
+        Value::Array(a) => format!(
+            "[{}]",
+            a.iter().map(|x| yaml_value(x, flavor)).collect::<Vec<_>>().join(", ")
+        ),
+        Value::Object(m) => format!(
+            "{{{}}}",
+            m.iter()
+                .map(|(k, x)| format!("{}: {}", yaml_quote(k), yaml_value(x, flavor)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+fn puppet_value(v: &Value, indent: usize) -> String {
+    match v {
+        Value::String(s) => puppet_quote(s),
+        Value::Number(n) => n.to_string(),
+        Value::Bool(b) => b.to_string(),
+        Value::Null => "undef".into(),
+        Value::Array(a) => {
+            let items: Vec<String> = a.iter().map(|x| puppet_value(x, indent + 2)).collect();
+            let inline = format!("[{}]", items.join(", "));
+            if inline.len() <= 72 {
+                inline
+            } else {
+                let pad = " ".repeat(indent + 2);
+                let mut s = String::from("[\n");
+                for i in items {
+                    s.push_str(&format!("{pad}{i},\n"));
+                }
+                s.push_str(&" ".repeat(indent));
+                s.push(']');
+                s
+            }
+        }
+        Value::Object(m) => format!(
+            "{{ {} }}",
+            m.iter()
+                .map(|(k, x)| format!("{} => {}", puppet_quote(k), puppet_value(x, indent + 2)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+/// A word for a systemd unit setting that unquotes (ExecStart=,
+/// ReadWritePaths=): quoted when it has spaces or quotes, `%` doubled.
+pub fn systemd_arg(s: &str) -> String {
+    let s = s.replace('%', "%%");
+    if s.is_empty() || s.chars().any(|c| c.is_whitespace() || "\"'\\;".contains(c)) {
+        format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+    } else {
+        s
+    }
+}
+
+fn as_str(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn register_filters(t: &mut tera::Tera) {
+    t.register_filter("yaml", |v: &Value, _: &HashMap<String, Value>| {
+        Ok(Value::String(yaml_value(v, Yaml::Plain)))
+    });
+    t.register_filter("hiera", |v: &Value, _: &HashMap<String, Value>| {
+        Ok(Value::String(yaml_value(v, Yaml::Hiera)))
+    });
+    t.register_filter("ansible", |v: &Value, _: &HashMap<String, Value>| {
+        Ok(Value::String(yaml_value(v, Yaml::Ansible)))
+    });
+    t.register_filter("puppet", |v: &Value, args: &HashMap<String, Value>| {
+        let indent = args.get("indent").and_then(Value::as_u64).unwrap_or(0) as usize;
+        Ok(Value::String(puppet_value(v, indent)))
+    });
+    t.register_filter("systemd_arg", |v: &Value, _: &HashMap<String, Value>| {
+        Ok(Value::String(systemd_arg(&as_str(v))))
+    });
+    t.register_filter("systemd_text", |v: &Value, _: &HashMap<String, Value>| {
+        let s: String = as_str(v)
+            .replace('%', "%%")
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect();
+        Ok(Value::String(s.trim_end_matches('\\').to_string()))
+    });
+    // Text inside a `#` comment: one line.
+    t.register_filter("comment", |v: &Value, _: &HashMap<String, Value>| {
+        Ok(Value::String(
+            as_str(v).chars().map(|c| if c.is_control() { ' ' } else { c }).collect(),
+        ))
+    });
+}
+
+/// The names of the templates this module renders.
+const TEMPLATE_NAMES: &[&str] = &[
+    "agent.yaml.tera",
+    "shoal-agent.service.tera",
+    "puppet/site.pp.tera",
+    "puppet/hiera.yaml.tera",
+    "puppet/hiera/common.yaml.tera",
+    "puppet/hiera/node.yaml.tera",
+    "ansible/inventory.yml.tera",
+    "ansible/group_vars.yml.tera",
+    "ansible/site.yml.tera",
+];
+
+/// The tera engine with the embedded templates and the escaping filters.
+pub fn engine() -> tera::Tera {
+    let mut t = tera::Tera::default();
+    t.autoescape_on(vec![]);
+    register_filters(&mut t);
+    let templates: Vec<(&str, &str)> = TEMPLATE_NAMES
+        .iter()
+        .map(|n| {
+            let f = TEMPLATES
+                .get_file(n)
+                .unwrap_or_else(|| panic!("template {n} is embedded"));
+            (*n, f.contents_utf8().expect("templates are UTF-8"))
+        })
+        .collect();
+    t.add_raw_templates(templates).expect("the embedded templates parse");
+    t
+}
+
+fn render(t: &tera::Tera, name: &str, ctx: Value) -> anyhow::Result<String> {
+    let ctx = tera::Context::from_value(ctx).context("template context")?;
+    t.render(name, &ctx).map_err(|e| {
+        let mut msg = format!("rendering {name}: {e}");
+        let mut src = std::error::Error::source(&e);
+        while let Some(s) = src {
+            msg.push_str(&format!(": {s}"));
+            src = s.source();
+        }
+        anyhow::anyhow!(msg)
+    })
+}
+
+// ---------------------------------------------------------------------------
+// Per-host files
+// ---------------------------------------------------------------------------
+
+/// The shoal-agent configuration (`<config_dir>/agent.yaml`) of a host.
+pub fn render_agent_config(site: &Site, host: &Host) -> String {
+    render(&engine(), "agent.yaml.tera", Value::Object(agent_context(site, host)))
+        .expect("agent config renders for a validated site")
+}
+
+/// The systemd unit (`<unit_dir>/shoal-agent.service`) of a host.
+pub fn render_unit(site: &Site, host: &Host) -> String {
+    render(&engine(), "shoal-agent.service.tera", unit_context(site, host))
+        .expect("unit renders for a validated site")
+}
+
+fn unit_context(site: &Site, h: &Host) -> Value {
+    let under = |p: &Path, prefixes: &[&str]| prefixes.iter().any(|x| p.starts_with(x));
+    // ProtectSystem=full makes these read-only; folders the agent writes
+    // that live there need an explicit exception.
+    let protected = ["/usr", "/boot", "/efi", "/etc"];
+    let rw_paths: Vec<String> = [&h.repo_dir, &h.state_dir]
+        .into_iter()
+        .filter(|p| under(p, &protected))
+        .map(|p| p.display().to_string())
+        .collect();
+    let homes = ["/home", "/root", "/run/user"];
+    let protect_home = if [&h.repo_dir, &h.state_dir].iter().any(|p| under(p, &homes)) {
+        "no"
+    } else if [&h.install_dir, &h.config_dir, &h.origin_key_file].iter().any(|p| under(p, &homes)) {
+        "read-only"
+    } else {
+        "yes"
+    };
+    let low_port = h.listen.port() < 1024 || h.peer_addr().is_some_and(|a| a.port() < 1024);
+    let (capabilities, why) = if h.user == "root" {
+        (
+            "CAP_CHOWN CAP_DAC_OVERRIDE CAP_FOWNER CAP_NET_BIND_SERVICE",
+            "Running as root: keep only what managing files owned by others and a low port need.",
+        )
+    } else if low_port {
+        ("CAP_NET_BIND_SERVICE", "A listen port below 1024.")
+    } else {
+        ("", "")
+    };
+    json!({
+        "site": site.name,
+        "site_file": agent_context(site, h)["site_file"],
+        "host": h.host,
+        "role": h.role.to_string(),
+        "repo_dir": h.repo_dir,
+        "state_dir": h.state_dir,
+        "agent_binary": h.agent_binary(),
+        "config_file": h.config_file(),
+        "user": h.user,
+        "group": h.group,
+        "rw_paths": rw_paths,
+        "protect_home": protect_home,
+        "capabilities": capabilities,
+        "capabilities_why": why,
+    })
+}
+
+/// Renders every host's agent config and parses it with the agent's own
+/// types; an error here is a bug in the templates, reported per host.
+pub fn verify_agent_configs(site: &Site) -> Result<(), String> {
+    for h in &site.hosts {
+        let text = render_agent_config(site, h);
+        let name = format!("agent config of {}", h.host);
+        shoal_config::AgentConfig::from_yaml(&text, &name)
+            .map_err(|e| format!("{e} (this is a bug in shoal's agent template; please report it)"))?;
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// Trees
+// ---------------------------------------------------------------------------
+
+/// One file of a rendered tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutFile {
+    /// Relative path inside the output folder.
+    pub path: PathBuf,
+    pub contents: Vec<u8>,
+}
+
+fn site_file_name(site: &Site) -> String {
+    Path::new(&site.file)
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+fn named(vals: Vec<(String, Value)>, prefix: &str) -> Vec<Value> {
+    vals.into_iter()
+        .map(|(n, v)| json!({"name": format!("{prefix}{n}"), "value": v}))
+        .collect()
+}
+
+/// The files of `shoal render puppet`, sorted by path.
+pub fn render_puppet(site: &Site) -> anyhow::Result<Vec<OutFile>> {
+    let t = engine();
+    let base = json!({"site": site.name, "site_file": site_file_name(site)});
+    let with = |extra: Value| {
+        let mut v = base.clone();
+        v.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        v
+    };
+    let nodes: Vec<Value> = site
+        .hosts
+        .iter()
+        .map(|h| {
+            let vals = site.merged_values(h);
+            let width = vals.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
+            let params: Vec<Value> = vals
+                .into_iter()
+                .map(|(n, v)| json!({"name": n, "pad": " ".repeat(width - n.len()), "value": v}))
+                .collect();
+            json!({"host": h.host, "params": params})
+        })
+        .collect();
+    let mut files = vec![
+        OutFile {
+            path: "manifests/site.pp".into(),
+            contents: render(&t, "puppet/site.pp.tera", with(json!({"nodes": nodes})))?.into_bytes(),
+        },
+        OutFile {
+            path: "hiera.yaml".into(),
+            contents: render(&t, "puppet/hiera.yaml.tera", base.clone())?.into_bytes(),
+        },
+        OutFile {
+            path: "data/common.yaml".into(),
+            contents: render(
+                &t,
+                "puppet/hiera/common.yaml.tera",
+                with(json!({"params": named(site.default_values(), "")})),
+            )?
+            .into_bytes(),
+        },
+    ];
+    for h in &site.hosts {
+        files.push(OutFile {
+            path: PathBuf::from("data/nodes").join(format!("{}.yaml", h.host)),
+            contents: render(
+                &t,
+                "puppet/hiera/node.yaml.tera",
+                with(json!({"host": h.host, "role": h.role.to_string(), "params": named(site.host_values(h), "")})),
+            )?
+            .into_bytes(),
+        });
+    }
+    files.extend(embedded_tree(&PUPPET_MODULE, Path::new("modules/shoal"), "the Puppet module (puppet/)")?);
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(files)
+}
+
+/// The files of `shoal render ansible`, sorted by path.
+pub fn render_ansible(site: &Site) -> anyhow::Result<Vec<OutFile>> {
+    let t = engine();
+    let base = json!({"site": site.name, "site_file": site_file_name(site)});
+    let with = |extra: Value| {
+        let mut v = base.clone();
+        v.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        v
+    };
+    let host_entry = |h: &Host| {
+        let mut vars = Vec::new();
+        if h.address != h.host {
+            vars.push(json!({"name": "ansible_host", "value": h.address}));
+        }
+        vars.extend(named(site.host_values(h), "shoal_"));
+        json!({"host": h.host, "vars": vars})
+    };
+    let origin = vec![host_entry(site.origin())];
+    let mirrors: Vec<Value> = site.mirrors().iter().map(host_entry).collect();
+    let mut files = vec![
+        OutFile {
+            path: "inventory.yml".into(),
+            contents: render(&t, "ansible/inventory.yml.tera", with(json!({"origin": origin, "mirrors": mirrors})))?
+                .into_bytes(),
+        },
+        OutFile {
+            path: "group_vars/shoal.yml".into(),
+            contents: render(
+                &t,
+                "ansible/group_vars.yml.tera",
+                with(json!({"vars": named(site.default_values(), "shoal_")})),
+            )?
+            .into_bytes(),
+        },
+        OutFile {
+            path: "site.yml".into(),
+            contents: render(&t, "ansible/site.yml.tera", base.clone())?.into_bytes(),
+        },
+    ];
+    files.extend(embedded_tree(&ANSIBLE_ROLE, Path::new("roles/shoal"), "the Ansible role (ansible/roles/shoal)")?);
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(files)
+}
+
+/// The files of an embedded folder under `dest`.
+fn embedded_tree(dir: &Dir<'static>, dest: &Path, what: &str) -> anyhow::Result<Vec<OutFile>> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir];
+    while let Some(d) = stack.pop() {
+        for e in d.entries() {
+            match e {
+                DirEntry::Dir(sub) => stack.push(sub),
+                DirEntry::File(f) => out.push(OutFile {
+                    path: dest.join(f.path()),
+                    contents: f.contents().to_vec(),
+                }),
+            }
+        }
+    }
+    if out.is_empty() {
+        bail!("this shoal binary was built without {what}; rebuild it from a complete source tree");
+    }
+    Ok(out)
+}
+
+/// What [`write_tree`] did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct WriteReport {
+    /// Files created or rewritten (relative paths).
+    pub written: Vec<PathBuf>,
+    /// Files already up to date.
+    pub unchanged: usize,
+    /// Files of an earlier render that are no longer produced, removed.
+    pub removed: Vec<PathBuf>,
+}
+
+fn safe_relative(p: &Path) -> bool {
+    !p.as_os_str().is_empty() && p.components().all(|c| matches!(c, Component::Normal(_)))
+}
+
+/// Writes `files` under `out`: only files whose content differs are
+/// rewritten (atomically, via a temporary name and rename), files listed by
+/// an earlier render but not produced now are removed, and a file shoal did
+/// not write is never overwritten unless `force`.
+pub fn write_tree(out: &Path, files: &[OutFile], force: bool) -> anyhow::Result<WriteReport> {
+    let list_path = out.join(RENDER_LIST);
+    let previous: BTreeSet<PathBuf> = match std::fs::read_to_string(&list_path) {
+        Ok(s) => s
+            .lines()
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .map(PathBuf::from)
+            .filter(|p| safe_relative(p))
+            .collect(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeSet::new(),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", list_path.display())),
+    };
+    let mut seen = BTreeMap::new();
+    for f in files {
+        assert!(safe_relative(&f.path), "rendered path {} is relative", f.path.display());
+        if seen.insert(f.path.clone(), ()).is_some() {
+            bail!("two rendered files have the same path {}", f.path.display());
+        }
+    }
+    // Refuse to clobber files we did not write, before changing anything.
+    if !force {
+        let foreign: Vec<String> = files
+            .iter()
+            .filter(|f| !previous.contains(&f.path))
+            .filter_map(|f| {
+                let p = out.join(&f.path);
+                match std::fs::read(&p) {
+                    Ok(cur) if cur != f.contents => Some(p.display().to_string()),
+                    _ => None,
+                }
+            })
+            .collect();
+        if !foreign.is_empty() {
+            bail!(
+                "{} exist(s) in {} and were not written by shoal: {}; move them away, choose another --out, \
+                 or pass --force to overwrite them",
+                if foreign.len() == 1 { "a file" } else { "files" },
+                out.display(),
+                foreign.join(", ")
+            );
+        }
+    }
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let mut report = WriteReport::default();
+    for f in files {
+        let p = out.join(&f.path);
+        if std::fs::read(&p).ok().as_deref() == Some(&f.contents[..]) {
+            report.unchanged += 1;
+            continue;
+        }
+        let dir = p.parent().expect("has a parent");
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let tmp = dir.join(format!(
+            ".{}.shoal-tmp",
+            p.file_name().expect("has a name").to_string_lossy()
+        ));
+        std::fs::write(&tmp, &f.contents).with_context(|| format!("writing {}", tmp.display()))?;
+        std::fs::rename(&tmp, &p).with_context(|| format!("renaming {} to {}", tmp.display(), p.display()))?;
+        report.written.push(f.path.clone());
+    }
+    let now: BTreeSet<PathBuf> = files.iter().map(|f| f.path.clone()).collect();
+    for old in previous.difference(&now) {
+        let p = out.join(old);
+        match std::fs::remove_file(&p) {
+            Ok(()) => report.removed.push(old.clone()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e).with_context(|| format!("removing {}", p.display())),
+        }
+        // Remove folders the removal emptied, up to the output folder.
+        let mut d = p.parent();
+        while let Some(dir) = d {
+            if dir == out || std::fs::remove_dir(dir).is_err() {
+                break;
+            }
+            d = dir.parent();
+        }
+    }
+    let mut list = String::from("# Files written by `shoal render`; used to tidy up on the next render.\n");
+    for p in &now {
+        list.push_str(&p.to_string_lossy());
+        list.push('\n');
+    }
+    if std::fs::read_to_string(&list_path).ok().as_deref() != Some(list.as_str()) {
+        std::fs::write(&list_path, list).with_context(|| format!("writing {}", list_path.display()))?;
+    }
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes() {
+        assert_eq!(yaml_quote(r#"a"b\c"#), r#""a\"b\\c""#);
+        assert_eq!(yaml_quote("x\ny"), r#""x\ny""#);
+        assert_eq!(puppet_quote(r"it's a\b"), r"'it\'s a\\b'");
+        assert_eq!(systemd_arg("/usr/bin/x"), "/usr/bin/x");
+        assert_eq!(systemd_arg("/opt/my dir/x"), "\"/opt/my dir/x\"");
+        assert_eq!(systemd_arg("/a%b"), "/a%%b");
+        assert_eq!(yaml_value(&json!("100%{x}"), Yaml::Hiera), "\"100%{literal('%')}{x}\"");
+        assert_eq!(yaml_value(&json!("{{ x }}"), Yaml::Ansible), "!unsafe \"{{ x }}\"");
+        assert_eq!(yaml_value(&json!("plain"), Yaml::Ansible), "\"plain\"");
+    }
+
+    #[test]
+    fn every_template_parses() {
+        let t = engine();
+        for n in TEMPLATE_NAMES {
+            assert!(t.get_template_names().any(|x| x == *n), "{n}");
+        }
+    }
+}
