@@ -1,0 +1,37 @@
+# frozen_string_literal: true
+
+{
+  'Shoal::Absolutepath' => {
+    good: ['/', '/srv/shoal/repo', '/srv/mirror/debian-security', '/var/lib/shoal@2', '/a/b.c/d_e+f'],
+    bad: ['', 'srv', './x', '/srv/my repo', "/srv/a\nb", '/srv/%i', '/srv/$HOME', '/srv/"q"', 3],
+  },
+  'Shoal::Duration' => {
+    good: [0, 30, '30', '30s', '5m', '1h', '7d', '2w', '1h30m', '250ms'],
+    bad: ['', 'soon', '30 s', '1.5h', '-1s', '5min', -1],
+  },
+  'Shoal::Bytesize' => {
+    good: [0, 4096, '4096', '512KiB', '4GiB', '10MB', '1.5GiB', '1TB'],
+    bad: ['', '4 parsecs', '4 GiB', '-1', 'GiB', -1],
+  },
+  'Shoal::Socketaddr' => {
+    good: ['0.0.0.0:8780', '127.0.0.1:1', '[::]:8780', '[::1]:9000', '[fe80::1]:80'],
+    bad: ['localhost:8780', '0.0.0.0', ':8780', '::1:80', 'http://0.0.0.0:8780', '1.2.3.4:'],
+  },
+  'Shoal::Httpurl' => {
+    good: ['http://origin.example.org:8780', 'https://m.example.org', 'http://127.0.0.1:8780/', 'http://[::1]:8780/a'],
+    bad: ['origin.example.org', 'ftp://x', 'http://', 'http:// spaces', 'https://a b'],
+  },
+  'Shoal::Publickey' => {
+    good: ["ed25519:#{'ab' * 32}", "ed25519:#{'0F' * 32}"],
+    bad: ['ed25519:abc', "ed25519:#{'g' * 64}", 'ab' * 32, "ssh-ed25519:#{'ab' * 32}", "ed25519:#{'ab' * 33}"],
+  },
+  'Shoal::Source' => {
+    good: ['/tmp/shoal-agent', 'https://downloads.example.org/shoal-agent', 'puppet:///modules/p/shoal-agent', 'file:///srv/shoal-agent'],
+    bad: ['shoal-agent', 'ftp://x/shoal-agent', 'https://', ''],
+  },
+}.each do |type, cases|
+  describe type, type: :type_alias do
+    cases[:good].each { |v| it { is_expected.to allow_value(v) } }
+    cases[:bad].each { |v| it { is_expected.not_to allow_value(v) } }
+  end
+end
