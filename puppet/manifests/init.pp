@@ -108,6 +108,12 @@
 # @param binary_source
 #   Required: where the `shoal-agent` binary is copied from, as a local path
 #   or URL (anything a `file` resource's `source` accepts).
+# @param binary_checksum
+#   The expected checksum of the binary, `<algorithm>:<hex digest>`, such as
+#   `sha256:` followed by the output of `sha256sum shoal-agent`. Puppet
+#   verifies the copy against it and, while the installed binary matches,
+#   skips the download. Meant for a URL `binary_source`.
+#   Default: `undef`.
 # @param install_dir
 #   The binary is installed as `<install_dir>/shoal-agent`, mode 0755. The
 #   directory itself must exist.
@@ -166,6 +172,7 @@ class shoal (
   Shoal::Bytesize                                        $download_limit,
   Enum['text', 'json']                                   $log_format,
   Shoal::Source                                          $binary_source,
+  Optional[Shoal::Checksum]                              $binary_checksum,
   Shoal::Absolutepath                                    $install_dir,
   Shoal::Absolutepath                                    $config_dir,
   Shoal::Absolutepath                                    $unit_dir,

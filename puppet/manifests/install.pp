@@ -21,11 +21,16 @@ class shoal::install {
     }
   }
 
+  # 'sha256:<hex>' becomes checksum => 'sha256', checksum_value => '<hex>'.
+  $checksum = $shoal::binary_checksum.then |$c| { split($c, ':') }
+
   file { $shoal::binary:
-    ensure => file,
-    source => $shoal::binary_source,
-    owner  => 'root',
-    group  => 'root',
-    mode   => '0755',
+    ensure         => file,
+    source         => $shoal::binary_source,
+    checksum       => $checksum.then |$c| { $c[0] },
+    checksum_value => $checksum.then |$c| { downcase($c[1]) },
+    owner          => 'root',
+    group          => 'root',
+    mode           => '0755',
   }
 }

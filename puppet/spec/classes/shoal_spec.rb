@@ -149,6 +149,7 @@ describe 'shoal' do
     download_limit: -5,
     log_format: 'xml',
     binary_source: 'shoal-agent',
+    binary_checksum: 'sha256:abc',
     install_dir: 'bin',
     config_dir: '/etc/sho al',
     unit_dir: '/etc/systemd/%i',

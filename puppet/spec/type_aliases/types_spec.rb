@@ -25,6 +25,10 @@
     good: ["ed25519:#{'ab' * 32}", "ed25519:#{'0F' * 32}"],
     bad: ['ed25519:abc', "ed25519:#{'g' * 64}", 'ab' * 32, "ssh-ed25519:#{'ab' * 32}", "ed25519:#{'ab' * 33}"],
   },
+  'Shoal::Checksum' => {
+    good: ["sha256:#{'ab' * 32}", "sha224:#{'c' * 56}", "sha384:#{'d' * 96}", "md5:#{'0' * 32}", "sha1:#{'f' * 40}", "sha512:#{'A' * 128}"],
+    bad: ['sha256:abc', "sha256:#{'g' * 64}", "SHA256:#{'ab' * 32}", "crc32:#{'ab' * 4}", 'ab' * 32, "sha256:#{'ab' * 32}\n"],
+  },
   'Shoal::Source' => {
     good: ['/tmp/shoal-agent', 'https://downloads.example.org/shoal-agent', 'puppet:///modules/p/shoal-agent', 'file:///srv/shoal-agent'],
     bad: ['shoal-agent', 'ftp://x/shoal-agent', 'https://', ''],
