@@ -1,0 +1,1215 @@
+//! The Puppet module `shoal` (puppet/) against the real tools: `puppet parser
+//! validate`, `puppet-lint --fail-on-warnings`, rspec-puppet, `puppet strings`,
+//! `systemd-analyze verify` on the unit, `nginx -t` and a real nginx on the
+//! vhost, and masterless `puppet apply` runs: twice (changes, then none), then
+//! end to end with a real `shoal-agent` mirror, started by Puppet under
+//! start-stop-daemon, that follows a real origin on 127.0.0.1.
+//!
+//! Every Puppet run keeps its state in a temporary prefix (`--vardir`,
+//! `--confdir`, `--codedir`, `--logdir`, `--rundir`, `--publicdir`,
+//! `--ssldir`, `--hiera_config`) and the module installs into paths under that
+//! prefix, so the machine is left as found. Every process a test starts is
+//! stopped by its PID at the end, also when the test fails.
+
+use shoal_config::{AgentConfig, LogFormat, Profile, Role};
+use std::ffi::OsString;
+use std::fs;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const KEY: &str = "ed25519:3b6a27bcceb6a42d62a3a8d02a6f0d73653215771de243a63ac048a18b59da29";
+
+fn module_dir() -> PathBuf {
+    shoal_e2e::workspace_root().join("puppet")
+}
+
+/// What a finished command printed.
+struct Out {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Out {
+    /// stdout and stderr without facter's complaints about this sandbox
+    /// (`/proc/1/environ` is unreadable here), for messages.
+    fn text(&self) -> String {
+        format!("{}{}", self.stdout, self.stderr)
+            .lines()
+            .filter(|l| !l.contains("Facter: "))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+/// Runs a command to its end, with a time limit. Output goes to files, not
+/// pipes: a daemon that inherits them must not keep us waiting.
+fn run(cmd: &mut Command, limit: Duration) -> Out {
+    let out = tempfile::tempfile().unwrap();
+    let err = tempfile::tempfile().unwrap();
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(out.try_clone().unwrap())
+        .stderr(err.try_clone().unwrap())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let started = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{cmd:?} did not finish within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let read = |mut f: fs::File| {
+        use std::io::Seek;
+        let mut s = String::new();
+        f.seek(std::io::SeekFrom::Start(0)).unwrap();
+        f.read_to_string(&mut s).unwrap();
+        s
+    };
+    Out {
+        code: status.code().unwrap_or(-1),
+        stdout: read(out),
+        stderr: read(err),
+    }
+}
+
+/// A scratch prefix with Puppet's state confined to it and the module on a
+/// module path of its own (`modules/shoal` -> puppet/).
+struct Sandbox {
+    dir: tempfile::TempDir,
+}
+
+impl Sandbox {
+    fn new() -> Sandbox {
+        let dir = tempfile::Builder::new()
+            .prefix("shoal-puppet-")
+            .tempdir()
+            .unwrap();
+        for d in [
+            "puppet/etc",
+            "puppet/data",
+            "modules",
+            "etc",
+            "var/lib",
+            "srv/shoal",
+            "usr/local/bin",
+        ] {
+            fs::create_dir_all(dir.path().join(d)).unwrap();
+        }
+        std::os::unix::fs::symlink(module_dir(), dir.path().join("modules/shoal")).unwrap();
+        // Hiera for the site, as a control repo would have it.
+        fs::write(
+            dir.path().join("puppet/etc/hiera.yaml"),
+            format!(
+                "---\nversion: 5\ndefaults:\n  datadir: '{}'\n  data_hash: yaml_data\n\
+                 hierarchy:\n  - name: common\n    path: common.yaml\n",
+                dir.path().join("puppet/data").display()
+            ),
+        )
+        .unwrap();
+        fs::write(dir.path().join("puppet/data/common.yaml"), "---\n{}\n").unwrap();
+        Sandbox { dir }
+    }
+
+    fn path(&self, sub: &str) -> PathBuf {
+        self.dir.path().join(sub)
+    }
+
+    fn root(&self) -> String {
+        self.dir.path().display().to_string()
+    }
+
+    fn s(&self, sub: &str) -> String {
+        self.path(sub).display().to_string()
+    }
+
+    fn write(&self, sub: &str, text: &str) -> PathBuf {
+        let p = self.path(sub);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(&p, text).unwrap();
+        p
+    }
+
+    /// The settings that keep Puppet's files inside the prefix.
+    fn puppet_settings(&self) -> Vec<OsString> {
+        let p = |d: &str| self.path("puppet").join(d).into_os_string();
+        let mut v: Vec<OsString> = Vec::new();
+        for (flag, dir) in [
+            ("--vardir", "var"),
+            ("--confdir", "etc"),
+            ("--codedir", "code"),
+            ("--logdir", "log"),
+            ("--rundir", "run"),
+            ("--publicdir", "public"),
+            ("--ssldir", "ssl"),
+        ] {
+            v.push(flag.into());
+            v.push(p(dir));
+        }
+        v.push("--hiera_config".into());
+        v.push(p("etc/hiera.yaml"));
+        v
+    }
+
+    fn puppet(&self) -> Command {
+        let mut c = Command::new("puppet");
+        c.current_dir(self.dir.path()).env("NO_COLOR", "1");
+        c
+    }
+
+    /// `puppet apply --detailed-exitcodes` of a manifest file.
+    fn apply(&self, manifest: &Path, extra: &[&str]) -> Out {
+        let mut c = self.puppet();
+        c.arg("apply")
+            .arg("--detailed-exitcodes")
+            .arg("--color=false")
+            .arg("--modulepath")
+            .arg(self.path("modules"))
+            .args(self.puppet_settings())
+            .args(extra)
+            .arg(manifest);
+        run(&mut c, Duration::from_secs(180))
+    }
+
+    /// Sets the site's Hiera data (data/common.yaml).
+    fn hiera(&self, yaml: &str) {
+        fs::write(self.path("puppet/data/common.yaml"), yaml).unwrap();
+    }
+}
+
+fn mode(p: &Path) -> u32 {
+    fs::metadata(p)
+        .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+        .permissions()
+        .mode()
+        & 0o7777
+}
+
+/// A file that stands in for the binary where a test only copies it and
+/// never runs it (`--tags file` applies file resources only).
+fn placeholder_binary(sb: &Sandbox) -> PathBuf {
+    let p = sb.write(
+        "src/placeholder-binary",
+        "#!/bin/sh\necho 'a placeholder, never run' >&2\nexit 1\n",
+    );
+    fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).unwrap();
+    p
+}
+
+fn pp_files() -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for d in ["manifests", "functions", "types"] {
+        for e in fs::read_dir(module_dir().join(d)).unwrap() {
+            let p = e.unwrap().path();
+            if p.extension().is_some_and(|x| x == "pp") {
+                files.push(p);
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+#[test]
+fn parser_validate_accepts_every_manifest_and_rejects_a_broken_one() {
+    let sb = Sandbox::new();
+    let files = pp_files();
+    assert!(files.len() >= 10, "found only {files:?}");
+    let mut c = sb.puppet();
+    c.arg("parser")
+        .arg("validate")
+        .args(sb.puppet_settings())
+        .args(&files);
+    let out = run(&mut c, Duration::from_secs(120));
+    assert_eq!(
+        out.code,
+        0,
+        "puppet parser validate failed:\n{}",
+        out.text()
+    );
+    assert!(!out.text().contains("Error"), "{}", out.text());
+
+    // The same command finds a syntax error, so the pass above means something.
+    let broken = sb.write(
+        "broken.pp",
+        "class broken {\n  file { '/x': ensure => }\n}\n",
+    );
+    let mut c = sb.puppet();
+    c.arg("parser")
+        .arg("validate")
+        .args(sb.puppet_settings())
+        .arg(&broken);
+    let out = run(&mut c, Duration::from_secs(120));
+    assert_ne!(out.code, 0, "a broken manifest passed:\n{}", out.text());
+    assert!(out.text().contains("Syntax error"), "{}", out.text());
+}
+
+#[test]
+fn puppet_lint_reports_no_warnings() {
+    let mut c = Command::new("puppet-lint");
+    c.current_dir(module_dir())
+        .args(["--fail-on-warnings", "manifests", "functions", "types"]);
+    let out = run(&mut c, Duration::from_secs(120));
+    assert_eq!(out.code, 0, "puppet-lint found problems:\n{}", out.text());
+    assert_eq!(out.text().trim(), "", "puppet-lint printed problems");
+
+    // --fail-on-warnings turns a mere warning into a failure.
+    let sb = Sandbox::new();
+    sb.write(
+        "lint/manifests/init.pp",
+        "# @summary x\nclass lint {\n  $x = \"plain\"\n  notice($x)\n}\n",
+    );
+    let mut c = Command::new("puppet-lint");
+    c.current_dir(sb.path("lint"))
+        .args(["--fail-on-warnings", "manifests"]);
+    let out = run(&mut c, Duration::from_secs(120));
+    assert_eq!(out.code, 1, "{}", out.text());
+    assert!(
+        out.text()
+            .contains("WARNING: double quoted string containing no variables"),
+        "{}",
+        out.text()
+    );
+}
+
+#[test]
+fn rspec_puppet_catalog_tests_pass() {
+    let mut c = Command::new("rspec");
+    c.current_dir(module_dir()).env("NO_COLOR", "1");
+    let out = run(&mut c, Duration::from_secs(900));
+    let text = out.text();
+    let summary = text
+        .lines()
+        .rev()
+        .find(|l| l.contains(" examples, ") || l.contains(" example, "))
+        .unwrap_or_else(|| panic!("no rspec summary in:\n{text}"));
+    let count = |word: &str| -> u64 {
+        summary
+            .split(", ")
+            .find(|p| p.contains(word))
+            .and_then(|p| p.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no {word} count in {summary:?}"))
+    };
+    let (examples, failures) = (count("example"), count("failure"));
+    assert_eq!(out.code, 0, "rspec failed ({summary}):\n{text}");
+    assert_eq!(failures, 0, "{text}");
+    assert!(examples > 0, "{summary}");
+    assert!(
+        !text.contains("error occurred outside of examples"),
+        "{text}"
+    );
+    eprintln!("rspec: {summary}");
+    // The spec helper links the module into a temporary module path instead
+    // of writing fixtures into the checkout.
+    assert!(!module_dir().join("spec/fixtures/modules").exists());
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for e in fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let t = e.file_type().unwrap();
+        let dest = to.join(e.file_name());
+        if t.is_dir() {
+            copy_tree(&e.path(), &dest);
+        } else if t.is_file() {
+            fs::copy(e.path(), &dest).unwrap();
+        }
+    }
+}
+
+#[test]
+fn reference_md_is_generated_from_the_current_sources() {
+    // puppet strings writes .yardoc/ where it runs: run it on a copy.
+    let sb = Sandbox::new();
+    let copy = sb.path("strings/shoal");
+    copy_tree(&module_dir(), &copy);
+    fs::remove_file(copy.join("REFERENCE.md")).unwrap();
+    let mut c = Command::new("puppet");
+    c.current_dir(&copy).args([
+        "strings",
+        "generate",
+        "--format",
+        "markdown",
+        "--out",
+        "REFERENCE.md",
+    ]);
+    let out = run(&mut c, Duration::from_secs(300));
+    assert_eq!(out.code, 0, "{}", out.text());
+    assert!(out.stdout.contains("100.00% documented"), "{}", out.text());
+    let fresh = fs::read_to_string(copy.join("REFERENCE.md")).unwrap();
+    let committed = fs::read_to_string(module_dir().join("REFERENCE.md")).unwrap();
+    assert!(
+        fresh == committed,
+        "puppet/REFERENCE.md is stale: regenerate it in puppet/ with \
+         `puppet strings generate --format markdown --out REFERENCE.md`"
+    );
+}
+
+#[test]
+fn rendered_agent_configs_parse_with_shoal_config() {
+    let sb = Sandbox::new();
+    let bin = placeholder_binary(&sb);
+
+    // A mirror with every optional setting, declared as class shoal.
+    let site = sb.write(
+        "mirror.pp",
+        &format!(
+            "class {{ 'shoal':\n  role => 'mirror',\n  agent_name => 'mirror-7',\n  \
+             origin_public_key => '{KEY}',\n  \
+             upstreams => ['http://127.0.0.1:18700', 'https://m2.example.org:8780/'],\n  \
+             binary_source => '{bin}',\n  install_dir => '{p}/usr/local/bin',\n  \
+             config_dir => '{p}/etc/shoal',\n  state_dir => '{p}/var/lib/shoal',\n  \
+             repo_dir => '{p}/srv/shoal/repo',\n  profile => 'debian',\n  \
+             listen => '127.0.0.1:18780',\n  peer_listen => '127.0.0.1:18790',\n  \
+             advertise_url => 'http://mirror7.example.org:8780',\n  poll_interval => 15,\n  \
+             delete_grace => '1h30m',\n  upload_limit => '4GiB',\n  download_limit => 1048576,\n  \
+             log_format => 'json',\n  service_manager => 'daemon',\n}}\n",
+            bin = bin.display(),
+            p = sb.root(),
+        ),
+    );
+    let out = sb.apply(&site, &["--tags", "file"]);
+    assert_eq!(out.code, 2, "{}", out.text());
+    let cfg_path = sb.path("etc/shoal/agent.yaml");
+    let cfg = AgentConfig::load(&cfg_path)
+        .unwrap_or_else(|e| panic!("{e}\n{}", fs::read_to_string(&cfg_path).unwrap()));
+    assert_eq!(cfg.role, Role::Mirror);
+    assert_eq!(cfg.name.as_deref(), Some("mirror-7"));
+    assert_eq!(cfg.repo, sb.path("srv/shoal/repo"));
+    assert_eq!(cfg.state, sb.path("var/lib/shoal"));
+    assert_eq!(cfg.profile, Profile::Debian);
+    assert_eq!(cfg.listen, "127.0.0.1:18780".parse::<SocketAddr>().unwrap());
+    assert_eq!(cfg.peer_listen, Some("127.0.0.1:18790".parse().unwrap()));
+    assert_eq!(
+        cfg.advertise_url.as_deref(),
+        Some("http://mirror7.example.org:8780")
+    );
+    assert_eq!(cfg.mirror.origin_key.as_deref(), Some(KEY));
+    assert_eq!(
+        cfg.mirror.upstreams,
+        ["http://127.0.0.1:18700", "https://m2.example.org:8780/"]
+    );
+    assert_eq!(cfg.mirror.poll_interval, Duration::from_secs(15));
+    assert_eq!(cfg.mirror.delete_grace, Duration::from_secs(5400));
+    assert_eq!(cfg.network.upload_limit, 4 << 30);
+    assert_eq!(cfg.network.download_limit, 1 << 20);
+    assert_eq!(cfg.log.format, LogFormat::Json);
+    assert_eq!(mode(&cfg_path), 0o640);
+    assert_eq!(mode(&sb.path("usr/local/bin/shoal-agent")), 0o755);
+    assert_eq!(
+        fs::read(sb.path("usr/local/bin/shoal-agent")).unwrap(),
+        fs::read(&bin).unwrap()
+    );
+
+    // An origin with its private key handed in, declared as shoal::origin
+    // with the rest from Hiera.
+    sb.hiera(&format!(
+        "---\nshoal::binary_source: '{bin}'\nshoal::install_dir: '{p}/usr/local/bin'\n\
+         shoal::config_dir: '{p}/etc/origin'\nshoal::state_dir: '{p}/var/lib/origin'\n\
+         shoal::repo_dir: '{p}/srv/shoal/archive'\nshoal::listen: '127.0.0.1:18700'\n\
+         shoal::service_manager: 'daemon'\nshoal::origin::origin_private_key: \"test key material\\n\"\n",
+        bin = bin.display(),
+        p = sb.root(),
+    ));
+    let site = sb.write(
+        "origin.pp",
+        "class { 'shoal::origin':\n  publish_interval => '2m',\n  manifest_ttl => '14d',\n}\n",
+    );
+    let out = sb.apply(&site, &["--tags", "file"]);
+    assert_eq!(out.code, 2, "{}", out.text());
+    assert!(
+        !out.text().contains("test key material"),
+        "the key leaked into the output:\n{}",
+        out.text()
+    );
+    let cfg = AgentConfig::load(&sb.path("etc/origin/agent.yaml")).unwrap();
+    assert_eq!(cfg.role, Role::Origin);
+    assert_eq!(cfg.origin.key, Some(sb.path("etc/origin/origin.key")));
+    assert_eq!(cfg.origin.publish_interval, Duration::from_secs(120));
+    assert_eq!(cfg.origin.manifest_ttl, Duration::from_secs(14 * 86400));
+    assert_eq!(cfg.listen, "127.0.0.1:18700".parse::<SocketAddr>().unwrap());
+    assert_eq!(cfg.profile, Profile::Generic);
+    let key = sb.path("etc/origin/origin.key");
+    assert_eq!(fs::read_to_string(&key).unwrap(), "test key material\n");
+    assert_eq!(mode(&key), 0o600);
+    // The origin only reads its repository: the module leaves it alone.
+    assert!(!sb.path("srv/shoal/archive").exists());
+}
+
+#[test]
+fn bad_parameters_fail_the_run_with_a_clear_message() {
+    let sb = Sandbox::new();
+    let bin = placeholder_binary(&sb);
+    let cases = [
+        (
+            "upstreams => ['http://127.0.0.1:1'],".to_string(),
+            "a mirror needs the origin's public key: set shoal::origin_public_key",
+        ),
+        (
+            format!("origin_public_key => '{KEY}', upstreams => ['ftp://x'],"),
+            "parameter 'upstreams' index 0 expects a match for Shoal::Httpurl",
+        ),
+        (
+            format!("origin_public_key => '{KEY}', upstreams => ['http://127.0.0.1:1'], poll_interval => 'soon',"),
+            "parameter 'poll_interval' expects a Shoal::Duration",
+        ),
+    ];
+    for (params, message) in &cases {
+        let site = sb.write(
+            "bad.pp",
+            &format!(
+                "class {{ 'shoal':\n  {params}\n  binary_source => '{}',\n  install_dir => '{}',\n  \
+                 config_dir => '{}',\n  service_manager => 'daemon',\n}}\n",
+                bin.display(),
+                sb.s("usr/local/bin"),
+                sb.s("etc/shoal"),
+            ),
+        );
+        let out = sb.apply(&site, &[]);
+        assert_eq!(out.code, 1, "{params}: {}", out.text());
+        assert!(
+            out.text().contains(message),
+            "{params}: expected {message:?} in:\n{}",
+            out.text()
+        );
+        assert!(
+            !sb.path("etc/shoal").exists(),
+            "{params}: a failed compile changed nothing"
+        );
+    }
+}
+
+#[test]
+fn systemd_unit_passes_systemd_analyze_verify() {
+    for sibling in [false, true] {
+        let sb = Sandbox::new();
+        let bin = placeholder_binary(&sb);
+        let (repo, state) = if sibling {
+            (sb.s("srv/shoal/repo"), sb.s("srv/shoal/state"))
+        } else {
+            (sb.s("srv/shoal/repo"), sb.s("var/lib/shoal"))
+        };
+        fs::create_dir_all(sb.path("etc/systemd/system")).unwrap();
+        let site = sb.write(
+            "site.pp",
+            &format!(
+                "class {{ 'shoal::mirror':\n  origin_public_key => '{KEY}',\n  \
+                 upstreams => ['http://127.0.0.1:18700'],\n}}\n"
+            ),
+        );
+        sb.hiera(&format!(
+            "---\nshoal::binary_source: '{}'\nshoal::install_dir: '{}'\nshoal::config_dir: '{}'\n\
+             shoal::unit_dir: '{}'\nshoal::repo_dir: '{repo}'\nshoal::state_dir: '{state}'\n\
+             shoal::service_manager: 'systemd'\nshoal::user: 'daemon'\nshoal::group: 'daemon'\n",
+            bin.display(),
+            sb.s("usr/local/bin"),
+            sb.s("etc/shoal"),
+            sb.s("etc/systemd/system"),
+        ));
+        // Only the file resources: this machine has no systemd to manage.
+        let out = sb.apply(&site, &["--tags", "file"]);
+        assert_eq!(out.code, 2, "{}", out.text());
+        let unit = sb.path("etc/systemd/system/shoal-agent.service");
+        let text = fs::read_to_string(&unit).unwrap();
+        assert!(
+            text.contains(&format!(
+                "ExecStart={} --config {} run\n",
+                sb.s("usr/local/bin/shoal-agent"),
+                sb.s("etc/shoal/agent.yaml")
+            )),
+            "{text}"
+        );
+        for line in [
+            "User=daemon",
+            "Group=daemon",
+            "Restart=on-failure",
+            "NoNewPrivileges=yes",
+            "ProtectSystem=strict",
+            "PrivateTmp=yes",
+            "ProtectHome=yes",
+            "RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} missing:\n{text}");
+        }
+        let rw = if sibling {
+            sb.s("srv/shoal")
+        } else {
+            format!("{repo} {state}")
+        };
+        assert!(text.contains(&format!("\nReadWritePaths={rw}\n")), "{text}");
+
+        let verify = |path: &Path| {
+            let mut c = Command::new("systemd-analyze");
+            c.arg("verify").arg(path);
+            run(&mut c, Duration::from_secs(60))
+        };
+        let out = verify(&unit);
+        assert_eq!(
+            out.code,
+            0,
+            "systemd-analyze verify failed:\n{}",
+            out.text()
+        );
+        assert_eq!(out.text().trim(), "", "systemd-analyze verify complained");
+
+        // systemd-analyze reports a bad setting and a missing binary, so the
+        // silence above means something.
+        let broken = sb.write(
+            "broken/shoal-agent.service",
+            &text.replace("Restart=on-failure", "Restart=sometimes"),
+        );
+        let out = verify(&broken);
+        assert!(out.text().contains("sometimes"), "{}", out.text());
+        let broken = sb.write(
+            "broken/shoal-agent.service",
+            &text.replace(
+                &sb.s("usr/local/bin/shoal-agent"),
+                &sb.s("nonexistent/shoal-agent"),
+            ),
+        );
+        let out = verify(&broken);
+        assert_ne!(out.code, 0, "{}", out.text());
+    }
+}
+
+/// Minimal HTTP/1.1 GET of 127.0.0.1:port.
+fn http_get(port: u16, host: &str, path: &str) -> std::io::Result<(u16, String, Vec<u8>)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf)?;
+    let split = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| std::io::Error::other("no end of headers"))?;
+    let head = String::from_utf8_lossy(&buf[..split]).to_string();
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("bad status line in {head:?}")))?;
+    Ok((code, head, buf[split + 4..].to_vec()))
+}
+
+fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+/// An HTTP port `p` on 127.0.0.1 with `p + 1` free as well (an agent's
+/// BitTorrent port defaults to its HTTP port + 1).
+fn free_port_pair() -> u16 {
+    for _ in 0..100 {
+        let a = TcpListener::bind("127.0.0.1:0").unwrap();
+        let p = a.local_addr().unwrap().port();
+        if p < 65535 && TcpListener::bind(("127.0.0.1", p + 1)).is_ok() {
+            return p;
+        }
+    }
+    panic!("no two free adjacent ports on 127.0.0.1");
+}
+
+fn alive(pid: i32) -> bool {
+    // A killed daemon is a zombie until init reaps it: that counts as gone.
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit_once(") ")
+            .map(|(_, rest)| !rest.starts_with('Z'))
+            .unwrap_or(false),
+        Err(_) => false,
+    }
+}
+
+fn cmdline(pid: i32) -> String {
+    fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|b| String::from_utf8_lossy(&b).replace('\0', " "))
+        .unwrap_or_default()
+}
+
+/// Stops one process by PID: SIGTERM, then SIGKILL after 10 s.
+fn stop_pid(pid: i32) {
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    let t = Instant::now();
+    while alive(pid) && t.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    if alive(pid) {
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+}
+
+/// Child processes the test started itself.
+struct Children(Vec<Child>);
+
+impl Drop for Children {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            if c.try_wait().ok().flatten().is_none() {
+                stop_pid(c.id() as i32);
+                let _ = c.wait();
+            }
+        }
+    }
+}
+
+/// The agent Puppet started under start-stop-daemon: found by its pidfile,
+/// and stopped at the end (also on failure) if it still runs. Only PIDs
+/// whose command line names this test's config file are touched.
+struct Daemon {
+    pidfile: PathBuf,
+    config: String,
+    seen: Vec<i32>,
+}
+
+impl Daemon {
+    fn pid(&mut self) -> Option<i32> {
+        let pid: i32 = fs::read_to_string(&self.pidfile)
+            .ok()?
+            .trim()
+            .parse()
+            .ok()?;
+        if !self.seen.contains(&pid) {
+            self.seen.push(pid);
+        }
+        Some(pid)
+    }
+
+    fn ours(&self, pid: i32) -> bool {
+        alive(pid) && cmdline(pid).contains(&self.config)
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.pid();
+        for &pid in &self.seen {
+            if self.ours(pid) {
+                stop_pid(pid);
+            }
+        }
+    }
+}
+
+fn wait_for<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Result<T, String>) -> T {
+    let t = Instant::now();
+    loop {
+        match f() {
+            Ok(v) => return v,
+            Err(last) if t.elapsed() > limit => {
+                panic!("timed out after {limit:?} waiting for {what}; last: {last}")
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(250)),
+        }
+    }
+}
+
+fn status(port: u16) -> Result<serde_json::Value, String> {
+    let (code, _, body) = http_get(port, "127.0.0.1", "/status").map_err(|e| e.to_string())?;
+    if code != 200 {
+        return Err(format!("HTTP {code}: {}", String::from_utf8_lossy(&body)));
+    }
+    serde_json::from_slice(&body).map_err(|e| format!("{e}: {}", String::from_utf8_lossy(&body)))
+}
+
+fn generation(s: &serde_json::Value) -> u64 {
+    s["generation_applied"].as_u64().unwrap_or(0)
+}
+
+#[test]
+fn nginx_vhost_passes_nginx_t_and_sends_cache_headers() {
+    let sb = Sandbox::new();
+    // nginx runs its workers as nobody: they must be able to read the tree.
+    fs::set_permissions(sb.dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let www = sb.path("www");
+    let files = [
+        ("dists/stable/InRelease", "no-cache"),
+        ("dists/stable/Release", "no-cache"),
+        ("dists/stable/main/binary-amd64/Packages.xz", "no-cache"),
+        ("dists/stable/main/source/Sources.gz", "no-cache"),
+        ("dists/stable/main/i18n/Translation-en.bz2", "no-cache"),
+        (
+            "dists/stable/main/binary-amd64/by-hash/SHA256/0a1b2c3d",
+            "public, max-age=86400",
+        ),
+        (
+            "pool/main/h/hello/hello_2.10-3_amd64.deb",
+            "public, max-age=86400",
+        ),
+        ("el9/repodata/repomd.xml", "no-cache"),
+        ("el9/repodata/0a1b2c-primary.xml.gz", "no-cache"),
+        (
+            "el9/Packages/h/hello-2.10-1.el9.x86_64.rpm",
+            "public, max-age=86400",
+        ),
+        ("project/trace/mirror1.example.org", "no-cache"),
+    ];
+    for (f, _) in files {
+        sb.write(&format!("www/{f}"), &format!("content of {f}\n"));
+    }
+    let port = free_port_pair();
+    // The vhost as shoal::web renders it.
+    let manifest = format!(
+        "file {{ '{}':\n  content => epp('shoal/nginx-vhost.conf.epp', {{\n    \
+         'server_name' => 'mirror.test', 'port' => {port}, 'root' => '{}' }}),\n}}\n",
+        sb.s("nginx/shoal.conf"),
+        www.display()
+    );
+    fs::create_dir_all(sb.path("nginx/logs")).unwrap();
+    let out = sb.apply(&sb.write("vhost.pp", &manifest), &[]);
+    assert_eq!(out.code, 2, "{}", out.text());
+    let vhost = fs::read_to_string(sb.path("nginx/shoal.conf")).unwrap();
+
+    let main_conf = |include: &Path| {
+        let n = sb.path("nginx");
+        format!(
+            "pid {n}/nginx.pid;\nerror_log {n}/logs/error.log;\nevents {{}}\nhttp {{\n  \
+             include /etc/nginx/mime.types;\n  access_log {n}/logs/access.log;\n  \
+             client_body_temp_path {n}/body;\n  proxy_temp_path {n}/proxy;\n  \
+             fastcgi_temp_path {n}/fastcgi;\n  uwsgi_temp_path {n}/uwsgi;\n  \
+             scgi_temp_path {n}/scgi;\n  include {};\n}}\n",
+            include.display(),
+            n = n.display()
+        )
+    };
+    let conf = sb.write("nginx/nginx.conf", &main_conf(&sb.path("nginx/shoal.conf")));
+    let nginx = |args: &[&str], conf: &Path| {
+        let mut c = Command::new("nginx");
+        c.arg("-p")
+            .arg(sb.path("nginx"))
+            .arg("-c")
+            .arg(conf)
+            .arg("-e")
+            .arg(sb.path("nginx/logs/error.log"))
+            .args(args);
+        c
+    };
+    let out = run(&mut nginx(&["-t"], &conf), Duration::from_secs(60));
+    assert_eq!(out.code, 0, "nginx -t failed:\n{}\n{vhost}", out.text());
+    assert!(out.stderr.contains("test is successful"), "{}", out.text());
+
+    // Serve it for real, bound to 127.0.0.1 only (the vhost listens on every
+    // address), and check what clients get.
+    let local = vhost
+        .replace(
+            &format!("listen {port};"),
+            &format!("listen 127.0.0.1:{port};"),
+        )
+        .replace(&format!("listen [::]:{port};"), "");
+    assert_ne!(local, vhost);
+    let local_vhost = sb.write("nginx/local.conf", &local);
+    let conf = sb.write("nginx/nginx-local.conf", &main_conf(&local_vhost));
+    let child = nginx(&["-g", "daemon off;"], &conf)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start nginx");
+    let _children = Children(vec![child]);
+    wait_for("nginx to answer", Duration::from_secs(20), || {
+        http_get(port, "mirror.test", "/").map_err(|e| e.to_string())
+    });
+    for (f, cache) in files {
+        let (code, head, body) = http_get(port, "mirror.test", &format!("/{f}")).unwrap();
+        assert_eq!(code, 200, "/{f}: {head}");
+        assert_eq!(body, format!("content of {f}\n").as_bytes(), "/{f}");
+        assert_eq!(header(&head, "Cache-Control"), Some(cache), "/{f}: {head}");
+    }
+}
+
+/// Serves one file over HTTP on 127.0.0.1 and counts the requests.
+struct FileServer {
+    port: u16,
+    requests: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl FileServer {
+    fn start(path: &'static str, body: Vec<u8>) -> FileServer {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let requests = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (r, s) = (requests.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            while !s.load(Ordering::SeqCst) {
+                let Ok((mut conn, _)) = listener.accept() else {
+                    std::thread::sleep(Duration::from_millis(20));
+                    continue;
+                };
+                conn.set_nonblocking(false).unwrap();
+                conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+                let mut req = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match conn.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => req.extend_from_slice(&buf[..n]),
+                    }
+                }
+                r.fetch_add(1, Ordering::SeqCst);
+                let line = String::from_utf8_lossy(&req)
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+                    .to_string();
+                let mut parts = line.split_whitespace();
+                let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+                let reply = if target == path {
+                    let mut head = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n\
+                         Content-Length: {}\r\nConnection: close\r\n\r\n",
+                        body.len()
+                    )
+                    .into_bytes();
+                    if method != "HEAD" {
+                        head.extend_from_slice(&body);
+                    }
+                    head
+                } else {
+                    b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                        .to_vec()
+                };
+                let _ = conn.write_all(&reply);
+            }
+        });
+        FileServer {
+            port,
+            requests,
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for FileServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+#[test]
+fn binary_from_a_url_is_verified_by_its_checksum() {
+    let sb = Sandbox::new();
+    let payload: Vec<u8> = (0..200_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let src = sb.path("payload");
+    fs::write(&src, &payload).unwrap();
+    let out = run(Command::new("sha256sum").arg(&src), Duration::from_secs(30));
+    assert_eq!(out.code, 0, "{}", out.text());
+    let sum = out.stdout.split_whitespace().next().unwrap().to_string();
+    let server = FileServer::start("/dl/shoal-agent", payload.clone());
+    let site = sb.write(
+        "site.pp",
+        &format!(
+            "class {{ 'shoal::mirror':\n  origin_public_key => '{KEY}',\n  \
+             upstreams => ['http://127.0.0.1:18700'],\n}}\n"
+        ),
+    );
+    let data = |checksum: &str| {
+        format!(
+            "---\nshoal::binary_source: 'http://127.0.0.1:{}/dl/shoal-agent'\n\
+             shoal::binary_checksum: '{checksum}'\nshoal::install_dir: '{}'\n\
+             shoal::config_dir: '{}'\nshoal::state_dir: '{}'\nshoal::repo_dir: '{}'\n\
+             shoal::service_manager: 'daemon'\n",
+            server.port,
+            sb.s("usr/local/bin"),
+            sb.s("etc/shoal"),
+            sb.s("var/lib/shoal"),
+            sb.s("srv/shoal/repo"),
+        )
+    };
+    let installed = sb.path("usr/local/bin/shoal-agent");
+
+    sb.hiera(&data(&format!("sha256:{sum}")));
+    let out = sb.apply(&site, &["--tags", "file"]);
+    assert_eq!(out.code, 2, "{}", out.text());
+    assert_eq!(fs::read(&installed).unwrap(), payload);
+    assert_eq!(mode(&installed), 0o755);
+    assert!(server.requests.load(Ordering::SeqCst) > 0);
+
+    // While the installed binary matches, nothing is downloaded.
+    let before = server.requests.load(Ordering::SeqCst);
+    let out = sb.apply(&site, &["--tags", "file"]);
+    assert_eq!(out.code, 0, "{}", out.text());
+    assert_eq!(
+        server.requests.load(Ordering::SeqCst),
+        before,
+        "the second run downloaded again"
+    );
+
+    // A download that does not match is refused and not installed.
+    fs::remove_file(&installed).unwrap();
+    let wrong: String = sum
+        .chars()
+        .map(|c| if c == '0' { '1' } else { '0' })
+        .collect();
+    sb.hiera(&data(&format!("sha256:{wrong}")));
+    let out = sb.apply(&site, &["--tags", "file"]);
+    assert_eq!(
+        out.code & 4,
+        4,
+        "expected a failed resource:\n{}",
+        out.text()
+    );
+    assert!(
+        out.text().contains("did not match desired checksum"),
+        "{}",
+        out.text()
+    );
+    assert!(!installed.exists());
+}
+
+fn write_tree(root: &Path, files: &[(&str, &str)]) {
+    for (p, text) in files {
+        let p = root.join(p);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(p, text).unwrap();
+    }
+}
+
+#[test]
+fn puppet_apply_runs_a_mirror_that_follows_an_origin() {
+    let agent = shoal_e2e::bin("shoal-agent");
+    let sb = Sandbox::new();
+    let mut children = Children(Vec::new());
+
+    // A real origin on 127.0.0.1 with a small repository.
+    let origin_repo = sb.path("origin/repo");
+    let origin_state = sb.path("origin/state");
+    let files = [
+        (
+            "dists/stable/InRelease",
+            "Origin: shoal test\nSuite: stable\n",
+        ),
+        (
+            "dists/stable/main/binary-amd64/Packages",
+            "Package: hello\nVersion: 2.10-3\n",
+        ),
+        (
+            "pool/main/h/hello/hello_2.10-3_amd64.deb",
+            "not really a deb, but bytes all the same\n",
+        ),
+        ("README", "served by a shoal origin for the puppet test\n"),
+    ];
+    write_tree(&origin_repo, &files);
+    fs::create_dir_all(&origin_state).unwrap();
+    let key_file = sb.path("origin/origin.key");
+    let out = run(
+        Command::new(&agent)
+            .arg("keygen")
+            .arg("--out")
+            .arg(&key_file),
+        Duration::from_secs(30),
+    );
+    assert_eq!(out.code, 0, "keygen failed:\n{}", out.text());
+    let public = out
+        .stdout
+        .split_whitespace()
+        .find(|w| shoal_config::is_public_key(w))
+        .unwrap_or_else(|| panic!("keygen printed no public key:\n{}", out.text()))
+        .to_string();
+    let origin_port = free_port_pair();
+    let origin_log = fs::File::create(sb.path("origin/agent.log")).unwrap();
+    children.0.push(
+        Command::new(&agent)
+            .arg("origin")
+            .arg("--repo")
+            .arg(&origin_repo)
+            .arg("--state")
+            .arg(&origin_state)
+            .arg("--key")
+            .arg(&key_file)
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{origin_port}"))
+            .arg("--profile")
+            .arg("debian")
+            .stdin(Stdio::null())
+            .stdout(origin_log.try_clone().unwrap())
+            .stderr(origin_log)
+            .spawn()
+            .expect("start the origin"),
+    );
+    let origin_log = || fs::read_to_string(sb.path("origin/agent.log")).unwrap_or_default();
+    wait_for("the origin's /status", Duration::from_secs(30), || {
+        status(origin_port)
+    });
+    let out = run(
+        Command::new(&agent)
+            .arg("publish")
+            .arg("--state")
+            .arg(&origin_state),
+        Duration::from_secs(60),
+    );
+    assert_eq!(
+        out.code,
+        0,
+        "publish failed:\n{}\norigin log:\n{}",
+        out.text(),
+        origin_log()
+    );
+    let origin_gen = wait_for("the origin to publish", Duration::from_secs(60), || {
+        let s = status(origin_port)?;
+        match generation(&s) {
+            0 => Err(s.to_string()),
+            g => Ok(g),
+        }
+    });
+
+    // The mirror, installed and started by Puppet: shoal::mirror in the site
+    // manifest, the rest in the site's Hiera data, as a control repo has it.
+    let mirror_port = free_port_pair();
+    let hiera = |extra: &str| {
+        format!(
+            "---\nshoal::binary_source: '{}'\nshoal::install_dir: '{}'\nshoal::config_dir: '{}'\n\
+             shoal::state_dir: '{}'\nshoal::repo_dir: '{}'\nshoal::profile: 'debian'\n\
+             shoal::agent_name: 'puppet-mirror'\nshoal::listen: '127.0.0.1:{mirror_port}'\n\
+             shoal::peer_listen: '127.0.0.1:{}'\nshoal::service_manager: 'daemon'\n{extra}",
+            agent.display(),
+            sb.s("usr/local/bin"),
+            sb.s("etc/shoal"),
+            sb.s("var/lib/shoal"),
+            sb.s("srv/shoal/repo"),
+            mirror_port + 1,
+        )
+    };
+    let site = sb.write(
+        "site.pp",
+        &format!(
+            "class {{ 'shoal::mirror':\n  origin_public_key => '{public}',\n  \
+             upstreams         => ['http://127.0.0.1:{origin_port}'],\n}}\n"
+        ),
+    );
+    let mut daemon = Daemon {
+        pidfile: sb.path("var/lib/shoal/agent.pid"),
+        config: sb.s("etc/shoal/agent.yaml"),
+        seen: Vec::new(),
+    };
+    let mirror_log = || fs::read_to_string(sb.path("var/lib/shoal/agent.log")).unwrap_or_default();
+
+    sb.hiera(&hiera("shoal::poll_interval: '2s'\n"));
+    let first = sb.apply(&site, &[]);
+    let _ = daemon.pid();
+    assert_eq!(
+        first.code,
+        2,
+        "first run: expected changes (exit 2):\n{}\nagent log:\n{}",
+        first.text(),
+        mirror_log()
+    );
+    assert!(
+        first
+            .text()
+            .contains("Service[shoal-agent]/ensure: ensure changed 'stopped' to 'running'"),
+        "{}",
+        first.text()
+    );
+    AgentConfig::load(&sb.path("etc/shoal/agent.yaml")).unwrap();
+    let pid = daemon.pid().expect("the pidfile names the agent");
+    assert!(
+        daemon.ours(pid),
+        "pid {pid} is not the agent: {}",
+        cmdline(pid)
+    );
+
+    let second = sb.apply(&site, &[]);
+    assert_eq!(
+        second.code,
+        0,
+        "second run: expected no changes (exit 0):\n{}\nagent log:\n{}",
+        second.text(),
+        mirror_log()
+    );
+    assert_eq!(
+        daemon.pid(),
+        Some(pid),
+        "the second run restarted the agent"
+    );
+
+    // End to end: the mirror Puppet started reaches the origin's generation.
+    let reached = |what: &str| {
+        wait_for(what, Duration::from_secs(120), || {
+            let s = status(mirror_port)?;
+            if generation(&s) >= origin_gen {
+                Ok(s)
+            } else {
+                Err(format!(
+                    "{s}\nmirror log:\n{}\norigin log:\n{}",
+                    mirror_log(),
+                    origin_log()
+                ))
+            }
+        })
+    };
+    let s = reached("the mirror to apply the origin's generation");
+    assert_eq!(s["role"], "mirror", "{s}");
+    for (f, text) in files {
+        let got = fs::read_to_string(sb.path("srv/shoal/repo").join(f))
+            .unwrap_or_else(|e| panic!("{f}: {e}"));
+        assert_eq!(got, text, "{f}");
+    }
+
+    // A config change restarts the agent.
+    sb.hiera(&hiera("shoal::poll_interval: '3s'\n"));
+    let third = sb.apply(&site, &[]);
+    assert_eq!(third.code, 2, "{}", third.text());
+    assert!(
+        third
+            .text()
+            .contains("Service[shoal-agent]: Triggered 'refresh'"),
+        "{}",
+        third.text()
+    );
+    let new_pid = daemon.pid().expect("pidfile after the restart");
+    assert_ne!(new_pid, pid, "the agent was not restarted");
+    assert!(!alive(pid), "the old agent {pid} still runs");
+    assert!(daemon.ours(new_pid));
+    let cfg = AgentConfig::load(&sb.path("etc/shoal/agent.yaml")).unwrap();
+    assert_eq!(cfg.mirror.poll_interval, Duration::from_secs(3));
+    reached("the restarted mirror to report the generation");
+
+    // service_ensure => stopped stops it through the pidfile.
+    sb.hiera(&hiera(
+        "shoal::poll_interval: '3s'\nshoal::service_ensure: 'stopped'\n",
+    ));
+    let fourth = sb.apply(&site, &[]);
+    assert_eq!(fourth.code, 2, "{}", fourth.text());
+    assert!(
+        fourth
+            .text()
+            .contains("ensure changed 'running' to 'stopped'"),
+        "{}",
+        fourth.text()
+    );
+    assert!(
+        !alive(new_pid),
+        "the agent {new_pid} still runs after service_ensure => stopped"
+    );
+    assert!(!daemon.pidfile.exists(), "the pidfile is left behind");
+
+    drop(daemon);
+    drop(children);
+}
