@@ -6,8 +6,8 @@
     bad: ['', 'srv', './x', '/srv/my repo', "/srv/a\nb", '/srv/%i', '/srv/$HOME', '/srv/"q"', 3],
   },
   'Shoal::Duration' => {
-    good: [0, 30, '30', '30s', '5m', '1h', '7d', '2w', '1h30m', '250ms'],
-    bad: ['', 'soon', '30 s', '1.5h', '-1s', '5min', -1],
+    good: [0, 30, '30', '30s', '5m', '1h', '7d', '2w', '1h30m', '1h 30m', '250ms', '1s500ms'],
+    bad: ['', 'soon', '30 s', '1.5h', '-1s', '5min', '1h  30m', ' 1h', '1h ', -1],
   },
   'Shoal::Bytesize' => {
     good: [0, 4096, '4096', '512KiB', '4GiB', '10MB', '1.5GiB', '1TB'],
