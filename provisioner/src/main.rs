@@ -1,5 +1,7 @@
 //! `shoal`: the Shoal provisioner CLI.
 
+mod gluster;
+
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
@@ -21,6 +23,11 @@ enum Command {
     Check(shoal_provisioner::check::CheckArgs),
     #[command(subcommand)]
     Render(shoal_provisioner::render::RenderCommand),
+    /// Plan GlusterFS volumes for mirror storage.
+    Gluster {
+        #[command(subcommand)]
+        cmd: gluster::GlusterCmd,
+    },
 }
 
 fn main() -> ExitCode {
@@ -28,6 +35,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Check(args) => shoal_provisioner::check::run(&args),
         Command::Render(cmd) => shoal_provisioner::render::run(&cmd),
+        Command::Gluster { cmd } => gluster::run_cmd(&cmd).map(|()| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,
