@@ -210,7 +210,7 @@ fn placeholder_binary(sb: &Sandbox) -> PathBuf {
 
 fn pp_files() -> Vec<PathBuf> {
     let mut files = Vec::new();
-    for d in ["manifests", "functions", "types"] {
+    for d in ["manifests", "functions", "types", "examples"] {
         for e in fs::read_dir(module_dir().join(d)).unwrap() {
             let p = e.unwrap().path();
             if p.extension().is_some_and(|x| x == "pp") {
@@ -257,10 +257,45 @@ fn parser_validate_accepts_every_manifest_and_rejects_a_broken_one() {
 }
 
 #[test]
+fn epp_validate_accepts_every_template_and_rejects_a_broken_one() {
+    let sb = Sandbox::new();
+    let mut templates: Vec<PathBuf> = fs::read_dir(module_dir().join("templates"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    templates.sort();
+    assert_eq!(templates.len(), 3, "{templates:?}");
+    let mut c = sb.puppet();
+    c.arg("epp")
+        .arg("validate")
+        .args(sb.puppet_settings())
+        .args(&templates);
+    let out = run(&mut c, Duration::from_secs(120));
+    assert_eq!(out.code, 0, "puppet epp validate failed:\n{}", out.text());
+
+    let broken = sb.write(
+        "broken.epp",
+        "<%- | String $x | -%>\n<% if $x { %>unclosed\n",
+    );
+    let mut c = sb.puppet();
+    c.arg("epp")
+        .arg("validate")
+        .args(sb.puppet_settings())
+        .arg(&broken);
+    let out = run(&mut c, Duration::from_secs(120));
+    assert_ne!(out.code, 0, "a broken template passed:\n{}", out.text());
+}
+
+#[test]
 fn puppet_lint_reports_no_warnings() {
     let mut c = Command::new("puppet-lint");
-    c.current_dir(module_dir())
-        .args(["--fail-on-warnings", "manifests", "functions", "types"]);
+    c.current_dir(module_dir()).args([
+        "--fail-on-warnings",
+        "manifests",
+        "functions",
+        "types",
+        "examples",
+    ]);
     let out = run(&mut c, Duration::from_secs(120));
     assert_eq!(out.code, 0, "puppet-lint found problems:\n{}", out.text());
     assert_eq!(out.text().trim(), "", "puppet-lint printed problems");
