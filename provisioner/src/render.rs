@@ -439,6 +439,29 @@ pub fn render_puppet(site: &Site) -> anyhow::Result<Vec<OutFile>> {
         v.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
         v
     };
+    // Every parameter passed must exist in the embedded class, or the
+    // catalog would fail on every node; say so now instead.
+    let init = PUPPET_MODULE
+        .get_file("manifests/init.pp")
+        .and_then(|f| f.contents_utf8())
+        .context("this shoal binary was built without the Puppet module (puppet/); rebuild it from a complete source tree")?;
+    let declared = |name: &str| {
+        init.match_indices(&format!("${name}"))
+            .any(|(i, m)| !init[i + m.len()..].starts_with(|c: char| c.is_alphanumeric() || c == '_'))
+    };
+    for h in &site.hosts {
+        for (name, _) in site.merged_values(h) {
+            if !declared(&name) {
+                let key = site.spans.nearest(&format!("{}.{name}", h.path));
+                bail!(
+                    "{}:{}: {name}: the Puppet class `shoal` in this build has no parameter `{name}`; \
+                     remove it from the site file when deploying with Puppet, or use a newer shoal",
+                    site.file,
+                    key.0
+                );
+            }
+        }
+    }
     let nodes: Vec<Value> = site
         .hosts
         .iter()

@@ -102,6 +102,8 @@ pub struct Params {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub binary_source: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub binary_checksum: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub install_dir: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config_dir: Option<String>,
@@ -233,6 +235,7 @@ pub const PARAMS: &[(&str, Applies)] = &[
     ("download_limit", Applies::Both),
     ("log_format", Applies::Both),
     ("binary_source", Applies::Both),
+    ("binary_checksum", Applies::Both),
     ("install_dir", Applies::Both),
     ("config_dir", Applies::Both),
     ("unit_dir", Applies::Both),
@@ -246,6 +249,7 @@ pub const PARAMS: &[(&str, Applies)] = &[
     ("web_port", Applies::Both),
 ];
 
+const SIZE_PARAMS: &[&str] = &["upload_limit", "download_limit"];
 const DURATION_PARAMS: &[&str] = &["publish_interval", "manifest_ttl", "poll_interval", "delete_grace"];
 
 fn applies(name: &str) -> Applies {
@@ -336,6 +340,10 @@ enum Frame {
 struct SpanBuilder {
     stack: Vec<Frame>,
     map: HashMap<String, (usize, usize)>,
+    /// Block mappings are reported where the parser knows they started,
+    /// which can be past their first key; such a position is replaced by
+    /// the first key's.
+    tentative: std::collections::HashSet<String>,
 }
 
 fn join_key(parent: &str, key: &str) -> String {
@@ -354,6 +362,9 @@ impl SpanBuilder {
             None => Some(String::new()),
             Some(Frame::Map { path, key }) => match key.take() {
                 None => {
+                    if self.tentative.remove(path.as_str()) {
+                        self.map.insert(path.clone(), (line, col));
+                    }
                     let k = scalar.unwrap_or("?").to_string();
                     let p = join_key(path, &k);
                     self.map.entry(p).or_insert((line, col));
@@ -386,7 +397,12 @@ impl yaml_rust2::parser::MarkedEventReceiver for SpanBuilder {
             Event::MappingStart(..) => {
                 // A mapping used as a key gets a path nobody asks for.
                 let path = self.node(None, line, col).unwrap_or_else(|| "?".into());
-                self.map.entry(path.clone()).or_insert((line, col));
+                if let std::collections::hash_map::Entry::Vacant(e) = self.map.entry(path.clone()) {
+                    e.insert((line, col));
+                }
+                if path.ends_with(']') {
+                    self.tentative.insert(path.clone());
+                }
                 self.stack.push(Frame::Map { path, key: None });
             }
             Event::SequenceStart(..) => {
@@ -409,6 +425,7 @@ impl Spans {
         let mut b = SpanBuilder {
             stack: Vec::new(),
             map: HashMap::new(),
+            tentative: Default::default(),
         };
         let mut parser = yaml_rust2::parser::Parser::new_from_str(text);
         if parser.load(&mut b, false).is_err() {
@@ -494,6 +511,7 @@ pub struct Host {
     pub download_limit: u64,
     pub log_format: LogFormat,
     pub binary_source: String,
+    pub binary_checksum: Option<String>,
     pub install_dir: PathBuf,
     pub config_dir: PathBuf,
     pub unit_dir: PathBuf,
@@ -663,6 +681,11 @@ fn param_values(p: &Params, role: Option<Role>) -> Vec<(String, Value)> {
                     Ok(d) => json!(short_duration(d)),
                     Err(_) => v.clone(),
                 },
+                _ => v.clone(),
+            }
+        } else if SIZE_PARAMS.contains(name) {
+            match v {
+                Value::String(s) => json!(s.split_whitespace().collect::<String>()),
                 _ => v.clone(),
             }
         } else {
@@ -910,15 +933,18 @@ impl Validator {
             }
         }
 
-        // Resolve each host.
+        // Resolve each host. A host with bad values still takes part in the
+        // checks below (with documented defaults in their place), so that
+        // one run reports every problem; one whose listen address is bad
+        // sits out the port checks.
         let mut hosts = Vec::new();
+        let mut bad_listen = std::collections::HashSet::new();
         for ((path, role, p), name) in entries.iter().zip(&names) {
-            if let Some(h) = self.resolve(path, *role, p, &defaults, name) {
-                hosts.push(h);
+            let (h, listen_ok) = self.resolve(path, *role, p, &defaults, name);
+            if !listen_ok {
+                bad_listen.insert(hosts.len());
             }
-        }
-        if hosts.len() != entries.len() {
-            return None;
+            hosts.push(h);
         }
 
         // Cross-host checks: profile, public key, upstreams, ports.
@@ -1056,7 +1082,7 @@ impl Validator {
                 }
             }
         }
-        self.ports(&entries, &hosts, &defaults);
+        self.ports(&entries, &hosts, &defaults, &bad_listen);
 
         let name = raw
             .name
@@ -1101,8 +1127,7 @@ impl Validator {
     }
 
     /// Resolves one host entry against the defaults.
-    fn resolve(&mut self, path: &str, role: Role, p: &Params, d: &Params, name: &str) -> Option<Host> {
-        let before = self.errors.len();
+    fn resolve(&mut self, path: &str, role: Role, p: &Params, d: &Params, name: &str) -> (Host, bool) {
         macro_rules! pick {
             ($field:ident) => {
                 match (&p.$field, &d.$field) {
@@ -1118,6 +1143,15 @@ impl Validator {
                 Some(g) => {
                     if !g.value.starts_with('/') {
                         v.err(&g.path, format!("'{}' is not an absolute path; write it from the root, such as {default}", g.value));
+                    } else if let Some(c) = g.value.chars().find(|c| !path_char(*c)) {
+                        v.err(
+                            &g.path,
+                            format!(
+                                "'{}' contains {c:?}; paths may hold only letters, digits and . _ + @ = : , ~ - / \
+                                 (they are written unquoted into units, shell commands and nginx), so rename the folder",
+                                g.value
+                            ),
+                        );
                     } else if g.value.len() > 1 && g.value.ends_with('/') {
                         v.err(&g.path, format!("'{}' ends with '/'; write it without the trailing slash", g.value));
                     } else if g.value.split('/').any(|c| c == ".." || c == ".") {
@@ -1194,7 +1228,7 @@ impl Validator {
         let profile = match pick!(profile) {
             None => Profile::Generic,
             Some(g) => g.value.parse::<Profile>().unwrap_or_else(|e| {
-                self.err(&g.path, format!("bad profile: {e}"));
+                self.err(&g.path, e);
                 Profile::Generic
             }),
         };
@@ -1268,29 +1302,53 @@ impl Validator {
                 String::new()
             }
             Some(g) => {
-                let ok = g.value.starts_with('/')
-                    || g.value
-                        .split_once("://")
-                        .is_some_and(|(s, rest)| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '+') && !rest.is_empty());
+                let ok = (g.value.starts_with('/') && g.value.chars().all(path_char))
+                    || g.value.split_once("://").is_some_and(|(s, rest)| {
+                        ["http", "https", "file", "puppet"].contains(&s)
+                            && !rest.is_empty()
+                            && !rest.contains(char::is_whitespace)
+                    });
                 if !ok {
                     self.err(
                         &g.path,
-                        format!("'{}' is neither an absolute path nor a URL; write /path/to/shoal-agent or https://HOST/shoal-agent", g.value),
+                        format!(
+                            "'{}' is neither an absolute path nor an http(s)://, file:// or puppet:/// URL; \
+                             write /path/to/shoal-agent or https://HOST/shoal-agent",
+                            g.value
+                        ),
                     );
                 }
                 g.value
             }
         };
+        let binary_checksum = pick!(binary_checksum).map(|g| {
+            if let Err(why) = check_checksum(&g.value) {
+                self.err(&g.path, why);
+            } else if !binary_source.contains("://") && !binary_source.is_empty() {
+                self.err(
+                    &g.path,
+                    "applies only when binary_source is a URL (a local file is copied as it is); remove it or use a URL",
+                );
+            }
+            g.value
+        });
         let account = |v: &mut Validator, g: Option<Got<String>>| -> String {
             match g {
                 None => "root".into(),
                 Some(g) => {
                     let ok = !g.value.is_empty()
                         && g.value.len() <= 32
-                        && g.value.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
-                        && !g.value.starts_with('-');
+                        && g.value.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+                        && g.value.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "_-".contains(c));
                     if !ok {
-                        v.err(&g.path, format!("'{}' is not a valid user or group name; use letters, digits, '_', '-' and '.', such as shoal", g.value));
+                        v.err(
+                            &g.path,
+                            format!(
+                                "'{}' is not a valid user or group name; use at most 32 lowercase letters, digits, '_' and '-', \
+                                 starting with a letter or '_', such as shoal",
+                                g.value
+                            ),
+                        );
                     }
                     g.value
                 }
@@ -1298,7 +1356,18 @@ impl Validator {
         };
         let user = account(self, pick!(user));
         let group = account(self, pick!(group));
-        let manage_user = pick!(manage_user).map(|g| g.value).unwrap_or(false);
+        let manage_user_got = pick!(manage_user);
+        let manage_user = manage_user_got.as_ref().map(|g| g.value).unwrap_or(false);
+        if manage_user && (user == "root" || group == "root") {
+            let from = manage_user_got.map(|g| g.path).unwrap_or_default();
+            self.err(
+                &from,
+                format!(
+                    "manage_user creates a dedicated system account for '{name}', so user and group must not be root; \
+                     set user and group to a name such as shoal, or manage_user: false"
+                ),
+            );
+        }
         let service_manager = match pick!(service_manager) {
             None => ServiceManager::Systemd,
             Some(g) => match g.value.as_str() {
@@ -1321,7 +1390,7 @@ impl Validator {
         };
         let manage_web = pick!(manage_web).map(|g| g.value).unwrap_or(false);
         let web_server_name = pick!(web_server_name).map(|g| {
-            if !valid_host_name(&g.value) && g.value != "_" {
+            if g.value.is_empty() || !g.value.chars().all(|c| c.is_ascii_alphanumeric() || "*_.-".contains(c)) {
                 self.err(&g.path, format!("'{}' is not a server name; use a host name such as mirror.example.org", g.value));
             }
             g.value
@@ -1338,10 +1407,8 @@ impl Validator {
         if p.address.as_deref().is_some_and(|a| a.is_empty() || a.contains(char::is_whitespace)) {
             self.err(&format!("{path}.address"), "is not a host name or IP address; write how the admin machine reaches this host");
         }
-        if self.errors.len() > before {
-            return None;
-        }
-        Some(Host {
+        let listen_ok = listen.is_some();
+        let host = Host {
             host: name.to_string(),
             address,
             role,
@@ -1351,7 +1418,7 @@ impl Validator {
             repo_dir,
             state_dir,
             profile,
-            listen: listen?,
+            listen: listen.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 8780))),
             peer_listen,
             advertise_url,
             origin_key_file,
@@ -1365,6 +1432,7 @@ impl Validator {
             download_limit,
             log_format,
             binary_source,
+            binary_checksum,
             install_dir,
             config_dir,
             unit_dir,
@@ -1376,13 +1444,20 @@ impl Validator {
             manage_web,
             web_server_name,
             web_port,
-        })
+        };
+        (host, listen_ok)
     }
 
     /// Port clashes: on one host between its HTTP, BitTorrent and web ports,
     /// and between hosts that are one machine (same `address`, or the same
     /// specific non-loopback listen IP).
-    fn ports(&mut self, entries: &[(String, Role, Params)], hosts: &[Host], d: &Params) {
+    fn ports(
+        &mut self,
+        entries: &[(String, Role, Params)],
+        hosts: &[Host],
+        d: &Params,
+        skip: &std::collections::HashSet<usize>,
+    ) {
         struct Sock {
             host: usize,
             what: &'static str,
@@ -1391,6 +1466,9 @@ impl Validator {
         }
         let mut socks: Vec<Sock> = Vec::new();
         for (i, (h, (path, _, p))) in hosts.iter().zip(entries).enumerate() {
+            if skip.contains(&i) || h.host.is_empty() {
+                continue;
+            }
             let listen_path = self.src(path, "listen", p);
             let listen_path = if p.listen.is_none() && d.listen.is_none() { path.clone() } else { listen_path };
             socks.push(Sock { host: i, what: "HTTP port (listen)", addr: h.listen, path: listen_path.clone() });
@@ -1489,6 +1567,25 @@ impl Validator {
             self.err(&path, "contains a control character (newline or tab); write the value on one line without tabs");
         }
     }
+}
+
+/// Characters allowed in paths: those every target writes unquoted.
+fn path_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "._+@=:,~/-".contains(c)
+}
+
+/// Checks `<algorithm>:<hex>` with the digest length of the algorithm.
+fn check_checksum(s: &str) -> Result<(), String> {
+    let lens = [("md5", 32), ("sha1", 40), ("sha224", 56), ("sha256", 64), ("sha384", 96), ("sha512", 128)];
+    let advice = "write <algorithm>:<hex digest>, such as the output of `sha256sum shoal-agent` as sha256:<64 hex digits>";
+    let (algo, hex) = s.split_once(':').ok_or_else(|| format!("'{s}' is not a checksum; {advice}"))?;
+    let Some((_, n)) = lens.iter().find(|(a, _)| *a == algo) else {
+        return Err(format!("unknown checksum algorithm '{algo}': use sha256 (or sha512, sha1, md5)"));
+    };
+    if hex.len() != *n || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(format!("'{s}' is not a {algo} checksum: expected {n} hex digits after '{algo}:'; {advice}"));
+    }
+    Ok(())
 }
 
 /// Letters, digits, `-`, `_` and `.`; not starting with `-` or `.`.
@@ -1595,7 +1692,8 @@ mod tests {
         let s = Spans::parse(text);
         assert_eq!(s.get("name"), Some((1, 1)));
         assert_eq!(s.get("origin.listen"), Some((4, 3)));
-        assert_eq!(s.get("mirrors[0].host").map(|p| p.0), Some(6));
+        assert_eq!(s.get("mirrors[0].host"), Some((6, 5)));
+        assert_eq!(s.get("mirrors[0]"), Some((6, 5)));
         assert_eq!(s.get("mirrors[1].listen").map(|p| p.0), Some(7));
         assert_eq!(s.nearest("mirrors[1].nothing").0, 7);
         assert_eq!(s.nearest("absent.key"), (1, 1));
