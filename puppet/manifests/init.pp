@@ -72,7 +72,9 @@
 # @param origin_private_key
 #   Origin only: the content of `origin_key_file`, as written by
 #   `shoal-agent keygen`. Written with mode 0600 and never shown in diffs or
-#   reports. A plain String is wrapped in `Sensitive`.
+#   reports. Give it as `Sensitive('...')` or through Hiera (the module's
+#   `lookup_options` convert it), so that it is not in the catalog as plain
+#   text either; a plain String is accepted and wrapped in `Sensitive`.
 # @param origin_public_key
 #   Mirror only (required there): the origin's public key,
 #   `ed25519:<64 hex digits>`, as printed by `shoal-agent keygen`.
@@ -176,8 +178,8 @@ class shoal (
   Shoal::Absolutepath                                    $install_dir,
   Shoal::Absolutepath                                    $config_dir,
   Shoal::Absolutepath                                    $unit_dir,
-  Pattern[/\A[a-z_][a-z0-9_-]{0,31}\z/]                 $user,
-  Pattern[/\A[a-z_][a-z0-9_-]{0,31}\z/]                 $group,
+  Pattern[/\A[a-z_][a-z0-9_-]{0,31}\z/]                  $user,
+  Pattern[/\A[a-z_][a-z0-9_-]{0,31}\z/]                  $group,
   Boolean                                                $manage_user,
   Enum['systemd', 'daemon']                              $service_manager,
   Enum['running', 'stopped']                             $service_ensure,
