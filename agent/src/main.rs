@@ -1,1 +1,347 @@
-fn main() {}
+//! The `shoal-agent` command line.
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use shoal_config::{AgentConfig, LogFormat, Profile, Role};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// The Shoal agent: an origin publishes a repository folder as signed
+/// generations; mirrors receive them over BitTorrent, from the origin and
+/// from each other, apply them so apt/dnf clients never see a half-updated
+/// repository, and keep seeding.
+///
+/// Public BitTorrent networks (DHT, LSD, UPnP/NAT-PMP, public trackers) are
+/// off unless the config turns them on.
+#[derive(Parser)]
+#[command(name = "shoal-agent", version, about, long_about)]
+struct Cli {
+    /// YAML config file (see docs/configuration.md). Command-line flags
+    /// override what it says.
+    #[arg(long, short = 'c', global = true, env = "SHOAL_CONFIG")]
+    config: Option<PathBuf>,
+
+    /// Log format: text or json.
+    #[arg(long, global = true)]
+    log_format: Option<String>,
+
+    /// Log filter, e.g. `info` or `shoal_agent=debug` (overrides RUST_LOG and the config).
+    #[arg(long, global = true)]
+    log: Option<String>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create an ed25519 key pair for an origin; prints the public key that
+    /// mirrors are configured with.
+    Keygen {
+        /// Where to write the private key (created with mode 0600; never overwritten).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Run as the origin: publish --repo as signed generations and seed them.
+    Origin(OriginArgs),
+    /// Run as a mirror: follow upstreams and keep --repo at the newest generation.
+    Mirror(MirrorArgs),
+    /// Run the role named in the --config file.
+    Run,
+    /// Ask the origin running with this --state to publish a generation now.
+    Publish {
+        /// The running origin's state directory (it holds admin.sock).
+        #[arg(long)]
+        state: Option<PathBuf>,
+    },
+    /// Print the /status JSON of the agent running with this --state.
+    Status {
+        /// The running agent's state directory.
+        #[arg(long)]
+        state: Option<PathBuf>,
+    },
+}
+
+#[derive(Args, Clone, Default)]
+struct Common {
+    /// Repository folder (origin: what to publish; mirror: the live tree clients read).
+    #[arg(long)]
+    repo: Option<PathBuf>,
+    /// State folder (pack store, manifests); must be outside --repo.
+    #[arg(long)]
+    state: Option<PathBuf>,
+    /// HTTP listen address for status, metrics and the signed documents.
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// BitTorrent listen address [default: HTTP port + 1].
+    #[arg(long)]
+    peer_listen: Option<SocketAddr>,
+    /// URL other agents use to reach this one [default: http://<listen>].
+    #[arg(long)]
+    advertise_url: Option<String>,
+    /// Repository profile: debian, rpm or generic (decides the apply order).
+    #[arg(long)]
+    profile: Option<Profile>,
+    /// Agent name for /status and the trace file [default: host name].
+    #[arg(long)]
+    name: Option<String>,
+    /// Upload limit in bytes per second, e.g. 50MB (0 = none).
+    #[arg(long)]
+    upload_limit: Option<String>,
+    /// Download limit in bytes per second (0 = none).
+    #[arg(long)]
+    download_limit: Option<String>,
+    /// How often peers re-announce to the agents' trackers, e.g. 30s.
+    #[arg(long)]
+    announce_interval: Option<String>,
+}
+
+#[derive(Args, Clone)]
+struct OriginArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Private key file made by `shoal-agent keygen`.
+    #[arg(long)]
+    key: Option<PathBuf>,
+    /// Publish automatically this often when the tree changed (0s = only on `publish`).
+    #[arg(long)]
+    publish_interval: Option<String>,
+    /// How long each generation stays valid, e.g. 7d.
+    #[arg(long)]
+    manifest_ttl: Option<String>,
+    /// Most files in one pack.
+    #[arg(long)]
+    pack_max_files: Option<usize>,
+}
+
+#[derive(Args, Clone)]
+struct MirrorArgs {
+    #[command(flatten)]
+    common: Common,
+    /// The origin's public key (`ed25519:...`, printed by keygen).
+    #[arg(long)]
+    origin_key: Option<String>,
+    /// HTTP URL of the origin or of any other agent; repeat for more.
+    #[arg(long = "upstream")]
+    upstreams: Vec<String>,
+    /// How often to ask upstreams for a new generation, e.g. 30s.
+    #[arg(long)]
+    poll_interval: Option<String>,
+    /// How long removed files stay for clients with older indices, e.g. 1h.
+    #[arg(long)]
+    delete_grace: Option<String>,
+}
+
+fn parse_dur(s: &str, flag: &str) -> Result<std::time::Duration> {
+    shoal_config::parse_duration(s).map_err(|e| anyhow::anyhow!("--{flag}: {e}"))
+}
+
+fn parse_size(s: &str, flag: &str) -> Result<u64> {
+    shoal_config::parse_bytes(s).map_err(|e| anyhow::anyhow!("--{flag}: {e}"))
+}
+
+/// The config: the file (if any), then flags on top.
+fn build_config(file: Option<&PathBuf>, role: Role, c: &Common) -> Result<(AgentConfig, String)> {
+    let (mut cfg, label) = match file {
+        Some(f) => {
+            let cfg = AgentConfig::load(f)?;
+            if cfg.role != role {
+                bail!(
+                    "{}: role is '{}' but the command is `{role}`; use `shoal-agent --config {} run`",
+                    f.display(),
+                    cfg.role,
+                    f.display()
+                );
+            }
+            (cfg, f.display().to_string())
+        }
+        None => {
+            let repo = c
+                .repo
+                .clone()
+                .context("--repo is required (or give --config)")?;
+            let state = c
+                .state
+                .clone()
+                .context("--state is required (or give --config)")?;
+            let listen = c
+                .listen
+                .context("--listen is required (or give --config)")?;
+            (
+                AgentConfig {
+                    role,
+                    name: None,
+                    repo,
+                    state,
+                    profile: Profile::default(),
+                    listen,
+                    peer_listen: None,
+                    advertise_url: None,
+                    origin: Default::default(),
+                    mirror: Default::default(),
+                    network: Default::default(),
+                    log: Default::default(),
+                },
+                "command line".to_string(),
+            )
+        }
+    };
+    if let Some(v) = &c.repo {
+        cfg.repo = v.clone();
+    }
+    if let Some(v) = &c.state {
+        cfg.state = v.clone();
+    }
+    if let Some(v) = c.listen {
+        cfg.listen = v;
+    }
+    if let Some(v) = c.peer_listen {
+        cfg.peer_listen = Some(v);
+    }
+    if let Some(v) = &c.advertise_url {
+        cfg.advertise_url = Some(v.clone());
+    }
+    if let Some(v) = c.profile {
+        cfg.profile = v;
+    }
+    if let Some(v) = &c.name {
+        cfg.name = Some(v.clone());
+    }
+    if let Some(v) = &c.upload_limit {
+        cfg.network.upload_limit = parse_size(v, "upload-limit")?;
+    }
+    if let Some(v) = &c.download_limit {
+        cfg.network.download_limit = parse_size(v, "download-limit")?;
+    }
+    if let Some(v) = &c.announce_interval {
+        cfg.network.announce_interval = parse_dur(v, "announce-interval")?;
+    }
+    Ok((cfg, label))
+}
+
+fn init_logging(cli: &Cli, cfg: Option<&AgentConfig>) {
+    use tracing_subscriber::EnvFilter;
+    let filter = cli
+        .log
+        .clone()
+        .or_else(|| std::env::var("RUST_LOG").ok())
+        .or_else(|| cfg.map(|c| c.log.level.clone()))
+        .unwrap_or_else(|| "info".into());
+    // librqbit is chatty at info; keep it at warn unless asked.
+    let filter = if filter.contains("librqbit") {
+        filter
+    } else {
+        format!("{filter},librqbit=warn,librqbit_core=warn,librqbit_dht=warn")
+    };
+    let json = match cli.log_format.as_deref() {
+        Some("json") => true,
+        Some(_) => false,
+        None => cfg
+            .map(|c| c.log.format == LogFormat::Json)
+            .unwrap_or(false),
+    };
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::new(filter))
+        .with_writer(std::io::stderr);
+    if json {
+        b.json().init();
+    } else {
+        b.init();
+    }
+}
+
+fn main() {
+    let cli = Cli::parse();
+    if let Err(e) = real_main(cli) {
+        eprintln!("shoal-agent: error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn real_main(cli: Cli) -> Result<()> {
+    let cfg = match &cli.command {
+        Command::Keygen { out } => {
+            let key = shoal_manifest::signed::PrivateKey::generate();
+            use std::io::Write;
+            use std::os::unix::fs::OpenOptionsExt;
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(out)
+                .map_err(|e| {
+                    anyhow::anyhow!(
+                        "cannot create {} ({e}); keygen never overwrites an existing key",
+                        out.display()
+                    )
+                })?;
+            f.write_all(key.to_file_text().as_bytes())?;
+            println!("{}", key.public().to_string_key());
+            return Ok(());
+        }
+        Command::Publish { state } | Command::Status { state } => {
+            let state = match (state, &cli.config) {
+                (Some(s), _) => s.clone(),
+                (None, Some(c)) => AgentConfig::load(c)?.state,
+                (None, None) => {
+                    bail!("give --state DIR (the running agent's state directory) or --config")
+                }
+            };
+            let req = if matches!(cli.command, Command::Publish { .. }) {
+                "publish"
+            } else {
+                "status"
+            };
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let reply = rt.block_on(shoal_agent::admin::call(&state, req))?;
+            println!("{reply}");
+            return Ok(());
+        }
+        Command::Run => {
+            let f = cli.config.as_ref().context("`run` needs --config FILE")?;
+            AgentConfig::load(f)?
+        }
+        Command::Origin(a) => {
+            let (mut cfg, label) = build_config(cli.config.as_ref(), Role::Origin, &a.common)?;
+            if let Some(v) = &a.key {
+                cfg.origin.key = Some(v.clone());
+            }
+            if let Some(v) = &a.publish_interval {
+                cfg.origin.publish_interval = parse_dur(v, "publish-interval")?;
+            }
+            if let Some(v) = &a.manifest_ttl {
+                cfg.origin.manifest_ttl = parse_dur(v, "manifest-ttl")?;
+            }
+            if let Some(v) = a.pack_max_files {
+                cfg.origin.pack_max_files = v;
+            }
+            cfg.validate(&label)?;
+            cfg
+        }
+        Command::Mirror(a) => {
+            let (mut cfg, label) = build_config(cli.config.as_ref(), Role::Mirror, &a.common)?;
+            if let Some(v) = &a.origin_key {
+                cfg.mirror.origin_key = Some(v.clone());
+            }
+            if !a.upstreams.is_empty() {
+                cfg.mirror.upstreams = a.upstreams.clone();
+            }
+            if let Some(v) = &a.poll_interval {
+                cfg.mirror.poll_interval = parse_dur(v, "poll-interval")?;
+            }
+            if let Some(v) = &a.delete_grace {
+                cfg.mirror.delete_grace = parse_dur(v, "delete-grace")?;
+            }
+            cfg.validate(&label)?;
+            cfg
+        }
+    };
+    init_logging(&cli, Some(&cfg));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    rt.block_on(shoal_agent::run(cfg))
+}

@@ -412,7 +412,10 @@ impl AgentConfig {
             }
         }
         if self.network.announce_interval < Duration::from_secs(1) {
-            return Err(bad("network.announce_interval", "must be at least 1s".into()));
+            return Err(bad(
+                "network.announce_interval",
+                "must be at least 1s".into(),
+            ));
         }
         Ok(())
     }
@@ -572,7 +575,10 @@ mod tests {
         let e = AgentConfig::from_yaml(&mirror_yaml("  colour: blue\n"), "site/a.yaml")
             .unwrap_err()
             .to_string();
-        assert!(e.starts_with("site/a.yaml:8:3: mirror: unknown field `colour`"), "{e}");
+        assert!(
+            e.starts_with("site/a.yaml:8:3: mirror: unknown field `colour`"),
+            "{e}"
+        );
         assert!(!e.contains(" at line "), "{e}");
         assert!(e.contains("unknown field `colour`"), "{e}");
     }
@@ -589,7 +595,9 @@ mod tests {
     #[test]
     fn bad_key_is_explained() {
         let y = mirror_yaml("").replace(KEY, "abc");
-        let e = AgentConfig::from_yaml(&y, "a.yaml").unwrap_err().to_string();
+        let e = AgentConfig::from_yaml(&y, "a.yaml")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("mirror.origin_key"), "{e}");
         assert!(e.contains("shoal-agent keygen"), "{e}");
     }

@@ -159,6 +159,10 @@ pub struct Delta {
     pub from_sha256: Sha256Hash,
     /// SHA-256 of the body of manifest G, which applying this delta must give.
     pub manifest_sha256: Sha256Hash,
+    /// The origin's signature of manifest G, so a mirror that built G from
+    /// this delta can serve G's signed envelope to others
+    /// ([`signed::envelope`]).
+    pub manifest_signature: String,
     /// The header of manifest G.
     pub header: Header,
     /// Entries added or changed, sorted by path.
@@ -183,7 +187,9 @@ pub struct Head {
 pub enum Error {
     #[error("{0}")]
     Signed(#[from] signed::Error),
-    #[error("malformed {kind}: {detail}; the upstream served a broken document, try another upstream")]
+    #[error(
+        "malformed {kind}: {detail}; the upstream served a broken document, try another upstream"
+    )]
     Malformed { kind: &'static str, detail: String },
     #[error("unsupported format {0}; upgrade shoal-agent")]
     Format(u32),
@@ -191,7 +197,11 @@ pub enum Error {
         "generation {generation} expired at {expires} (now {now}): the origin has not published \
          for too long (freeze protection); check that the origin is running"
     )]
-    Expired { generation: u64, expires: i64, now: i64 },
+    Expired {
+        generation: u64,
+        expires: i64,
+        now: i64,
+    },
     #[error("bad path in generation {generation}: {detail}")]
     BadPath { generation: u64, detail: String },
     #[error(
@@ -251,7 +261,10 @@ impl Manifest {
             paths::check(&e.path).map_err(|d| bad(format!("'{}': {d}", e.path)))?;
             if let Some(p) = prev {
                 if p.as_bytes() >= e.path.as_bytes() {
-                    return Err(bad(format!("entries not sorted or duplicated at '{}'", e.path)));
+                    return Err(bad(format!(
+                        "entries not sorted or duplicated at '{}'",
+                        e.path
+                    )));
                 }
             }
             match &e.kind {
@@ -298,13 +311,20 @@ impl Manifest {
 
     /// Total bytes of regular files.
     pub fn total_bytes(&self) -> u64 {
-        self.entries.iter().filter_map(|e| e.file()).map(|f| f.0).sum()
+        self.entries
+            .iter()
+            .filter_map(|e| e.file())
+            .map(|f| f.0)
+            .sum()
     }
 
-    /// The delta that turns `prev` into `self`.
-    pub fn delta_from(&self, prev: &Manifest) -> Delta {
-        let old: BTreeMap<&str, &Entry> = prev.entries.iter().map(|e| (e.path.as_str(), e)).collect();
-        let new: BTreeMap<&str, &Entry> = self.entries.iter().map(|e| (e.path.as_str(), e)).collect();
+    /// The delta that turns `prev` into `self`; `manifest_signature` is the
+    /// signature of `self`'s envelope ([`signed::signature_of`]).
+    pub fn delta_from(&self, prev: &Manifest, manifest_signature: String) -> Delta {
+        let old: BTreeMap<&str, &Entry> =
+            prev.entries.iter().map(|e| (e.path.as_str(), e)).collect();
+        let new: BTreeMap<&str, &Entry> =
+            self.entries.iter().map(|e| (e.path.as_str(), e)).collect();
         let upserts = self
             .entries
             .iter()
@@ -322,6 +342,7 @@ impl Manifest {
             from_generation: prev.header.generation,
             from_sha256: prev.sha256(),
             manifest_sha256: self.sha256(),
+            manifest_signature,
             header: self.header.clone(),
             upserts,
             removals,
@@ -456,10 +477,13 @@ mod tests {
 
     #[test]
     fn delta_round_trips() {
-        let a = manifest(1, vec![file("a", b"one", Some(1)), file("b/c", b"two", Some(1))]);
+        let a = manifest(
+            1,
+            vec![file("a", b"one", Some(1)), file("b/c", b"two", Some(1))],
+        );
         let mut b = manifest(2, vec![file("a", b"uno", Some(1)), file("d", b"", None)]);
         b.header.prev_sha256 = Some(a.sha256());
-        let d = b.delta_from(&a);
+        let d = b.delta_from(&a, String::new());
         assert_eq!(d.removals, vec!["b/c".to_string()]);
         assert_eq!(d.upserts.len(), 2);
         let body = d.body();
@@ -472,7 +496,7 @@ mod tests {
         let a = manifest(1, vec![file("a", b"one", Some(1))]);
         let other = manifest(1, vec![file("a", b"eins", Some(1))]);
         let b = manifest(2, vec![]);
-        let d = b.delta_from(&a);
+        let d = b.delta_from(&a, String::new());
         let e = d.apply(&other, &other.sha256()).unwrap_err();
         assert!(matches!(e, Error::DeltaMismatch { .. }), "{e}");
     }
@@ -481,7 +505,7 @@ mod tests {
     fn tampered_delta_fails_hash() {
         let a = manifest(1, vec![file("a", b"one", Some(1))]);
         let b = manifest(2, vec![file("a", b"two", Some(1))]);
-        let mut d = b.delta_from(&a);
+        let mut d = b.delta_from(&a, String::new());
         d.upserts[0] = file("a", b"evil", Some(1));
         let e = d.apply(&a, &a.sha256()).unwrap_err();
         assert!(matches!(e, Error::HashMismatch { .. }), "{e}");
@@ -492,16 +516,35 @@ mod tests {
         let a = manifest(3, vec![file("pool/x.deb", b"x", Some(1))]);
         assert_eq!(Manifest::from_body(&a.body()).unwrap(), a);
         for (bad, why) in [
-            (manifest(3, vec![file("../etc/passwd", b"x", Some(1))]), ".."),
-            (manifest(3, vec![file("/etc/passwd", b"x", Some(1))]), "absolute"),
+            (
+                manifest(3, vec![file("../etc/passwd", b"x", Some(1))]),
+                "..",
+            ),
+            (
+                manifest(3, vec![file("/etc/passwd", b"x", Some(1))]),
+                "absolute",
+            ),
             (manifest(3, vec![file("a\0b", b"x", Some(1))]), "NUL"),
-            (manifest(3, vec![file("b", b"x", Some(1)), file("a", b"x", Some(1))]), "sorted"),
+            (
+                manifest(3, vec![file("b", b"x", Some(1)), file("a", b"x", Some(1))]),
+                "sorted",
+            ),
             (manifest(3, vec![file("a", b"x", Some(7))]), "unknown pack"),
-            (manifest(3, vec![file("a", b"x", Some(1)), file("a/b", b"x", Some(1))]), "directory"),
             (
                 manifest(
                     3,
-                    vec![file("a", b"x", Some(1)), file("a-b", b"x", Some(1)), file("a/c", b"x", Some(1))],
+                    vec![file("a", b"x", Some(1)), file("a/b", b"x", Some(1))],
+                ),
+                "directory",
+            ),
+            (
+                manifest(
+                    3,
+                    vec![
+                        file("a", b"x", Some(1)),
+                        file("a-b", b"x", Some(1)),
+                        file("a/c", b"x", Some(1)),
+                    ],
                 ),
                 "directory",
             ),
@@ -520,7 +563,9 @@ mod tests {
         });
         let e = Manifest::from_body(&m.body()).unwrap_err().to_string();
         assert!(e.contains("outside"), "{e}");
-        let e = Manifest::from_body(b"{\"format\":1,").unwrap_err().to_string();
+        let e = Manifest::from_body(b"{\"format\":1,")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("malformed manifest"), "{e}");
     }
 

@@ -70,7 +70,12 @@ mod tests {
 
     #[test]
     fn good_paths() {
-        for p in ["a", "pool/main/h/hello/hello_1.0_amd64.deb", "dists/stable/InRelease", "a b/ü"] {
+        for p in [
+            "a",
+            "pool/main/h/hello/hello_1.0_amd64.deb",
+            "dists/stable/InRelease",
+            "a b/ü",
+        ] {
             assert!(check(p).is_ok(), "{p}");
         }
     }

@@ -89,7 +89,10 @@ pub enum Value<'a> {
 impl<'a> Value<'a> {
     fn get(&self, key: &[u8]) -> Option<(&Value<'a>, &'a [u8])> {
         match self {
-            Value::Dict(items) => items.iter().find(|(k, _, _)| *k == key).map(|(_, v, r)| (v, *r)),
+            Value::Dict(items) => items
+                .iter()
+                .find(|(k, _, _)| *k == key)
+                .map(|(_, v, r)| (v, *r)),
             _ => None,
         }
     }
@@ -135,7 +138,10 @@ fn value(input: &[u8], depth: usize) -> Result<(Value<'_>, &[u8]), String> {
     let first = *input.first().ok_or("unexpected end of data")?;
     match first {
         b'i' => {
-            let end = input.iter().position(|&b| b == b'e').ok_or("unterminated integer")?;
+            let end = input
+                .iter()
+                .position(|&b| b == b'e')
+                .ok_or("unterminated integer")?;
             let s = std::str::from_utf8(&input[1..end]).map_err(|_| "bad integer")?;
             let i: i64 = s.parse().map_err(|_| format!("bad integer '{s}'"))?;
             Ok((Value::Int(i), &input[end + 1..]))
@@ -168,7 +174,10 @@ fn value(input: &[u8], depth: usize) -> Result<(Value<'_>, &[u8]), String> {
             }
         }
         b'0'..=b'9' => {
-            let colon = input.iter().position(|&b| b == b':').ok_or("bad string length")?;
+            let colon = input
+                .iter()
+                .position(|&b| b == b':')
+                .ok_or("bad string length")?;
             let s = std::str::from_utf8(&input[..colon]).map_err(|_| "bad string length")?;
             let n: usize = s.parse().map_err(|_| "bad string length")?;
             let start = colon + 1;

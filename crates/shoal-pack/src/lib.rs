@@ -22,8 +22,10 @@ use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
-/// Piece length of every pack.
-pub const PIECE_LEN: u64 = 256 * 1024;
+/// Piece length of every pack: one BitTorrent request (16 KiB), so the
+/// padding after a file's last piece costs less than one request on the
+/// wire (librqbit skips only pieces that are entirely padding).
+pub const PIECE_LEN: u64 = 16 * 1024;
 
 /// The result of hashing one file's content.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,15 +39,19 @@ pub struct Hashed {
     pub last_unpadded: Option<[u8; 20]>,
 }
 
+/// Bytes read per system call while hashing (a multiple of [`PIECE_LEN`]).
+const READ_BLOCK: usize = 1 << 20;
+
 /// Hashes everything `r` yields, copying it to `copy` if given.
 pub fn hash_stream(r: &mut dyn Read, mut copy: Option<&mut dyn Write>) -> io::Result<Hashed> {
     let mut sha256 = Sha256::new();
     let mut pieces = Vec::new();
     let mut last_unpadded = None;
-    let mut buf = vec![0u8; PIECE_LEN as usize];
+    let mut buf = vec![0u8; READ_BLOCK];
     let mut size = 0u64;
+    let plen = PIECE_LEN as usize;
     loop {
-        // Fill one whole piece (or up to EOF).
+        // Fill the block (or up to EOF), so pieces never straddle reads.
         let mut filled = 0;
         while filled < buf.len() {
             match r.read(&mut buf[filled..]) {
@@ -58,21 +64,24 @@ pub fn hash_stream(r: &mut dyn Read, mut copy: Option<&mut dyn Write>) -> io::Re
         if filled == 0 {
             break;
         }
-        let chunk = &buf[..filled];
-        sha256.update(chunk);
+        let block = &buf[..filled];
+        sha256.update(block);
         if let Some(w) = copy.as_deref_mut() {
-            w.write_all(chunk)?;
+            w.write_all(block)?;
         }
         size += filled as u64;
-        let mut h = Sha1::new();
-        h.update(chunk);
-        if filled < buf.len() {
-            last_unpadded = Some(h.clone().finalize().into());
-            h.update(&vec![0u8; buf.len() - filled]);
+        for piece in block.chunks(plen) {
+            let mut h = Sha1::new();
+            h.update(piece);
+            if piece.len() < plen {
+                last_unpadded = Some(h.clone().finalize().into());
+                h.update(&ZEROS[..plen - piece.len()]);
+            }
             pieces.push(h.finalize().into());
+        }
+        if filled < buf.len() {
             break;
         }
-        pieces.push(h.finalize().into());
     }
     Ok(Hashed {
         size,
@@ -81,6 +90,8 @@ pub fn hash_stream(r: &mut dyn Read, mut copy: Option<&mut dyn Write>) -> io::Re
         last_unpadded,
     })
 }
+
+static ZEROS: [u8; PIECE_LEN as usize] = [0u8; PIECE_LEN as usize];
 
 /// Hashes a file in one read pass. With `copy_to`, the bytes hashed are
 /// also written there (created new, synced), so a copy holds exactly what
@@ -91,7 +102,7 @@ pub fn hash_file(path: &Path, copy_to: Option<&Path>) -> io::Result<Hashed> {
         None => hash_stream(&mut f, None),
         Some(dst) => {
             let mut out = io::BufWriter::with_capacity(
-                PIECE_LEN as usize,
+                READ_BLOCK,
                 std::fs::OpenOptions::new()
                     .write(true)
                     .create_new(true)
@@ -146,7 +157,7 @@ pub struct Pack {
 /// are carried once). `name` becomes the info dictionary's name.
 pub fn build(name: &str, contents: &[Content]) -> Pack {
     let mut sorted: Vec<&Content> = contents.iter().filter(|c| c.size > 0).collect();
-    sorted.sort_by(|a, b| a.sha256.cmp(&b.sha256));
+    sorted.sort_by_key(|a| a.sha256);
     sorted.dedup_by(|a, b| a.sha256 == b.sha256);
 
     let mut files = Vec::new();
@@ -173,7 +184,11 @@ pub fn build(name: &str, contents: &[Content]) -> Pack {
         }
         if rem != 0 && !is_last {
             let pad = PIECE_LEN - rem;
-            file_list.push_raw(&bencode::file_entry(Some("p"), pad, &[".pad", &pad.to_string()]));
+            file_list.push_raw(&bencode::file_entry(
+                Some("p"),
+                pad,
+                &[".pad", &pad.to_string()],
+            ));
         }
         files.push((c.sha256, c.size));
     }
@@ -214,7 +229,9 @@ pub enum Error {
 pub fn parse_torrent(bytes: &[u8], expected: Option<&str>) -> Result<ParsedPack, Error> {
     let bad = |s: &str| Error::Malformed(s.to_string());
     let top = bencode::parse(bytes).map_err(|e| bad(&e))?;
-    let info_raw = top.dict_raw(b"info").ok_or_else(|| bad("no info dictionary"))?;
+    let info_raw = top
+        .dict_raw(b"info")
+        .ok_or_else(|| bad("no info dictionary"))?;
     let info_hash: [u8; 20] = Sha1::digest(info_raw).into();
     if let Some(exp) = expected {
         let got = hex::encode(info_hash);
@@ -232,19 +249,27 @@ pub fn parse_torrent(bytes: &[u8], expected: Option<&str>) -> Result<ParsedPack,
     if plen != PIECE_LEN as i64 {
         return Err(bad(&format!("piece length {plen}, expected {PIECE_LEN}")));
     }
-    let name = String::from_utf8(info.dict_bytes(b"name").ok_or_else(|| bad("no name"))?.to_vec())
-        .map_err(|_| bad("name is not UTF-8"))?;
+    let name = String::from_utf8(
+        info.dict_bytes(b"name")
+            .ok_or_else(|| bad("no name"))?
+            .to_vec(),
+    )
+    .map_err(|_| bad("name is not UTF-8"))?;
     let all_pieces = info.dict_bytes(b"pieces").ok_or_else(|| bad("no pieces"))?;
     if all_pieces.len() % 20 != 0 {
         return Err(bad("pieces length not a multiple of 20"));
     }
     let mut piece_iter = all_pieces.chunks(20);
-    let list = info.dict_list(b"files").ok_or_else(|| bad("no files list"))?;
+    let list = info
+        .dict_list(b"files")
+        .ok_or_else(|| bad("no files list"))?;
     let mut files = Vec::new();
     let mut pieces = Vec::new();
     let mut expect_pad: Option<u64> = None;
     for f in list {
-        let len = f.dict_int(b"length").ok_or_else(|| bad("file without length"))?;
+        let len = f
+            .dict_int(b"length")
+            .ok_or_else(|| bad("file without length"))?;
         if len < 0 {
             return Err(bad("negative length"));
         }
@@ -255,7 +280,10 @@ pub fn parse_torrent(bytes: &[u8], expected: Option<&str>) -> Result<ParsedPack,
             .iter()
             .map(|p| p.as_bytes().unwrap_or(b""))
             .collect();
-        let is_pad = f.dict_bytes(b"attr").map(|a| a.contains(&b'p')).unwrap_or(false);
+        let is_pad = f
+            .dict_bytes(b"attr")
+            .map(|a| a.contains(&b'p'))
+            .unwrap_or(false);
         if is_pad {
             if expect_pad != Some(len) || path.first() != Some(&&b".pad"[..]) {
                 return Err(bad("unexpected padding file"));
@@ -287,7 +315,7 @@ pub fn parse_torrent(bytes: &[u8], expected: Option<&str>) -> Result<ParsedPack,
         }
         pieces.push(ps);
         files.push((sha, len));
-        if len % PIECE_LEN != 0 {
+        if !len.is_multiple_of(PIECE_LEN) {
             expect_pad = Some(PIECE_LEN - len % PIECE_LEN);
         }
     }
@@ -356,7 +384,13 @@ mod tests {
         let a = vec![1u8; 1000];
         let b = vec![2u8; (PIECE_LEN * 2) as usize];
         let c = vec![3u8; 5];
-        let contents = vec![content(&a), content(&b), content(&c), content(&a), content(b"")];
+        let contents = vec![
+            content(&a),
+            content(&b),
+            content(&c),
+            content(&a),
+            content(b""),
+        ];
         let p = build("shoal-test", &contents);
         assert_eq!(p.files.len(), 3);
         let parsed = parse_torrent(&p.torrent, Some(&hex::encode(p.info_hash))).unwrap();
@@ -416,9 +450,14 @@ mod tests {
     fn grouping_bounds() {
         let cs: Vec<Content> = (0..25u8).map(|i| content(&[i; 100])).collect();
         let g = group(cs.clone(), 10, u64::MAX);
-        assert_eq!(g.iter().map(|x| x.len()).collect::<Vec<_>>(), vec![10, 10, 5]);
+        assert_eq!(
+            g.iter().map(|x| x.len()).collect::<Vec<_>>(),
+            vec![10, 10, 5]
+        );
         let g = group(cs, 100, 250);
-        assert!(g.iter().all(|x| x.iter().map(|c| c.size).sum::<u64>() <= 250));
+        assert!(g
+            .iter()
+            .all(|x| x.iter().map(|c| c.size).sum::<u64>() <= 250));
         assert_eq!(g.iter().map(|x| x.len()).sum::<usize>(), 25);
     }
 
@@ -431,6 +470,9 @@ mod tests {
         let h = hash_file(&src, Some(&dst)).unwrap();
         assert_eq!(std::fs::read(&dst).unwrap(), vec![9u8; 300_000]);
         assert_eq!(h.size, 300_000);
-        assert!(hash_file(&src, Some(&dst)).is_err(), "copy must not overwrite");
+        assert!(
+            hash_file(&src, Some(&dst)).is_err(),
+            "copy must not overwrite"
+        );
     }
 }

@@ -1,0 +1,88 @@
+//! Local admin calls on the Unix socket `<state>/admin.sock` (mode 0600):
+//! only the agent's own user (or root) on the same host may call them.
+//!
+//! Protocol: one request line, one reply line.
+//! - `publish` (origin): publish a generation now; reply `ok <generation>`.
+//! - `sync` (mirror): check upstreams now; reply `ok`.
+//! - `status`: reply with the /status JSON.
+//!
+//! Errors reply `error: <message>`.
+
+use crate::Agent;
+use anyhow::{Context, Result};
+use shoal_config::Role;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::sync::Arc;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+
+pub async fn serve(agent: Arc<Agent>) -> Result<()> {
+    let path = agent.store.admin_socket();
+    let _ = std::fs::remove_file(&path);
+    let listener = UnixListener::bind(&path)
+        .with_context(|| format!("cannot create admin socket {}", path.display()))?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+    loop {
+        let (stream, _) = listener.accept().await?;
+        let agent = agent.clone();
+        tokio::spawn(async move {
+            if let Err(e) = handle(agent, stream).await {
+                tracing::warn!(error = %e, "admin call failed");
+            }
+        });
+    }
+}
+
+async fn handle(agent: Arc<Agent>, stream: UnixStream) -> Result<()> {
+    let (r, mut w) = stream.into_split();
+    let mut line = String::new();
+    BufReader::new(r).read_line(&mut line).await?;
+    let reply = match (line.trim(), agent.cfg.role) {
+        ("publish", Role::Origin) => match crate::origin::publish(&agent).await {
+            Ok(g) => format!("ok {g}"),
+            Err(e) => {
+                agent.set_error(&e);
+                format!("error: {e:#}")
+            }
+        },
+        ("publish", Role::Mirror) => {
+            "error: this agent is a mirror; publish on the origin".to_string()
+        }
+        ("sync", _) => {
+            agent.kick.notify_one();
+            "ok".to_string()
+        }
+        ("status", _) => {
+            agent.refresh_pack_status();
+            serde_json::to_string(&*agent.status.lock().unwrap())?
+        }
+        (other, _) => format!("error: unknown admin call '{other}'; use publish, sync or status"),
+    };
+    w.write_all(reply.as_bytes()).await?;
+    w.write_all(b"\n").await?;
+    Ok(())
+}
+
+/// Client side: sends one call to the agent whose state dir is `state`.
+pub async fn call(state: &Path, request: &str) -> Result<String> {
+    let path = crate::store::Store::new(state).admin_socket();
+    let stream = UnixStream::connect(&path).await.map_err(|e| {
+        anyhow::anyhow!(
+            "cannot reach the agent's admin socket {} ({e}); is shoal-agent running with \
+             --state {}?",
+            path.display(),
+            state.display()
+        )
+    })?;
+    let (r, mut w) = stream.into_split();
+    w.write_all(request.as_bytes()).await?;
+    w.write_all(b"\n").await?;
+    let mut line = String::new();
+    BufReader::new(r).read_line(&mut line).await?;
+    let line = line.trim_end().to_string();
+    if let Some(e) = line.strip_prefix("error: ") {
+        anyhow::bail!("{e}");
+    }
+    Ok(line)
+}

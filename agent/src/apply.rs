@@ -1,0 +1,436 @@
+//! Applying a generation to a mirror's live tree: the consistency order.
+//!
+//! This module is the one place that decides in which order a mirror
+//! changes what HTTP clients see (after ftpsync's two stages and how dnf
+//! reads repodata):
+//!
+//! 1. new and changed **content** files (packages, by-hash files, ...);
+//! 2. **index** files, ranked by profile:
+//!    - debian: `dists/**/by-hash/**`, then the other files under `dists/`
+//!      (Packages*, Sources*, Contents*, Translation*, i18n/*, ...), then
+//!      `Release`/`Release.gpg`, and `InRelease` last;
+//!    - rpm: `repodata/*` except `repomd.xml*`, then `repomd.xml` with its
+//!      `.asc`/`.key` last;
+//!    - generic: no index files;
+//! 3. **deletions**, only after the grace period ([`Pending`]);
+//! 4. the **trace file** `project/trace/<name>` (ftpsync format).
+//!
+//! Every file is replaced by link-or-copy to a temp name and `rename(2)`,
+//! so no client ever reads a partial file, and a crash leaves a prefix of
+//! this order. Applying is idempotent: a restart converges by running the
+//! same plan again.
+
+use crate::fsutil;
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use shoal_config::Profile;
+use shoal_manifest::{Entry, EntryKind, Manifest, Sha256Hash};
+use std::collections::{HashMap, HashSet};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+/// Where an entry goes in the order: 0 is content, higher is later.
+pub fn rank(profile: Profile, path: &str) -> u8 {
+    let base = path.rsplit('/').next().unwrap_or(path);
+    match profile {
+        Profile::Generic => 0,
+        Profile::Debian => {
+            let in_dists = path.starts_with("dists/") || path.contains("/dists/");
+            if !in_dists {
+                return 0;
+            }
+            if path.contains("/by-hash/") {
+                1
+            } else if base == "InRelease" {
+                4
+            } else if base == "Release" || base == "Release.gpg" {
+                3
+            } else {
+                2
+            }
+        }
+        Profile::Rpm => {
+            let in_repodata = path.starts_with("repodata/") || path.contains("/repodata/");
+            if !in_repodata {
+                0
+            } else if base.starts_with("repomd.xml") {
+                2
+            } else {
+                1
+            }
+        }
+    }
+}
+
+/// What a mirror must do to its live tree for one generation.
+#[derive(Debug, Default)]
+pub struct Plan<'a> {
+    /// Entries to place, in apply order.
+    pub upserts: Vec<&'a Entry>,
+    /// Paths that the new generation no longer has.
+    pub removals: Vec<String>,
+}
+
+impl Plan<'_> {
+    /// Contents (sha256) the plan needs from the pack store.
+    pub fn needed_contents(&self) -> HashSet<Sha256Hash> {
+        self.upserts
+            .iter()
+            .filter_map(|e| e.file())
+            .filter(|(size, _, _)| *size > 0)
+            .map(|(_, h, _)| *h)
+            .collect()
+    }
+}
+
+fn sort_plan(profile: Profile, upserts: &mut [&Entry]) {
+    upserts.sort_by(|a, b| {
+        (rank(profile, &a.path), a.path.as_bytes())
+            .cmp(&(rank(profile, &b.path), b.path.as_bytes()))
+    });
+}
+
+/// The plan from the generation the live tree holds (`old`) to `new`:
+/// cost grows with the size of the change, not of the tree.
+pub fn plan_from<'a>(profile: Profile, old: Option<&Manifest>, new: &'a Manifest) -> Plan<'a> {
+    let old_map: HashMap<&str, &Entry> = old
+        .map(|m| m.entries.iter().map(|e| (e.path.as_str(), e)).collect())
+        .unwrap_or_default();
+    let mut upserts: Vec<&Entry> = new
+        .entries
+        .iter()
+        .filter(|e| old_map.get(e.path.as_str()) != Some(e))
+        .collect();
+    sort_plan(profile, &mut upserts);
+    let new_paths: HashSet<&str> = new.entries.iter().map(|e| e.path.as_str()).collect();
+    let removals = old
+        .map(|m| {
+            m.entries
+                .iter()
+                .filter(|e| !new_paths.contains(e.path.as_str()))
+                .map(|e| e.path.clone())
+                .collect()
+        })
+        .unwrap_or_default();
+    Plan { upserts, removals }
+}
+
+/// The plan that brings whatever is on disk to `new`, by stat-ing every
+/// entry (used at start-up, after a crash, or when the tree was touched).
+pub fn plan_full<'a>(profile: Profile, live: &Path, new: &'a Manifest) -> Plan<'a> {
+    let mut upserts: Vec<&Entry> = new
+        .entries
+        .iter()
+        .filter(|e| !live_matches(live, e))
+        .collect();
+    sort_plan(profile, &mut upserts);
+    Plan {
+        upserts,
+        removals: Vec::new(),
+    }
+}
+
+/// True if the live tree already holds `e` (kind, size, mode, mtime).
+pub fn live_matches(live: &Path, e: &Entry) -> bool {
+    let p = live.join(&e.path);
+    let Ok(m) = std::fs::symlink_metadata(&p) else {
+        return false;
+    };
+    match &e.kind {
+        EntryKind::File { size, .. } => {
+            m.file_type().is_file()
+                && m.len() == *size
+                && m.mode() & 0o7777 == e.mode & 0o7777
+                && fsutil::mtime_ns(&m) == e.mtime_ns
+        }
+        EntryKind::Symlink { target } => {
+            m.file_type().is_symlink()
+                && std::fs::read_link(&p)
+                    .map(|t| t.as_os_str() == std::ffi::OsStr::new(target))
+                    .unwrap_or(false)
+        }
+    }
+}
+
+/// Counters from one apply.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Applied {
+    pub linked: u64,
+    pub copied: u64,
+    pub symlinks: u64,
+}
+
+/// Places every upsert of `plan` in order. `store` gives the pack-store
+/// path of a content. Stops at the first error, leaving a prefix of the
+/// order applied (which clients cannot observe as broken).
+pub fn execute(
+    plan: &Plan<'_>,
+    new: &Manifest,
+    live: &Path,
+    store: &dyn Fn(&Sha256Hash) -> Option<PathBuf>,
+) -> Result<Applied> {
+    let new_paths: HashSet<&str> = new.entries.iter().map(|e| e.path.as_str()).collect();
+    let obsolete = |p: &str| !new_paths.contains(p);
+    let mut out = Applied::default();
+    for e in &plan.upserts {
+        let dst = fsutil::prepare_parent(live, &e.path, &obsolete)?;
+        if std::fs::symlink_metadata(&dst)
+            .map(|m| m.is_dir())
+            .unwrap_or(false)
+        {
+            anyhow::bail!(
+                "{}: is a directory in the live tree but generation {} has a file there; \
+                 remove the directory by hand",
+                dst.display(),
+                new.header.generation
+            );
+        }
+        match &e.kind {
+            EntryKind::File { size: 0, .. } => fsutil::place_empty(&dst, e.mode, e.mtime_ns)?,
+            EntryKind::File { sha256, .. } => {
+                let src = store(sha256).with_context(|| {
+                    format!("content {sha256} of '{}' is not in the pack store", e.path)
+                })?;
+                if fsutil::place_file(&src, &dst, e.mode, e.mtime_ns)? {
+                    out.linked += 1;
+                } else {
+                    out.copied += 1;
+                }
+            }
+            EntryKind::Symlink { target } => {
+                fsutil::place_symlink(target, &dst)?;
+                out.symlinks += 1;
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Deletions waiting for their grace period, persisted in the state dir.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Pending {
+    /// Path → Unix time after which it may be removed.
+    pub due: std::collections::BTreeMap<String, i64>,
+}
+
+impl Pending {
+    pub fn load(path: &Path) -> Self {
+        std::fs::read(path)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default()
+    }
+
+    pub fn save(&self, path: &Path) -> Result<()> {
+        fsutil::atomic_write(path, &serde_json::to_vec(self)?)
+    }
+
+    /// Schedules removals; a path that comes back is unscheduled.
+    pub fn schedule(&mut self, removals: &[String], current: &Manifest, due: i64) {
+        for r in removals {
+            self.due.entry(r.clone()).or_insert(due);
+        }
+        let keep: HashSet<&str> = current.entries.iter().map(|e| e.path.as_str()).collect();
+        self.due.retain(|p, _| !keep.contains(p.as_str()));
+    }
+
+    /// Removes what is due and still absent from `current`. Returns how many.
+    pub fn run(&mut self, live: &Path, current: &Manifest, now: i64) -> Result<usize> {
+        let keep: HashSet<&str> = current.entries.iter().map(|e| e.path.as_str()).collect();
+        let due: Vec<String> = self
+            .due
+            .iter()
+            .filter(|(_, t)| **t <= now)
+            .map(|(p, _)| p.clone())
+            .collect();
+        let mut n = 0;
+        for p in due {
+            if !keep.contains(p.as_str()) && shoal_manifest::paths::check(&p).is_ok() {
+                fsutil::remove_and_prune(live, &p)?;
+                n += 1;
+            }
+            self.due.remove(&p);
+        }
+        Ok(n)
+    }
+}
+
+/// What the ftpsync-format trace file reports.
+pub struct Trace<'a> {
+    pub name: &'a str,
+    pub generation: u64,
+    pub created: i64,
+    pub started: i64,
+    pub upstream: &'a str,
+    pub bytes_received: u64,
+    pub seconds: f64,
+}
+
+/// Writes `project/trace/<name>` in ftpsync's format, so existing Debian
+/// mirror checkers see the mirror as healthy and current.
+pub fn write_trace(live: &Path, t: &Trace<'_>) -> Result<()> {
+    let fmt_long = time::format_description::parse_borrowed::<2>(
+        "[weekday repr:short] [month repr:short] [day] [hour]:[minute]:[second] UTC [year]",
+    )?;
+    let fmt_rfc = time::format_description::well_known::Rfc2822;
+    let at = |s: i64| {
+        time::OffsetDateTime::from_unix_timestamp(s).unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+    };
+    let now = at(fsutil::now());
+    let serial = at(t.created);
+    let text = format!(
+        "{}\nDate: {}\nDate-Started: {}\nArchive serial: {}{:02}{:02}{:02}\n\
+         Creator: shoal-agent {}\nRunning on host: {}\nTrigger: shoal generation {}\n\
+         Upstream-mirror: {}\nTotal bytes received in rsync: {}\nTotal time spent in stage1 rsync: {}\n\
+         Total time spent in stage2 rsync: 0\n",
+        now.format(&fmt_long)?,
+        now.format(&fmt_rfc)?,
+        at(t.started).format(&fmt_rfc)?,
+        serial.year(),
+        serial.month() as u8,
+        serial.day(),
+        (t.generation % 100) as u8,
+        env!("CARGO_PKG_VERSION"),
+        t.name,
+        t.generation,
+        t.upstream,
+        t.bytes_received,
+        t.seconds.round() as u64,
+    );
+    let dir = live.join("project/trace");
+    fsutil::prepare_parent(live, &format!("project/trace/{}", t.name), &|_| false)?;
+    fsutil::atomic_write(&dir.join(t.name), text.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shoal_manifest::{Header, FORMAT};
+
+    #[test]
+    fn debian_order() {
+        let paths = [
+            "dists/stable/InRelease",
+            "dists/stable/Release",
+            "dists/stable/main/binary-amd64/Packages.xz",
+            "dists/stable/main/binary-amd64/by-hash/SHA256/abc",
+            "pool/main/h/hello/hello_1_amd64.deb",
+            "dists/stable/Release.gpg",
+            "dists/stable/main/i18n/Translation-en",
+        ];
+        let mut v: Vec<&str> = paths.to_vec();
+        v.sort_by_key(|p| (rank(Profile::Debian, p), *p));
+        assert_eq!(
+            v,
+            vec![
+                "pool/main/h/hello/hello_1_amd64.deb",
+                "dists/stable/main/binary-amd64/by-hash/SHA256/abc",
+                "dists/stable/main/binary-amd64/Packages.xz",
+                "dists/stable/main/i18n/Translation-en",
+                "dists/stable/Release",
+                "dists/stable/Release.gpg",
+                "dists/stable/InRelease",
+            ]
+        );
+    }
+
+    #[test]
+    fn rpm_order() {
+        assert_eq!(rank(Profile::Rpm, "Packages/h/hello.rpm"), 0);
+        assert_eq!(rank(Profile::Rpm, "os/repodata/abc-primary.xml.gz"), 1);
+        assert_eq!(rank(Profile::Rpm, "os/repodata/repomd.xml"), 2);
+        assert_eq!(rank(Profile::Rpm, "os/repodata/repomd.xml.asc"), 2);
+        assert_eq!(rank(Profile::Generic, "dists/x/InRelease"), 0);
+    }
+
+    fn entry(path: &str, data: &[u8]) -> Entry {
+        Entry {
+            path: path.into(),
+            kind: EntryKind::File {
+                size: data.len() as u64,
+                sha256: Sha256Hash::of(data),
+                pack: if data.is_empty() { None } else { Some(1) },
+            },
+            mode: 0o644,
+            mtime_ns: 1_600_000_000_000_000_000,
+        }
+    }
+
+    fn manifest(entries: Vec<Entry>) -> Manifest {
+        Manifest {
+            header: Header {
+                format: FORMAT,
+                generation: 1,
+                profile: "debian".into(),
+                created: 0,
+                expires: i64::MAX,
+                prev_sha256: None,
+                packs: vec![],
+            },
+            entries,
+        }
+    }
+
+    #[test]
+    fn plan_execute_and_converge() {
+        let t = tempfile::tempdir().unwrap();
+        let live = t.path().join("live");
+        let store = t.path().join("store");
+        std::fs::create_dir_all(&live).unwrap();
+        std::fs::create_dir_all(&store).unwrap();
+        let contents: Vec<&[u8]> = vec![b"deb", b"pkgs", b"inrel"];
+        for c in &contents {
+            std::fs::write(store.join(Sha256Hash::of(c).to_hex()), c).unwrap();
+        }
+        let lookup = |h: &Sha256Hash| Some(store.join(h.to_hex()));
+        let m = manifest(vec![
+            entry("dists/s/InRelease", b"inrel"),
+            entry("dists/s/main/Packages", b"pkgs"),
+            entry("empty", b""),
+            entry("pool/a.deb", b"deb"),
+        ]);
+        let plan = plan_from(Profile::Debian, None, &m);
+        let order: Vec<&str> = plan.upserts.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(
+            order,
+            vec![
+                "empty",
+                "pool/a.deb",
+                "dists/s/main/Packages",
+                "dists/s/InRelease"
+            ]
+        );
+        execute(&plan, &m, &live, &lookup).unwrap();
+        assert_eq!(std::fs::read(live.join("pool/a.deb")).unwrap(), b"deb");
+        assert!(plan_full(Profile::Debian, &live, &m).upserts.is_empty());
+        // Someone replaces a file: a full plan finds exactly that. (Writing
+        // in place would write through the hard link into the pack store.)
+        std::fs::remove_file(live.join("pool/a.deb")).unwrap();
+        std::fs::write(live.join("pool/a.deb"), b"xx").unwrap();
+        let p = plan_full(Profile::Debian, &live, &m);
+        assert_eq!(p.upserts.len(), 1);
+        execute(&p, &m, &live, &lookup).unwrap();
+        assert_eq!(std::fs::read(live.join("pool/a.deb")).unwrap(), b"deb");
+        // Missing content: error, nothing placed for that entry.
+        let m2 = manifest(vec![entry("pool/b.deb", b"missing")]);
+        let p2 = plan_from(Profile::Debian, Some(&m), &m2);
+        assert_eq!(p2.removals.len(), 4);
+        let e = execute(&p2, &m2, &live, &|_| None).unwrap_err();
+        assert!(e.to_string().contains("not in the pack store"), "{e}");
+        assert!(!live.join("pool/b.deb").exists());
+    }
+
+    #[test]
+    fn pending_deletions_wait_for_grace() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(t.path().join("a")).unwrap();
+        std::fs::write(t.path().join("a/old"), b"x").unwrap();
+        let m = manifest(vec![]);
+        let mut p = Pending::default();
+        p.schedule(&["a/old".into()], &m, 100);
+        assert_eq!(p.run(t.path(), &m, 99).unwrap(), 0);
+        assert!(t.path().join("a/old").exists());
+        assert_eq!(p.run(t.path(), &m, 100).unwrap(), 1);
+        assert!(!t.path().join("a").exists());
+    }
+}

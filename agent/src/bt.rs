@@ -1,0 +1,276 @@
+//! The BitTorrent side of an agent: one librqbit session with public
+//! networks off unless configured, packs added from Shoal's own `.torrent`
+//! files, and byte counters attributed to origin / mirrors / others.
+//!
+//! Attribution uses the client name each agent announces in the BitTorrent
+//! extended handshake (`shoal/<version> <role> <name>`), so it works on one
+//! host with many loopback addresses as well as across hosts.
+//! librqbit's per-peer counters reset when a torrent restarts, so this
+//! module keeps its own running totals.
+
+use anyhow::{Context, Result};
+use librqbit::{
+    AddTorrent, AddTorrentOptions, ListenerMode, ListenerOptions, ManagedTorrent, Session,
+    SessionOptions,
+};
+use shoal_config::{AgentConfig, Role};
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A pack added to the session.
+pub struct Torrent {
+    pub id: u64,
+    pub info_hash: String,
+    pub handle: Arc<ManagedTorrent>,
+    pub added: Instant,
+}
+
+/// A pack to add to the session.
+pub struct AddPack {
+    pub id: u64,
+    pub info_hash: String,
+    pub torrent: Vec<u8>,
+    /// The pack folder: librqbit checks what is there and fetches the rest.
+    pub folder: PathBuf,
+    /// Peers to connect to at once.
+    pub peers: Vec<SocketAddr>,
+    /// Trackers (other agents' `/announce`) that keep the peer list fresh.
+    pub trackers: Vec<String>,
+    pub announce_interval: Duration,
+    /// Refuse every write (the origin only seeds).
+    pub read_only: bool,
+}
+
+/// Running byte totals.
+#[derive(Debug, Default, Clone)]
+pub struct Totals {
+    /// Bytes received by class (`origin`, `mirrors`, `other`).
+    pub down: BTreeMap<String, u64>,
+    /// Bytes received per agent name.
+    pub down_by_peer: BTreeMap<String, u64>,
+    /// Bytes sent by class.
+    pub up: BTreeMap<String, u64>,
+}
+
+pub struct Bt {
+    pub session: Arc<Session>,
+    torrents: Mutex<HashMap<u64, Arc<Torrent>>>,
+    totals: Mutex<Totals>,
+    /// Last seen counters per (pack, peer address): (fetched, uploaded).
+    last: Mutex<HashMap<(u64, String), (u64, u64)>>,
+    /// Class and name per peer address, remembered from the handshake
+    /// (librqbit forgets the client name once a peer disconnects).
+    known: Mutex<HashMap<String, (String, Option<String>)>>,
+}
+
+/// The client name this agent announces to peers.
+pub fn client_name(role: Role, name: &str) -> String {
+    format!("shoal/{} {role} {name}", env!("CARGO_PKG_VERSION"))
+}
+
+/// Classifies a peer by the client name it announced.
+fn classify(client: Option<&str>) -> (String, Option<String>) {
+    let Some(c) = client else {
+        return ("other".into(), None);
+    };
+    let mut parts = c.split(' ');
+    if !parts.next().unwrap_or("").starts_with("shoal/") {
+        return ("other".into(), None);
+    }
+    let role = parts.next().unwrap_or("");
+    let name = parts.next().map(str::to_string);
+    let class = match role {
+        "origin" => "origin",
+        "mirror" => "mirrors",
+        _ => "other",
+    };
+    (class.into(), name)
+}
+
+impl Bt {
+    /// Starts the session. DHT, LSD and UPnP follow the config (off by
+    /// default); the torrents carry no announce URL, so only the trackers
+    /// Shoal passes (other agents) and configured ones are ever contacted.
+    pub async fn start(cfg: &AgentConfig, name: &str) -> Result<Bt> {
+        let listen = cfg.peer_listen().context("peer_listen port out of range")?;
+        // librqbit's own error for a busy port is terse: check first.
+        std::net::TcpListener::bind(listen).map_err(|e| {
+            anyhow::anyhow!(
+                "cannot listen for BitTorrent peers on {listen}: {e}; another program (maybe \
+                 another shoal-agent) uses it: set peer_listen (or --peer-listen) to a free port"
+            )
+        })?;
+        let limit = |n: u64| NonZeroU32::new(n.min(u32::MAX as u64) as u32);
+        let mut opts = SessionOptions {
+            dht: None,
+            disable_trackers: false,
+            fastresume: false,
+            persistence: None,
+            listen: Some(ListenerOptions {
+                mode: ListenerMode::TcpOnly,
+                listen_addr: listen,
+                enable_upnp_port_forwarding: cfg.network.upnp,
+                ipv4_only: listen.is_ipv4(),
+                ..Default::default()
+            }),
+            concurrent_init_limit: Some(4),
+            disable_local_service_discovery: !cfg.network.lsd,
+            ipv4_only: listen.is_ipv4(),
+            client_name_and_version: Some(client_name(cfg.role, name)),
+            ..Default::default()
+        };
+        opts.ratelimits.upload_bps = limit(cfg.network.upload_limit);
+        opts.ratelimits.download_bps = limit(cfg.network.download_limit);
+        if cfg.network.dht {
+            opts.dht = Some(Default::default());
+        }
+        let session = Session::new_with_opts(cfg.state.join("packs"), opts)
+            .await
+            .context("cannot start the BitTorrent session")?;
+        Ok(Bt {
+            session,
+            torrents: Mutex::new(HashMap::new()),
+            totals: Mutex::new(Totals::default()),
+            last: Mutex::new(HashMap::new()),
+            known: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Adds (or returns the already added) pack.
+    pub async fn add(&self, p: AddPack) -> Result<Arc<Torrent>> {
+        let AddPack {
+            id,
+            info_hash,
+            torrent,
+            folder,
+            peers,
+            trackers,
+            announce_interval,
+            read_only,
+        } = p;
+        if let Some(t) = self.get(id) {
+            return Ok(t);
+        }
+        let opts = AddTorrentOptions {
+            overwrite: true,
+            output_folder: Some(folder.to_string_lossy().into_owned()),
+            initial_peers: if peers.is_empty() { None } else { Some(peers) },
+            trackers: Some(trackers),
+            force_tracker_interval: Some(announce_interval),
+            storage_factory: Some(crate::storage::PackStorageFactory::boxed_for(
+                &folder, read_only,
+            )),
+            ..Default::default()
+        };
+        let resp = self
+            .session
+            .add_torrent(AddTorrent::from_bytes(torrent), Some(opts))
+            .await
+            .with_context(|| {
+                format!("cannot add pack {id} ({info_hash}) to the BitTorrent session")
+            })?;
+        let handle = resp
+            .into_handle()
+            .context("librqbit returned no handle for the pack")?;
+        let t = Arc::new(Torrent {
+            id,
+            info_hash,
+            handle,
+            added: Instant::now(),
+        });
+        self.torrents.lock().unwrap().insert(id, t.clone());
+        Ok(t)
+    }
+
+    pub fn get(&self, id: u64) -> Option<Arc<Torrent>> {
+        self.torrents.lock().unwrap().get(&id).cloned()
+    }
+
+    pub fn all(&self) -> Vec<Arc<Torrent>> {
+        let mut v: Vec<_> = self.torrents.lock().unwrap().values().cloned().collect();
+        v.sort_by_key(|t| t.id);
+        v
+    }
+
+    /// Removes a pack from the session (its files stay unless the caller
+    /// deletes them).
+    pub async fn remove(&self, id: u64) -> Result<()> {
+        let t = self.torrents.lock().unwrap().remove(&id);
+        if let Some(t) = t {
+            self.sample(&|_| None);
+            self.session
+                .delete(t.handle.id().into(), false)
+                .await
+                .with_context(|| format!("cannot remove pack {id}"))?;
+        }
+        Ok(())
+    }
+
+    /// Folds librqbit's per-peer counters into the running totals.
+    /// `resolve` maps a peer's listen address to the client name of the
+    /// agent known there, for peers whose handshake was not seen live.
+    pub fn sample(&self, resolve: &dyn Fn(&str) -> Option<String>) {
+        let torrents = self.all();
+        let mut known = self.known.lock().unwrap();
+        let mut last = self.last.lock().unwrap();
+        let mut totals = self.totals.lock().unwrap();
+        for t in torrents {
+            let Some(live) = t.handle.live() else {
+                continue;
+            };
+            let filter =
+                serde_json::from_value(serde_json::json!({"state": "all"})).expect("peer filter");
+            let snap = live.per_peer_stats_snapshot(filter);
+            for (addr, ps) in snap.peers {
+                let (class, name) = match ps.client_name.as_deref() {
+                    Some(c) => {
+                        let k = classify(Some(c));
+                        known.insert(addr.clone(), k.clone());
+                        k
+                    }
+                    None => known
+                        .get(&addr)
+                        .cloned()
+                        .unwrap_or_else(|| classify(resolve(&addr).as_deref())),
+                };
+                let key = (t.id, addr);
+                let (f0, u0) = last.get(&key).copied().unwrap_or((0, 0));
+                let (f, u) = (ps.counters.fetched_bytes, ps.counters.uploaded_bytes);
+                let df = if f >= f0 { f - f0 } else { f };
+                let du = if u >= u0 { u - u0 } else { u };
+                if df > 0 {
+                    *totals.down.entry(class.clone()).or_default() += df;
+                    if let Some(n) = &name {
+                        *totals.down_by_peer.entry(n.clone()).or_default() += df;
+                    }
+                }
+                if du > 0 {
+                    *totals.up.entry(class).or_default() += du;
+                }
+                last.insert(key, (f, u));
+            }
+        }
+    }
+
+    pub fn totals(&self) -> Totals {
+        self.totals.lock().unwrap().clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classifies_by_client_name() {
+        assert_eq!(classify(Some(&client_name(Role::Origin, "o"))).0, "origin");
+        let (c, n) = classify(Some(&client_name(Role::Mirror, "m2")));
+        assert_eq!((c.as_str(), n.as_deref()), ("mirrors", Some("m2")));
+        assert_eq!(classify(Some("aria2/1.36.0")).0, "other");
+        assert_eq!(classify(None).0, "other");
+    }
+}

@@ -1,0 +1,296 @@
+//! Filesystem primitives that keep writes inside their root: atomic
+//! replace (temp name + rename in the same directory), directory creation
+//! that refuses to follow symlinks, and copy-or-link.
+
+use anyhow::{bail, Context, Result};
+use std::ffi::OsStr;
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Component, Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Writes `bytes` to `path` atomically: a temp file in the same directory,
+/// fsync, rename over the target, fsync the directory.
+pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().context("path has no parent")?;
+    fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let tmp = temp_name(path);
+    let res = (|| -> std::io::Result<()> {
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        fs::rename(&tmp, path)?;
+        if let Ok(d) = fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    })();
+    if let Err(e) = res {
+        let _ = fs::remove_file(&tmp);
+        return Err(explain_io(e, path));
+    }
+    Ok(())
+}
+
+/// A temp name next to `path` that Shoal recognizes as its own.
+pub fn temp_name(path: &Path) -> PathBuf {
+    let name = path.file_name().unwrap_or_else(|| OsStr::new("x"));
+    let mut t = std::ffi::OsString::from(".");
+    t.push(name);
+    t.push(format!(".shoal-tmp.{}", std::process::id()));
+    path.with_file_name(t)
+}
+
+/// True if a file name is one of Shoal's temp names (left by a crash).
+pub fn is_temp_name(name: &OsStr) -> bool {
+    name.to_str()
+        .map(|s| s.starts_with('.') && s.contains(".shoal-tmp."))
+        .unwrap_or(false)
+}
+
+/// Turns an I/O error into one that says which file and what to do.
+pub fn explain_io(e: std::io::Error, path: &Path) -> anyhow::Error {
+    let hint = match e.raw_os_error() {
+        Some(libc::ENOSPC) | Some(libc::EDQUOT) => {
+            "the disk is full: free space (or grow the volume); the live tree was left as it was"
+        }
+        Some(libc::EACCES) | Some(libc::EPERM) | Some(libc::EROFS) => {
+            "permission denied: run the agent as a user that may write there, or fix the ownership"
+        }
+        Some(libc::ENOENT) => "it does not exist: create it or fix the configured path",
+        _ => "check the path and the disk",
+    };
+    anyhow::anyhow!("{}: {e}; {hint}", path.display())
+}
+
+/// Joins a checked manifest path to `root`, creating parent directories one
+/// component at a time without following symlinks. A parent that exists as
+/// a file or symlink is an error unless `obsolete` says it may be removed
+/// (it is not part of the new generation).
+pub fn prepare_parent(root: &Path, rel: &str, obsolete: &dyn Fn(&str) -> bool) -> Result<PathBuf> {
+    let rel_path = Path::new(rel);
+    if rel_path
+        .components()
+        .any(|c| !matches!(c, Component::Normal(_)))
+    {
+        bail!("refusing unsafe path '{rel}'");
+    }
+    let mut cur = root.to_path_buf();
+    let mut rel_cur = String::new();
+    let comps: Vec<_> = rel_path.components().collect();
+    for c in &comps[..comps.len().saturating_sub(1)] {
+        let Component::Normal(name) = c else {
+            unreachable!()
+        };
+        cur.push(name);
+        if !rel_cur.is_empty() {
+            rel_cur.push('/');
+        }
+        rel_cur.push_str(&name.to_string_lossy());
+        match fs::symlink_metadata(&cur) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => {
+                if obsolete(&rel_cur) {
+                    fs::remove_file(&cur).map_err(|e| explain_io(e, &cur))?;
+                    fs::create_dir(&cur).map_err(|e| explain_io(e, &cur))?;
+                } else {
+                    bail!(
+                        "{}: is a file or symlink where the new generation needs a directory",
+                        cur.display()
+                    );
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                fs::create_dir(&cur).map_err(|e| explain_io(e, &cur))?;
+            }
+            Err(e) => return Err(explain_io(e, &cur)),
+        }
+    }
+    Ok(root.join(rel_path))
+}
+
+/// Sets permission bits and mtime.
+pub fn set_meta(path: &Path, mode: u32, mtime_ns: i64) -> Result<()> {
+    fs::set_permissions(path, fs::Permissions::from_mode(mode & 0o7777))
+        .map_err(|e| explain_io(e, path))?;
+    let t = system_time(mtime_ns);
+    let f = fs::File::options()
+        .write(true)
+        .open(path)
+        .or_else(|_| fs::File::open(path))
+        .map_err(|e| explain_io(e, path))?;
+    f.set_modified(t).map_err(|e| explain_io(e, path))?;
+    Ok(())
+}
+
+/// Nanoseconds since the epoch → SystemTime.
+pub fn system_time(ns: i64) -> SystemTime {
+    if ns >= 0 {
+        UNIX_EPOCH + Duration::from_nanos(ns as u64)
+    } else {
+        UNIX_EPOCH - Duration::from_nanos(ns.unsigned_abs())
+    }
+}
+
+/// mtime of `m` in nanoseconds since the epoch.
+pub fn mtime_ns(m: &fs::Metadata) -> i64 {
+    m.mtime() * 1_000_000_000 + m.mtime_nsec()
+}
+
+/// Places the content at `src` (a pack-store file) at `dst` through a temp
+/// name and rename: a hard link when the inode's metadata can be shared,
+/// otherwise (or across filesystems) a copy. Returns true if it linked.
+pub fn place_file(src: &Path, dst: &Path, mode: u32, mtime_ns: i64) -> Result<bool> {
+    let tmp = temp_name(dst);
+    let _ = fs::remove_file(&tmp);
+    let sm = fs::metadata(src).map_err(|e| explain_io(e, src))?;
+    let shareable =
+        sm.nlink() == 1 || (sm.mode() & 0o7777 == mode & 0o7777 && self::mtime_ns(&sm) == mtime_ns);
+    let mut linked = false;
+    if shareable {
+        match fs::hard_link(src, &tmp) {
+            Ok(()) => linked = true,
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::EXDEV) | Some(libc::EMLINK) | Some(libc::EPERM)
+                ) => {}
+            Err(e) => return Err(explain_io(e, dst)),
+        }
+    }
+    if !linked {
+        if let Err(e) = fs::copy(src, &tmp) {
+            let _ = fs::remove_file(&tmp);
+            return Err(explain_io(e, dst));
+        }
+    }
+    if let Err(e) = set_meta(&tmp, mode, mtime_ns)
+        .and_then(|_| fs::rename(&tmp, dst).map_err(|e| explain_io(e, dst)))
+    {
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
+    }
+    Ok(linked)
+}
+
+/// Writes an empty file at `dst` through a temp name and rename.
+pub fn place_empty(dst: &Path, mode: u32, mtime_ns: i64) -> Result<()> {
+    let tmp = temp_name(dst);
+    let _ = fs::remove_file(&tmp);
+    fs::File::create(&tmp).map_err(|e| explain_io(e, dst))?;
+    set_meta(&tmp, mode, mtime_ns)?;
+    fs::rename(&tmp, dst).map_err(|e| explain_io(e, dst))
+}
+
+/// Places a symlink at `dst` through a temp name and rename.
+pub fn place_symlink(target: &str, dst: &Path) -> Result<()> {
+    let tmp = temp_name(dst);
+    let _ = fs::remove_file(&tmp);
+    std::os::unix::fs::symlink(target, &tmp).map_err(|e| explain_io(e, dst))?;
+    fs::rename(&tmp, dst).map_err(|e| explain_io(e, dst))
+}
+
+/// Removes a file or symlink and then its parents while they are empty,
+/// stopping at `root`.
+pub fn remove_and_prune(root: &Path, rel: &str) -> Result<()> {
+    let p = root.join(rel);
+    match fs::symlink_metadata(&p) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => fs::remove_file(&p).map_err(|e| explain_io(e, &p))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(explain_io(e, &p)),
+    }
+    let mut dir = p.parent();
+    while let Some(d) = dir {
+        if d == root || !d.starts_with(root) {
+            break;
+        }
+        if fs::remove_dir(d).is_err() {
+            break;
+        }
+        dir = d.parent();
+    }
+    Ok(())
+}
+
+/// Checks that `dir` exists, is a directory and is writable (by creating
+/// and removing a probe file), with an error that says what to do.
+pub fn check_writable_dir(dir: &Path, what: &str) -> Result<()> {
+    match fs::metadata(dir) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => bail!("{what} {} is not a directory", dir.display()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            fs::create_dir_all(dir).with_context(|| {
+                format!(
+                    "{what} {} does not exist and cannot be created",
+                    dir.display()
+                )
+            })?;
+        }
+        Err(e) => return Err(explain_io(e, dir)),
+    }
+    let probe = dir.join(format!(".shoal-probe.{}", std::process::id()));
+    fs::write(&probe, b"").map_err(|e| {
+        anyhow::anyhow!(
+            "{what} {} is not writable ({e}); fix its permissions or run the agent as its owner",
+            dir.display()
+        )
+    })?;
+    let _ = fs::remove_file(&probe);
+    Ok(())
+}
+
+/// Now in Unix seconds.
+pub fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prepare_parent_refuses_symlinked_dirs() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path().join("repo");
+        let outside = t.path().join("outside");
+        fs::create_dir_all(&root).unwrap();
+        fs::create_dir_all(&outside).unwrap();
+        std::os::unix::fs::symlink(&outside, root.join("evil")).unwrap();
+        let e = prepare_parent(&root, "evil/x", &|_| false).unwrap_err();
+        assert!(e.to_string().contains("needs a directory"), "{e}");
+        assert!(fs::read_dir(&outside).unwrap().next().is_none());
+        // An obsolete file in the way is replaced by a directory.
+        fs::write(root.join("old"), b"x").unwrap();
+        let p = prepare_parent(&root, "old/new", &|p| p == "old").unwrap();
+        assert_eq!(p, root.join("old/new"));
+        assert!(root.join("old").is_dir());
+    }
+
+    #[test]
+    fn place_file_links_or_copies_and_prunes() {
+        let t = tempfile::tempdir().unwrap();
+        let src = t.path().join("src");
+        fs::write(&src, b"hello").unwrap();
+        let dst = t.path().join("dst");
+        assert!(place_file(&src, &dst, 0o644, 1_000_000_000).unwrap());
+        assert_eq!(fs::read(&dst).unwrap(), b"hello");
+        // Same inode, different metadata wanted: must copy.
+        let dst2 = t.path().join("dst2");
+        assert!(!place_file(&src, &dst2, 0o600, 5_000_000_000).unwrap());
+        assert_eq!(fs::metadata(&dst2).unwrap().mode() & 0o777, 0o600);
+        assert_eq!(fs::metadata(&dst).unwrap().mode() & 0o777, 0o644);
+        fs::create_dir_all(t.path().join("r/a/b")).unwrap();
+        fs::write(t.path().join("r/a/b/f"), b"").unwrap();
+        remove_and_prune(&t.path().join("r"), "a/b/f").unwrap();
+        assert!(!t.path().join("r/a").exists());
+        assert!(t.path().join("r").exists());
+    }
+}

@@ -1,0 +1,305 @@
+//! `shoal-agent`: the Shoal daemon.
+//!
+//! One agent plays one role:
+//! - **origin** ([`origin`]): scans a repository folder, publishes it as
+//!   signed generations (manifest, delta, head) with packs (torrents) for
+//!   new content, serves them over HTTP and seeds the packs;
+//! - **mirror** ([`mirror`]): follows the newest signed generation from any
+//!   upstream agent, downloads the packs it lacks over BitTorrent from the
+//!   origin and other mirrors, verifies every file and applies the
+//!   generation to its live tree in the consistency order ([`apply`]),
+//!   then keeps seeding and relaying.
+//!
+//! Both serve `/status`, `/metrics`, the signed documents, `.torrent` files
+//! and a small tracker over HTTP ([`http`]), and take admin calls on a Unix
+//! socket in the state directory ([`admin`]).
+
+pub mod admin;
+pub mod apply;
+pub mod bt;
+pub mod fsutil;
+pub mod http;
+pub mod mirror;
+pub mod origin;
+pub mod peers;
+pub mod storage;
+pub mod store;
+
+use anyhow::{bail, Context, Result};
+use shoal_config::{AgentConfig, Role};
+use shoal_status::Status;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use store::Store;
+
+/// Everything a running agent shares between its tasks.
+pub struct Agent {
+    pub cfg: AgentConfig,
+    pub name: String,
+    pub store: Store,
+    pub bt: bt::Bt,
+    pub status: Mutex<Status>,
+    pub peers: Mutex<peers::PeerTable>,
+    /// Wakes the role loop now (admin `publish`, or a peer's news).
+    pub kick: tokio::sync::Notify,
+    /// The origin's publishing state; its lock serializes publishes
+    /// (timer and admin calls).
+    pub origin: tokio::sync::Mutex<origin::OriginState>,
+    /// HTTP client for talking to other agents.
+    pub client: reqwest::Client,
+    /// Held for the agent's lifetime: one agent per state directory.
+    _lock: std::fs::File,
+}
+
+impl Agent {
+    /// This agent as other agents see it.
+    pub fn self_info(&self) -> peers::PeerInfo {
+        let st = self.status.lock().unwrap();
+        peers::PeerInfo {
+            name: self.name.clone(),
+            role: self.cfg.role.to_string(),
+            url: self.cfg.advertise_url(),
+            peer_addr: self.cfg.peer_listen().expect("validated"),
+            generation: st.generation_applied,
+        }
+    }
+
+    /// Records an error in /status and the log.
+    pub fn set_error(&self, e: &anyhow::Error) {
+        let msg = format!("{e:#}");
+        tracing::error!(error = %msg, "sync failed");
+        let mut st = self.status.lock().unwrap();
+        st.last_error = Some(msg);
+        st.state = "error".into();
+    }
+
+    pub fn set_state(&self, s: &str) {
+        self.status.lock().unwrap().state = s.into();
+    }
+
+    /// BitTorrent trackers for packs: every known agent's `/announce`.
+    pub fn trackers(&self) -> Vec<String> {
+        let mut urls: Vec<String> = self.cfg.mirror.upstreams.clone();
+        urls.extend(self.peers.lock().unwrap().urls());
+        urls.push(self.cfg.advertise_url());
+        urls.sort();
+        urls.dedup();
+        let mut t: Vec<String> = urls
+            .into_iter()
+            .map(|u| format!("{}/announce", u.trim_end_matches('/')))
+            .collect();
+        t.extend(self.cfg.network.trackers.iter().cloned());
+        t
+    }
+
+    /// Refreshes the per-pack part of /status from librqbit.
+    pub fn refresh_pack_status(&self) {
+        let table: std::collections::HashMap<String, String> = self
+            .peers
+            .lock()
+            .unwrap()
+            .list()
+            .into_iter()
+            .map(|(p, _)| {
+                (
+                    p.peer_addr.to_string(),
+                    format!("shoal/- {} {}", p.role, p.name),
+                )
+            })
+            .collect();
+        self.bt.sample(&|addr| table.get(addr).cloned());
+        let totals = self.bt.totals();
+        let mut packs = Vec::new();
+        for t in self.bt.all() {
+            let s = t.handle.stats();
+            let state = match (&s.state, s.finished) {
+                (librqbit::TorrentStatsState::Initializing { .. }, _) => "checking",
+                (librqbit::TorrentStatsState::Live, true) => "seeding",
+                (librqbit::TorrentStatsState::Live, false) => "downloading",
+                (librqbit::TorrentStatsState::Paused, _) => "paused",
+                (librqbit::TorrentStatsState::Error, _) => "error",
+            };
+            let peers = s
+                .live
+                .as_ref()
+                .map(|l| l.snapshot.peer_stats.live as u64)
+                .unwrap_or(0);
+            packs.push(shoal_status::PackStatus {
+                id: t.id,
+                info_hash: t.info_hash.clone(),
+                files: t
+                    .handle
+                    .with_metadata(|m| m.file_infos.len() as u64)
+                    .unwrap_or(0),
+                bytes: s.total_bytes,
+                have_bytes: s.progress_bytes,
+                state: state.into(),
+                uploaded_bytes: s.uploaded_bytes,
+                downloaded_bytes: s
+                    .live
+                    .as_ref()
+                    .map(|l| l.snapshot.fetched_bytes)
+                    .unwrap_or(0),
+                peers,
+            });
+        }
+        let peer_list = self.peers.lock().unwrap().list();
+        let mut st = self.status.lock().unwrap();
+        st.packs = packs;
+        st.bytes_down = totals.down;
+        st.bytes_down_by_peer = totals.down_by_peer;
+        st.bytes_up = totals.up;
+        st.peers = peer_list
+            .into_iter()
+            .map(|(p, age)| shoal_status::PeerStatus {
+                name: p.name,
+                role: p.role,
+                url: p.url,
+                peer_addr: p.peer_addr.to_string(),
+                generation: p.generation,
+                last_seen_seconds: age.as_secs(),
+            })
+            .collect();
+    }
+}
+
+/// The host name, for the default agent name.
+pub fn hostname() -> String {
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// Takes the state directory's lock so two agents never share one.
+fn lock_state(store: &Store) -> Result<std::fs::File> {
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .read(true)
+        .open(store.lock_file())
+        .map_err(|e| fsutil::explain_io(e, &store.lock_file()))?;
+    use std::os::fd::AsRawFd;
+    // SAFETY: flock on a file descriptor we own.
+    let r = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if r != 0 {
+        let holder = std::fs::read_to_string(store.lock_file()).unwrap_or_default();
+        bail!(
+            "state directory {} is in use by another shoal-agent (pid {}); stop it or use \
+             another --state",
+            store.root.display(),
+            holder.trim()
+        );
+    }
+    let _ = f.set_len(0);
+    use std::io::Write;
+    let _ = (&f).write_all(std::process::id().to_string().as_bytes());
+    Ok(f)
+}
+
+/// Runs an agent until SIGINT/SIGTERM.
+pub async fn run(cfg: AgentConfig) -> Result<()> {
+    let name = cfg.name.clone().unwrap_or_else(hostname);
+    // The repository: an origin reads it, a mirror writes it.
+    match cfg.role {
+        Role::Origin => {
+            let m = std::fs::metadata(&cfg.repo).map_err(|e| {
+                anyhow::anyhow!(
+                    "repository {} cannot be read ({e}); create it or fix --repo",
+                    cfg.repo.display()
+                )
+            })?;
+            if !m.is_dir() {
+                bail!("repository {} is not a directory", cfg.repo.display());
+            }
+        }
+        Role::Mirror => fsutil::check_writable_dir(&cfg.repo, "repository")?,
+    }
+    fsutil::check_writable_dir(&cfg.state, "state directory")?;
+    let store = Store::new(&cfg.state);
+    let lock = lock_state(&store)?;
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "cannot listen for HTTP on {}: {e}; another program (maybe another shoal-agent) \
+             uses it: pick a free port with listen / --listen",
+                cfg.listen
+            )
+        })?;
+    let bt = bt::Bt::start(&cfg, &name).await?;
+    let status = Status {
+        role: cfg.role.to_string(),
+        name: name.clone(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        url: cfg.advertise_url(),
+        peer_addr: cfg.peer_listen().map(|a| a.to_string()).unwrap_or_default(),
+        profile: cfg.profile.to_string(),
+        state: "starting".into(),
+        ..Default::default()
+    };
+    let client = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(120))
+        .user_agent(format!("shoal-agent/{}", env!("CARGO_PKG_VERSION")))
+        .build()?;
+    let agent = Arc::new(Agent {
+        cfg,
+        name,
+        store,
+        bt,
+        status: Mutex::new(status),
+        peers: Mutex::new(peers::PeerTable::default()),
+        kick: tokio::sync::Notify::new(),
+        origin: tokio::sync::Mutex::new(origin::OriginState::default()),
+        client,
+        _lock: lock,
+    });
+    tracing::info!(
+        role = %agent.cfg.role,
+        name = %agent.name,
+        http = %agent.cfg.listen,
+        peers = %agent.cfg.peer_listen().unwrap(),
+        repo = %agent.cfg.repo.display(),
+        dht = agent.cfg.network.dht,
+        lsd = agent.cfg.network.lsd,
+        upnp = agent.cfg.network.upnp,
+        "shoal-agent starting"
+    );
+
+    let http_task = tokio::spawn(http::serve(agent.clone(), listener));
+    let admin_task = tokio::spawn(admin::serve(agent.clone()));
+    let sampler = {
+        let agent = agent.clone();
+        tokio::spawn(async move {
+            loop {
+                agent.refresh_pack_status();
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        })
+    };
+    let role_task = {
+        let agent = agent.clone();
+        tokio::spawn(async move {
+            match agent.cfg.role {
+                Role::Origin => origin::run(agent).await,
+                Role::Mirror => mirror::run(agent).await,
+            }
+        })
+    };
+
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let result = tokio::select! {
+        _ = tokio::signal::ctrl_c() => { tracing::info!("interrupted, stopping"); Ok(()) }
+        _ = term.recv() => { tracing::info!("terminated, stopping"); Ok(()) }
+        r = role_task => r.context("role task panicked")?,
+        r = http_task => r.context("HTTP task panicked")?.context("HTTP server failed"),
+        r = admin_task => r.context("admin task panicked")?.context("admin socket failed"),
+    };
+    sampler.abort();
+    agent.bt.session.stop().await;
+    let _ = std::fs::remove_file(agent.store.admin_socket());
+    result
+}

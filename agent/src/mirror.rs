@@ -1,0 +1,781 @@
+//! The mirror: follows the newest signed generation and applies it.
+//!
+//! Each round:
+//! 1. asks every upstream and every known peer for its signed head and
+//!    picks the newest valid one (bad signatures, expired heads and
+//!    rollbacks are refused with a log line and a `/status` error);
+//! 2. gets manifest G by applying signed deltas to the manifest it holds
+//!    (checked against the head's hash), or the full signed manifest when
+//!    it is new or far behind;
+//! 3. downloads every pack of G it does not hold yet over BitTorrent, from
+//!    all known agents, after hard-linking into the new pack's folder any
+//!    content it already holds (so compacted packs cost nothing);
+//! 4. checks SHA-256 of every content of those packs;
+//! 5. applies G to the live tree in the consistency order ([`crate::apply`]),
+//!    records it, schedules removals for after the grace period, writes the
+//!    trace file, and relays G's signed documents to others.
+//!
+//! The live tree is untouched until step 5, so any refusal leaves it as
+//! it was; a crash in step 5 is repaired by the next round.
+
+use crate::apply::{self, Pending};
+use crate::{fsutil, Agent};
+use anyhow::{anyhow, bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use shoal_config::Profile;
+use shoal_manifest::signed::PublicKey;
+use shoal_manifest::{Delta, Head, Manifest, Sha256Hash};
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Largest signed document accepted from a peer.
+const MAX_DOC: usize = 1 << 30;
+/// Give up on a download that made no progress for this long.
+const STALL: Duration = Duration::from_secs(300);
+/// Fetch the full manifest rather than more deltas than this.
+const MAX_DELTAS: u64 = 64;
+
+#[derive(Debug, Serialize, Deserialize)]
+struct AppliedRecord {
+    generation: u64,
+    manifest_sha256: Sha256Hash,
+}
+
+/// What the mirror holds.
+struct MirrorState {
+    key: PublicKey,
+    manifest: Option<Manifest>,
+    manifest_sha: Option<Sha256Hash>,
+    pending: Pending,
+    /// Packs whose every content passed SHA-256 here.
+    verified: HashSet<u64>,
+    /// Content → a verified pack holding it.
+    contents: HashMap<[u8; 32], u64>,
+    /// Compare the whole live tree on the next round (start-up).
+    full_check: bool,
+}
+
+pub async fn run(agent: Arc<Agent>) -> Result<()> {
+    let key_text = agent
+        .cfg
+        .mirror
+        .origin_key
+        .clone()
+        .context("mirror.origin_key is not set")?;
+    let key = PublicKey::parse(&key_text)?;
+    let mut ms = load(&agent, key)?;
+    reseed(&agent, &ms).await;
+    tokio::spawn(announce_loop(agent.clone()));
+    loop {
+        let round = Instant::now();
+        match sync(&agent, &mut ms).await {
+            Ok(()) => {}
+            Err(e) => agent.set_error(&e),
+        }
+        if let Err(e) = run_deletions(&agent, &mut ms) {
+            agent.set_error(&e);
+        }
+        tracing::debug!(seconds = round.elapsed().as_secs_f64(), "round done");
+        let _ = tokio::time::timeout(agent.cfg.mirror.poll_interval, agent.kick.notified()).await;
+    }
+}
+
+fn load(agent: &Agent, key: PublicKey) -> Result<MirrorState> {
+    let store = &agent.store;
+    let mut ms = MirrorState {
+        key,
+        manifest: None,
+        manifest_sha: None,
+        pending: Pending::load(&store.pending()),
+        verified: HashSet::new(),
+        contents: HashMap::new(),
+        full_check: true,
+    };
+    if let Ok(b) = std::fs::read(store.applied()) {
+        let rec: AppliedRecord = serde_json::from_slice(&b).with_context(|| {
+            format!(
+                "{} is corrupt; remove it to resync",
+                store.applied().display()
+            )
+        })?;
+        let env = std::fs::read(store.manifest(rec.generation)).with_context(|| {
+            format!(
+                "manifest of applied generation {} is missing",
+                rec.generation
+            )
+        })?;
+        let body = ms.key.open("manifest", &env)?;
+        let m = Manifest::from_body(&body)?;
+        ms.manifest_sha = Some(Sha256Hash::of(&body));
+        for p in &m.header.packs {
+            if store.verified(p.id).exists() {
+                ms.verified.insert(p.id);
+            }
+        }
+        for e in &m.entries {
+            if let Some((size, sha, Some(pack))) = e.file() {
+                if size > 0 && ms.verified.contains(&pack) {
+                    ms.contents.insert(sha.0, pack);
+                }
+            }
+        }
+        let mut st = agent.status.lock().unwrap();
+        st.generation_applied = m.header.generation;
+        st.generation_known = m.header.generation;
+        st.generation_created = m.header.created;
+        st.generation_expires = m.header.expires;
+        st.files = m.entries.len() as u64;
+        st.bytes = m.total_bytes();
+        st.pending_deletions = ms.pending.due.len() as u64;
+        drop(st);
+        ms.manifest = Some(m);
+    }
+    Ok(ms)
+}
+
+/// Starts seeding every verified pack again (librqbit re-checks them).
+async fn reseed(agent: &Arc<Agent>, ms: &MirrorState) {
+    let Some(m) = &ms.manifest else { return };
+    let started = Instant::now();
+    let mut bytes = 0;
+    for p in &m.header.packs {
+        if !ms.verified.contains(&p.id) {
+            continue;
+        }
+        match std::fs::read(agent.store.torrent(&p.info_hash)) {
+            Ok(t) => {
+                if let Err(e) = add_pack(agent, p.id, &p.info_hash, t).await {
+                    tracing::warn!(pack = p.id, error = %e, "cannot reseed pack");
+                } else {
+                    bytes += p.bytes;
+                }
+            }
+            Err(e) => tracing::warn!(pack = p.id, error = %e, "torrent missing; will refetch"),
+        }
+    }
+    for t in agent.bt.all() {
+        let _ = t.handle.wait_until_initialized().await;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    tracing::info!(seconds = secs, bytes, "packs checked and seeding again");
+    let mut st = agent.status.lock().unwrap();
+    st.last_check_seconds = Some(secs);
+    st.last_check_bytes = bytes;
+}
+
+async fn add_pack(
+    agent: &Arc<Agent>,
+    id: u64,
+    ih: &str,
+    torrent: Vec<u8>,
+) -> Result<Arc<crate::bt::Torrent>> {
+    let mut peers = agent.peers.lock().unwrap().peer_addrs();
+    peers.extend(agent.cfg.network.peers.iter().copied());
+    let me = agent.cfg.peer_listen();
+    peers.retain(|p| Some(*p) != me);
+    agent
+        .bt
+        .add(crate::bt::AddPack {
+            id,
+            info_hash: ih.to_string(),
+            torrent,
+            folder: agent.store.pack_dir(id),
+            peers,
+            trackers: agent.trackers(),
+            announce_interval: agent.cfg.network.announce_interval,
+            read_only: false,
+        })
+        .await
+}
+
+/// Every HTTP endpoint worth asking: upstreams first, then known peers.
+fn sources(agent: &Agent) -> Vec<String> {
+    let me = agent.cfg.advertise_url();
+    let mut v: Vec<String> = agent.cfg.mirror.upstreams.clone();
+    for u in agent.peers.lock().unwrap().urls() {
+        if !v.contains(&u) {
+            v.push(u);
+        }
+    }
+    v.retain(|u| u.trim_end_matches('/') != me.trim_end_matches('/'));
+    v.iter()
+        .map(|u| u.trim_end_matches('/').to_string())
+        .collect()
+}
+
+async fn fetch(agent: &Agent, url: &str) -> Result<Vec<u8>> {
+    let mut resp = agent
+        .client
+        .get(url)
+        .send()
+        .await
+        .map_err(|e| anyhow!("{url}: {e}"))?;
+    if !resp.status().is_success() {
+        bail!("{url}: HTTP {}", resp.status());
+    }
+    let mut out = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|e| anyhow!("{url}: {e}"))? {
+        out.extend_from_slice(&chunk);
+        if out.len() > MAX_DOC {
+            bail!("{url}: larger than {MAX_DOC} bytes; refusing");
+        }
+    }
+    Ok(out)
+}
+
+/// One round: find, fetch, verify, apply.
+async fn sync(agent: &Arc<Agent>, ms: &mut MirrorState) -> Result<()> {
+    let srcs = sources(agent);
+    let applied = ms
+        .manifest
+        .as_ref()
+        .map(|m| m.header.generation)
+        .unwrap_or(0);
+    let now = fsutil::now();
+
+    // 1. Heads.
+    let mut heads: Vec<(String, Head, Vec<u8>)> = Vec::new();
+    let mut problems: Vec<String> = Vec::new();
+    let fetched = futures::future::join_all(srcs.iter().map(|u| {
+        let url = format!("{u}/v1/head");
+        async move { (u.clone(), fetch(agent, &url).await) }
+    }))
+    .await;
+    for (u, r) in fetched {
+        let checked = r.and_then(|env| {
+            let body = ms.key.open("head", &env)?;
+            let h = Head::from_body(&body)?;
+            h.check_fresh(now)?;
+            Ok((h, env))
+        });
+        match checked {
+            Ok((h, env)) => heads.push((u, h, env)),
+            Err(e) => {
+                tracing::warn!(upstream = %u, error = %format!("{e:#}"), "head refused");
+                problems.push(format!("{u}: {e:#}"));
+            }
+        }
+    }
+    let Some(best) = heads.iter().map(|h| h.1.generation).max() else {
+        if ms.full_check {
+            converge(agent, ms)?;
+        }
+        bail!(
+            "no upstream offered a valid signed head: {}",
+            if problems.is_empty() {
+                "no upstreams reachable".into()
+            } else {
+                problems.join("; ")
+            }
+        );
+    };
+    {
+        let mut st = agent.status.lock().unwrap();
+        st.generation_known = st.generation_known.max(best);
+    }
+    if best < applied {
+        ms.full_check = false;
+        bail!(
+            "every upstream offers an older generation (newest {best}) than the one applied here \
+             ({applied}): refusing to roll back; check that the upstreams follow the same origin"
+        );
+    }
+    for (u, h, _) in &heads {
+        if h.generation < applied {
+            tracing::warn!(upstream = %u, offered = h.generation, applied, "refusing rollback to an older generation");
+        }
+    }
+    let (best_url, head, head_env) = heads
+        .iter()
+        .find(|h| h.1.generation == best)
+        .cloned()
+        .expect("best exists");
+    if best == applied {
+        if Some(&head.manifest_sha256) != ms.manifest_sha.as_ref() {
+            bail!(
+                "{best_url} signs a different manifest for generation {best} than the one applied \
+                 here; refusing it (the origin key may be used by two origins)"
+            );
+        }
+        if ms.full_check {
+            converge(agent, ms)?;
+        }
+        if problems.is_empty() {
+            agent.status.lock().unwrap().last_error = None;
+        }
+        agent.set_state("idle");
+        return Ok(());
+    }
+
+    // 2. Manifest G.
+    let started = Instant::now();
+    agent.set_state("fetching-manifest");
+    let urls_with_best: Vec<String> = std::iter::once(best_url.clone())
+        .chain(
+            heads
+                .iter()
+                .filter(|h| h.1.generation == best)
+                .map(|h| h.0.clone()),
+        )
+        .chain(srcs.iter().cloned())
+        .collect::<Vec<_>>();
+    let mut urls: Vec<String> = Vec::new();
+    for u in urls_with_best {
+        if !urls.contains(&u) {
+            urls.push(u);
+        }
+    }
+    let (new, new_env, delta_envs) = get_manifest(agent, ms, &head, &urls).await?;
+    new.check_fresh(now)?;
+    let profile: Profile = new.header.profile.parse().unwrap_or(agent.cfg.profile);
+    if profile != agent.cfg.profile {
+        tracing::warn!(manifest = %profile, configured = %agent.cfg.profile, "the origin publishes another profile; using the origin's order");
+    }
+    // Relay: these are valid signed documents now.
+    let store = &agent.store;
+    fsutil::atomic_write(&store.manifest(best), &new_env)?;
+    for (from, env) in &delta_envs {
+        fsutil::atomic_write(&store.delta(*from), env)?;
+    }
+    fsutil::atomic_write(&store.head(), &head_env)?;
+
+    // 3. Packs.
+    download(agent, ms, &new, &urls).await?;
+
+    // 4. Apply.
+    agent.set_state("applying");
+    let plan = apply::plan_from(profile, ms.manifest.as_ref(), &new);
+    let live = agent.cfg.repo.clone();
+    let lookup = |sha: &Sha256Hash| ms.contents.get(&sha.0).map(|p| store.content(*p, &sha.0));
+    let done = apply::execute(&plan, &new, &live, &lookup)?;
+    let removals = plan.removals.clone();
+    fsutil::atomic_write(
+        &store.applied(),
+        &serde_json::to_vec(&AppliedRecord {
+            generation: best,
+            manifest_sha256: head.manifest_sha256,
+        })?,
+    )?;
+    let grace = agent.cfg.mirror.delete_grace.as_secs() as i64;
+    ms.pending.schedule(&removals, &new, fsutil::now() + grace);
+    ms.pending.save(&store.pending())?;
+    let secs = started.elapsed().as_secs_f64();
+    let since_publish = (fsutil::now() - new.header.created).max(0) as f64;
+    tracing::info!(
+        generation = best,
+        upserts = plan.upserts.len(),
+        linked = done.linked,
+        copied = done.copied,
+        symlinks = done.symlinks,
+        removals_scheduled = removals.len(),
+        seconds = secs,
+        "applied"
+    );
+
+    // 5. Retire packs the new generation no longer names.
+    let live_ids: HashSet<u64> = new.header.packs.iter().map(|p| p.id).collect();
+    if let Some(old) = &ms.manifest {
+        for p in &old.header.packs {
+            if !live_ids.contains(&p.id) {
+                agent.bt.remove(p.id).await?;
+                let _ = std::fs::remove_dir_all(store.pack_dir(p.id));
+                let _ = std::fs::remove_file(store.verified(p.id));
+                let _ = std::fs::remove_file(store.torrent(&p.info_hash));
+                ms.verified.remove(&p.id);
+            }
+        }
+    }
+    ms.contents.retain(|_, p| live_ids.contains(p));
+    ms.manifest_sha = Some(head.manifest_sha256);
+
+    if agent.cfg.mirror.trace {
+        let totals = agent.bt.totals();
+        apply::write_trace(
+            &live,
+            &apply::Trace {
+                name: &agent.name,
+                generation: best,
+                created: new.header.created,
+                started: fsutil::now() - secs as i64,
+                upstream: &best_url,
+                bytes_received: totals.down.values().sum(),
+                seconds: secs,
+            },
+        )?;
+    }
+    {
+        let mut st = agent.status.lock().unwrap();
+        st.generation_applied = best;
+        st.generation_created = new.header.created;
+        st.generation_expires = new.header.expires;
+        st.files = new.entries.len() as u64;
+        st.bytes = new.total_bytes();
+        st.pending_deletions = ms.pending.due.len() as u64;
+        st.last_sync_seconds = Some(since_publish.max(secs));
+        st.last_error = None;
+        st.state = "idle".into();
+    }
+    ms.manifest = Some(new);
+    ms.full_check = false;
+    Ok(())
+}
+
+/// Brings the live tree back to the applied generation (start-up, crash).
+fn converge(agent: &Agent, ms: &mut MirrorState) -> Result<()> {
+    ms.full_check = false;
+    let Some(m) = &ms.manifest else { return Ok(()) };
+    let profile: Profile = m.header.profile.parse().unwrap_or(agent.cfg.profile);
+    let plan = apply::plan_full(profile, &agent.cfg.repo, m);
+    if plan.upserts.is_empty() {
+        return Ok(());
+    }
+    tracing::info!(
+        entries = plan.upserts.len(),
+        "live tree differs from the applied generation; repairing"
+    );
+    let store = &agent.store;
+    let lookup = |sha: &Sha256Hash| ms.contents.get(&sha.0).map(|p| store.content(*p, &sha.0));
+    apply::execute(&plan, m, &agent.cfg.repo, &lookup)?;
+    Ok(())
+}
+
+type ManifestFetch = (Manifest, Vec<u8>, Vec<(u64, Vec<u8>)>);
+
+/// Manifest G by deltas from what we hold, else in full.
+async fn get_manifest(
+    agent: &Agent,
+    ms: &MirrorState,
+    head: &Head,
+    urls: &[String],
+) -> Result<ManifestFetch> {
+    let g = head.generation;
+    if let (Some(cur), Some(cur_sha)) = (&ms.manifest, &ms.manifest_sha) {
+        let from = cur.header.generation;
+        if g > from && g - from <= MAX_DELTAS {
+            match by_deltas(agent, ms, cur, cur_sha, g, urls).await {
+                Ok((m, sig, envs)) => {
+                    let body = m.body();
+                    if Sha256Hash::of(&body) == head.manifest_sha256 {
+                        let env = shoal_manifest::signed::envelope("manifest", &sig, &body);
+                        ms.key
+                            .open("manifest", &env)
+                            .context("rebuilt manifest envelope")?;
+                        return Ok((m, env, envs));
+                    }
+                    tracing::warn!("deltas did not reach the head's manifest; fetching it in full");
+                }
+                Err(e) => {
+                    tracing::info!(error = %format!("{e:#}"), "deltas unavailable; fetching the full manifest")
+                }
+            }
+        }
+    }
+    let mut errs = Vec::new();
+    for u in urls {
+        let r = async {
+            let env = fetch(agent, &format!("{u}/v1/manifest/{g}")).await?;
+            let body = ms.key.open("manifest", &env)?;
+            let got = Sha256Hash::of(&body);
+            if got != head.manifest_sha256 {
+                return Err(anyhow!(shoal_manifest::Error::HashMismatch {
+                    generation: g,
+                    expected: head.manifest_sha256.to_hex(),
+                    got: got.to_hex(),
+                }));
+            }
+            let m = Manifest::from_body(&body)?;
+            if m.header.generation != g {
+                bail!(
+                    "manifest says generation {}, head says {g}",
+                    m.header.generation
+                );
+            }
+            Ok((m, env))
+        }
+        .await;
+        match r {
+            Ok((m, env)) => return Ok((m, env, Vec::new())),
+            Err(e) => {
+                tracing::warn!(upstream = %u, error = %format!("{e:#}"), "manifest refused");
+                errs.push(format!("{u}: {e:#}"));
+            }
+        }
+    }
+    bail!(
+        "no upstream served a valid manifest for generation {g}: {}",
+        errs.join("; ")
+    )
+}
+
+async fn by_deltas(
+    agent: &Agent,
+    ms: &MirrorState,
+    cur: &Manifest,
+    cur_sha: &Sha256Hash,
+    target: u64,
+    urls: &[String],
+) -> Result<(Manifest, String, Vec<(u64, Vec<u8>)>)> {
+    let mut m = cur.clone();
+    let mut sha = *cur_sha;
+    let mut envs = Vec::new();
+    let mut sig = String::new();
+    for from in cur.header.generation..target {
+        let mut got = None;
+        for u in urls {
+            let Ok(env) = fetch(agent, &format!("{u}/v1/delta/{from}")).await else {
+                continue;
+            };
+            let d = ms
+                .key
+                .open("delta", &env)
+                .map_err(anyhow::Error::from)
+                .and_then(|b| Delta::from_body(&b).map_err(anyhow::Error::from));
+            match d {
+                Ok(d) => {
+                    got = Some((d, env));
+                    break;
+                }
+                Err(e) => tracing::warn!(upstream = %u, error = %format!("{e:#}"), "delta refused"),
+            }
+        }
+        let (d, env) =
+            got.ok_or_else(|| anyhow!("no upstream holds the delta from generation {from}"))?;
+        m = d.apply(&m, &sha)?;
+        sha = d.manifest_sha256;
+        sig = d.manifest_signature.clone();
+        envs.push((from, env));
+    }
+    Ok((m, sig, envs))
+}
+
+/// Downloads and verifies every pack of `new` not verified here yet.
+async fn download(
+    agent: &Arc<Agent>,
+    ms: &mut MirrorState,
+    new: &Manifest,
+    urls: &[String],
+) -> Result<()> {
+    let store = agent.store.clone();
+    let mut todo: Vec<&shoal_manifest::PackRef> = new
+        .header
+        .packs
+        .iter()
+        .filter(|p| !ms.verified.contains(&p.id))
+        .collect();
+    if todo.is_empty() {
+        return Ok(());
+    }
+    // Spread the swarm: every mirror starts at a different pack.
+    let offset = (Sha256Hash::of(agent.name.as_bytes()).0[0] as usize) % todo.len();
+    todo.rotate_left(offset);
+    agent.set_state("downloading");
+    let mut torrents = Vec::new();
+    for p in &todo {
+        let path = store.torrent(&p.info_hash);
+        let bytes = match std::fs::read(&path) {
+            Ok(b) if shoal_pack::parse_torrent(&b, Some(&p.info_hash)).is_ok() => b,
+            _ => {
+                let mut got = None;
+                let mut errs = Vec::new();
+                for u in urls {
+                    match fetch(agent, &format!("{u}/v1/torrent/{}", p.info_hash)).await {
+                        Ok(b) => match shoal_pack::parse_torrent(&b, Some(&p.info_hash)) {
+                            Ok(_) => {
+                                got = Some(b);
+                                break;
+                            }
+                            Err(e) => errs.push(format!("{u}: {e}")),
+                        },
+                        Err(e) => errs.push(format!("{e:#}")),
+                    }
+                }
+                let b = got.ok_or_else(|| {
+                    anyhow!(
+                        "no upstream served the torrent of pack {} ({}): {}",
+                        p.id,
+                        p.info_hash,
+                        errs.join("; ")
+                    )
+                })?;
+                fsutil::atomic_write(&path, &b)?;
+                b
+            }
+        };
+        let parsed = shoal_pack::parse_torrent(&bytes, Some(&p.info_hash))?;
+        // Pre-link contents this mirror already holds (compaction, moves).
+        for (sha, _) in &parsed.files {
+            let dst = store.content(p.id, sha);
+            if dst.exists() {
+                continue;
+            }
+            if let Some(have) = ms.contents.get(sha) {
+                let src = store.content(*have, sha);
+                std::fs::create_dir_all(dst.parent().unwrap())?;
+                if std::fs::hard_link(&src, &dst).is_err() {
+                    let _ = std::fs::copy(&src, &dst);
+                }
+            }
+        }
+        let t = add_pack(agent, p.id, &p.info_hash, bytes).await?;
+        torrents.push((t, parsed));
+    }
+
+    // Wait, watching progress.
+    let mut last_progress = Instant::now();
+    let mut last_have = 0u64;
+    loop {
+        let mut all = true;
+        let mut have = 0;
+        for (t, _) in &torrents {
+            let s = t.handle.stats();
+            if let librqbit::TorrentStatsState::Error = s.state {
+                bail!(
+                    "pack {} failed in the BitTorrent session: {}; check free space in {}",
+                    t.id,
+                    s.error.unwrap_or_default(),
+                    store.packs_dir().display()
+                );
+            }
+            have += s.progress_bytes;
+            all &= s.finished;
+        }
+        if all {
+            break;
+        }
+        if have > last_have {
+            last_have = have;
+            last_progress = Instant::now();
+        } else if last_progress.elapsed() > STALL {
+            bail!(
+                "download stalled for {}s at {have} bytes: no reachable peer has the missing \
+                 pieces; check that the origin or another mirror is up",
+                STALL.as_secs()
+            );
+        }
+        agent.refresh_pack_status();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    agent.refresh_pack_status();
+
+    // Verify SHA-256 of every content.
+    agent.set_state("verifying");
+    for (t, parsed) in torrents {
+        let dir = store.pack_dir(t.id);
+        let files = parsed.files.clone();
+        let bad = tokio::task::spawn_blocking(move || verify_contents(&dir, &files)).await??;
+        if let Some((sha, why)) = bad {
+            let _ = std::fs::remove_file(store.content(t.id, &sha));
+            bail!(
+                "pack {} content {} fails SHA-256 ({why}) although its BitTorrent pieces matched: \
+                 the pack and the signed manifest disagree; refusing generation {} and leaving the \
+                 live tree as it was",
+                t.id,
+                hex::encode(sha),
+                new.header.generation
+            );
+        }
+        fsutil::atomic_write(&store.verified(t.id), b"")?;
+        ms.verified.insert(t.id);
+        for (sha, _) in &parsed.files {
+            ms.contents.insert(*sha, t.id);
+        }
+    }
+    Ok(())
+}
+
+/// Checks every content of a pack folder; returns the first bad one.
+fn verify_contents(
+    dir: &std::path::Path,
+    files: &[([u8; 32], u64)],
+) -> Result<Option<([u8; 32], String)>> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let next = AtomicUsize::new(0);
+    let bad = std::sync::Mutex::new(None);
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2);
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= files.len() || bad.lock().unwrap().is_some() {
+                    break;
+                }
+                let (sha, size) = files[i];
+                let path: PathBuf = dir.join(shoal_pack::content_path(&sha));
+                let r = shoal_pack::hash_file(&path, None);
+                let why = match r {
+                    Ok(h) if h.sha256 == sha && h.size == size => continue,
+                    Ok(h) if h.size != size => format!("size {} instead of {size}", h.size),
+                    Ok(_) => "hash differs".to_string(),
+                    Err(e) => format!("cannot read {}: {e}", path.display()),
+                };
+                *bad.lock().unwrap() = Some((sha, why));
+            });
+        }
+    });
+    Ok(bad.into_inner().unwrap())
+}
+
+fn run_deletions(agent: &Agent, ms: &mut MirrorState) -> Result<()> {
+    let Some(m) = &ms.manifest else { return Ok(()) };
+    if ms.pending.due.is_empty() {
+        return Ok(());
+    }
+    let n = ms.pending.run(&agent.cfg.repo, m, fsutil::now())?;
+    if n > 0 {
+        ms.pending.save(&agent.store.pending())?;
+        tracing::info!(removed = n, "removed files whose grace period passed");
+    }
+    agent.status.lock().unwrap().pending_deletions = ms.pending.due.len() as u64;
+    Ok(())
+}
+
+/// Tells upstreams and known peers about this mirror and learns theirs.
+async fn announce_loop(agent: Arc<Agent>) {
+    let ttl = (agent.cfg.mirror.poll_interval * 10).max(Duration::from_secs(300));
+    loop {
+        let me = agent.self_info();
+        let targets = sources(&agent);
+        let results = futures::future::join_all(targets.iter().map(|u| {
+            let url = format!("{u}/v1/announce");
+            let me = me.clone();
+            let client = agent.client.clone();
+            async move {
+                let r = client
+                    .post(&url)
+                    .json(&me)
+                    .timeout(Duration::from_secs(10))
+                    .send()
+                    .await
+                    .ok()?;
+                r.json::<Vec<crate::peers::PeerInfo>>().await.ok()
+            }
+        }))
+        .await;
+        let mut news = false;
+        {
+            let mut t = agent.peers.lock().unwrap();
+            for list in results.into_iter().flatten() {
+                for p in list {
+                    news |= p.generation > me.generation;
+                    t.merge(p, &agent.name);
+                }
+            }
+            t.expire(ttl);
+        }
+        if news {
+            agent.kick.notify_one();
+        }
+        tokio::time::sleep(
+            agent
+                .cfg
+                .network
+                .announce_interval
+                .min(agent.cfg.mirror.poll_interval),
+        )
+        .await;
+    }
+}
