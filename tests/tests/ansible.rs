@@ -483,6 +483,66 @@ fn nginx_vhost_passes_nginx_config_test() {
     assert!(run.stderr.contains("test is successful"), "{}", run.all());
 }
 
+/// Relative path and content of every file under `root`.
+fn files_under(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut todo = vec![root.to_path_buf()];
+    while let Some(dir) = todo.pop() {
+        for e in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                todo.push(p);
+            } else {
+                out.insert(p.strip_prefix(root).unwrap().to_path_buf(), std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    out
+}
+
+/// The tree `shoal render ansible` makes from the example site embeds this
+/// role; every host's variables pass the role's argument specs and checks.
+#[test]
+fn provisioner_rendered_site_passes_the_role_checks() {
+    let shoal = shoal_e2e::bin("shoal");
+    let sb = Sandbox::new();
+    let out = sb.path().join("site-ansible");
+    Run::of(
+        Command::new(&shoal)
+            .args(["render", "ansible", "--site"])
+            .arg(shoal_e2e::workspace_root().join("site.example.yaml"))
+            .arg("--out")
+            .arg(&out),
+    )
+    .ok();
+    let ours = files_under(&ansible_dir().join("roles/shoal"));
+    assert!(ours.len() > 10, "{ours:?}");
+    let rendered = files_under(&out.join("roles/shoal"));
+    let differ: Vec<_> = ours
+        .keys()
+        .chain(rendered.keys())
+        .filter(|k| ours.get(*k) != rendered.get(*k))
+        .collect();
+    assert!(
+        differ.is_empty(),
+        "the rendered tree must carry this role unchanged, but these differ: {differ:?}; \
+         if `shoal` is older than the role, rebuild it with `cargo build --bins`"
+    );
+    // Only the checks run (tag shoal_validate), locally, for every host.
+    let mut c = sb.command("ansible-playbook");
+    c.current_dir(&out)
+        .env_remove("ANSIBLE_ROLES_PATH")
+        .args(["-i", "inventory.yml", "site.yml", "-c", "local", "--tags", "shoal_validate"])
+        .args(["-e", "ansible_become=false", "-e", "ansible_host=127.0.0.1"]);
+    let run = Run::of(&mut c).ok();
+    let recap = run.recap();
+    assert!(recap.len() >= 2, "{}", run.all());
+    for (host, counters) in &recap {
+        assert_eq!(counters["failed"], 0, "{host}:\n{}", run.all());
+        assert!(counters["ok"] > 3, "{host} ran no checks:\n{}", run.all());
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Bad settings: each fails before anything is written, with a message that
 // names the variable and says what to write instead.
