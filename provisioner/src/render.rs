@@ -34,21 +34,35 @@ pub const RENDER_LIST: &str = ".shoal-rendered";
 /// Render the site for a deployment tool, or one host's files.
 #[derive(Debug, Subcommand)]
 pub enum RenderCommand {
-    /// Write a Puppet site layer: manifests/site.pp (a node block per host
-    /// declaring `class { 'shoal': ... }`), Hiera data (hiera.yaml,
-    /// data/common.yaml, data/nodes/<host>.yaml) and the module in
-    /// modules/shoal. Apply with
-    /// `puppet apply --modulepath OUT/modules --hiera_config OUT/hiera.yaml OUT/manifests/site.pp`
-    /// or copy the pieces into your control repo.
+    /// Write a Puppet site layer: site.pp, Hiera data and the module.
+    ///
+    /// Writes OUT/manifests/site.pp (a node block per host declaring
+    /// `class { 'shoal': ... }` with the settings the site gives it),
+    /// OUT/hiera.yaml with OUT/data/common.yaml (the site defaults) and
+    /// OUT/data/nodes/<host>.yaml (each host's own settings) for control
+    /// repos that `include shoal`, and the module itself in
+    /// OUT/modules/shoal. Apply with `puppet apply --modulepath OUT/modules
+    /// --hiera_config OUT/hiera.yaml OUT/manifests/site.pp`, or copy the
+    /// pieces into your control repo.
     Puppet(OutArgs),
-    /// Write an Ansible tree: inventory.yml (groups shoal_origin and
-    /// shoal_mirrors, host variables shoal_<param>), group_vars/shoal.yml (the
-    /// site defaults), site.yml (the playbook) and the role in roles/shoal.
-    /// Run with `ansible-playbook -i OUT/inventory.yml OUT/site.yml`.
+    /// Write an Ansible tree: inventory, playbook and the role.
+    ///
+    /// Writes OUT/inventory.yml (groups shoal_origin and shoal_mirrors under
+    /// a parent group shoal, each host's own settings as host variables
+    /// shoal_<param>), OUT/group_vars/shoal.yml (the site defaults),
+    /// OUT/site.yml (the playbook: the origin first, then the mirrors) and
+    /// the role in OUT/roles/shoal. Run with
+    /// `ansible-playbook -i OUT/inventory.yml OUT/site.yml`.
     Ansible(OutArgs),
     /// Print the shoal-agent configuration (agent.yaml) of one host.
+    ///
+    /// This is the file the host's agent reads from <config_dir>/agent.yaml;
+    /// `shoal bootstrap` installs it over SSH.
     AgentConfig(HostArgs),
     /// Print the systemd unit (shoal-agent.service) of one host.
+    ///
+    /// The hardened unit that goes to <unit_dir>/shoal-agent.service on hosts
+    /// whose service_manager is systemd.
     Unit(HostArgs),
 }
 
