@@ -84,7 +84,11 @@ impl Sandbox {
 
     /// Writes an inventory in the shape `shoal render ansible` produces:
     /// groups `shoal_origin` and `shoal_mirrors`, everything else host vars.
-    fn inventory(&self, origin: &[(&str, serde_yaml::Value)], mirrors: &[(&str, serde_yaml::Value)]) -> PathBuf {
+    fn inventory(
+        &self,
+        origin: &[(&str, serde_yaml::Value)],
+        mirrors: &[(&str, serde_yaml::Value)],
+    ) -> PathBuf {
         let group = |hosts: &[(&str, serde_yaml::Value)]| {
             let mut h = serde_yaml::Mapping::new();
             for (name, vars) in hosts {
@@ -134,9 +138,16 @@ struct Run {
 
 impl Run {
     fn of(c: &mut Command) -> Run {
-        let Output { status, stdout, stderr } = c
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run {:?}: {e} (install the Debian package)", c.get_program()));
+        let Output {
+            status,
+            stdout,
+            stderr,
+        } = c.output().unwrap_or_else(|e| {
+            panic!(
+                "cannot run {:?}: {e} (install the Debian package)",
+                c.get_program()
+            )
+        });
         Run {
             status,
             stdout: String::from_utf8_lossy(&stdout).into_owned(),
@@ -145,11 +156,19 @@ impl Run {
     }
 
     fn all(&self) -> String {
-        format!("--- stdout ---\n{}\n--- stderr ---\n{}", self.stdout, self.stderr)
+        format!(
+            "--- stdout ---\n{}\n--- stderr ---\n{}",
+            self.stdout, self.stderr
+        )
     }
 
     fn ok(self) -> Run {
-        assert!(self.status.success(), "command failed ({}):\n{}", self.status, self.all());
+        assert!(
+            self.status.success(),
+            "command failed ({}):\n{}",
+            self.status,
+            self.all()
+        );
         self
     }
 
@@ -204,7 +223,13 @@ fn mode(p: &Path) -> u32 {
 }
 
 /// Host vars of a mirror whose paths are all under the sandbox prefix.
-fn mirror_vars(sb: &Sandbox, binary: &Path, listen: &str, upstream: &str, key: &str) -> serde_yaml::Value {
+fn mirror_vars(
+    sb: &Sandbox,
+    binary: &Path,
+    listen: &str,
+    upstream: &str,
+    key: &str,
+) -> serde_yaml::Value {
     yaml(&format!(
         "shoal_role: mirror\n\
          shoal_agent_name: test-mirror\n\
@@ -250,7 +275,10 @@ fn syntax_check_of_playbooks_using_the_role() {
 
     // A playbook naming a role that does not exist must fail the same check,
     // so the check above really resolved the role.
-    let bad = sb.write("bad.yml", "---\n- name: X\n  hosts: all\n  roles:\n    - shoal_no_such_role\n");
+    let bad = sb.write(
+        "bad.yml",
+        "---\n- name: X\n  hosts: all\n  roles:\n    - shoal_no_such_role\n",
+    );
     let run = sb.playbook(&inv, &bad, &["--syntax-check"]);
     assert!(!run.status.success(), "{}", run.all());
     assert!(run.all().contains("shoal_no_such_role"), "{}", run.all());
@@ -260,13 +288,24 @@ fn syntax_check_of_playbooks_using_the_role() {
 fn ansible_lint_production_profile_is_clean() {
     let sb = Sandbox::new();
     let mut c = sb.command("ansible-lint");
-    c.current_dir(ansible_dir())
-        .args(["--offline", "--nocolor", "--profile", "production", "roles/shoal", "site.example.yml"]);
+    c.current_dir(ansible_dir()).args([
+        "--offline",
+        "--nocolor",
+        "--profile",
+        "production",
+        "roles/shoal",
+        "site.example.yml",
+    ]);
     let run = Run::of(&mut c);
     println!("{}", run.all());
-    assert!(run.status.success(), "ansible-lint found problems:\n{}", run.all());
     assert!(
-        run.all().contains("Passed with production profile: 0 failure(s), 0 warning(s)"),
+        run.status.success(),
+        "ansible-lint found problems:\n{}",
+        run.all()
+    );
+    assert!(
+        run.all()
+            .contains("Passed with production profile: 0 failure(s), 0 warning(s)"),
         "{}",
         run.all()
     );
@@ -317,16 +356,27 @@ fn rendered_agent_configs_parse_with_the_agent_schema() {
     let inv = sb.inventory(&[("origin-host", origin)], &[("mirror-host", mirror)]);
     let site = sb.site(false);
     let first = sb.playbook(&inv, &site, &["--tags", "shoal_config"]).ok();
-    assert!(first.counter("origin-host", "changed") > 0, "{}", first.all());
+    assert!(
+        first.counter("origin-host", "changed") > 0,
+        "{}",
+        first.all()
+    );
 
     let o = AgentConfig::load(&p.join("origin/etc/agent.yaml")).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(o.role, Role::Origin);
-    assert_eq!(o.name.as_deref(), Some("origin-host"), "defaults to the inventory name without facts");
+    assert_eq!(
+        o.name.as_deref(),
+        Some("origin-host"),
+        "defaults to the inventory name without facts"
+    );
     assert_eq!(o.repo, p.join("origin/repo"));
     assert_eq!(o.state, p.join("origin/state"));
     assert_eq!(o.profile.to_string(), "debian");
     assert_eq!(o.listen.to_string(), "127.0.0.1:18700");
-    assert_eq!(o.origin.key.as_deref(), Some(p.join("origin/etc/origin.key").as_path()));
+    assert_eq!(
+        o.origin.key.as_deref(),
+        Some(p.join("origin/etc/origin.key").as_path())
+    );
     assert_eq!(o.origin.publish_interval, Duration::ZERO);
     assert_eq!(o.origin.manifest_ttl, Duration::from_secs(2 * 86400));
     assert_eq!(o.network.upload_limit, 10 << 20);
@@ -336,7 +386,10 @@ fn rendered_agent_configs_parse_with_the_agent_schema() {
     assert_eq!(std::fs::read_to_string(&key).unwrap(), "private key text\n");
     assert_eq!(mode(&key), 0o600);
     assert_eq!(mode(&p.join("origin/etc/agent.yaml")), 0o640);
-    assert!(p.join("origin/repo").is_dir(), "a missing origin repository is created");
+    assert!(
+        p.join("origin/repo").is_dir(),
+        "a missing origin repository is created"
+    );
 
     let m = AgentConfig::load(&p.join("mirror/etc/agent.yaml")).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(m.role, Role::Mirror);
@@ -346,11 +399,17 @@ fn rendered_agent_configs_parse_with_the_agent_schema() {
     assert_eq!(m.peer_listen().unwrap().to_string(), "127.0.0.1:18799");
     assert_eq!(m.advertise_url(), "http://mirror-1.example.org:18710");
     assert_eq!(m.mirror.origin_key.as_deref(), Some(KEY));
-    assert_eq!(m.mirror.upstreams, ["http://127.0.0.1:18700", "https://mirror-2.example.org"]);
+    assert_eq!(
+        m.mirror.upstreams,
+        ["http://127.0.0.1:18700", "https://mirror-2.example.org"]
+    );
     assert_eq!(m.mirror.poll_interval, Duration::from_secs(45));
     assert_eq!(m.mirror.delete_grace, Duration::from_secs(7200));
     assert_eq!(m.network.download_limit, 1 << 20);
-    assert!(m.origin.key.is_none(), "a mirror's config carries no origin section");
+    assert!(
+        m.origin.key.is_none(),
+        "a mirror's config carries no origin section"
+    );
     assert_eq!(mode(&p.join("mirror/state")), 0o750);
     assert_eq!(mode(&p.join("mirror/repo")), 0o755);
 
@@ -390,7 +449,9 @@ fn systemd_unit_passes_systemd_analyze_and_is_hardened() {
     let site = sb.site(false);
     // Install the binary (ExecStart must exist for `verify`) and the unit only:
     // there is no systemd here to start it.
-    let run = sb.playbook(&inv, &site, &["--tags", "shoal_install,shoal_unit"]).ok();
+    let run = sb
+        .playbook(&inv, &site, &["--tags", "shoal_install,shoal_unit"])
+        .ok();
     assert_eq!(run.counter("localhost", "failed"), 0);
     let unit = p.join("etc/systemd/system/shoal-agent.service");
     let text = std::fs::read_to_string(&unit).unwrap();
@@ -398,25 +459,38 @@ fn systemd_unit_passes_systemd_analyze_and_is_hardened() {
     assert_eq!(mode(&p.join("usr/local/bin/shoal-agent")), 0o755);
 
     let verify = Run::of(Command::new("systemd-analyze").arg("verify").arg(&unit));
-    assert!(verify.status.success(), "systemd-analyze verify failed:\n{}", verify.all());
+    assert!(
+        verify.status.success(),
+        "systemd-analyze verify failed:\n{}",
+        verify.all()
+    );
     assert!(
         !verify.all().contains("shoal-agent.service"),
         "systemd-analyze verify warns about the unit:\n{}",
         verify.all()
     );
     for line in [
-        format!("ExecStart={p}/usr/local/bin/shoal-agent --config {p}/etc/shoal/agent.yaml run", p = p.display()),
+        format!(
+            "ExecStart={p}/usr/local/bin/shoal-agent --config {p}/etc/shoal/agent.yaml run",
+            p = p.display()
+        ),
         "Restart=on-failure".into(),
         "NoNewPrivileges=yes".into(),
         "ProtectSystem=strict".into(),
-        format!("ReadWritePaths={p}/srv/repo {p}/var/lib/shoal", p = p.display()),
+        format!(
+            "ReadWritePaths={p}/srv/repo {p}/var/lib/shoal",
+            p = p.display()
+        ),
         "PrivateTmp=yes".into(),
         "ProtectHome=yes".into(),
         "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6".into(),
         "CapabilityBoundingSet=".into(),
         "User=root".into(),
     ] {
-        assert!(text.lines().any(|l| l == line), "unit lacks `{line}`:\n{text}");
+        assert!(
+            text.lines().any(|l| l == line),
+            "unit lacks `{line}`:\n{text}"
+        );
     }
     // systemd's own exposure score for the unit (offline, no systemd needed):
     // 10 is unprotected; the threshold fails the command above 2.5.
@@ -426,17 +500,31 @@ fn systemd_unit_passes_systemd_analyze_and_is_hardened() {
             .arg(&unit),
     );
     println!("{}", sec.stdout.lines().last().unwrap_or(""));
-    assert!(sec.status.success(), "systemd-analyze security:\n{}", sec.all());
+    assert!(
+        sec.status.success(),
+        "systemd-analyze security:\n{}",
+        sec.all()
+    );
 
     // A privileged port run as another user gets exactly the one capability.
     let inv = sb.inventory(&[], &[("localhost", vars("0.0.0.0:80", "shoal"))]);
     sb.playbook(&inv, &site, &["--tags", "shoal_unit"]).ok();
     let text = std::fs::read_to_string(&unit).unwrap();
-    assert!(text.contains("\nCapabilityBoundingSet=CAP_NET_BIND_SERVICE\n"), "{text}");
-    assert!(text.contains("\nAmbientCapabilities=CAP_NET_BIND_SERVICE\n"), "{text}");
+    assert!(
+        text.contains("\nCapabilityBoundingSet=CAP_NET_BIND_SERVICE\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("\nAmbientCapabilities=CAP_NET_BIND_SERVICE\n"),
+        "{text}"
+    );
     assert!(text.contains("\nUser=shoal\n"), "{text}");
     let verify = Run::of(Command::new("systemd-analyze").arg("verify").arg(&unit));
-    assert!(verify.status.success() && !verify.all().contains("shoal-agent.service"), "{}", verify.all());
+    assert!(
+        verify.status.success() && !verify.all().contains("shoal-agent.service"),
+        "{}",
+        verify.all()
+    );
 }
 
 #[test]
@@ -447,21 +535,41 @@ fn nginx_vhost_passes_nginx_config_test() {
     let vhost = sb.path().join("shoal.conf");
     // Render the role's template with the role's own defaults, as web.yml does.
     let mut c = sb.command("ansible");
-    c.args(["localhost", "-c", "local", "-m", "ansible.builtin.template", "-a"])
-        .arg(format!(
-            "src={} dest={} mode=0644",
-            ansible_dir().join("roles/shoal/templates/nginx-vhost.conf.j2").display(),
-            vhost.display()
-        ))
-        .arg("-e")
-        .arg(format!("@{}", ansible_dir().join("roles/shoal/defaults/main.yml").display()))
-        .arg("-e")
-        .arg(format!("shoal_repo_dir={} shoal_web_port=8089 shoal_web_server_name=mirror.example.org", repo.display()));
+    c.args([
+        "localhost",
+        "-c",
+        "local",
+        "-m",
+        "ansible.builtin.template",
+        "-a",
+    ])
+    .arg(format!(
+        "src={} dest={} mode=0644",
+        ansible_dir()
+            .join("roles/shoal/templates/nginx-vhost.conf.j2")
+            .display(),
+        vhost.display()
+    ))
+    .arg("-e")
+    .arg(format!(
+        "@{}",
+        ansible_dir()
+            .join("roles/shoal/defaults/main.yml")
+            .display()
+    ))
+    .arg("-e")
+    .arg(format!(
+        "shoal_repo_dir={} shoal_web_port=8089 shoal_web_server_name=mirror.example.org",
+        repo.display()
+    ));
     Run::of(&mut c).ok();
     let text = std::fs::read_to_string(&vhost).unwrap();
     assert!(text.contains("listen 8089;"), "{text}");
     assert!(text.contains("server_name mirror.example.org;"), "{text}");
-    assert!(text.contains(&format!("root {};", repo.display())), "{text}");
+    assert!(
+        text.contains(&format!("root {};", repo.display())),
+        "{text}"
+    );
 
     let t = sb.path().join("nginx");
     std::fs::create_dir_all(&t).unwrap();
@@ -477,9 +585,19 @@ fn nginx_vhost_passes_nginx_config_test() {
         ),
     );
     let mut c = Command::new("nginx");
-    c.arg("-t").arg("-p").arg(&t).arg("-e").arg(t.join("error.log")).arg("-c").arg(&conf);
+    c.arg("-t")
+        .arg("-p")
+        .arg(&t)
+        .arg("-e")
+        .arg(t.join("error.log"))
+        .arg("-c")
+        .arg(&conf);
     let run = Run::of(&mut c);
-    assert!(run.status.success(), "nginx -t rejects the vhost:\n{}", run.all());
+    assert!(
+        run.status.success(),
+        "nginx -t rejects the vhost:\n{}",
+        run.all()
+    );
     assert!(run.stderr.contains("test is successful"), "{}", run.all());
 }
 
@@ -493,7 +611,10 @@ fn files_under(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
             if p.is_dir() {
                 todo.push(p);
             } else {
-                out.insert(p.strip_prefix(root).unwrap().to_path_buf(), std::fs::read(&p).unwrap());
+                out.insert(
+                    p.strip_prefix(root).unwrap().to_path_buf(),
+                    std::fs::read(&p).unwrap(),
+                );
             }
         }
     }
@@ -532,7 +653,15 @@ fn provisioner_rendered_site_passes_the_role_checks() {
     let mut c = sb.command("ansible-playbook");
     c.current_dir(&out)
         .env_remove("ANSIBLE_ROLES_PATH")
-        .args(["-i", "inventory.yml", "site.yml", "-c", "local", "--tags", "shoal_validate"])
+        .args([
+            "-i",
+            "inventory.yml",
+            "site.yml",
+            "-c",
+            "local",
+            "--tags",
+            "shoal_validate",
+        ])
         .args(["-e", "ansible_become=false", "-e", "ansible_host=127.0.0.1"]);
     let run = Run::of(&mut c).ok();
     let recap = run.recap();
@@ -550,22 +679,86 @@ fn provisioner_rendered_site_passes_the_role_checks() {
 #[test]
 fn bad_settings_fail_with_a_clear_message() {
     let cases: &[(&str, &str, &[&str])] = &[
-        ("shoal_role: bogus", "", &["shoal_role", "origin, mirror", "bogus"]),
-        ("shoal_service_manager: upstart", "", &["shoal_service_manager", "systemd, daemon"]),
-        ("shoal_binary_source: ''", "", &["shoal_binary_source is empty", "http(s)://"]),
-        ("shoal_origin_public_key: ''", "", &["shoal_origin_public_key", "shoal-agent keygen"]),
-        ("shoal_origin_public_key: 'ed25519:abc'", "", &["'ed25519:abc' is not an ed25519 public key"]),
-        ("shoal_upstreams: []", "", &["shoal_upstreams", "at least one upstream"]),
-        ("shoal_upstreams: ['ftp://origin']", "", &["ftp://origin", "http:// or https://"]),
-        ("shoal_poll_interval: soon", "", &["shoal_poll_interval: 'soon' is not a duration", "30s"]),
-        ("shoal_upload_limit: lots", "", &["shoal_upload_limit: 'lots' is not a size", "512KiB"]),
-        ("shoal_listen: 'localhost'", "", &["shoal_listen ('localhost')", "IP:PORT"]),
-        ("shoal_peer_listen: '127.0.0.1:8780'\nshoal_listen: '127.0.0.1:8780'", "", &["must differ"]),
-        ("shoal_agent_name: '../x'", "", &["not usable as a file name"]),
-        ("shoal_state_dir: PREFIX/srv/repo/state", "", &["must not contain each other", "shoal_state_dir"]),
+        (
+            "shoal_role: bogus",
+            "",
+            &["shoal_role", "origin, mirror", "bogus"],
+        ),
+        (
+            "shoal_service_manager: upstart",
+            "",
+            &["shoal_service_manager", "systemd, daemon"],
+        ),
+        (
+            "shoal_binary_source: ''",
+            "",
+            &["shoal_binary_source is empty", "http(s)://"],
+        ),
+        (
+            "shoal_origin_public_key: ''",
+            "",
+            &["shoal_origin_public_key", "shoal-agent keygen"],
+        ),
+        (
+            "shoal_origin_public_key: 'ed25519:abc'",
+            "",
+            &["'ed25519:abc' is not an ed25519 public key"],
+        ),
+        (
+            "shoal_upstreams: []",
+            "",
+            &["shoal_upstreams", "at least one upstream"],
+        ),
+        (
+            "shoal_upstreams: ['ftp://origin']",
+            "",
+            &["ftp://origin", "http:// or https://"],
+        ),
+        (
+            "shoal_poll_interval: soon",
+            "",
+            &["shoal_poll_interval: 'soon' is not a duration", "30s"],
+        ),
+        (
+            "shoal_upload_limit: lots",
+            "",
+            &["shoal_upload_limit: 'lots' is not a size", "512KiB"],
+        ),
+        (
+            "shoal_listen: 'localhost'",
+            "",
+            &["shoal_listen ('localhost')", "IP:PORT"],
+        ),
+        (
+            "shoal_peer_listen: '127.0.0.1:8780'\nshoal_listen: '127.0.0.1:8780'",
+            "",
+            &["must differ"],
+        ),
+        (
+            "shoal_agent_name: '../x'",
+            "",
+            &["not usable as a file name"],
+        ),
+        (
+            "shoal_state_dir: PREFIX/srv/repo/state",
+            "",
+            &["must not contain each other", "shoal_state_dir"],
+        ),
         ("shoal_repo_dir: relative/repo", "", &["absolute paths"]),
-        ("shoal_role: origin", "", &["origin.key does not exist", "shoal-agent keygen --out", "shoal_origin_private_key"]),
-        ("", "shoal_binary_source", &["missing required arguments: shoal_binary_source"]),
+        (
+            "shoal_role: origin",
+            "",
+            &[
+                "origin.key does not exist",
+                "shoal-agent keygen --out",
+                "shoal_origin_private_key",
+            ],
+        ),
+        (
+            "",
+            "shoal_binary_source",
+            &["missing required arguments: shoal_binary_source"],
+        ),
     ];
     let failures: Vec<String> = std::thread::scope(|s| {
         let handles: Vec<_> = cases
@@ -602,7 +795,9 @@ fn bad_settings_fail_with_a_clear_message() {
                         if run.status.success() {
                             failures.push(format!("[{set_vars}{unset}] was accepted:\n{out}"));
                         } else if let Some(missing) = expect.iter().find(|e| !out.contains(**e)) {
-                            failures.push(format!("[{set_vars}{unset}] message lacks `{missing}`:\n{out}"));
+                            failures.push(format!(
+                                "[{set_vars}{unset}] message lacks `{missing}`:\n{out}"
+                            ));
                         } else if p.join("etc/shoal/agent.yaml").exists() {
                             failures.push(format!("[{set_vars}{unset}] wrote agent.yaml anyway"));
                         }
@@ -611,7 +806,10 @@ fn bad_settings_fail_with_a_clear_message() {
                 })
             })
             .collect();
-        handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
     });
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
@@ -664,7 +862,13 @@ fn binary_is_downloaded_from_a_url_idempotently() {
     let sb = Sandbox::new();
     let p = sb.prefix("");
     let url = format!("http://127.0.0.1:{}/shoal-agent", server.port);
-    let mut vars = mirror_vars(&sb, Path::new(&url), "127.0.0.1:1", "http://127.0.0.1:2", KEY);
+    let mut vars = mirror_vars(
+        &sb,
+        Path::new(&url),
+        "127.0.0.1:1",
+        "http://127.0.0.1:2",
+        KEY,
+    );
     // Only the install step runs here; a stopped service has no restart handler.
     set(&mut vars, "shoal_service_ensure", "stopped".into());
     let site = sb.site(false);
@@ -678,7 +882,12 @@ fn binary_is_downloaded_from_a_url_idempotently() {
 
     // Without a checksum the URL is fetched again but nothing changes.
     let second = sb.playbook(&inv, &site, &["--tags", "shoal_install"]).ok();
-    assert_eq!(second.counter("localhost", "changed"), 0, "{}", second.all());
+    assert_eq!(
+        second.counter("localhost", "changed"),
+        0,
+        "{}",
+        second.all()
+    );
     let hits = server.hits.load(Ordering::SeqCst);
     assert!(hits >= 2, "{hits} requests");
 
@@ -687,14 +896,26 @@ fn binary_is_downloaded_from_a_url_idempotently() {
     std::fs::write(&served, &bytes).unwrap();
     let sum = Run::of(Command::new("sha256sum").arg(&served)).ok();
     let sum = sum.stdout.split_whitespace().next().unwrap().to_string();
-    set(&mut vars, "shoal_binary_checksum", format!("sha256:{sum}").into());
+    set(
+        &mut vars,
+        "shoal_binary_checksum",
+        format!("sha256:{sum}").into(),
+    );
     let inv = sb.inventory(&[], &[("localhost", vars.clone())]);
     let third = sb.playbook(&inv, &site, &["--tags", "shoal_install"]).ok();
     assert_eq!(third.counter("localhost", "changed"), 0, "{}", third.all());
-    assert_eq!(server.hits.load(Ordering::SeqCst), hits, "a matching checksum skips the download");
+    assert_eq!(
+        server.hits.load(Ordering::SeqCst),
+        hits,
+        "a matching checksum skips the download"
+    );
 
     // A wrong checksum is an error that names it, and the binary stays as it was.
-    set(&mut vars, "shoal_binary_checksum", format!("sha256:{}", "0".repeat(64)).into());
+    set(
+        &mut vars,
+        "shoal_binary_checksum",
+        format!("sha256:{}", "0".repeat(64)).into(),
+    );
     let inv = sb.inventory(&[], &[("localhost", vars)]);
     let bad = sb.playbook(&inv, &site, &["--tags", "shoal_install"]);
     assert!(!bad.status.success(), "{}", bad.all());
@@ -719,15 +940,23 @@ fn free_port_pair() -> u16 {
 
 /// GET http://127.0.0.1:port/path; None while nothing listens.
 fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
-    let mut s = TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_secs(2)).ok()?;
+    let mut s =
+        TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_secs(2)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n").ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
     let mut raw = Vec::new();
     s.read_to_end(&mut raw).ok()?;
     let text = String::from_utf8_lossy(&raw).into_owned();
     let (head, body) = text.split_once("\r\n\r\n")?;
     let code = head.split_whitespace().nth(1)?.parse().ok()?;
-    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
         let mut out = String::new();
         let mut rest = body;
         while let Some((size, tail)) = rest.split_once("\r\n") {
@@ -759,7 +988,10 @@ fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) 
         if let Some(v) = f() {
             return v;
         }
-        assert!(start.elapsed() < timeout, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            start.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(250));
     }
 }
@@ -767,7 +999,12 @@ fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) 
 fn alive(pid: i32) -> bool {
     // Zombies count as gone.
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(s) => !s.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'),
+        Ok(s) => !s
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z'),
         Err(_) => false,
     }
 }
@@ -869,7 +1106,11 @@ fn assert_same_file(a: &Path, b: &Path) {
 fn playbook_installs_a_mirror_that_follows_a_real_origin() {
     let agent = shoal_e2e::bin("shoal-agent");
     let sb = Sandbox::new();
-    let mut cleanup = Cleanup { origin: None, pidfiles: Vec::new(), pids: Vec::new() };
+    let mut cleanup = Cleanup {
+        origin: None,
+        pidfiles: Vec::new(),
+        pids: Vec::new(),
+    };
 
     // The origin, started by hand from the CLI.
     let origin_dir = sb.path().join("origin");
@@ -880,12 +1121,21 @@ fn playbook_installs_a_mirror_that_follows_a_real_origin() {
         &origin_repo,
         &[
             ("dists/stable/Release", "Suite: stable\n"),
-            ("pool/main/h/hello/hello_1.0_all.deb", "not really a deb, but bytes\n"),
+            (
+                "pool/main/h/hello/hello_1.0_all.deb",
+                "not really a deb, but bytes\n",
+            ),
             ("README", "Shoal test repository\n"),
         ],
     );
     let key_file = origin_dir.join("origin.key");
-    let keygen = Run::of(Command::new(&agent).arg("keygen").arg("--out").arg(&key_file)).ok();
+    let keygen = Run::of(
+        Command::new(&agent)
+            .arg("keygen")
+            .arg("--out")
+            .arg(&key_file),
+    )
+    .ok();
     let public_key = keygen
         .stdout
         .split_whitespace()
@@ -914,7 +1164,9 @@ fn playbook_installs_a_mirror_that_follows_a_real_origin() {
             .spawn()
             .expect("start the origin"),
     );
-    wait_for("the origin's /status", Duration::from_secs(60), || status(origin_port));
+    wait_for("the origin's /status", Duration::from_secs(60), || {
+        status(origin_port)
+    });
     let g1 = publish(&agent, &origin_state, origin_port, 0);
 
     // The mirror, entirely from host vars in the provisioner's inventory shape.
@@ -941,20 +1193,33 @@ fn playbook_installs_a_mirror_that_follows_a_real_origin() {
 
     let second = sb.playbook(&inv, &site, &[]).ok();
     println!("second run:\n{}", second.recap_text());
-    assert_eq!(second.counter("localhost", "changed"), 0, "second run changed something:\n{}", second.all());
+    assert_eq!(
+        second.counter("localhost", "changed"),
+        0,
+        "second run changed something:\n{}",
+        second.all()
+    );
     assert_eq!(second.counter("localhost", "failed"), 0, "{}", second.all());
 
     // The daemon: its pidfile names a live shoal-agent from the prefix.
     let pid = read_pid(&pidfile).unwrap_or_else(|| panic!("no pidfile {}", pidfile.display()));
     cleanup.remember_pidfile(&pidfile);
-    assert!(alive(pid), "pid {pid} from {} is not running", pidfile.display());
+    assert!(
+        alive(pid),
+        "pid {pid} from {} is not running",
+        pidfile.display()
+    );
     let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap();
     assert_eq!(exe, p.join("usr/local/bin/shoal-agent"));
 
     // It follows the origin.
     mirror_reaches(mirror_port, g1);
     let mirror_repo = p.join("srv/repo");
-    for f in ["dists/stable/Release", "pool/main/h/hello/hello_1.0_all.deb", "README"] {
+    for f in [
+        "dists/stable/Release",
+        "pool/main/h/hello/hello_1.0_all.deb",
+        "README",
+    ] {
         assert_same_file(&origin_repo.join(f), &mirror_repo.join(f));
     }
     let s = status(mirror_port).unwrap();
@@ -968,7 +1233,13 @@ fn playbook_installs_a_mirror_that_follows_a_real_origin() {
     let third = third.ok();
     println!("third run (poll interval changed):\n{}", third.recap_text());
     assert!(third.counter("localhost", "changed") > 0, "{}", third.all());
-    assert!(third.stdout.contains("RUNNING HANDLER [shoal : Start shoal-agent"), "{}", third.all());
+    assert!(
+        third
+            .stdout
+            .contains("RUNNING HANDLER [shoal : Start shoal-agent"),
+        "{}",
+        third.all()
+    );
     let new_pid = read_pid(&pidfile).unwrap();
     assert_ne!(new_pid, pid, "the config change did not restart the agent");
     assert!(!alive(pid), "the old agent {pid} still runs");
@@ -977,10 +1248,19 @@ fn playbook_installs_a_mirror_that_follows_a_real_origin() {
     assert_eq!(cfg.mirror.poll_interval, Duration::from_secs(2));
 
     // The restarted mirror keeps following: a second generation arrives.
-    write_tree(&origin_repo, &[("dists/stable/Release", "Suite: stable\nVersion: 2\n"), ("NEWS", "two\n")]);
+    write_tree(
+        &origin_repo,
+        &[
+            ("dists/stable/Release", "Suite: stable\nVersion: 2\n"),
+            ("NEWS", "two\n"),
+        ],
+    );
     let g2 = publish(&agent, &origin_state, origin_port, g1);
     mirror_reaches(mirror_port, g2);
-    assert_same_file(&origin_repo.join("dists/stable/Release"), &mirror_repo.join("dists/stable/Release"));
+    assert_same_file(
+        &origin_repo.join("dists/stable/Release"),
+        &mirror_repo.join("dists/stable/Release"),
+    );
     assert_same_file(&origin_repo.join("NEWS"), &mirror_repo.join("NEWS"));
 
     // Stop everything by PID; the daemon's pidfile PID must go away.
@@ -995,11 +1275,21 @@ fn playbook_installs_a_mirror_that_follows_a_real_origin() {
 fn site_of_origin_and_mirror_from_host_vars_alone() {
     let agent = shoal_e2e::bin("shoal-agent");
     let sb = Sandbox::new();
-    let mut cleanup = Cleanup { origin: None, pidfiles: Vec::new(), pids: Vec::new() };
+    let mut cleanup = Cleanup {
+        origin: None,
+        pidfiles: Vec::new(),
+        pids: Vec::new(),
+    };
 
     let keys = sb.path().join("keys");
     std::fs::create_dir_all(&keys).unwrap();
-    let keygen = Run::of(Command::new(&agent).arg("keygen").arg("--out").arg(keys.join("origin.key"))).ok();
+    let keygen = Run::of(
+        Command::new(&agent)
+            .arg("keygen")
+            .arg("--out")
+            .arg(keys.join("origin.key")),
+    )
+    .ok();
     let public_key = keygen
         .stdout
         .split_whitespace()
@@ -1012,7 +1302,10 @@ fn site_of_origin_and_mirror_from_host_vars_alone() {
     let m = sb.prefix("mirror");
     let (origin_port, mirror_port) = (free_port_pair(), free_port_pair());
     assert_ne!(origin_port, mirror_port);
-    write_tree(&o.join("srv/repo"), &[("a/b/c.txt", "c\n"), ("top", "top\n")]);
+    write_tree(
+        &o.join("srv/repo"),
+        &[("a/b/c.txt", "c\n"), ("top", "top\n")],
+    );
     let origin_vars = yaml(&format!(
         "shoal_role: origin\n\
          shoal_binary_source: {bin}\n\
@@ -1060,12 +1353,20 @@ fn site_of_origin_and_mirror_from_host_vars_alone() {
     println!("second run:\n{}", second.recap_text());
     for host in ["origin.test", "mirror.test"] {
         assert!(first.counter(host, "changed") > 0, "{}", first.all());
-        assert_eq!(second.counter(host, "changed"), 0, "{host} changed again:\n{}", second.all());
+        assert_eq!(
+            second.counter(host, "changed"),
+            0,
+            "{host} changed again:\n{}",
+            second.all()
+        );
         assert_eq!(second.counter(host, "failed"), 0, "{}", second.all());
     }
     let key_file = o.join("etc/shoal/origin.key");
     assert_eq!(mode(&key_file), 0o600);
-    assert!(!first.stdout.contains(private_key.trim()), "the private key leaked into the output");
+    assert!(
+        !first.stdout.contains(private_key.trim()),
+        "the private key leaked into the output"
+    );
 
     let origin_state = o.join("var/lib/shoal");
     let g = publish(&agent, &origin_state, origin_port, 0);
@@ -1073,11 +1374,18 @@ fn site_of_origin_and_mirror_from_host_vars_alone() {
     assert_same_file(&o.join("srv/repo/a/b/c.txt"), &m.join("srv/repo/a/b/c.txt"));
     assert_same_file(&o.join("srv/repo/top"), &m.join("srv/repo/top"));
     let s = status(mirror_port).unwrap();
-    assert_eq!(s["name"], "mirror.test", "the name defaults to the inventory host: {s}");
+    assert_eq!(
+        s["name"], "mirror.test",
+        "the name defaults to the inventory host: {s}"
+    );
     let s = status(origin_port).unwrap();
     assert_eq!(s["role"], "origin", "{s}");
 
-    let pids: Vec<i32> = cleanup.pidfiles.iter().filter_map(|f| read_pid(f)).collect();
+    let pids: Vec<i32> = cleanup
+        .pidfiles
+        .iter()
+        .filter_map(|f| read_pid(f))
+        .collect();
     assert_eq!(pids.len(), 2);
     drop(cleanup);
     for pid in pids {
