@@ -4,6 +4,8 @@
 //! The binaries are built by the test command (`scripts/test`) before
 //! `cargo test` runs; `SHOAL_BIN_DIR` overrides where they are looked for.
 
+pub mod netns;
+
 use std::path::PathBuf;
 
 /// The workspace root.

@@ -1,0 +1,447 @@
+//! Real GlusterFS across three network namespaces, laid out by
+//! `shoal gluster layout`.
+//!
+//! Three hosts on a [`TestNet`] bridge each run their own `glusterd -N`. Host
+//! 1 probes the others, creates a chained replica-2 volume over two bricks per
+//! host with exactly the command `shoal gluster layout --format command`
+//! printed, starts it, and mounts it with the FUSE client at a directory of
+//! the root mount namespace. The test writes files through the mount and
+//! checks that `gluster volume info` lists the bricks in the planned order and
+//! that both bricks of each replica set hold the same files. It also creates
+//! (without starting) a `replica 2 arbiter 1` volume to confirm gluster takes
+//! that spelling and puts the arbiter last.
+//!
+//! # Keeping three glusterds apart on one machine
+//!
+//! glusterd keeps state in `/var/lib/glusterd`, logs in `/var/log/glusterfs`,
+//! sockets and pid files in `/run/gluster`, and listens for its CLI on
+//! `/run/glusterd.socket`. Some of that can be moved with volfile options
+//! (`working-directory`, `run-directory`, `glusterd-sockfile`) and `-l`/`-p`,
+//! but brick logs, the self-heal daemon's log, brick sockets and the command
+//! history are hard-wired. So every gluster process of a host (glusterd, and
+//! the CLI too) runs through [`gluster_env`]: `ip netns exec` puts it in the
+//! host's network namespace, `unshare --mount --propagation private` gives it
+//! a private mount namespace, and three bind mounts there replace those
+//! directories with the host's own. Bricks and daemons that glusterd starts
+//! inherit both namespaces. The CLI socket lives in the host's directory so
+//! that the CLI can reach it. Nothing is written to the machine's own gluster
+//! directories (the test checks).
+//!
+//! Bricks live on a small tmpfs per host, because glusterd refuses bricks on
+//! the root file system unless forced. Gluster refuses loopback addresses as
+//! brick hosts, which is why this needs namespaces at all: each host's bricks
+//! are `10.231.X.i:/…`.
+//!
+//! Needs root, `glusterfs-server`, `glusterfs-client`, `fuse3`, `iproute2`,
+//! `util-linux` and `mount`, and the `shoal` binary (`cargo build -p
+//! shoal-provisioner`).
+
+use anyhow::{bail, Context, Result};
+use shoal_e2e::netns::{output_ok, require_root, Host, TestNet};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const VOLUME: &str = "shoal";
+
+/// Replaces glusterd's hard-wired directories with the host's own (in the
+/// private mount namespace of the command), then runs the command.
+const PRIVATE_DIRS: &str = r#"set -e
+mkdir -p /var/lib/glusterd /var/log/glusterfs /run/gluster
+mount --bind "$1" /var/lib/glusterd
+mount --bind "$2" /var/log/glusterfs
+mount --bind "$3" /run/gluster
+shift 3
+exec "$@""#;
+
+/// Per-host gluster paths under the host's test directory.
+struct Dirs {
+    lib: PathBuf,
+    log: PathBuf,
+    run: PathBuf,
+    socket: PathBuf,
+    disk: PathBuf,
+}
+
+fn dirs(h: &Host) -> Dirs {
+    let d = h.dir();
+    Dirs {
+        lib: d.join("lib"),
+        log: d.join("log"),
+        run: d.join("run"),
+        socket: d.join("glusterd.socket"),
+        disk: d.join("disk"),
+    }
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().expect("UTF-8 test path")
+}
+
+/// `argv` in host `h`'s network namespace with its private gluster dirs.
+fn gluster_env(h: &Host, argv: &[&str]) -> Command {
+    let d = dirs(h);
+    let mut c = h.command("unshare");
+    c.args([
+        "--mount",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        PRIVATE_DIRS,
+        "sh",
+    ])
+    .args([s(&d.lib), s(&d.log), s(&d.run)])
+    .args(argv);
+    c
+}
+
+/// Runs the gluster CLI against host `h`'s glusterd.
+fn gluster(h: &Host, args: &[&str]) -> Result<String> {
+    let d = dirs(h);
+    let sock = format!("--glusterd-sock={}", s(&d.socket));
+    let log = format!("--log-file={}", s(&d.log.join("cli.log")));
+    let mut argv = vec!["gluster", "--mode=script", "--timeout=60", &sock, &log];
+    argv.extend_from_slice(args);
+    output_ok(&mut gluster_env(h, &argv))
+}
+
+/// Retries `f` until it returns `Ok(Some(_))` or `secs` pass.
+fn wait_for<T>(what: &str, secs: u64, mut f: impl FnMut() -> Result<Option<T>>) -> Result<T> {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let mut last = String::new();
+    loop {
+        match f() {
+            Ok(Some(v)) => return Ok(v),
+            Ok(None) => {}
+            Err(e) => last = format!("{e:#}"),
+        }
+        if Instant::now() >= deadline {
+            bail!("timed out after {secs}s waiting for {what}; last error: {last}");
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// Mounts a small tmpfs for bricks and starts glusterd on `h`.
+fn start_glusterd(h: &Host) -> Result<()> {
+    let d = dirs(h);
+    for p in [&d.lib, &d.log, &d.run, &d.disk] {
+        std::fs::create_dir_all(p).with_context(|| format!("creating {}", p.display()))?;
+    }
+    output_ok(
+        Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=64m,mode=0755", "tmpfs"])
+            .arg(&d.disk),
+    )?;
+    h.track_mount(&d.disk);
+    let vol = h.dir().join("glusterd.vol");
+    std::fs::write(
+        &vol,
+        format!(
+            "volume management
+    type mgmt/glusterd
+    option working-directory {lib}
+    option run-directory {run}
+    option glusterd-sockfile {sock}
+    option transport-type socket
+    option transport.socket.listen-port 24007
+    option transport.socket.keepalive-time 10
+    option transport.socket.keepalive-interval 2
+    option transport.socket.read-fail-log off
+    option ping-timeout 0
+    option event-threads 1
+    option max-port 60999
+end-volume
+",
+            lib = s(&d.lib),
+            run = s(&d.run),
+            sock = s(&d.socket),
+        ),
+    )?;
+    let log_file = d.log.join("glusterd.log");
+    let pid_file = d.run.join("glusterd.pid");
+    let mut c = gluster_env(
+        h,
+        &[
+            "glusterd",
+            "-N",
+            "-f",
+            s(&vol),
+            "-l",
+            s(&log_file),
+            "-p",
+            s(&pid_file),
+        ],
+    );
+    let out = std::fs::File::create(h.dir().join("glusterd.stdout"))?;
+    c.stdout(out.try_clone()?).stderr(out);
+    h.spawn_command(c)?;
+    wait_for(&format!("glusterd on {}", h.addr()), 30, || {
+        gluster(h, &["peer", "status"]).map(Some)
+    })?;
+    Ok(())
+}
+
+/// A running three-host gluster pool with volume [`VOLUME`] mounted.
+struct GlusterCluster {
+    net: TestNet,
+    mount: PathBuf,
+    /// The `shoal gluster layout` output: bricks in create order.
+    planned: Vec<String>,
+}
+
+/// Where the Shoal mirror's repository tree goes on the replicated volume:
+/// the FUSE mount of [`VOLUME`], in the root mount namespace where the agent
+/// runs. The next step of this test runs `shoal-agent mirror` with its
+/// repository directory here and checks the bricks again; it is not written
+/// yet because the agent's mirror role is still being built.
+fn mirror_mount_path(cluster: &GlusterCluster) -> &Path {
+    &cluster.mount
+}
+
+fn shoal_layout(args: &[&str]) -> Result<String> {
+    output_ok(
+        Command::new(shoal_e2e::bin("shoal"))
+            .args(["gluster", "layout"])
+            .args(args),
+    )
+}
+
+/// The bricks that `gluster volume info` lists, in order.
+fn info_bricks(info: &str) -> Vec<String> {
+    info.lines()
+        .filter_map(|l| {
+            let (key, value) = l.split_once(':')?;
+            let n = key.strip_prefix("Brick")?;
+            n.parse::<u32>().ok()?;
+            Some(value.trim().to_string())
+        })
+        .collect()
+}
+
+/// Runs a printed `gluster volume create ...` command on `h`.
+fn run_create_command(h: &Host, command: &str) -> Result<String> {
+    let words: Vec<&str> = command.split_whitespace().collect();
+    assert_eq!(&words[..3], ["gluster", "volume", "create"], "{command}");
+    gluster(h, &words[1..])
+}
+
+fn setup() -> Result<GlusterCluster> {
+    require_root("glusterd in network namespaces and FUSE mounts")?;
+    let net = TestNet::new("glu", 3)?;
+    for h in net.hosts() {
+        start_glusterd(h)?;
+    }
+    let h1 = net.host(1);
+    for h in &net.hosts()[1..] {
+        gluster(h1, &["peer", "probe", &h.addr().to_string()])?;
+    }
+    wait_for("both peers in the cluster", 60, || {
+        let status = gluster(h1, &["peer", "status"])?;
+        Ok((status.matches("State: Peer in Cluster (Connected)").count() == 2).then_some(()))
+    })?;
+
+    // Two bricks per host, given to the planner in a scrambled order.
+    let mut bricks = Vec::new();
+    for h in net.hosts().iter().rev() {
+        for b in ["b", "a"] {
+            bricks.push(format!("{}:{}", h.addr(), s(&dirs(h).disk.join(b))));
+        }
+    }
+    let brick_args: Vec<&str> = bricks.iter().map(String::as_str).collect();
+    let mut args = vec!["--replica", "2", "--layout", "chained"];
+    args.extend(&brick_args);
+    let planned: Vec<String> = shoal_layout(&args)?.lines().map(str::to_string).collect();
+    let mut cmd_args = args.clone();
+    cmd_args.extend(["--format", "command", "--volume", VOLUME]);
+    let command = shoal_layout(&cmd_args)?;
+
+    let out = run_create_command(h1, command.trim())?;
+    assert!(out.contains("success"), "{out}");
+    gluster(h1, &["volume", "start", VOLUME])?;
+    wait_for("all six bricks online", 60, || {
+        let xml = gluster(h1, &["volume", "status", VOLUME, "--xml"])?;
+        let online = xml
+            .split("<node>")
+            .filter(|n| n.contains(&format!("<path>{}", s(net.dir()))))
+            .filter(|n| n.contains("<status>1</status>"))
+            .count();
+        Ok((online == 6).then_some(()))
+    })?;
+
+    let mount = net.dir().join("mnt");
+    std::fs::create_dir(&mount)?;
+    let mut m = h1.command_root_mounts("mount");
+    m.args(["-t", "glusterfs", "-o"])
+        .arg(format!(
+            "log-file={}",
+            s(&dirs(h1).log.join("fuse-client.log"))
+        ))
+        .arg(format!("{}:/{VOLUME}", h1.addr()))
+        .arg(&mount);
+    output_ok(&mut m)?;
+    h1.track_mount(&mount);
+    Ok(GlusterCluster {
+        net,
+        mount,
+        planned,
+    })
+}
+
+/// Regular files under `root` (relative paths and contents), skipping
+/// gluster's hidden internals at the top level.
+fn files(root: &Path) -> BTreeMap<String, Vec<u8>> {
+    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
+        for e in std::fs::read_dir(dir).unwrap().flatten() {
+            let p = e.path();
+            if dir == root && e.file_name().to_string_lossy().starts_with('.') {
+                continue;
+            }
+            let ft = e.file_type().unwrap();
+            if ft.is_dir() {
+                walk(root, &p, out);
+            } else if ft.is_file() {
+                let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+                out.insert(rel, std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(root, root, &mut out);
+    out
+}
+
+fn dir_entries(p: &str) -> BTreeSet<String> {
+    std::fs::read_dir(p)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn replicated_volume_follows_the_planned_layout() {
+    let system_dirs = ["/var/lib/glusterd", "/var/log/glusterfs", "/run/gluster"];
+    let before: Vec<BTreeSet<String>> = system_dirs.iter().map(|d| dir_entries(d)).collect();
+
+    let cluster = setup().unwrap_or_else(|e| panic!("setting up gluster: {e:#}"));
+    let net = &cluster.net;
+    let h1 = net.host(1);
+    let brick = |i: usize, b: &str| {
+        format!(
+            "{}:{}",
+            net.host(i).addr(),
+            s(&dirs(net.host(i)).disk.join(b))
+        )
+    };
+
+    // The chained layout of the issue: set k on hosts k and k+1.
+    let expected = vec![
+        brick(1, "a"),
+        brick(2, "a"),
+        brick(2, "b"),
+        brick(3, "a"),
+        brick(3, "b"),
+        brick(1, "b"),
+    ];
+    assert_eq!(cluster.planned, expected);
+
+    // gluster agrees, on every peer.
+    for h in net.hosts() {
+        let info = gluster(h, &["volume", "info", VOLUME]).unwrap();
+        assert_eq!(
+            info_bricks(&info),
+            expected,
+            "volume info on {}:\n{info}",
+            h.addr()
+        );
+        assert!(info.contains("Type: Distributed-Replicate"), "{info}");
+        assert!(info.contains("Number of Bricks: 3 x 2 = 6"), "{info}");
+        assert!(info.contains("Status: Started"), "{info}");
+        eprintln!("gluster volume info on {}:\n{info}", h.addr());
+    }
+
+    // Write a small repository-like tree through the FUSE mount.
+    let mnt = mirror_mount_path(&cluster);
+    let mut written = BTreeMap::new();
+    for i in 0..60 {
+        let rel = format!("pool/main/p{}/pkg{i}_1.0_all.deb", i % 4);
+        let data = format!("package {i}\n").repeat(i + 1).into_bytes();
+        let p = mnt.join(&rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, &data).unwrap();
+        written.insert(rel, data);
+    }
+    assert_eq!(files(mnt), written, "the mount reads back what was written");
+
+    // Each replica set: both bricks hold the same files; together the sets
+    // hold every file exactly once.
+    let mut seen = BTreeMap::new();
+    for (k, pair) in expected.chunks(2).enumerate() {
+        let path = |b: &str| PathBuf::from(b.split_once(':').unwrap().1);
+        let (a, b) = (path(&pair[0]), path(&pair[1]));
+        let fa = wait_for(&format!("replica set {k} in sync"), 30, || {
+            let (fa, fb) = (files(&a), files(&b));
+            Ok((fa == fb).then_some(fa))
+        })
+        .unwrap();
+        assert!(!fa.is_empty(), "replica set {k} ({pair:?}) got no files");
+        for (rel, data) in fa {
+            assert!(
+                seen.insert(rel.clone(), data).is_none(),
+                "{rel} in two replica sets"
+            );
+        }
+    }
+    assert_eq!(seen, written, "every file is in exactly one replica set");
+
+    // `replica 2 arbiter 1` is accepted and puts the arbiter last in its set.
+    let arb_bricks: Vec<String> = net
+        .hosts()
+        .iter()
+        .rev()
+        .map(|h| format!("{}:{}", h.addr(), s(&dirs(h).disk.join("arb"))))
+        .collect();
+    let mut args: Vec<&str> = vec![
+        "--replica",
+        "2",
+        "--arbiter",
+        "1",
+        "--format",
+        "command",
+        "--volume",
+        "arb",
+    ];
+    args.extend(arb_bricks.iter().map(String::as_str));
+    let command = shoal_layout(&args).unwrap();
+    run_create_command(h1, command.trim()).unwrap();
+    let info = gluster(h1, &["volume", "info", "arb"]).unwrap();
+    assert!(info.contains("Number of Bricks: 1 x (2 + 1) = 3"), "{info}");
+    let listed = info_bricks(&info);
+    let planned_arb: Vec<String> = command
+        .split_whitespace()
+        .skip(10)
+        .map(str::to_string)
+        .collect();
+    assert_eq!(listed.len(), 3);
+    assert_eq!(listed[..2], planned_arb[..2]);
+    assert_eq!(listed[2], format!("{} (arbiter)", planned_arb[2]));
+    gluster(h1, &["volume", "delete", "arb"]).unwrap();
+
+    // Orderly shutdown: unmount, stop the volume (bricks exit), then drop
+    // the net, which stops the glusterds and removes everything.
+    let status = Command::new("umount").arg(mnt).status().unwrap();
+    assert!(status.success());
+    gluster(h1, &["volume", "stop", VOLUME]).unwrap();
+    drop(cluster);
+
+    let after: Vec<BTreeSet<String>> = system_dirs.iter().map(|d| dir_entries(d)).collect();
+    for ((dir, b), a) in system_dirs.iter().zip(&before).zip(&after) {
+        let added: Vec<&String> = a.difference(b).collect();
+        assert!(added.is_empty(), "the test left {added:?} in {dir}");
+    }
+}
