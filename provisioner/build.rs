@@ -50,7 +50,10 @@ fn main() {
     let root = manifest.parent().unwrap();
     let out = std::path::PathBuf::from(std::env::var_os("OUT_DIR").unwrap()).join("embed");
     let _ = std::fs::remove_dir_all(&out);
-    for (src, dst) in [("puppet", "puppet"), ("ansible/roles/shoal", "ansible-role")] {
+    for (src, dst) in [
+        ("puppet", "puppet"),
+        ("ansible/roles/shoal", "ansible-role"),
+    ] {
         let s = root.join(src);
         println!("cargo:rerun-if-changed={}", s.display());
         copy_tree(&s, &out.join(dst));

@@ -194,7 +194,8 @@ fn yaml_value(v: &Value, flavor: Yaml) -> String {
                 _ => s.clone(),
             };
             let q = yaml_quote(&s);
-            if flavor == Yaml::Ansible && (s.contains("{{") || s.contains("{%") || s.contains("{#")) {
+            if flavor == Yaml::Ansible && (s.contains("{{") || s.contains("{%") || s.contains("{#"))
+            {
                 format!("!unsafe {q}")
             } else {
                 q
@@ -205,7 +206,10 @@ fn yaml_value(v: &Value, flavor: Yaml) -> String {
         Value::Null => "null".into(),
         Value::Array(a) => format!(
             "[{}]",
-            a.iter().map(|x| yaml_value(x, flavor)).collect::<Vec<_>>().join(", ")
+            a.iter()
+                .map(|x| yaml_value(x, flavor))
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
         Value::Object(m) => format!(
             "{{{}}}",
@@ -295,7 +299,10 @@ fn register_filters(t: &mut tera::Tera) {
     // Text inside a `#` comment: one line.
     t.register_filter("comment", |v: &Value, _: &HashMap<String, Value>| {
         Ok(Value::String(
-            as_str(v).chars().map(|c| if c.is_control() { ' ' } else { c }).collect(),
+            as_str(v)
+                .chars()
+                .map(|c| if c.is_control() { ' ' } else { c })
+                .collect(),
         ))
     });
 }
@@ -327,7 +334,8 @@ pub fn engine() -> tera::Tera {
             (*n, f.contents_utf8().expect("templates are UTF-8"))
         })
         .collect();
-    t.add_raw_templates(templates).expect("the embedded templates parse");
+    t.add_raw_templates(templates)
+        .expect("the embedded templates parse");
     t
 }
 
@@ -350,14 +358,22 @@ fn render(t: &tera::Tera, name: &str, ctx: Value) -> anyhow::Result<String> {
 
 /// The shoal-agent configuration (`<config_dir>/agent.yaml`) of a host.
 pub fn render_agent_config(site: &Site, host: &Host) -> String {
-    render(&engine(), "agent.yaml.tera", Value::Object(agent_context(site, host)))
-        .expect("agent config renders for a validated site")
+    render(
+        &engine(),
+        "agent.yaml.tera",
+        Value::Object(agent_context(site, host)),
+    )
+    .expect("agent config renders for a validated site")
 }
 
 /// The systemd unit (`<unit_dir>/shoal-agent.service`) of a host.
 pub fn render_unit(site: &Site, host: &Host) -> String {
-    render(&engine(), "shoal-agent.service.tera", unit_context(site, host))
-        .expect("unit renders for a validated site")
+    render(
+        &engine(),
+        "shoal-agent.service.tera",
+        unit_context(site, host),
+    )
+    .expect("unit renders for a validated site")
 }
 
 fn unit_context(site: &Site, h: &Host) -> Value {
@@ -373,7 +389,10 @@ fn unit_context(site: &Site, h: &Host) -> Value {
     let homes = ["/home", "/root", "/run/user"];
     let protect_home = if [&h.repo_dir, &h.state_dir].iter().any(|p| under(p, &homes)) {
         "no"
-    } else if [&h.install_dir, &h.config_dir, &h.origin_key_file].iter().any(|p| under(p, &homes)) {
+    } else if [&h.install_dir, &h.config_dir, &h.origin_key_file]
+        .iter()
+        .any(|p| under(p, &homes))
+    {
         "read-only"
     } else {
         "yes"
@@ -413,8 +432,9 @@ pub fn verify_agent_configs(site: &Site) -> Result<(), String> {
     for h in &site.hosts {
         let text = render_agent_config(site, h);
         let name = format!("agent config of {}", h.host);
-        shoal_config::AgentConfig::from_yaml(&text, &name)
-            .map_err(|e| format!("{e} (this is a bug in shoal's agent template; please report it)"))?;
+        shoal_config::AgentConfig::from_yaml(&text, &name).map_err(|e| {
+            format!("{e} (this is a bug in shoal's agent template; please report it)")
+        })?;
     }
     Ok(())
 }
@@ -450,7 +470,9 @@ pub fn render_puppet(site: &Site) -> anyhow::Result<Vec<OutFile>> {
     let base = json!({"site": site.name, "site_file": site_file_name(site)});
     let with = |extra: Value| {
         let mut v = base.clone();
-        v.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        v.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
         v
     };
     // Every parameter passed must exist in the embedded class, or the
@@ -460,13 +482,19 @@ pub fn render_puppet(site: &Site) -> anyhow::Result<Vec<OutFile>> {
         .and_then(|f| f.contents_utf8())
         .context("this shoal binary was built without the Puppet module (puppet/); rebuild it from a complete source tree")?;
     let declared = |name: &str| {
-        init.match_indices(&format!("${name}"))
-            .any(|(i, m)| !init[i + m.len()..].starts_with(|c: char| c.is_alphanumeric() || c == '_'))
+        init.match_indices(&format!("${name}")).any(|(i, m)| {
+            !init[i + m.len()..].starts_with(|c: char| c.is_alphanumeric() || c == '_')
+        })
     };
     for h in &site.hosts {
         for (name, _) in site.merged_values(h) {
             if !declared(&name) {
-                let key = site.spans.nearest(&format!("{}.{name}", h.path));
+                let own = format!("{}.{name}", h.path);
+                let key = site
+                    .spans
+                    .get(&own)
+                    .or_else(|| site.spans.get(&format!("defaults.{name}")))
+                    .unwrap_or_else(|| site.spans.nearest(&own));
                 bail!(
                     "{}:{}: {name}: the Puppet class `shoal` in this build has no parameter `{name}`; \
                      remove it from the site file when deploying with Puppet, or use a newer shoal",
@@ -492,7 +520,8 @@ pub fn render_puppet(site: &Site) -> anyhow::Result<Vec<OutFile>> {
     let mut files = vec![
         OutFile {
             path: "manifests/site.pp".into(),
-            contents: render(&t, "puppet/site.pp.tera", with(json!({"nodes": nodes})))?.into_bytes(),
+            contents: render(&t, "puppet/site.pp.tera", with(json!({"nodes": nodes})))?
+                .into_bytes(),
         },
         OutFile {
             path: "hiera.yaml".into(),
@@ -519,7 +548,11 @@ pub fn render_puppet(site: &Site) -> anyhow::Result<Vec<OutFile>> {
             .into_bytes(),
         });
     }
-    files.extend(embedded_tree(&PUPPET_MODULE, Path::new("modules/shoal"), "the Puppet module (puppet/)")?);
+    files.extend(embedded_tree(
+        &PUPPET_MODULE,
+        Path::new("modules/shoal"),
+        "the Puppet module (puppet/)",
+    )?);
     files.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(files)
 }
@@ -530,7 +563,9 @@ pub fn render_ansible(site: &Site) -> anyhow::Result<Vec<OutFile>> {
     let base = json!({"site": site.name, "site_file": site_file_name(site)});
     let with = |extra: Value| {
         let mut v = base.clone();
-        v.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        v.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
         v
     };
     let host_entry = |h: &Host| {
@@ -546,8 +581,12 @@ pub fn render_ansible(site: &Site) -> anyhow::Result<Vec<OutFile>> {
     let mut files = vec![
         OutFile {
             path: "inventory.yml".into(),
-            contents: render(&t, "ansible/inventory.yml.tera", with(json!({"origin": origin, "mirrors": mirrors})))?
-                .into_bytes(),
+            contents: render(
+                &t,
+                "ansible/inventory.yml.tera",
+                with(json!({"origin": origin, "mirrors": mirrors})),
+            )?
+            .into_bytes(),
         },
         OutFile {
             path: "group_vars/shoal.yml".into(),
@@ -563,7 +602,11 @@ pub fn render_ansible(site: &Site) -> anyhow::Result<Vec<OutFile>> {
             contents: render(&t, "ansible/site.yml.tera", base.clone())?.into_bytes(),
         },
     ];
-    files.extend(embedded_tree(&ANSIBLE_ROLE, Path::new("roles/shoal"), "the Ansible role (ansible/roles/shoal)")?);
+    files.extend(embedded_tree(
+        &ANSIBLE_ROLE,
+        Path::new("roles/shoal"),
+        "the Ansible role (ansible/roles/shoal)",
+    )?);
     files.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(files)
 }
@@ -622,7 +665,11 @@ pub fn write_tree(out: &Path, files: &[OutFile], force: bool) -> anyhow::Result<
     };
     let mut seen = BTreeMap::new();
     for f in files {
-        assert!(safe_relative(&f.path), "rendered path {} is relative", f.path.display());
+        assert!(
+            safe_relative(&f.path),
+            "rendered path {} is relative",
+            f.path.display()
+        );
         if seen.insert(f.path.clone(), ()).is_some() {
             bail!("two rendered files have the same path {}", f.path.display());
         }
@@ -665,7 +712,8 @@ pub fn write_tree(out: &Path, files: &[OutFile], force: bool) -> anyhow::Result<
             p.file_name().expect("has a name").to_string_lossy()
         ));
         std::fs::write(&tmp, &f.contents).with_context(|| format!("writing {}", tmp.display()))?;
-        std::fs::rename(&tmp, &p).with_context(|| format!("renaming {} to {}", tmp.display(), p.display()))?;
+        std::fs::rename(&tmp, &p)
+            .with_context(|| format!("renaming {} to {}", tmp.display(), p.display()))?;
         report.written.push(f.path.clone());
     }
     let now: BTreeSet<PathBuf> = files.iter().map(|f| f.path.clone()).collect();
@@ -685,13 +733,15 @@ pub fn write_tree(out: &Path, files: &[OutFile], force: bool) -> anyhow::Result<
             d = dir.parent();
         }
     }
-    let mut list = String::from("# Files written by `shoal render`; used to tidy up on the next render.\n");
+    let mut list =
+        String::from("# Files written by `shoal render`; used to tidy up on the next render.\n");
     for p in &now {
         list.push_str(&p.to_string_lossy());
         list.push('\n');
     }
     if std::fs::read_to_string(&list_path).ok().as_deref() != Some(list.as_str()) {
-        std::fs::write(&list_path, list).with_context(|| format!("writing {}", list_path.display()))?;
+        std::fs::write(&list_path, list)
+            .with_context(|| format!("writing {}", list_path.display()))?;
     }
     Ok(report)
 }
@@ -708,8 +758,14 @@ mod tests {
         assert_eq!(systemd_arg("/usr/bin/x"), "/usr/bin/x");
         assert_eq!(systemd_arg("/opt/my dir/x"), "\"/opt/my dir/x\"");
         assert_eq!(systemd_arg("/a%b"), "/a%%b");
-        assert_eq!(yaml_value(&json!("100%{x}"), Yaml::Hiera), "\"100%{literal('%')}{x}\"");
-        assert_eq!(yaml_value(&json!("{{ x }}"), Yaml::Ansible), "!unsafe \"{{ x }}\"");
+        assert_eq!(
+            yaml_value(&json!("100%{x}"), Yaml::Hiera),
+            "\"100%{literal('%')}{x}\""
+        );
+        assert_eq!(
+            yaml_value(&json!("{{ x }}"), Yaml::Ansible),
+            "!unsafe \"{{ x }}\""
+        );
         assert_eq!(yaml_value(&json!("plain"), Yaml::Ansible), "\"plain\"");
     }
 

@@ -250,7 +250,12 @@ pub const PARAMS: &[(&str, Applies)] = &[
 ];
 
 const SIZE_PARAMS: &[&str] = &["upload_limit", "download_limit"];
-const DURATION_PARAMS: &[&str] = &["publish_interval", "manifest_ttl", "poll_interval", "delete_grace"];
+const DURATION_PARAMS: &[&str] = &[
+    "publish_interval",
+    "manifest_ttl",
+    "poll_interval",
+    "delete_grace",
+];
 
 fn applies(name: &str) -> Applies {
     PARAMS
@@ -294,7 +299,11 @@ impl fmt::Display for SiteError {
         match (self.line, self.column) {
             (0, _) => write!(f, "{}: {}: {}", self.file, self.key, self.message),
             (l, 0) => write!(f, "{}:{}: {}: {}", self.file, l, self.key, self.message),
-            (l, c) => write!(f, "{}:{}:{}: {}: {}", self.file, l, c, self.key, self.message),
+            (l, c) => write!(
+                f,
+                "{}:{}:{}: {}: {}",
+                self.file, l, c, self.key, self.message
+            ),
         }
     }
 }
@@ -569,7 +578,8 @@ impl Site {
         let raw: SiteFile = if text.trim().is_empty() {
             SiteFile::default()
         } else {
-            serde_yaml::from_str(text).map_err(|e| SiteErrors(vec![parse_error(&e, file, &spans)]))?
+            serde_yaml::from_str(text)
+                .map_err(|e| SiteErrors(vec![parse_error(&e, file, &spans)]))?
         };
         let mut v = Validator {
             file: file.to_string(),
@@ -581,7 +591,7 @@ impl Site {
             Some(site) if v.errors.is_empty() => Ok(site),
             _ => {
                 let mut errors = v.errors;
-                errors.sort_by(|a, b| (a.line, a.column).cmp(&(b.line, b.column)));
+                errors.sort_by_key(|e| (e.line, e.column));
                 errors.dedup();
                 Err(SiteErrors(errors))
             }
@@ -621,9 +631,11 @@ impl Site {
     /// Everything the site sets for a host, defaults included: what a
     /// `class { 'shoal': }` declaration in site.pp passes.
     pub fn merged_values(&self, h: &Host) -> Vec<(String, Value)> {
-        let own: BTreeMap<String, Value> = param_values(&h.params, Some(h.role)).into_iter().collect();
-        let defaults: BTreeMap<String, Value> =
-            param_values(&self.defaults, Some(h.role)).into_iter().collect();
+        let own: BTreeMap<String, Value> =
+            param_values(&h.params, Some(h.role)).into_iter().collect();
+        let defaults: BTreeMap<String, Value> = param_values(&self.defaults, Some(h.role))
+            .into_iter()
+            .collect();
         let mut vals: Vec<(String, Value)> = PARAMS
             .iter()
             .filter_map(|(n, _)| {
@@ -648,7 +660,12 @@ impl Site {
             }
             set("upstreams", json!(h.upstreams));
         }
-        let order = |n: &str| PARAMS.iter().position(|(p, _)| *p == n).unwrap_or(usize::MAX);
+        let order = |n: &str| {
+            PARAMS
+                .iter()
+                .position(|(p, _)| *p == n)
+                .unwrap_or(usize::MAX)
+        };
         vals.sort_by_key(|(n, _)| order(n));
         vals.insert(0, ("role".into(), json!(h.role.to_string())));
     }
@@ -664,19 +681,21 @@ fn param_values(p: &Params, role: Option<Role>) -> Vec<(String, Value)> {
     let mut out = Vec::new();
     for (name, a) in PARAMS {
         let Some(v) = map.get(*name) else { continue };
-        let keep = match (role, a) {
-            (None, _) | (_, Applies::Both) => true,
-            (Some(Role::Origin), Applies::Origin) | (Some(Role::Mirror), Applies::Mirror) => true,
-            _ => false,
-        };
+        let keep = matches!(
+            (role, a),
+            (None, _)
+                | (_, Applies::Both)
+                | (Some(Role::Origin), Applies::Origin)
+                | (Some(Role::Mirror), Applies::Mirror)
+        );
         if !keep {
             continue;
         }
         let v = if DURATION_PARAMS.contains(name) {
             match v {
-                Value::Number(n) => json!(short_duration(Duration::from_secs(
-                    n.as_u64().unwrap_or(0)
-                ))),
+                Value::Number(n) => {
+                    json!(short_duration(Duration::from_secs(n.as_u64().unwrap_or(0))))
+                }
                 Value::String(s) => match parse_duration(s) {
                     Ok(d) => json!(short_duration(d)),
                     Err(_) => v.clone(),
@@ -724,7 +743,8 @@ fn parse_error(e: &serde_yaml::Error, file: &str, spans: &Spans) -> SiteError {
     let (mut path, rest) = match msg.split_once(": ") {
         Some((p, r))
             if !p.is_empty()
-                && p.chars().all(|c| c.is_ascii_alphanumeric() || "_.[]".contains(c)) =>
+                && p.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_.[]".contains(c)) =>
         {
             (p.to_string(), r.to_string())
         }
@@ -754,9 +774,7 @@ fn parse_error(e: &serde_yaml::Error, file: &str, spans: &Spans) -> SiteError {
         } else {
             format!(" Keys allowed here: {}.", candidates.join(", "))
         };
-        format!(
-            "unknown key `{field}`: {hint}remove it or fix its spelling (see {DOC}).{allowed}"
-        )
+        format!("unknown key `{field}`: {hint}remove it or fix its spelling (see {DOC}).{allowed}")
     } else if rest.contains("invalid type") || rest.contains("invalid value") {
         format!("{rest}; see {DOC} for the expected form")
     } else {
@@ -766,7 +784,11 @@ fn parse_error(e: &serde_yaml::Error, file: &str, spans: &Spans) -> SiteError {
         file: file.to_string(),
         line,
         column,
-        key: if path.is_empty() { "(top level)".into() } else { path },
+        key: if path.is_empty() {
+            "(top level)".into()
+        } else {
+            path
+        },
         message,
     }
 }
@@ -864,12 +886,22 @@ impl Validator {
         };
         if let Some(name) = &raw.name {
             if name.trim().is_empty() {
-                self.err("name", "is empty; give the site a short name or remove the key");
+                self.err(
+                    "name",
+                    "is empty; give the site a short name or remove the key",
+                );
             }
         }
 
-        let mut entries: Vec<(String, Role, Params)> = vec![("origin".into(), Role::Origin, origin_raw)];
-        for (i, m) in raw.mirrors.clone().unwrap_or_default().into_iter().enumerate() {
+        let mut entries: Vec<(String, Role, Params)> =
+            vec![("origin".into(), Role::Origin, origin_raw)];
+        for (i, m) in raw
+            .mirrors
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .enumerate()
+        {
             entries.push((format!("mirrors[{i}]"), Role::Mirror, m));
         }
 
@@ -978,8 +1010,16 @@ impl Validator {
             let key = p
                 .origin_public_key
                 .as_ref()
-                .map(|k| Got { value: k.clone(), path: format!("{path}.origin_public_key") })
-                .or_else(|| origin_key.as_ref().map(|g| Got { value: g.value.clone(), path: g.path.clone() }));
+                .map(|k| Got {
+                    value: k.clone(),
+                    path: format!("{path}.origin_public_key"),
+                })
+                .or_else(|| {
+                    origin_key.as_ref().map(|g| Got {
+                        value: g.value.clone(),
+                        path: g.path.clone(),
+                    })
+                });
             match key {
                 None => self.err(
                     path,
@@ -1105,15 +1145,22 @@ impl Validator {
     }
 
     /// The origin's public key: from `origin:`, else `defaults:`.
-    fn origin_key(&self, entries: &[(String, Role, Params)], defaults: &Params) -> Option<Got<String>> {
+    fn origin_key(
+        &self,
+        entries: &[(String, Role, Params)],
+        defaults: &Params,
+    ) -> Option<Got<String>> {
         let origin = &entries[0].2;
         if let Some(k) = &origin.origin_public_key {
-            return Some(Got { value: k.clone(), path: "origin.origin_public_key".into() });
+            return Some(Got {
+                value: k.clone(),
+                path: "origin.origin_public_key".into(),
+            });
         }
-        defaults
-            .origin_public_key
-            .as_ref()
-            .map(|k| Got { value: k.clone(), path: "defaults.origin_public_key".into() })
+        defaults.origin_public_key.as_ref().map(|k| Got {
+            value: k.clone(),
+            path: "defaults.origin_public_key".into(),
+        })
     }
 
     /// The key path a parameter of an entry comes from.
@@ -1127,12 +1174,25 @@ impl Validator {
     }
 
     /// Resolves one host entry against the defaults.
-    fn resolve(&mut self, path: &str, role: Role, p: &Params, d: &Params, name: &str) -> (Host, bool) {
+    fn resolve(
+        &mut self,
+        path: &str,
+        role: Role,
+        p: &Params,
+        d: &Params,
+        name: &str,
+    ) -> (Host, bool) {
         macro_rules! pick {
             ($field:ident) => {
                 match (&p.$field, &d.$field) {
-                    (Some(v), _) => Some(Got { value: v.clone(), path: format!("{path}.{}", stringify!($field)) }),
-                    (None, Some(v)) => Some(Got { value: v.clone(), path: format!("defaults.{}", stringify!($field)) }),
+                    (Some(v), _) => Some(Got {
+                        value: v.clone(),
+                        path: format!("{path}.{}", stringify!($field)),
+                    }),
+                    (None, Some(v)) => Some(Got {
+                        value: v.clone(),
+                        path: format!("defaults.{}", stringify!($field)),
+                    }),
                     (None, None) => None,
                 }
             };
@@ -1153,9 +1213,21 @@ impl Validator {
                             ),
                         );
                     } else if g.value.len() > 1 && g.value.ends_with('/') {
-                        v.err(&g.path, format!("'{}' ends with '/'; write it without the trailing slash", g.value));
+                        v.err(
+                            &g.path,
+                            format!(
+                                "'{}' ends with '/'; write it without the trailing slash",
+                                g.value
+                            ),
+                        );
                     } else if g.value.split('/').any(|c| c == ".." || c == ".") {
-                        v.err(&g.path, format!("'{}' contains '.' or '..'; write the normalized absolute path", g.value));
+                        v.err(
+                            &g.path,
+                            format!(
+                                "'{}' contains '.' or '..'; write the normalized absolute path",
+                                g.value
+                            ),
+                        );
                     }
                     PathBuf::from(g.value)
                 }
@@ -1188,7 +1260,10 @@ impl Validator {
         let sock = |v: &mut Validator, g: &Got<String>| -> Option<SocketAddr> {
             match g.value.parse::<SocketAddr>() {
                 Ok(a) if a.port() == 0 => {
-                    v.err(&g.path, format!("'{}' has port 0; pick a fixed port such as 8780", g.value));
+                    v.err(
+                        &g.path,
+                        format!("'{}' has port 0; pick a fixed port such as 8780", g.value),
+                    );
                     None
                 }
                 Ok(a) => Some(a),
@@ -1207,7 +1282,10 @@ impl Validator {
 
         let repo_dir = abs(self, pick!(repo_dir), "/srv/shoal/repo");
         let state_dir = abs(self, pick!(state_dir), "/var/lib/shoal");
-        if repo_dir == state_dir || repo_dir.starts_with(&state_dir) || state_dir.starts_with(&repo_dir) {
+        if repo_dir == state_dir
+            || repo_dir.starts_with(&state_dir)
+            || state_dir.starts_with(&repo_dir)
+        {
             let from = self.src(path, "state_dir", p);
             self.err(
                 &from,
@@ -1232,11 +1310,18 @@ impl Validator {
                 Profile::Generic
             }),
         };
-        let listen_got = pick!(listen).unwrap_or(Got { value: "0.0.0.0:8780".into(), path: format!("{path}.listen") });
+        let listen_got = pick!(listen).unwrap_or(Got {
+            value: "0.0.0.0:8780".into(),
+            path: format!("{path}.listen"),
+        });
         let listen = sock(self, &listen_got);
         let peer_listen = pick!(peer_listen).and_then(|g| sock(self, &g));
         if let Some(l) = listen {
-            if peer_listen.is_none() && p.peer_listen.is_none() && d.peer_listen.is_none() && l.port() == u16::MAX {
+            if peer_listen.is_none()
+                && p.peer_listen.is_none()
+                && d.peer_listen.is_none()
+                && l.port() == u16::MAX
+            {
                 self.err(
                     &listen_got.path,
                     "port 65535 leaves no room for the BitTorrent port (listen port + 1); use a lower port or set peer_listen",
@@ -1250,18 +1335,27 @@ impl Validator {
         let advertise_url = match pick!(advertise_url) {
             Some(g) => {
                 if let Err(why) = check_url(&g.value) {
-                    self.err(&g.path, format!("'{}' is malformed: {why}; write http://HOST:PORT", g.value));
+                    self.err(
+                        &g.path,
+                        format!("'{}' is malformed: {why}; write http://HOST:PORT", g.value),
+                    );
                 }
                 g.value
             }
             None => match listen {
-                Some(l) if l.ip().is_unspecified() => format!("http://{}:{}", url_host(name), l.port()),
+                Some(l) if l.ip().is_unspecified() => {
+                    format!("http://{}:{}", url_host(name), l.port())
+                }
                 Some(l) => format!("http://{l}"),
                 None => String::new(),
             },
         };
         if let Some(g) = pick!(agent_name) {
-            if g.value.is_empty() || g.value.contains('/') || g.value.starts_with('.') || g.value.contains(char::is_whitespace) {
+            if g.value.is_empty()
+                || g.value.contains('/')
+                || g.value.starts_with('.')
+                || g.value.contains(char::is_whitespace)
+            {
                 self.err(&g.path, format!("'{}' is not usable as a file name (the trace file is named after it); use a host name", g.value));
             }
         }
@@ -1269,7 +1363,10 @@ impl Validator {
         let manifest_ttl = dur(self, pick!(manifest_ttl), 7 * 86400);
         if manifest_ttl < Duration::from_secs(60) && role == Role::Origin {
             let from = self.src(path, "manifest_ttl", p);
-            self.err(&from, "must be at least 1m; mirrors refuse expired manifests, so use days, such as 7d");
+            self.err(
+                &from,
+                "must be at least 1m; mirrors refuse expired manifests, so use days, such as 7d",
+            );
         }
         let poll_interval = dur(self, pick!(poll_interval), 30);
         if poll_interval.is_zero() && role == Role::Mirror {
@@ -1285,7 +1382,10 @@ impl Validator {
                 "text" => LogFormat::Text,
                 "json" => LogFormat::Json,
                 other => {
-                    self.err(&g.path, format!("unknown log_format '{other}': use text or json"));
+                    self.err(
+                        &g.path,
+                        format!("unknown log_format '{other}': use text or json"),
+                    );
                     LogFormat::Text
                 }
             },
@@ -1338,8 +1438,11 @@ impl Validator {
                 Some(g) => {
                     let ok = !g.value.is_empty()
                         && g.value.len() <= 32
-                        && g.value.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
-                        && g.value.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "_-".contains(c));
+                        && g.value
+                            .starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+                        && g.value.chars().all(|c| {
+                            c.is_ascii_lowercase() || c.is_ascii_digit() || "_-".contains(c)
+                        });
                     if !ok {
                         v.err(
                             &g.path,
@@ -1383,15 +1486,32 @@ impl Validator {
             None => "running".to_string(),
             Some(g) => {
                 if g.value != "running" && g.value != "stopped" {
-                    self.err(&g.path, format!("unknown service_ensure '{}': use running or stopped", g.value));
+                    self.err(
+                        &g.path,
+                        format!(
+                            "unknown service_ensure '{}': use running or stopped",
+                            g.value
+                        ),
+                    );
                 }
                 g.value
             }
         };
         let manage_web = pick!(manage_web).map(|g| g.value).unwrap_or(false);
         let web_server_name = pick!(web_server_name).map(|g| {
-            if g.value.is_empty() || !g.value.chars().all(|c| c.is_ascii_alphanumeric() || "*_.-".contains(c)) {
-                self.err(&g.path, format!("'{}' is not a server name; use a host name such as mirror.example.org", g.value));
+            if g.value.is_empty()
+                || !g
+                    .value
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "*_.-".contains(c))
+            {
+                self.err(
+                    &g.path,
+                    format!(
+                        "'{}' is not a server name; use a host name such as mirror.example.org",
+                        g.value
+                    ),
+                );
             }
             g.value
         });
@@ -1404,8 +1524,14 @@ impl Validator {
             Some(g) => g.value,
         };
         let address = p.address.clone().unwrap_or_else(|| name.to_string());
-        if p.address.as_deref().is_some_and(|a| a.is_empty() || a.contains(char::is_whitespace)) {
-            self.err(&format!("{path}.address"), "is not a host name or IP address; write how the admin machine reaches this host");
+        if p.address
+            .as_deref()
+            .is_some_and(|a| a.is_empty() || a.contains(char::is_whitespace))
+        {
+            self.err(
+                &format!("{path}.address"),
+                "is not a host name or IP address; write how the admin machine reaches this host",
+            );
         }
         let listen_ok = listen.is_some();
         let host = Host {
@@ -1470,15 +1596,32 @@ impl Validator {
                 continue;
             }
             let listen_path = self.src(path, "listen", p);
-            let listen_path = if p.listen.is_none() && d.listen.is_none() { path.clone() } else { listen_path };
-            socks.push(Sock { host: i, what: "HTTP port (listen)", addr: h.listen, path: listen_path.clone() });
+            let listen_path = if p.listen.is_none() && d.listen.is_none() {
+                path.clone()
+            } else {
+                listen_path
+            };
+            socks.push(Sock {
+                host: i,
+                what: "HTTP port (listen)",
+                addr: h.listen,
+                path: listen_path.clone(),
+            });
             if let Some(peer) = h.peer_addr() {
                 let (what, ppath) = if h.peer_listen.is_some() {
-                    ("BitTorrent port (peer_listen)", self.src(path, "peer_listen", p))
+                    (
+                        "BitTorrent port (peer_listen)",
+                        self.src(path, "peer_listen", p),
+                    )
                 } else {
                     ("BitTorrent port (listen port + 1)", listen_path.clone())
                 };
-                socks.push(Sock { host: i, what, addr: peer, path: ppath });
+                socks.push(Sock {
+                    host: i,
+                    what,
+                    addr: peer,
+                    path: ppath,
+                });
             }
             if h.manage_web {
                 let wpath = if p.web_port.is_some() || d.web_port.is_some() {
@@ -1486,8 +1629,17 @@ impl Validator {
                 } else {
                     self.src(path, "manage_web", p)
                 };
-                let any = if h.listen.is_ipv4() { IpAddr::from([0, 0, 0, 0]) } else { IpAddr::from([0u16; 8]) };
-                socks.push(Sock { host: i, what: "web port (web_port, nginx)", addr: SocketAddr::new(any, h.web_port), path: wpath });
+                let any = if h.listen.is_ipv4() {
+                    IpAddr::from([0, 0, 0, 0])
+                } else {
+                    IpAddr::from([0u16; 8])
+                };
+                socks.push(Sock {
+                    host: i,
+                    what: "web port (web_port, nginx)",
+                    addr: SocketAddr::new(any, h.web_port),
+                    path: wpath,
+                });
             }
         }
         let same_machine = |a: &Host, b: &Host| -> bool {
@@ -1562,7 +1714,11 @@ impl Validator {
             }
         }
         let mut bad = Vec::new();
-        walk(&serde_json::to_value(raw).unwrap_or(Value::Null), String::new(), &mut bad);
+        walk(
+            &serde_json::to_value(raw).unwrap_or(Value::Null),
+            String::new(),
+            &mut bad,
+        );
         for path in bad {
             self.err(&path, "contains a control character (newline or tab); write the value on one line without tabs");
         }
@@ -1576,14 +1732,27 @@ fn path_char(c: char) -> bool {
 
 /// Checks `<algorithm>:<hex>` with the digest length of the algorithm.
 fn check_checksum(s: &str) -> Result<(), String> {
-    let lens = [("md5", 32), ("sha1", 40), ("sha224", 56), ("sha256", 64), ("sha384", 96), ("sha512", 128)];
+    let lens = [
+        ("md5", 32),
+        ("sha1", 40),
+        ("sha224", 56),
+        ("sha256", 64),
+        ("sha384", 96),
+        ("sha512", 128),
+    ];
     let advice = "write <algorithm>:<hex digest>, such as the output of `sha256sum shoal-agent` as sha256:<64 hex digits>";
-    let (algo, hex) = s.split_once(':').ok_or_else(|| format!("'{s}' is not a checksum; {advice}"))?;
+    let (algo, hex) = s
+        .split_once(':')
+        .ok_or_else(|| format!("'{s}' is not a checksum; {advice}"))?;
     let Some((_, n)) = lens.iter().find(|(a, _)| *a == algo) else {
-        return Err(format!("unknown checksum algorithm '{algo}': use sha256 (or sha512, sha1, md5)"));
+        return Err(format!(
+            "unknown checksum algorithm '{algo}': use sha256 (or sha512, sha1, md5)"
+        ));
     };
     if hex.len() != *n || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(format!("'{s}' is not a {algo} checksum: expected {n} hex digits after '{algo}:'; {advice}"));
+        return Err(format!(
+            "'{s}' is not a {algo} checksum: expected {n} hex digits after '{algo}:'; {advice}"
+        ));
     }
     Ok(())
 }
@@ -1593,7 +1762,8 @@ fn valid_host_name(h: &str) -> bool {
     !h.is_empty()
         && h.len() <= 253
         && !h.starts_with(['-', '.'])
-        && h.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        && h.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
 }
 
 /// A host name or IP as it goes into a URL (IPv6 in brackets).
@@ -1618,8 +1788,11 @@ pub fn check_url(u: &str) -> Result<(), String> {
         return Err("user names and passwords do not belong in an upstream URL".into());
     }
     let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-        let (h, tail) = v6.split_once(']').ok_or("an IPv6 address lacks its closing ']'")?;
-        h.parse::<std::net::Ipv6Addr>().map_err(|_| format!("'{h}' is not an IPv6 address"))?;
+        let (h, tail) = v6
+            .split_once(']')
+            .ok_or("an IPv6 address lacks its closing ']'")?;
+        h.parse::<std::net::Ipv6Addr>()
+            .map_err(|_| format!("'{h}' is not an IPv6 address"))?;
         (h, tail.strip_prefix(':'))
     } else {
         match authority.rsplit_once(':') {
@@ -1647,15 +1820,32 @@ pub fn check_url(u: &str) -> Result<(), String> {
 pub fn agent_context(site: &Site, h: &Host) -> Map<String, Value> {
     let mut m = Map::new();
     m.insert("site".into(), json!(site.name));
-    m.insert("site_file".into(), json!(Path::new(&site.file).file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default()));
+    m.insert(
+        "site_file".into(),
+        json!(Path::new(&site.file)
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default()),
+    );
     m.insert("host".into(), json!(h.host));
     m.insert("role".into(), json!(h.role.to_string()));
-    m.insert("name".into(), h.agent_name.as_ref().map(|n| json!(n)).unwrap_or(Value::Null));
+    m.insert(
+        "name".into(),
+        h.agent_name
+            .as_ref()
+            .map(|n| json!(n))
+            .unwrap_or(Value::Null),
+    );
     m.insert("repo".into(), json!(h.repo_dir));
     m.insert("state".into(), json!(h.state_dir));
     m.insert("profile".into(), json!(h.profile.to_string()));
     m.insert("listen".into(), json!(h.listen.to_string()));
-    m.insert("peer_listen".into(), h.peer_listen.map(|a| json!(a.to_string())).unwrap_or(Value::Null));
+    m.insert(
+        "peer_listen".into(),
+        h.peer_listen
+            .map(|a| json!(a.to_string()))
+            .unwrap_or(Value::Null),
+    );
     m.insert("advertise_url".into(), json!(h.advertise_url));
     m.insert(
         "origin".into(),
@@ -1674,7 +1864,10 @@ pub fn agent_context(site: &Site, h: &Host) -> Map<String, Value> {
             "delete_grace": short_duration(h.delete_grace),
         }),
     );
-    m.insert("network".into(), json!({"upload_limit": h.upload_limit, "download_limit": h.download_limit}));
+    m.insert(
+        "network".into(),
+        json!({"upload_limit": h.upload_limit, "download_limit": h.download_limit}),
+    );
     m.insert(
         "log".into(),
         json!({"format": match h.log_format { LogFormat::Text => "text", LogFormat::Json => "json" }}),

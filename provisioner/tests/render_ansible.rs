@@ -22,7 +22,10 @@ struct Tree {
 
 impl Tree {
     fn render(site: &str) -> Tree {
-        let tmp = tempfile::Builder::new().prefix("shoal-render-ansible-").tempdir().unwrap();
+        let tmp = tempfile::Builder::new()
+            .prefix("shoal-render-ansible-")
+            .tempdir()
+            .unwrap();
         for d in ["home/tmp", "home/remote-tmp", "cache"] {
             std::fs::create_dir_all(tmp.path().join(d)).unwrap();
         }
@@ -62,9 +65,9 @@ impl Tree {
 }
 
 fn run(c: &mut Command) -> (bool, String, String) {
-    let o = c
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {c:?}: {e}; install the Debian packages ansible-core and ansible-lint"));
+    let o = c.output().unwrap_or_else(|e| {
+        panic!("cannot run {c:?}: {e}; install the Debian packages ansible-core and ansible-lint")
+    });
     (
         o.status.success(),
         String::from_utf8_lossy(&o.stdout).into_owned(),
@@ -89,23 +92,41 @@ fn path(p: &Path) -> String {
 #[test]
 fn inventory_reads_back_with_groups_and_host_variables() {
     let t = Tree::render(&site());
-    for f in ["inventory.yml", "site.yml", "group_vars/shoal.yml", "roles/shoal/tasks/main.yml", "roles/shoal/defaults/main.yml"] {
+    for f in [
+        "inventory.yml",
+        "site.yml",
+        "group_vars/shoal.yml",
+        "roles/shoal/tasks/main.yml",
+        "roles/shoal/defaults/main.yml",
+    ] {
         assert!(t.out.join(f).is_file(), "{f} missing");
     }
-    let (ok, stdout, stderr) = run(t.ansible("ansible-inventory").args(["-i", "inventory.yml", "--list"]));
+    let (ok, stdout, stderr) =
+        run(t
+            .ansible("ansible-inventory")
+            .args(["-i", "inventory.yml", "--list"]));
     assert!(ok, "{stderr}");
     let inv: Value = serde_json::from_str(&stdout).unwrap();
     let hosts = |g: &str| -> Vec<String> {
-        inv[g]["hosts"].as_array().map(|a| a.iter().map(|h| h.as_str().unwrap().to_string()).collect()).unwrap_or_default()
+        inv[g]["hosts"]
+            .as_array()
+            .map(|a| a.iter().map(|h| h.as_str().unwrap().to_string()).collect())
+            .unwrap_or_default()
     };
     assert_eq!(hosts("shoal_origin"), ["origin.example.org"]);
-    assert_eq!(hosts("shoal_mirrors"), ["mirror1.example.org", "mirror2.example.org"]);
+    assert_eq!(
+        hosts("shoal_mirrors"),
+        ["mirror1.example.org", "mirror2.example.org"]
+    );
     let hv = &inv["_meta"]["hostvars"];
     let o = &hv["origin.example.org"];
     assert_eq!(o["ansible_host"], "127.0.0.1");
     assert_eq!(o["shoal_role"], "origin");
     assert_eq!(o["shoal_manifest_ttl"], "14d");
-    assert_eq!(o["shoal_profile"], "rpm", "site defaults reach every host through group_vars");
+    assert_eq!(
+        o["shoal_profile"], "rpm",
+        "site defaults reach every host through group_vars"
+    );
     assert_eq!(o["shoal_manage_user"], true);
     let m2 = &hv["mirror2.example.org"];
     assert_eq!(m2["shoal_role"], "mirror");
@@ -114,12 +135,24 @@ fn inventory_reads_back_with_groups_and_host_variables() {
     assert_eq!(m2["shoal_advertise_url"], "http://mirror2.example.org:9000");
     assert_eq!(
         m2["shoal_upstreams"],
-        serde_json::json!(["http://mirror1.example.org:8780", "http://origin.example.org:8780"])
+        serde_json::json!([
+            "http://mirror1.example.org:8780",
+            "http://origin.example.org:8780"
+        ])
     );
     let m1 = &hv["mirror1.example.org"];
-    assert_eq!(m1["shoal_upload_limit"], "5MiB", "the role's size pattern has no inner space");
-    assert_eq!(m1["shoal_upstreams"], serde_json::json!(["http://origin.example.org:8780"]));
-    assert!(m1.get("ansible_host").is_none(), "no address: the inventory name is the address");
+    assert_eq!(
+        m1["shoal_upload_limit"], "5MiB",
+        "the role's size pattern has no inner space"
+    );
+    assert_eq!(
+        m1["shoal_upstreams"],
+        serde_json::json!(["http://origin.example.org:8780"])
+    );
+    assert!(
+        m1.get("ansible_host").is_none(),
+        "no address: the inventory name is the address"
+    );
 }
 
 #[test]
@@ -137,7 +170,10 @@ fn quotes_and_jinja_delimiters_reach_tasks_unchanged() {
         "var=shoal_agent_name",
     ]));
     assert!(ok, "{stdout}{stderr}");
-    let json = stdout.split_once("=>").map(|(_, j)| j).unwrap_or_else(|| panic!("{stdout}"));
+    let json = stdout
+        .split_once("=>")
+        .map(|(_, j)| j)
+        .unwrap_or_else(|| panic!("{stdout}"));
     let v: Value = serde_json::from_str(json.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}"));
     assert_eq!(v["shoal_agent_name"], TRICKY, "{stdout}");
 }
@@ -145,7 +181,12 @@ fn quotes_and_jinja_delimiters_reach_tasks_unchanged() {
 #[test]
 fn playbook_passes_syntax_check_and_ansible_lint() {
     let t = Tree::render(&site());
-    let (ok, stdout, stderr) = run(t.ansible("ansible-playbook").args(["-i", "inventory.yml", "site.yml", "--syntax-check"]));
+    let (ok, stdout, stderr) = run(t.ansible("ansible-playbook").args([
+        "-i",
+        "inventory.yml",
+        "site.yml",
+        "--syntax-check",
+    ]));
     assert!(ok, "{stdout}{stderr}");
     let (ok, stdout, stderr) = run(t.ansible("ansible-lint").args([
         "--offline",
@@ -157,6 +198,13 @@ fn playbook_passes_syntax_check_and_ansible_lint() {
         "group_vars/shoal.yml",
     ]));
     let all = format!("{stdout}{stderr}");
-    assert!(ok, "ansible-lint found problems in {}:\n{all}", path(&t.out));
-    assert!(all.contains("Passed with production profile: 0 failure(s), 0 warning(s)"), "{all}");
+    assert!(
+        ok,
+        "ansible-lint found problems in {}:\n{all}",
+        path(&t.out)
+    );
+    assert!(
+        all.contains("Passed with production profile: 0 failure(s), 0 warning(s)"),
+        "{all}"
+    );
 }

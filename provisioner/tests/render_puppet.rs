@@ -21,9 +21,9 @@ fn shoal() -> Command {
 }
 
 fn run(c: &mut Command) -> (bool, String) {
-    let out: Output = c
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {c:?}: {e}; install the Debian packages puppet and puppet-lint"));
+    let out: Output = c.output().unwrap_or_else(|e| {
+        panic!("cannot run {c:?}: {e}; install the Debian packages puppet and puppet-lint")
+    });
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -70,13 +70,20 @@ fn site_text(root: &Path, mirror2: bool) -> String {
 }
 
 fn render(site: &Path, out: &Path) -> String {
-    let (ok, text) = run(shoal().args(["render", "puppet", "--site"]).arg(site).arg("--out").arg(out));
+    let (ok, text) = run(shoal()
+        .args(["render", "puppet", "--site"])
+        .arg(site)
+        .arg("--out")
+        .arg(out));
     assert!(ok, "shoal render puppet failed:\n{text}");
     text
 }
 
 fn setup() -> (tempfile::TempDir, PathBuf, PathBuf) {
-    let tmp = tempfile::Builder::new().prefix("shoal-render-puppet-").tempdir().unwrap();
+    let tmp = tempfile::Builder::new()
+        .prefix("shoal-render-puppet-")
+        .tempdir()
+        .unwrap();
     let site = tmp.path().join("site.yaml");
     std::fs::write(&site, site_text(tmp.path(), true)).unwrap();
     let out = tmp.path().join("out");
@@ -99,15 +106,29 @@ fn rendered_tree_has_the_puppet_layout_and_passes_validate_and_lint() {
     ] {
         assert!(out.join(f).is_file(), "{f} missing");
     }
-    assert!(!out.join("modules/shoal/spec").exists(), "spec/ is not copied");
+    assert!(
+        !out.join("modules/shoal/spec").exists(),
+        "spec/ is not copied"
+    );
     let pp = std::fs::read_to_string(out.join("manifests/site.pp")).unwrap();
     assert!(pp.contains("node 'mirror2.example.org' {"), "{pp}");
-    assert!(pp.contains("upstreams         => ['http://127.0.0.2:18780'],"), "{pp}");
-    assert!(pp.contains("publish_interval  => '90s',"), "durations are normalized: {pp}");
+    assert!(
+        pp.contains("upstreams         => ['http://127.0.0.2:18780'],"),
+        "{pp}"
+    );
+    assert!(
+        pp.contains("publish_interval  => '90s',"),
+        "durations are normalized: {pp}"
+    );
 
-    let (ok, text) = run(Command::new("puppet").args(["parser", "validate", "--color=false"]).args(puppet_settings(&out)).arg(out.join("manifests/site.pp")));
+    let (ok, text) = run(Command::new("puppet")
+        .args(["parser", "validate", "--color=false"])
+        .args(puppet_settings(&out))
+        .arg(out.join("manifests/site.pp")));
     assert!(ok, "puppet parser validate:\n{text}");
-    let (ok, text) = run(Command::new("puppet-lint").arg("--fail-on-warnings").arg(out.join("manifests/site.pp")));
+    let (ok, text) = run(Command::new("puppet-lint")
+        .arg("--fail-on-warnings")
+        .arg(out.join("manifests/site.pp")));
     assert!(ok && text.trim().is_empty(), "puppet-lint:\n{text}");
 }
 
@@ -115,18 +136,20 @@ fn rendered_tree_has_the_puppet_layout_and_passes_validate_and_lint() {
 fn every_node_compiles_against_the_embedded_module() {
     let (tmp, site, out) = setup();
     render(&site, &out);
-    for node in ["origin.example.org", "mirror1.example.org", "mirror2.example.org"] {
-        let (_, text) = run(
-            Command::new("puppet")
-                .args(["apply", "--noop", "--color=false", "--certname", node])
-                .args(puppet_settings(tmp.path()))
-                .arg("--modulepath")
-                .arg(out.join("modules"))
-                .arg("--hiera_config")
-                .arg(out.join("hiera.yaml"))
-                .arg(out.join("manifests/site.pp"))
-                .env("NO_COLOR", "1"),
-        );
+    for node in [
+        "origin.example.org",
+        "mirror1.example.org",
+        "mirror2.example.org",
+    ] {
+        let (_, text) = run(Command::new("puppet")
+            .args(["apply", "--noop", "--color=false", "--certname", node])
+            .args(puppet_settings(tmp.path()))
+            .arg("--modulepath")
+            .arg(out.join("modules"))
+            .arg("--hiera_config")
+            .arg(out.join("hiera.yaml"))
+            .arg(out.join("manifests/site.pp"))
+            .env("NO_COLOR", "1"));
         assert!(
             text.contains(&format!("Compiled catalog for {node}")),
             "the catalog of {node} does not compile:\n{text}"
@@ -143,25 +166,40 @@ fn quotes_backslashes_and_interpolation_survive_manifest_and_hiera() {
     let pp = std::fs::read_to_string(out.join("manifests/site.pp")).unwrap();
     let literal = pp
         .lines()
-        .find_map(|l| l.trim().strip_prefix("agent_name").map(|r| r.trim_start().trim_start_matches("=>").trim().trim_end_matches(',').to_string()))
+        .find_map(|l| {
+            l.trim().strip_prefix("agent_name").map(|r| {
+                r.trim_start()
+                    .trim_start_matches("=>")
+                    .trim()
+                    .trim_end_matches(',')
+                    .to_string()
+            })
+        })
         .expect("agent_name in site.pp");
-    let manifest = format!(
-        "notice(\"manifest=[${{a}}]\")\nnotice(\"hiera=[${{b}}]\")\n",
-    );
+    let manifest = "notice(\"manifest=[${a}]\")\nnotice(\"hiera=[${b}]\")\n";
     let code = format!("$a = {literal}\n$b = lookup('shoal::agent_name')\n{manifest}");
-    let (ok, text) = run(
-        Command::new("puppet")
-            .args(["apply", "--color=false", "--certname", "mirror1.example.org"])
-            .args(puppet_settings(tmp.path()))
-            .arg("--hiera_config")
-            .arg(out.join("hiera.yaml"))
-            .arg("-e")
-            .arg(&code)
-            .env("NO_COLOR", "1"),
-    );
+    let (ok, text) = run(Command::new("puppet")
+        .args([
+            "apply",
+            "--color=false",
+            "--certname",
+            "mirror1.example.org",
+        ])
+        .args(puppet_settings(tmp.path()))
+        .arg("--hiera_config")
+        .arg(out.join("hiera.yaml"))
+        .arg("-e")
+        .arg(&code)
+        .env("NO_COLOR", "1"));
     assert!(ok, "{code}\n{text}");
-    assert!(text.contains(&format!("manifest=[{TRICKY}]")), "site.pp changed the value:\n{text}");
-    assert!(text.contains(&format!("hiera=[{TRICKY}]")), "Hiera changed the value:\n{text}");
+    assert!(
+        text.contains(&format!("manifest=[{TRICKY}]")),
+        "site.pp changed the value:\n{text}"
+    );
+    assert!(
+        text.contains(&format!("hiera=[{TRICKY}]")),
+        "Hiera changed the value:\n{text}"
+    );
     // Site defaults come from common.yaml.
     let (ok, text) = run(
         Command::new("puppet")
@@ -174,7 +212,10 @@ fn quotes_backslashes_and_interpolation_survive_manifest_and_hiera() {
             .env("NO_COLOR", "1"),
     );
     assert!(ok, "{text}");
-    assert!(text.contains("limit=[10MiB] role=[mirror] up=[[http://127.0.0.2:18780]]"), "{text}");
+    assert!(
+        text.contains("limit=[10MiB] role=[mirror] up=[[http://127.0.0.2:18780]]"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -193,7 +234,10 @@ fn rerender_rewrites_only_changes_and_removes_what_is_gone() {
     // Drop mirror2: its node data goes, site.pp changes, the rest stays.
     std::fs::write(&site, site_text(tmp.path(), false)).unwrap();
     let third = render(&site, &out);
-    assert!(third.contains(": 1 file(s) written") && third.contains(" 1 removed"), "only site.pp changes: {third}");
+    assert!(
+        third.contains(": 1 file(s) written") && third.contains(" 1 removed"),
+        "only site.pp changes: {third}"
+    );
     assert!(!out.join("data/nodes/mirror2.example.org.yaml").exists());
     assert!(!std::fs::read_to_string(&pp).unwrap().contains("mirror2"));
 }
@@ -203,14 +247,35 @@ fn files_shoal_did_not_write_are_not_overwritten() {
     let (_tmp, site, out) = setup();
     std::fs::create_dir_all(out.join("manifests")).unwrap();
     std::fs::write(out.join("manifests/site.pp"), "# my own\n").unwrap();
-    let (ok, text) = run(shoal().args(["render", "puppet", "--site"]).arg(&site).arg("--out").arg(&out));
+    let (ok, text) = run(shoal()
+        .args(["render", "puppet", "--site"])
+        .arg(&site)
+        .arg("--out")
+        .arg(&out));
     assert!(!ok, "{text}");
-    assert!(text.contains("manifests/site.pp") && text.contains("not written by shoal") && text.contains("--force"), "{text}");
-    assert_eq!(std::fs::read_to_string(out.join("manifests/site.pp")).unwrap(), "# my own\n");
-    assert!(!out.join("hiera.yaml").exists(), "nothing is written when refusing");
-    let (ok, text) = run(shoal().args(["render", "puppet", "--force", "--site"]).arg(&site).arg("--out").arg(&out));
+    assert!(
+        text.contains("manifests/site.pp")
+            && text.contains("not written by shoal")
+            && text.contains("--force"),
+        "{text}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.join("manifests/site.pp")).unwrap(),
+        "# my own\n"
+    );
+    assert!(
+        !out.join("hiera.yaml").exists(),
+        "nothing is written when refusing"
+    );
+    let (ok, text) = run(shoal()
+        .args(["render", "puppet", "--force", "--site"])
+        .arg(&site)
+        .arg("--out")
+        .arg(&out));
     assert!(ok, "{text}");
-    assert!(std::fs::read_to_string(out.join("manifests/site.pp")).unwrap().contains("node 'origin.example.org'"));
+    assert!(std::fs::read_to_string(out.join("manifests/site.pp"))
+        .unwrap()
+        .contains("node 'origin.example.org'"));
 }
 
 #[test]
@@ -219,8 +284,15 @@ fn a_bad_site_renders_nothing() {
     let site = tmp.path().join("site.yaml");
     std::fs::write(&site, "origin:\n  host: o\n  colour: blue\n").unwrap();
     let out = tmp.path().join("out");
-    let (ok, text) = run(shoal().args(["render", "puppet", "--site"]).arg(&site).arg("--out").arg(&out));
+    let (ok, text) = run(shoal()
+        .args(["render", "puppet", "--site"])
+        .arg(&site)
+        .arg("--out")
+        .arg(&out));
     assert!(!ok);
-    assert!(text.contains("site.yaml:3:3: origin.colour: unknown key `colour`"), "{text}");
+    assert!(
+        text.contains("site.yaml:3:3: origin.colour: unknown key `colour`"),
+        "{text}"
+    );
     assert!(!out.exists());
 }

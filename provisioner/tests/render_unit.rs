@@ -35,40 +35,75 @@ fn verify(unit: &str, dir: &Path) -> String {
         .arg(&path)
         .env("SYSTEMD_LOG_COLOR", "0")
         .output()
-        .unwrap_or_else(|e| panic!("cannot run systemd-analyze: {e}; install the Debian package systemd"));
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "systemd-analyze verify failed:\n{text}\n--- unit:\n{unit}");
+        .unwrap_or_else(|e| {
+            panic!("cannot run systemd-analyze: {e}; install the Debian package systemd")
+        });
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "systemd-analyze verify failed:\n{text}\n--- unit:\n{unit}"
+    );
     text
 }
 
 #[test]
 fn every_hosts_unit_verifies_without_warnings() {
-    let tmp = tempfile::Builder::new().prefix("shoal-render-unit-").tempdir().unwrap();
+    let tmp = tempfile::Builder::new()
+        .prefix("shoal-render-unit-")
+        .tempdir()
+        .unwrap();
     let bin = tmp.path().join("bin");
     std::fs::create_dir_all(&bin).unwrap();
     std::fs::copy("/bin/true", bin.join("shoal-agent")).unwrap();
-    std::fs::set_permissions(bin.join("shoal-agent"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(
+        bin.join("shoal-agent"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
     let site = site(&bin);
     for h in &site.hosts {
         let unit = render_unit(&site, h);
         let text = verify(&unit, tmp.path());
-        assert!(text.trim().is_empty(), "systemd-analyze warned about {}:\n{text}\n--- unit:\n{unit}", h.host);
-        let exec = format!("ExecStart={}/shoal-agent --config /etc/shoal/agent.yaml run", bin.display());
+        assert!(
+            text.trim().is_empty(),
+            "systemd-analyze warned about {}:\n{text}\n--- unit:\n{unit}",
+            h.host
+        );
+        let exec = format!(
+            "ExecStart={}/shoal-agent --config /etc/shoal/agent.yaml run",
+            bin.display()
+        );
         assert!(unit.contains(&exec), "{unit}");
-        assert!(unit.contains("NoNewPrivileges=yes") && unit.contains("ProtectSystem=full"), "{unit}");
+        assert!(
+            unit.contains("NoNewPrivileges=yes") && unit.contains("ProtectSystem=full"),
+            "{unit}"
+        );
         match h.host.as_str() {
             "origin.example.org" => {
                 assert!(unit.contains("User=root"), "{unit}");
-                assert!(unit.contains("ExecReload="), "the origin publishes on reload: {unit}");
+                assert!(
+                    unit.contains("ExecReload="),
+                    "the origin publishes on reload: {unit}"
+                );
                 assert!(unit.contains("ProtectHome=yes"), "{unit}");
             }
             "low.example.org" => {
                 assert!(unit.contains("User=shoal"), "{unit}");
-                assert!(unit.contains("AmbientCapabilities=CAP_NET_BIND_SERVICE"), "port 80 needs it: {unit}");
+                assert!(
+                    unit.contains("AmbientCapabilities=CAP_NET_BIND_SERVICE"),
+                    "port 80 needs it: {unit}"
+                );
             }
             "etc.example.org" => {
                 assert!(unit.contains("ReadWritePaths=/etc/shoal-state"), "{unit}");
-                assert!(unit.contains("CapabilityBoundingSet=\n"), "no capabilities: {unit}");
+                assert!(
+                    unit.contains("CapabilityBoundingSet=\n"),
+                    "no capabilities: {unit}"
+                );
             }
             "home.example.org" => assert!(unit.contains("ProtectHome=no"), "{unit}"),
             other => panic!("unexpected host {other}"),
@@ -86,5 +121,8 @@ fn verify_does_catch_a_broken_unit() {
     let site = site(&bin);
     let unit = render_unit(&site, site.origin()).replace("ProtectSystem=full", "ProtectSytem=full");
     let text = verify(&unit, tmp.path());
-    assert!(text.contains("Unknown key") && text.contains("ProtectSytem"), "{text}");
+    assert!(
+        text.contains("Unknown key") && text.contains("ProtectSytem"),
+        "{text}"
+    );
 }

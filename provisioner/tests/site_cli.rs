@@ -10,7 +10,10 @@ fn example() -> PathBuf {
 }
 
 fn shoal(args: &[&str]) -> (i32, String, String) {
-    let o = Command::new(env!("CARGO_BIN_EXE_shoal")).args(args).output().unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_shoal"))
+        .args(args)
+        .output()
+        .unwrap();
     (
         o.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&o.stdout).into_owned(),
@@ -23,9 +26,15 @@ fn check_summarizes_a_valid_site() {
     let ex = example();
     let (code, out, err) = shoal(&["check", "--site", ex.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("site 'debian-archive' is valid: 1 origin, 3 mirror(s), profile debian"), "{out}");
+    assert!(
+        out.contains("site 'debian-archive' is valid: 1 origin, 3 mirror(s), profile debian"),
+        "{out}"
+    );
     assert!(out.contains("origin  archive.example.org"), "{out}");
-    assert!(out.contains("follows http://mirror1.example.org:8780 http://archive.example.org:8780"), "{out}");
+    assert!(
+        out.contains("follows http://mirror1.example.org:8780 http://archive.example.org:8780"),
+        "{out}"
+    );
     assert_eq!(out.lines().count(), 5, "{out}");
 }
 
@@ -44,36 +53,86 @@ fn check_lists_every_problem_and_exits_1() {
     assert!(out.is_empty(), "{out}");
     let lines: Vec<&str> = err.lines().collect();
     let file = f.display().to_string();
-    assert!(lines[0].starts_with(&format!("{file}:3:3: defaults.profile: unknown profile 'debain'")), "{err}");
-    assert!(lines[1].starts_with(&format!("{file}:7:5: mirrors[0]: mirror 'm.example.org' has no origin_public_key")), "{err}");
-    assert!(lines[2].starts_with(&format!("{file}:8:5: mirrors[0].poll_interval: 'soon' is not a duration")), "{err}");
-    assert!(lines[3].contains("3 problem(s); fix them and run `shoal check"), "{err}");
+    assert!(
+        lines[0].starts_with(&format!(
+            "{file}:3:3: defaults.profile: unknown profile 'debain'"
+        )),
+        "{err}"
+    );
+    assert!(
+        lines[1].starts_with(&format!(
+            "{file}:7:5: mirrors[0]: mirror 'm.example.org' has no origin_public_key"
+        )),
+        "{err}"
+    );
+    assert!(
+        lines[2].starts_with(&format!(
+            "{file}:8:5: mirrors[0].poll_interval: 'soon' is not a duration"
+        )),
+        "{err}"
+    );
+    assert!(
+        lines[3].contains("3 problem(s); fix them and run `shoal check"),
+        "{err}"
+    );
 }
 
 #[test]
 fn check_of_a_missing_file_says_so() {
     let (code, _, err) = shoal(&["check", "--site", "/nonexistent/site.yaml"]);
     assert_eq!(code, 1);
-    assert!(err.contains("/nonexistent/site.yaml: (file): cannot read the site file"), "{err}");
+    assert!(
+        err.contains("/nonexistent/site.yaml: (file): cannot read the site file"),
+        "{err}"
+    );
     assert!(err.contains("--site"), "{err}");
 }
 
 #[test]
 fn render_agent_config_prints_a_config_the_agent_reads() {
     let ex = example();
-    let (code, out, err) = shoal(&["render", "agent-config", "--site", ex.to_str().unwrap(), "--host", "mirror2.example.org"]);
+    let (code, out, err) = shoal(&[
+        "render",
+        "agent-config",
+        "--site",
+        ex.to_str().unwrap(),
+        "--host",
+        "mirror2.example.org",
+    ]);
     assert_eq!(code, 0, "{err}");
     let cfg = AgentConfig::from_yaml(&out, "stdout").unwrap();
     assert_eq!(cfg.role, Role::Mirror);
     assert_eq!(cfg.network.download_limit, 50 << 20);
 
-    let (code, out, err) = shoal(&["render", "unit", "--site", ex.to_str().unwrap(), "--host", "archive.example.org"]);
+    let (code, out, err) = shoal(&[
+        "render",
+        "unit",
+        "--site",
+        ex.to_str().unwrap(),
+        "--host",
+        "archive.example.org",
+    ]);
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("[Service]") && out.contains("User=shoal"), "{out}");
+    assert!(
+        out.contains("[Service]") && out.contains("User=shoal"),
+        "{out}"
+    );
 
-    let (code, _, err) = shoal(&["render", "agent-config", "--site", ex.to_str().unwrap(), "--host", "nope"]);
+    let (code, _, err) = shoal(&[
+        "render",
+        "agent-config",
+        "--site",
+        ex.to_str().unwrap(),
+        "--host",
+        "nope",
+    ]);
     assert_eq!(code, 1);
-    assert!(err.contains("no host 'nope' in the site; hosts are: archive.example.org, mirror1.example.org"), "{err}");
+    assert!(
+        err.contains(
+            "no host 'nope' in the site; hosts are: archive.example.org, mirror1.example.org"
+        ),
+        "{err}"
+    );
 }
 
 #[test]
@@ -84,7 +143,10 @@ fn help_explains_each_command_and_option() {
     assert!(out.contains("site file"), "{out}");
 
     let (_, out, _) = shoal(&["check", "--help"]);
-    assert!(out.contains("--site <FILE>") && out.contains("The site file to check"), "{out}");
+    assert!(
+        out.contains("--site <FILE>") && out.contains("The site file to check"),
+        "{out}"
+    );
     assert!(out.contains("FILE:LINE:COLUMN: KEY"), "{out}");
 
     let (_, out, _) = shoal(&["render", "--help"]);
@@ -92,10 +154,21 @@ fn help_explains_each_command_and_option() {
         assert!(out.contains(sub), "render --help lacks {sub}: {out}");
     }
     let (_, out, _) = shoal(&["render", "puppet", "--help"]);
-    assert!(out.contains("manifests/site.pp") && out.contains("modules/shoal"), "{out}");
-    assert!(out.contains("--out <DIR>") && out.contains("--force"), "{out}");
+    assert!(
+        out.contains("manifests/site.pp") && out.contains("modules/shoal"),
+        "{out}"
+    );
+    assert!(
+        out.contains("--out <DIR>") && out.contains("--force"),
+        "{out}"
+    );
     let (_, out, _) = shoal(&["render", "ansible", "--help"]);
-    assert!(out.contains("inventory.yml") && out.contains("shoal_mirrors") && out.contains("roles/shoal"), "{out}");
+    assert!(
+        out.contains("inventory.yml")
+            && out.contains("shoal_mirrors")
+            && out.contains("roles/shoal"),
+        "{out}"
+    );
     let (_, out, _) = shoal(&["render", "agent-config", "--help"]);
     assert!(out.contains("--host <NAME>"), "{out}");
 }

@@ -40,7 +40,8 @@ fn the_example_is_valid_and_describes_an_origin_and_three_mirrors() {
     assert!(!render_puppet(&site).unwrap().is_empty());
     assert!(!render_ansible(&site).unwrap().is_empty());
     for h in &site.hosts {
-        assert!(render_unit(&site, h).contains("ExecStart=/usr/local/bin/shoal-agent --config /etc/shoal/agent.yaml run"));
+        assert!(render_unit(&site, h)
+            .contains("ExecStart=/usr/local/bin/shoal-agent --config /etc/shoal/agent.yaml run"));
     }
 }
 
@@ -54,7 +55,13 @@ fn one_schema_every_rendered_agent_config_parses_with_the_agents_types() {
         let l = s(setting(entry, &raw, "listen")).unwrap_or_else(|| "0.0.0.0:8780".into());
         l.parse::<SocketAddr>().unwrap().port()
     };
-    let url_of = |entry: &Value| format!("http://{}:{}", entry["host"].as_str().unwrap(), port_of(entry));
+    let url_of = |entry: &Value| {
+        format!(
+            "http://{}:{}",
+            entry["host"].as_str().unwrap(),
+            port_of(entry)
+        )
+    };
     let mut entries = vec![(Role::Origin, origin.clone())];
     for m in raw["mirrors"].as_sequence().unwrap() {
         entries.push((Role::Mirror, m.clone()));
@@ -71,26 +78,43 @@ fn one_schema_every_rendered_agent_config_parses_with_the_agents_types() {
         assert_eq!(cfg.role, *role, "{name}");
         let port = port_of(entry);
         assert_eq!(cfg.listen.port(), port, "{name}");
-        assert_eq!(cfg.peer_listen().unwrap().port(), port + 1, "{name}: BitTorrent is listen port + 1");
+        assert_eq!(
+            cfg.peer_listen().unwrap().port(),
+            port + 1,
+            "{name}: BitTorrent is listen port + 1"
+        );
         assert_eq!(cfg.advertise_url(), url_of(entry), "{name}");
         assert_eq!(
             cfg.repo.to_str().unwrap(),
             s(setting(entry, &raw, "repo_dir")).unwrap(),
             "{name}"
         );
-        assert_eq!(cfg.state.to_str().unwrap(), s(setting(entry, &raw, "state_dir")).unwrap());
+        assert_eq!(
+            cfg.state.to_str().unwrap(),
+            s(setting(entry, &raw, "state_dir")).unwrap()
+        );
         assert_eq!(cfg.profile, Profile::Debian);
         assert_eq!(cfg.log.format, LogFormat::Json);
-        assert!(!cfg.network.dht && !cfg.network.lsd && !cfg.network.upnp, "{name}: public networks stay off");
+        assert!(
+            !cfg.network.dht && !cfg.network.lsd && !cfg.network.upnp,
+            "{name}: public networks stay off"
+        );
         let limit = |key: &str| match setting(entry, &raw, key) {
             None => 0,
             Some(v) => shoal_config::parse_bytes(v.as_str().unwrap()).unwrap(),
         };
         assert_eq!(cfg.network.upload_limit, limit("upload_limit"), "{name}");
-        assert_eq!(cfg.network.download_limit, limit("download_limit"), "{name}");
+        assert_eq!(
+            cfg.network.download_limit,
+            limit("download_limit"),
+            "{name}"
+        );
         match role {
             Role::Origin => {
-                assert_eq!(cfg.origin.key.as_deref().unwrap().to_str(), Some("/etc/shoal/origin.key"));
+                assert_eq!(
+                    cfg.origin.key.as_deref().unwrap().to_str(),
+                    Some("/etc/shoal/origin.key")
+                );
                 assert_eq!(cfg.origin.publish_interval.as_secs(), 300);
                 assert_eq!(cfg.origin.manifest_ttl.as_secs(), 7 * 86400);
             }
@@ -104,7 +128,10 @@ fn one_schema_every_rendered_agent_config_parses_with_the_agents_types() {
                         .iter()
                         .map(|u| {
                             let u = u.as_str().unwrap();
-                            let target = entries.iter().find(|(_, e)| e["host"].as_str() == Some(u)).unwrap();
+                            let target = entries
+                                .iter()
+                                .find(|(_, e)| e["host"].as_str() == Some(u))
+                                .unwrap();
                             url_of(&target.1)
                         })
                         .collect(),
@@ -119,9 +146,10 @@ fn one_schema_every_rendered_agent_config_parses_with_the_agents_types() {
 
 #[test]
 fn values_that_need_escaping_survive_the_agent_config() {
-    let text = std::fs::read_to_string(example_path())
-        .unwrap()
-        .replace("  - host: mirror1.example.org\n", "  - host: mirror1.example.org\n    agent_name: \"o'brien\\\"s#1:{x}\"\n");
+    let text = std::fs::read_to_string(example_path()).unwrap().replace(
+        "  - host: mirror1.example.org\n",
+        "  - host: mirror1.example.org\n    agent_name: \"o'brien\\\"s#1:{x}\"\n",
+    );
     let site = Site::from_yaml(&text, "site.yaml").unwrap_or_else(|e| panic!("{e}"));
     let h = site.host("mirror1.example.org").unwrap();
     let cfg = AgentConfig::from_yaml(&render_agent_config(&site, h), "agent.yaml").unwrap();
