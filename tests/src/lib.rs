@@ -4,7 +4,9 @@
 //! The binaries are built by the test command (`scripts/test`) before
 //! `cargo test` runs; `SHOAL_BIN_DIR` overrides where they are looked for.
 
+pub mod agents;
 pub mod netns;
+pub mod repo;
 
 use std::path::PathBuf;
 
