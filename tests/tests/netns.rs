@@ -160,7 +160,6 @@ fn exec_reports_failures_and_spawn_tracks_processes() {
         .spawn(&["sh", "-c", "echo started; exec sleep 1000"])
         .unwrap();
     assert!(h.is_running(pid));
-    assert!(h.pids_in_netns().contains(&pid));
     let deadline = Instant::now() + Duration::from_secs(5);
     while !std::fs::read_to_string(h.dir().join("sh.log"))
         .unwrap_or_default()
@@ -172,6 +171,10 @@ fn exec_reports_failures_and_spawn_tracks_processes() {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+    // Once it has printed, it runs inside the namespace (right after spawn
+    // it may still be `ip` switching namespaces).
+    assert!(h.pids_in_netns().contains(&pid));
+    assert!(h.is_running(pid));
     assert!(!h.is_running(123_456_789), "unknown PIDs are not running");
 }
 
