@@ -83,9 +83,11 @@
 //! So once the up-front checks pass (enough hosts, a brick count that is a
 //! multiple of S, no host with more bricks than there are sets) the chained
 //! planner never gets stuck and needs no fallback: it succeeds exactly when
-//! some valid layout exists. When the counts are even and H divides the number
-//! of sets evenly, no host is ever tight before the last round and the result
-//! is the plain rotation shown above.
+//! some valid layout exists. Whenever the plain rotation is itself valid (for
+//! example every host has the same number of bricks and the number of sets is
+//! a multiple of H), the result is exactly that rotation: a tight host the
+//! rotation skipped would be left with more bricks than sets, so the tight
+//! hosts are always among the ones the rotation picks anyway.
 //!
 //! With an arbiter the last brick of each set is the arbiter, so `chained`
 //! also rotates the arbiter role across the hosts.

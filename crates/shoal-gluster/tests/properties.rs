@@ -1,6 +1,7 @@
 //! Property tests of the layout planner: every set is on distinct hosts, every
 //! brick is used exactly once, the output does not depend on the input order,
-//! and `chained` succeeds exactly when some valid layout exists.
+//! `chained` succeeds exactly when some valid layout exists, and it is the
+//! plain rotation whenever that rotation is valid.
 
 use proptest::prelude::*;
 use shoal_gluster::{plan, Brick, Layout, LayoutError, VolumeType};
@@ -146,5 +147,35 @@ proptest! {
         let c = plan(t, layout, &bricks);
         prop_assert_eq!(&a, &b);
         prop_assert_eq!(&a, &c);
+    }
+    #[test]
+    fn chained_is_the_plain_rotation_when_hosts_are_even(
+        t in volume_type(),
+        hosts in 1usize..=7,
+        cycles in 1usize..=3,
+    ) {
+        // Equal brick counts with the number of sets a multiple of the host
+        // count: set k takes the next brick of hosts k, k+1, ... (mod H).
+        let s = t.set_size();
+        prop_assume!(s <= hosts);
+        let sets = hosts * cycles;
+        let per_host = sets * s / hosts;
+        prop_assume!(per_host * hosts == sets * s);
+        let bricks: Vec<Brick> = (1..=hosts)
+            .flat_map(|h| (1..=per_host).map(move |b| format!("n{h}:/b{b}").parse().unwrap()))
+            .collect();
+        let p = plan(t, Layout::Chained, &bricks).unwrap();
+        let mut next = vec![1usize; hosts];
+        for (k, set) in p.sets.iter().enumerate() {
+            let want: Vec<String> = (0..s)
+                .map(|i| {
+                    let h = (k + i) % hosts;
+                    next[h] += 1;
+                    format!("n{}:/b{}", h + 1, next[h] - 1)
+                })
+                .collect();
+            let got: Vec<String> = set.bricks.iter().map(|b| b.to_string()).collect();
+            prop_assert_eq!(got, want, "set {}", k);
+        }
     }
 }
