@@ -90,6 +90,7 @@ impl TestNet {
     /// `"gluster"` gives `glu…`. Needs root.
     pub fn new(prefix: &str, n_hosts: usize) -> Result<TestNet> {
         require_root("network namespaces")?;
+        require_programs(&[("ip", "iproute2"), ("nsenter", "util-linux")])?;
         if !(1..=250).contains(&n_hosts) {
             bail!("TestNet::new: n_hosts must be 1..=250, not {n_hosts}");
         }
@@ -490,6 +491,33 @@ impl Drop for TestNet {
     }
 }
 
+/// Fails, naming the Debian packages to install, unless every program is
+/// found on `PATH` (or in `/usr/sbin`, `/sbin`). `programs` pairs a program
+/// with the package that provides it, e.g. `("glusterd", "glusterfs-server")`.
+pub fn require_programs(programs: &[(&str, &str)]) -> Result<()> {
+    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect())
+        .unwrap_or_default();
+    dirs.extend(["/usr/sbin", "/sbin", "/usr/bin", "/bin"].map(PathBuf::from));
+    let missing: Vec<(&str, &str)> = programs
+        .iter()
+        .filter(|(prog, _)| !dirs.iter().any(|d| d.join(prog).is_file()))
+        .copied()
+        .collect();
+    if !missing.is_empty() {
+        let progs: Vec<&str> = missing.iter().map(|(p, _)| *p).collect();
+        let mut pkgs: Vec<&str> = missing.iter().map(|(_, k)| *k).collect();
+        pkgs.sort_unstable();
+        pkgs.dedup();
+        bail!(
+            "missing programs {}: install the Debian packages {}",
+            progs.join(", "),
+            pkgs.join(" ")
+        );
+    }
+    Ok(())
+}
+
 /// Fails with a clear message unless running as root.
 pub fn require_root(what: &str) -> Result<()> {
     // SAFETY: geteuid has no preconditions.
@@ -621,6 +649,21 @@ fn base36(mut n: u32) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn missing_programs_name_their_packages() {
+        require_programs(&[("sh", "dash")]).unwrap();
+        let e = require_programs(&[
+            ("sh", "dash"),
+            ("shoal-no-such-tool", "shoal-pkg-a"),
+            ("shoal-no-such-tool2", "shoal-pkg-a"),
+        ])
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "missing programs shoal-no-such-tool, shoal-no-such-tool2: install the Debian packages shoal-pkg-a"
+        );
+    }
 
     #[test]
     fn base36_is_short() {

@@ -37,7 +37,7 @@
 //! shoal-provisioner`).
 
 use anyhow::{bail, Context, Result};
-use shoal_e2e::netns::{output_ok, require_root, Host, TestNet};
+use shoal_e2e::netns::{output_ok, require_programs, require_root, Host, TestNet};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -230,6 +230,18 @@ fn run_create_command(h: &Host, command: &str) -> Result<String> {
 
 fn setup() -> Result<GlusterCluster> {
     require_root("glusterd in network namespaces and FUSE mounts")?;
+    require_programs(&[
+        ("glusterd", "glusterfs-server"),
+        ("gluster", "glusterfs-server"),
+        ("glusterfsd", "glusterfs-server"),
+        ("mount.glusterfs", "glusterfs-client"),
+        ("glusterfs", "glusterfs-client"),
+        ("ip", "iproute2"),
+        ("unshare", "util-linux"),
+        ("nsenter", "util-linux"),
+        ("mount", "mount"),
+        ("umount", "mount"),
+    ])?;
     let net = TestNet::new("glu", 3)?;
     for h in net.hosts() {
         start_glusterd(h)?;
