@@ -67,6 +67,9 @@ pub async fn run(agent: Arc<Agent>) -> Result<()> {
     let key = PublicKey::parse(&key_text)?;
     let mut ms = load(&agent, key)?;
     reseed(&agent, &ms).await;
+    // Learn of the other mirrors before the first download, so packs are
+    // shared out among them from the start (see `Walk`).
+    announce_once(&agent).await;
     tokio::spawn(announce_loop(agent.clone()));
     loop {
         let round = Instant::now();
@@ -146,7 +149,7 @@ async fn reseed(agent: &Arc<Agent>, ms: &MirrorState) {
         }
         match std::fs::read(agent.store.torrent(&p.info_hash)) {
             Ok(t) => {
-                if let Err(e) = add_pack(agent, p.id, &p.info_hash, t).await {
+                if let Err(e) = add_pack(agent, p.id, &p.info_hash, t, false).await {
                     tracing::warn!(pack = p.id, error = %e, "cannot reseed pack");
                 } else {
                     bytes += p.bytes;
@@ -170,6 +173,7 @@ async fn add_pack(
     id: u64,
     ih: &str,
     torrent: Vec<u8>,
+    paused: bool,
 ) -> Result<Arc<crate::bt::Torrent>> {
     let mut peers = agent.peers.lock().unwrap().peer_addrs();
     peers.extend(agent.cfg.network.peers.iter().copied());
@@ -186,6 +190,7 @@ async fn add_pack(
             trackers: agent.trackers(),
             announce_interval: agent.cfg.network.announce_interval,
             read_only: false,
+            paused,
         })
         .await
 }
@@ -618,8 +623,12 @@ async fn download(
                 }
             }
         }
-        let t = add_pack(agent, p.id, &p.info_hash, bytes).await?;
-        torrents.push((t, parsed));
+        let t = add_pack(agent, p.id, &p.info_hash, bytes, true).await?;
+        let walk = Walk::new(agent, &t);
+        torrents.push((t, parsed, walk));
+    }
+    for (t, _, w) in torrents.iter_mut() {
+        w.advance(agent, t).await?;
     }
 
     // Wait, watching progress.
@@ -628,7 +637,7 @@ async fn download(
     loop {
         let mut all = true;
         let mut have = 0;
-        for (t, _) in &torrents {
+        for (t, _, w) in torrents.iter_mut() {
             let s = t.handle.stats();
             if let librqbit::TorrentStatsState::Error = s.state {
                 bail!(
@@ -639,7 +648,12 @@ async fn download(
                 );
             }
             have += s.progress_bytes;
-            all &= s.finished;
+            if s.finished && !w.done() {
+                w.advance(agent, t).await?;
+                all = false;
+            } else {
+                all &= s.finished && w.done();
+            }
         }
         if all {
             break;
@@ -661,7 +675,7 @@ async fn download(
 
     // Verify SHA-256 of every content.
     agent.set_state("verifying");
-    for (t, parsed) in torrents {
+    for (t, parsed, _) in torrents {
         let dir = store.pack_dir(t.id);
         let files = parsed.files.clone();
         let bad = tokio::task::spawn_blocking(move || verify_contents(&dir, &files)).await??;
@@ -683,6 +697,60 @@ async fn download(
         }
     }
     Ok(())
+}
+
+/// The order in which a mirror asks for a pack's files. librqbit picks
+/// pieces sequentially, so mirrors that all start at the first file hold
+/// the same pieces at the same time and have nothing to trade. Each of the
+/// N mirrors it knows of (itself included, sorted by name) therefore first
+/// selects only its own share of the pack (every N-th file, offset by its
+/// rank), which the origin sends it, and then everything, so the rest
+/// comes mostly from the other mirrors, which hold their own shares.
+struct Walk {
+    phases: Vec<HashSet<usize>>,
+    taken: usize,
+}
+
+impl Walk {
+    fn new(agent: &Agent, t: &crate::bt::Torrent) -> Walk {
+        let n = t.handle.with_metadata(|m| m.file_infos.len()).unwrap_or(0);
+        let mut names: Vec<String> = agent
+            .peers
+            .lock()
+            .unwrap()
+            .list()
+            .into_iter()
+            .filter(|(p, _)| p.role == "mirror")
+            .map(|(p, _)| p.name)
+            .collect();
+        names.push(agent.name.clone());
+        names.sort();
+        names.dedup();
+        let mirrors = names.len();
+        let rank = names.iter().position(|n| *n == agent.name).unwrap_or(0);
+        let all: HashSet<usize> = (0..n).collect();
+        let mut phases = Vec::new();
+        if mirrors > 1 && n > mirrors {
+            // Files come in pairs (content, padding): share whole pairs.
+            phases.push((0..n).filter(|i| (i / 2) % mirrors == rank).collect());
+        }
+        phases.push(all);
+        Walk { phases, taken: 0 }
+    }
+
+    fn done(&self) -> bool {
+        self.taken >= self.phases.len()
+    }
+
+    /// Moves to the next phase.
+    async fn advance(&mut self, agent: &Agent, t: &crate::bt::Torrent) -> Result<()> {
+        if self.done() {
+            return Ok(());
+        }
+        let sel = &self.phases[self.taken];
+        self.taken += 1;
+        agent.bt.select(t, sel).await
+    }
 }
 
 /// Checks every content of a pack folder; returns the first bad one.
@@ -734,41 +802,41 @@ fn run_deletions(agent: &Agent, ms: &mut MirrorState) -> Result<()> {
 }
 
 /// Tells upstreams and known peers about this mirror and learns theirs.
-async fn announce_loop(agent: Arc<Agent>) {
+/// Returns true if a peer holds a newer generation.
+async fn announce_once(agent: &Arc<Agent>) -> bool {
+    let me = agent.self_info();
+    let targets = sources(agent);
+    let results = futures::future::join_all(targets.iter().map(|u| {
+        let url = format!("{u}/v1/announce");
+        let me = me.clone();
+        let client = agent.client.clone();
+        async move {
+            let r = client
+                .post(&url)
+                .json(&me)
+                .timeout(Duration::from_secs(10))
+                .send()
+                .await
+                .ok()?;
+            r.json::<Vec<crate::peers::PeerInfo>>().await.ok()
+        }
+    }))
+    .await;
     let ttl = (agent.cfg.mirror.poll_interval * 10).max(Duration::from_secs(300));
+    let mut news = false;
+    let mut t = agent.peers.lock().unwrap();
+    for list in results.into_iter().flatten() {
+        for p in list {
+            news |= p.generation > me.generation;
+            t.merge(p, &agent.name);
+        }
+    }
+    t.expire(ttl);
+    news
+}
+
+async fn announce_loop(agent: Arc<Agent>) {
     loop {
-        let me = agent.self_info();
-        let targets = sources(&agent);
-        let results = futures::future::join_all(targets.iter().map(|u| {
-            let url = format!("{u}/v1/announce");
-            let me = me.clone();
-            let client = agent.client.clone();
-            async move {
-                let r = client
-                    .post(&url)
-                    .json(&me)
-                    .timeout(Duration::from_secs(10))
-                    .send()
-                    .await
-                    .ok()?;
-                r.json::<Vec<crate::peers::PeerInfo>>().await.ok()
-            }
-        }))
-        .await;
-        let mut news = false;
-        {
-            let mut t = agent.peers.lock().unwrap();
-            for list in results.into_iter().flatten() {
-                for p in list {
-                    news |= p.generation > me.generation;
-                    t.merge(p, &agent.name);
-                }
-            }
-            t.expire(ttl);
-        }
-        if news {
-            agent.kick.notify_one();
-        }
         tokio::time::sleep(
             agent
                 .cfg
@@ -777,5 +845,8 @@ async fn announce_loop(agent: Arc<Agent>) {
                 .min(agent.cfg.mirror.poll_interval),
         )
         .await;
+        if announce_once(&agent).await {
+            agent.kick.notify_one();
+        }
     }
 }

@@ -159,6 +159,7 @@ async fn seed_packs(agent: &Arc<Agent>, st: &OriginState, ids: Vec<u64>) -> Resu
                 trackers: Vec::new(),
                 announce_interval: agent.cfg.network.announce_interval,
                 read_only: true,
+                paused: false,
             })
             .await?;
         bytes += p.files.iter().map(|f| f.1).sum::<u64>();

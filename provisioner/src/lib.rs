@@ -3,5 +3,6 @@
 //! units, a Puppet site layer and an Ansible inventory/playbook.
 
 pub mod check;
+pub mod demo;
 pub mod render;
 pub mod site;

@@ -23,6 +23,9 @@ enum Command {
     Check(shoal_provisioner::check::CheckArgs),
     #[command(subcommand)]
     Render(shoal_provisioner::render::RenderCommand),
+    /// Run an origin and three mirrors on this machine (127.0.0.x only) and
+    /// watch a generated Debian archive and an update sync over BitTorrent.
+    Demo(shoal_provisioner::demo::DemoArgs),
     /// Plan GlusterFS volumes for mirror storage.
     Gluster {
         #[command(subcommand)]
@@ -35,6 +38,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Check(args) => shoal_provisioner::check::run(&args),
         Command::Render(cmd) => shoal_provisioner::render::run(&cmd),
+        Command::Demo(args) => shoal_provisioner::demo::run(&args).map(|()| ExitCode::SUCCESS),
         Command::Gluster { cmd } => gluster::run_cmd(&cmd).map(|()| ExitCode::SUCCESS),
     };
     match result {
