@@ -270,8 +270,22 @@ pub fn start_mirror(
     upstreams: &[String],
     extra: &[&str],
 ) -> Agent {
-    let (http, peer) = addrs();
     let repo = dir.join(format!("{name}-repo"));
+    start_mirror_in(dir, name, &repo, pubkey, upstreams, extra)
+}
+
+/// Starts a mirror following `upstreams` whose live tree is `repo` (for
+/// example a network file system mount); its state and log stay in `dir`.
+pub fn start_mirror_in(
+    dir: &Path,
+    name: &str,
+    repo: &Path,
+    pubkey: &str,
+    upstreams: &[String],
+    extra: &[&str],
+) -> Agent {
+    let (http, peer) = addrs();
+    let repo = repo.to_path_buf();
     let state = dir.join(format!("{name}-state"));
     let mut cmd = Command::new(crate::bin("shoal-agent"));
     cmd.args(["mirror", "--name", name, "--origin-key", pubkey])

@@ -32,12 +32,23 @@
 //! brick hosts, which is why this needs namespaces at all: each host's bricks
 //! are `10.231.X.i:/…`.
 //!
+//! Finally a Shoal mirror keeps its repository on the volume: an origin on
+//! a local reprepro archive and a mirror whose `--repo` is the FUSE mount
+//! (state on local disk, so files are copied into the volume) sync a first
+//! generation and an update over 127.0.0.0/8; the mount must equal the
+//! origin's tree, both bricks of each replica set must hold the synced files,
+//! and `gluster volume info` must still list the planned order.
+//!
 //! Needs root, `glusterfs-server`, `glusterfs-client`, `fuse3`, `iproute2`,
-//! `util-linux` and `mount`, and the `shoal` binary (`cargo build -p
-//! shoal-provisioner`).
+//! `util-linux`, `mount`, `reprepro` and `dpkg`, and the `shoal` and
+//! `shoal-agent` binaries (`cargo build --bins`).
 
 use anyhow::{bail, Context, Result};
+use shoal_e2e::agents::{
+    assert_same_tree, keygen, publish, start_mirror_in, start_origin, tree, wait_for as wait_until,
+};
 use shoal_e2e::netns::{output_ok, require_programs, require_root, Host, TestNet};
+use shoal_e2e::repo::Reprepro;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -194,9 +205,7 @@ struct GlusterCluster {
 
 /// Where the Shoal mirror's repository tree goes on the replicated volume:
 /// the FUSE mount of [`VOLUME`], in the root mount namespace where the agent
-/// runs. The next step of this test runs `shoal-agent mirror` with its
-/// repository directory here and checks the bricks again; it is not written
-/// yet because the agent's mirror role is still being built.
+/// runs (the agent itself talks to its origin over 127.0.0.0/8).
 fn mirror_mount_path(cluster: &GlusterCluster) -> &Path {
     &cluster.mount
 }
@@ -241,6 +250,8 @@ fn setup() -> Result<GlusterCluster> {
         ("nsenter", "util-linux"),
         ("mount", "mount"),
         ("umount", "mount"),
+        ("reprepro", "reprepro"),
+        ("dpkg-deb", "dpkg"),
     ])?;
     let net = TestNet::new("glu", 3)?;
     for h in net.hosts() {
@@ -444,6 +455,17 @@ fn replicated_volume_follows_the_planned_layout() {
     assert_eq!(listed[2], format!("{} (arbiter)", planned_arb[2]));
     gluster(h1, &["volume", "delete", "arb"]).unwrap();
 
+    // A Shoal mirror keeps its live tree on the volume. The test files go
+    // first, so that the mount holds only what the mirror writes.
+    std::fs::remove_dir_all(mnt.join("pool")).unwrap();
+    assert!(files(mnt).is_empty(), "{:?}", files(mnt).keys());
+    mirror_into_gluster(&cluster, &expected);
+
+    // The layout is unchanged after the mirror's writes.
+    let info = gluster(h1, &["volume", "info", VOLUME]).unwrap();
+    assert_eq!(info_bricks(&info), expected, "{info}");
+    eprintln!("gluster volume info after the mirror synced:\n{info}");
+
     // Orderly shutdown: unmount, stop the volume (bricks exit), then drop
     // the net, which stops the glusterds and removes everything.
     let status = Command::new("umount").arg(mnt).status().unwrap();
@@ -456,4 +478,128 @@ fn replicated_volume_follows_the_planned_layout() {
         let added: Vec<&String> = a.difference(b).collect();
         assert!(added.is_empty(), "the test left {added:?} in {dir}");
     }
+}
+
+/// What the mirror does not share with its origin: its own trace file.
+const MIRROR_SKIP: &[&str] = &["project/trace"];
+
+/// Whether a file on a brick is a DHT link file: when a file is renamed to
+/// a name that hashes to another replica set, gluster leaves the data where
+/// it is and puts an empty pointer (mode `---------T`, xattr
+/// `trusted.glusterfs.dht.linkto`) in the set the new name hashes to.
+fn is_dht_link(p: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::MetadataExt;
+    let Ok(m) = std::fs::symlink_metadata(p) else {
+        return false;
+    };
+    if m.len() != 0 || m.mode() & 0o7777 != 0o1000 {
+        return false;
+    }
+    let path = std::ffi::CString::new(p.as_os_str().as_bytes()).unwrap();
+    let name = c"trusted.glusterfs.dht.linkto";
+    // SAFETY: valid C strings; a null buffer with size 0 asks for the size.
+    unsafe { libc::lgetxattr(path.as_ptr(), name.as_ptr(), std::ptr::null_mut(), 0) > 0 }
+}
+
+/// The files of a brick: [`files`] without DHT link files.
+fn brick_files(root: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut f = files(root);
+    f.retain(|rel, _| !is_dht_link(&root.join(rel)));
+    f
+}
+
+/// Both bricks of every replica set hold the same files, and together the
+/// sets hold `want` (relative path -> bytes) with every file's data in one
+/// set.
+fn assert_replicas_hold(planned: &[String], want: &BTreeMap<String, Vec<u8>>) {
+    let mut seen = BTreeMap::new();
+    for (k, pair) in planned.chunks(2).enumerate() {
+        let path = |b: &str| PathBuf::from(b.split_once(':').unwrap().1);
+        let (a, b) = (path(&pair[0]), path(&pair[1]));
+        let fa = wait_for(&format!("replica set {k} in sync"), 60, || {
+            let (fa, fb) = (brick_files(&a), brick_files(&b));
+            Ok((fa == fb).then_some(fa))
+        })
+        .unwrap();
+        for (rel, data) in fa {
+            assert!(
+                seen.insert(rel.clone(), data).is_none(),
+                "{rel} in two replica sets"
+            );
+        }
+    }
+    assert_eq!(
+        seen.keys().collect::<Vec<_>>(),
+        want.keys().collect::<Vec<_>>(),
+        "the bricks hold other files than the mount"
+    );
+    assert!(seen == *want, "a brick holds other bytes than the mount");
+}
+
+/// An origin on a local reprepro archive and a mirror whose `--repo` is the
+/// gluster mount (its `--state` on local disk, so every file is copied into
+/// the volume rather than hard-linked: links cannot cross file systems). The
+/// mirror applies a first generation and an update with an added, a rebuilt
+/// and a removed package; after each, the mount holds the origin's tree and
+/// both bricks of every replica set hold the synced files.
+fn mirror_into_gluster(cluster: &GlusterCluster, planned: &[String]) {
+    let mnt = mirror_mount_path(cluster);
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    let repo = Reprepro::new(&dir.join("archive"), &dir.join("debs"));
+    for i in 0..12 {
+        repo.add(&format!("pkg{i:02}"), "1.0", 4_000 + i * 9_000);
+    }
+    let (key, pubkey) = keygen(dir);
+    let origin = start_origin(dir, "origin", &repo.public, &key, "debian", &[]);
+    let g1 = publish(&origin.state);
+    let mirror = start_mirror_in(
+        dir,
+        "gmirror",
+        mnt,
+        &pubkey,
+        &[origin.url()],
+        &["--delete-grace", "2s"],
+    );
+    mirror.wait_generation(g1);
+    assert_same_tree(&repo.public, mnt, MIRROR_SKIP);
+    let st = mirror.status().unwrap();
+    assert!(st.last_error.is_none(), "{:?}", st.last_error);
+    let trace = std::fs::read_to_string(mnt.join("project/trace/gmirror")).unwrap();
+    assert!(trace.contains("Archive serial:"), "{trace}");
+    let synced = tree(mnt, &[]);
+    assert_replicas_hold(planned, &synced);
+    eprintln!(
+        "mirror applied generation {g1} into the gluster mount: {} files, {} bytes",
+        synced.len(),
+        synced.values().map(Vec::len).sum::<usize>()
+    );
+
+    // An update: files replaced by rename over existing ones on the volume,
+    // a new one, and a deletion after the grace period.
+    repo.add("newpkg", "1.0", 70_000);
+    repo.add("pkg03", "2.0", 12_000);
+    repo.remove("pkg05");
+    let removed = repo.pool_file("pkg05", "1.0");
+    let g2 = publish(&origin.state);
+    assert!(g2 > g1);
+    mirror.wait_generation(g2);
+    wait_until(
+        &format!("the mirror to remove {removed} from the volume"),
+        Duration::from_secs(60),
+        || !mnt.join(&removed).exists(),
+    );
+    assert_same_tree(&repo.public, mnt, MIRROR_SKIP);
+    assert_eq!(
+        std::fs::read(mnt.join("dists/stable/Release")).unwrap(),
+        std::fs::read(repo.public.join("dists/stable/Release")).unwrap()
+    );
+    let st = mirror.status().unwrap();
+    assert!(st.last_error.is_none(), "{:?}", st.last_error);
+    assert_replicas_hold(planned, &tree(mnt, &[]));
+
+    // The agents go before the volume is unmounted.
+    drop(mirror);
+    drop(origin);
 }
