@@ -1,6 +1,8 @@
 //! `shoal`: the Shoal provisioner CLI.
 
+mod bootstrap;
 mod gluster;
+mod status;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -31,6 +33,8 @@ enum Command {
         #[command(subcommand)]
         cmd: gluster::GlusterCmd,
     },
+    Bootstrap(Box<bootstrap::BootstrapArgs>),
+    Status(status::StatusArgs),
 }
 
 fn main() -> ExitCode {
@@ -40,6 +44,8 @@ fn main() -> ExitCode {
         Command::Render(cmd) => shoal_provisioner::render::run(&cmd),
         Command::Demo(args) => shoal_provisioner::demo::run(&args).map(|()| ExitCode::SUCCESS),
         Command::Gluster { cmd } => gluster::run_cmd(&cmd).map(|()| ExitCode::SUCCESS),
+        Command::Bootstrap(args) => bootstrap::run(&args),
+        Command::Status(args) => status::run(&args),
     };
     match result {
         Ok(code) => code,
