@@ -62,6 +62,7 @@ pub fn explain_io(e: std::io::Error, path: &Path) -> anyhow::Error {
             "permission denied: run the agent as a user that may write there, or fix the ownership"
         }
         Some(libc::ENOENT) => "it does not exist: create it or fix the configured path",
+        Some(libc::ENOTDIR) => "a part of this path is a file, not a directory: fix the path",
         _ => "check the path and the disk",
     };
     anyhow::anyhow!("{}: {e}; {hint}", path.display())
@@ -231,7 +232,7 @@ pub fn check_writable_dir(dir: &Path, what: &str) -> Result<()> {
                 )
             })?;
         }
-        Err(e) => return Err(explain_io(e, dir)),
+        Err(e) => return Err(anyhow::anyhow!("{what} {}", explain_io(e, dir))),
     }
     let probe = dir.join(format!(".shoal-probe.{}", std::process::id()));
     fs::write(&probe, b"").map_err(|e| {

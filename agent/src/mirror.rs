@@ -259,7 +259,7 @@ async fn sync(agent: &Arc<Agent>, ms: &mut MirrorState) -> Result<()> {
             Ok((h, env)) => heads.push((u, h, env)),
             Err(e) => {
                 tracing::warn!(upstream = %u, error = %format!("{e:#}"), "head refused");
-                problems.push(format!("{u}: {e:#}"));
+                problems.push(format!("{u}/v1/head: {e:#}"));
             }
         }
     }
@@ -307,10 +307,9 @@ async fn sync(agent: &Arc<Agent>, ms: &mut MirrorState) -> Result<()> {
         if ms.full_check {
             converge(agent, ms)?;
         }
-        if problems.is_empty() {
-            agent.status.lock().unwrap().last_error = None;
-        }
-        agent.set_state("idle");
+        let mut st = agent.status.lock().unwrap();
+        st.last_error = refused(&problems);
+        st.state = "idle".into();
         return Ok(());
     }
 
@@ -419,12 +418,18 @@ async fn sync(agent: &Arc<Agent>, ms: &mut MirrorState) -> Result<()> {
         st.bytes = new.total_bytes();
         st.pending_deletions = ms.pending.due.len() as u64;
         st.last_sync_seconds = Some(since_publish.max(secs));
-        st.last_error = None;
+        st.last_error = refused(&problems);
         st.state = "idle".into();
     }
     ms.manifest = Some(new);
     ms.full_check = false;
     Ok(())
+}
+
+/// What /status reports about upstreams whose documents were refused
+/// while another upstream's were good.
+fn refused(problems: &[String]) -> Option<String> {
+    (!problems.is_empty()).then(|| format!("refused from some upstreams: {}", problems.join("; ")))
 }
 
 /// Brings the live tree back to the applied generation (start-up, crash).

@@ -5,6 +5,7 @@
 //! `cargo test` runs; `SHOAL_BIN_DIR` overrides where they are looked for.
 
 pub mod agents;
+pub mod fake;
 pub mod netns;
 pub mod repo;
 
