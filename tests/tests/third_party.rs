@@ -1,0 +1,284 @@
+//! Interoperability and hostile peers, with a third-party BitTorrent
+//! client (aria2c). aria2c runs with DHT, LPD (local peer discovery) and
+//! peer exchange off, and learns peers only from a Shoal agent's tracker.
+
+use sha2::{Digest, Sha256};
+use shoal_e2e::agents::*;
+use shoal_e2e::fake::FakeUpstream;
+use shoal_manifest::signed::PrivateKey;
+use shoal_manifest::{Entry, EntryKind, Head, Header, Manifest, PackRef, Sha256Hash, FORMAT};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+fn aria2c(dir: &Path, name: &str, args: &[String]) -> Proc {
+    let mut cmd = Command::new("aria2c");
+    cmd.args([
+        "--enable-dht=false",
+        "--enable-dht6=false",
+        "--bt-enable-lpd=false",
+        "--enable-peer-exchange=false",
+        "--disable-ipv6=true",
+        "--console-log-level=warn",
+        "--summary-interval=0",
+        "--check-certificate=false",
+        "--file-allocation=none",
+    ])
+    .args(args);
+    Proc::spawn(name, cmd, &dir.join(format!("{name}.log")))
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// aria2c downloads a Shoal pack from a Shoal origin: our info dictionary,
+/// padding files and tracker work with another client, and every content
+/// it received hashes to its name.
+#[test]
+fn aria2c_downloads_a_pack_from_an_origin() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path();
+    let src = dir.join("src");
+    std::fs::create_dir_all(src.join("pool")).unwrap();
+    for i in 0..12u32 {
+        let data: Vec<u8> = (0..(5_000 + i as usize * 37_111))
+            .map(|j| (j as u32 * 7 + i) as u8)
+            .collect();
+        std::fs::write(src.join(format!("pool/f{i}")), data).unwrap();
+    }
+    let (key, _) = keygen(dir);
+    let origin = start_origin(dir, "origin", &src, &key, "generic", &[]);
+    publish(&origin.state);
+    let torrents: Vec<_> = std::fs::read_dir(origin.state.join("torrents"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(torrents.len(), 1);
+    let torrent = &torrents[0];
+    let out = dir.join("aria2-out");
+    let mut a = aria2c(
+        dir,
+        "aria2c",
+        &[
+            format!("--bt-tracker={}/announce", origin.url()),
+            format!("--dir={}", out.display()),
+            format!("--listen-port={}", free_port("127.0.0.1".parse().unwrap())),
+            "--seed-time=0".into(),
+            "--bt-stop-timeout=120".into(),
+            torrent.display().to_string(),
+        ],
+    );
+    let code = a.wait_exit(Duration::from_secs(180));
+    assert_eq!(code, Some(0), "aria2c failed:\n{}", a.log_tail(20));
+    // Every content file hashes to its own name.
+    let parsed = shoal_pack::parse_torrent(&std::fs::read(torrent).unwrap(), None).unwrap();
+    assert_eq!(parsed.files.len(), 12);
+    for (sha, size) in &parsed.files {
+        let p = out.join(&parsed.name).join(shoal_pack::content_path(sha));
+        let data = std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+        assert_eq!(data.len() as u64, *size);
+        assert_eq!(<[u8; 32]>::from(Sha256::digest(&data)), *sha);
+    }
+    // The origin counted those bytes as sent to a non-Shoal client.
+    wait_for(
+        "the origin to count bytes sent to aria2c",
+        Duration::from_secs(10),
+        || {
+            origin
+                .status()
+                .map(|s| s.bytes_up.get("other").copied().unwrap_or(0) > 0)
+                .unwrap_or(false)
+        },
+    );
+}
+
+/// A pack whose data matches its BitTorrent piece hashes but not the
+/// SHA-256 in the signed manifest (a broken or compromised publisher,
+/// here served by aria2c): the mirror refuses the generation and its live
+/// tree stays as it was.
+#[test]
+fn pack_data_that_mismatches_the_manifest_is_refused() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path();
+    let (keyfile, pubkey) = keygen(dir);
+    let key = PrivateKey::from_file_text(&std::fs::read_to_string(&keyfile).unwrap()).unwrap();
+    let good = vec![7u8; 100_000];
+    let evil = vec![66u8; 100_000];
+    let good_sha: [u8; 32] = Sha256::digest(&good).into();
+    // Pieces of the evil bytes, filed under the good content's name.
+    let h = shoal_pack::hash_stream(&mut &evil[..], None).unwrap();
+    let content = shoal_pack::Content {
+        sha256: good_sha,
+        size: evil.len() as u64,
+        pieces: h.pieces,
+        last_unpadded: h.last_unpadded,
+    };
+    let pack = shoal_pack::build("shoal-evil", &[content]);
+    let ih = hex::encode(pack.info_hash);
+    let torrent_path = dir.join("evil.torrent");
+    std::fs::write(&torrent_path, &pack.torrent).unwrap();
+    // aria2c seeds the evil bytes.
+    let seed_dir = dir.join("seed");
+    let content_file = seed_dir
+        .join("shoal-evil")
+        .join(shoal_pack::content_path(&good_sha));
+    std::fs::create_dir_all(content_file.parent().unwrap()).unwrap();
+    std::fs::write(&content_file, &evil).unwrap();
+    let port = free_port("127.0.0.1".parse().unwrap());
+    let _seeder = aria2c(
+        dir,
+        "aria2c-seeder",
+        &[
+            format!("--dir={}", seed_dir.display()),
+            format!("--listen-port={port}"),
+            "--check-integrity=true".into(),
+            "--seed-ratio=0.0".into(),
+            "--seed-time=10".into(),
+            torrent_path.display().to_string(),
+        ],
+    );
+    // A fake upstream publishes the signed generation and names the seeder.
+    let fake = FakeUpstream::start();
+    let manifest = Manifest {
+        header: Header {
+            format: FORMAT,
+            generation: 1,
+            profile: "generic".into(),
+            created: now(),
+            expires: now() + 3600,
+            prev_sha256: None,
+            packs: vec![PackRef {
+                id: 1,
+                info_hash: ih.clone(),
+                files: 1,
+                bytes: good.len() as u64,
+            }],
+        },
+        entries: vec![Entry {
+            path: "pool/x.deb".into(),
+            kind: EntryKind::File {
+                size: good.len() as u64,
+                sha256: Sha256Hash(good_sha),
+                pack: Some(1),
+            },
+            mode: 0o644,
+            mtime_ns: 0,
+        }],
+    };
+    let body = manifest.body();
+    let head = Head {
+        format: FORMAT,
+        generation: 1,
+        manifest_sha256: Sha256Hash::of(&body),
+        created: now(),
+        expires: now() + 3600,
+    };
+    fake.put("/v1/head", key.seal("head", &head.body()));
+    fake.put("/v1/manifest/1", key.seal("manifest", &body));
+    fake.put(&format!("/v1/torrent/{ih}"), pack.torrent.clone());
+    let peer = serde_json::json!([{
+        "name": "aria2", "role": "origin", "url": fake.url(),
+        "peer_addr": format!("127.0.0.1:{port}"), "generation": 1,
+    }]);
+    fake.put("/v1/announce", peer.to_string().into_bytes());
+    let mirror = start_mirror(dir, "m1", &pubkey, &[fake.url()], &[]);
+    let mut last = String::new();
+    wait_for(
+        "the mirror to refuse the pack",
+        Duration::from_secs(120),
+        || {
+            last = mirror
+                .status()
+                .and_then(|s| s.last_error)
+                .unwrap_or_default();
+            last.contains("fails SHA-256")
+        },
+    );
+    assert!(
+        last.contains("refusing generation 1") && last.contains("live tree as it was"),
+        "{last}"
+    );
+    let st = mirror.status().unwrap();
+    assert_eq!(st.generation_applied, 0);
+    assert!(
+        !mirror.repo.join("pool/x.deb").exists(),
+        "the evil file reached the live tree"
+    );
+}
+
+/// aria2c offering corrupted data of a real pack next to a slow, honest
+/// origin: BitTorrent piece checks throw the bad data away and the mirror
+/// still converges to exactly the origin's tree.
+#[test]
+fn a_peer_sending_bad_pieces_does_not_corrupt_the_mirror() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path();
+    let src = dir.join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    for i in 0..4u8 {
+        std::fs::write(src.join(format!("f{i}")), vec![i + 1; 600_000]).unwrap();
+    }
+    let (key, pubkey) = keygen(dir);
+    let origin = start_origin(
+        dir,
+        "origin",
+        &src,
+        &key,
+        "generic",
+        &["--upload-limit", "300KB"],
+    );
+    publish(&origin.state);
+    let torrent = std::fs::read_dir(origin.state.join("torrents"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let parsed = shoal_pack::parse_torrent(&std::fs::read(&torrent).unwrap(), None).unwrap();
+    // A corrupted copy of every content.
+    let seed_dir = dir.join("bad");
+    for (sha, size) in &parsed.files {
+        let p = seed_dir
+            .join(&parsed.name)
+            .join(shoal_pack::content_path(sha));
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, vec![0xEE; *size as usize]).unwrap();
+    }
+    let port = free_port("127.0.0.1".parse().unwrap());
+    let _liar = aria2c(
+        dir,
+        "aria2c-liar",
+        &[
+            format!("--dir={}", seed_dir.display()),
+            format!("--listen-port={port}"),
+            "--bt-seed-unverified=true".into(),
+            "--seed-ratio=0.0".into(),
+            "--seed-time=5".into(),
+            torrent.display().to_string(),
+        ],
+    );
+    let fake = FakeUpstream::start();
+    let docs = origin.state.join("docs");
+    fake.put("/v1/head", std::fs::read(docs.join("head.shoal")).unwrap());
+    fake.put(
+        "/v1/manifest/1",
+        std::fs::read(docs.join("manifests/1.shoal")).unwrap(),
+    );
+    fake.put(
+        &format!("/v1/torrent/{}", hex::encode(parsed.info_hash)),
+        std::fs::read(&torrent).unwrap(),
+    );
+    let st = origin.status().unwrap();
+    let peers = serde_json::json!([
+        {"name": "liar", "role": "mirror", "url": fake.url(), "peer_addr": format!("127.0.0.1:{port}"), "generation": 1},
+        {"name": st.name, "role": "origin", "url": origin.url(), "peer_addr": st.peer_addr, "generation": 1},
+    ]);
+    fake.put("/v1/announce", peers.to_string().into_bytes());
+    let mirror = start_mirror(dir, "m1", &pubkey, &[fake.url()], &[]);
+    mirror.wait_generation(1);
+    assert_same_tree(&src, &mirror.repo, &["project/trace"]);
+}
