@@ -80,5 +80,24 @@ pub fn summary(site: &Site) -> String {
             },
         ));
     }
+    if let Some(g) = site.gluster() {
+        s.push_str(&format!(
+            "  gluster volume '{}' ({}, {} layout): {} bricks on {} server(s), mounted at {} on {}\n",
+            g.volume,
+            g.volume_type(),
+            g.plan.layout,
+            g.plan.bricks().len(),
+            g.servers.len(),
+            g.mount.display(),
+            g.mirrors.join(", ")
+        ));
+        for (k, set) in g.plan.sets.iter().enumerate() {
+            let bricks: Vec<String> = set.bricks.iter().map(|b| b.to_string()).collect();
+            s.push_str(&format!("    set {}: {}\n", k + 1, bricks.join(" ")));
+        }
+        for w in g.plan.warnings() {
+            s.push_str(&format!("  warning: {w}\n"));
+        }
+    }
     s
 }

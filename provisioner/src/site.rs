@@ -16,7 +16,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use shoal_config::{is_public_key, parse_bytes, parse_duration, LogFormat, Profile, Role};
-use std::collections::{BTreeMap, HashMap};
+use shoal_gluster::{check_volume_name, parse_brick, plan, Layout, LayoutError, Plan, VolumeType};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -161,7 +162,7 @@ impl<'de> Deserialize<'de> for Scalar {
 }
 
 /// Storage for the mirrors' repository folders. Only GlusterFS is described
-/// so far; its checks live with the Gluster layout planner.
+/// so far; [`Validator`] checks it with the Gluster layout planner.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Storage {
@@ -169,37 +170,89 @@ pub struct Storage {
     pub gluster: Option<GlusterStorage>,
 }
 
-/// A GlusterFS volume that holds the repository folder.
+/// A GlusterFS volume that holds mirrors' repository folders
+/// (`storage.gluster` in `site.yaml`; see `docs/site-yaml.md`).
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct GlusterStorage {
-    /// Hosts that run glusterd and carry bricks.
-    #[serde(default)]
-    pub hosts: Vec<String>,
-    /// Brick directories on each host.
-    #[serde(default)]
-    pub bricks: Vec<String>,
+    /// The servers that run glusterd and carry bricks: host names of this
+    /// site, or `{host, address, bricks}` entries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hosts: Option<Vec<GlusterHost>>,
+    /// Brick directories on every server that does not list its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bricks: Option<Vec<String>>,
     /// Copies per replica set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replica: Option<u32>,
-    /// Arbiter bricks per replica set.
+    /// `1`: the last brick of each replica set is an arbiter.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub arbiter: Option<u32>,
     /// Bricks per disperse set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disperse: Option<u32>,
-    /// Redundancy bricks per disperse set.
+    /// Bricks per disperse set that may fail.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub redundancy: Option<u32>,
-    /// Layout name (e.g. `replica`, `disperse`, `distribute`).
+    /// How bricks are grouped into sets: `simple` (default) or `chained`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub layout: Option<String>,
-    /// Volume name.
+    /// Volume name (default `shoal`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub volume: Option<String>,
-    /// Where the volume is mounted on the mirrors.
+    /// Where the mirrors mount the volume (default: their `repo_dir`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mount: Option<String>,
+    /// The mirrors that keep their repository on the volume (default: all).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mirrors: Option<Vec<String>>,
+}
+
+/// One gluster server: a host name (`gluster1.example.org`), or an entry
+/// with the host's own `address` and/or `bricks`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum GlusterHost {
+    Name(String),
+    Entry(GlusterHostEntry),
+}
+
+/// The long form of a gluster server.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct GlusterHostEntry {
+    /// The server's name, as the bricks and `gluster peer probe` use it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// How the admin machine reaches a server that is not a host of the site.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    /// This server's brick directories, instead of `storage.gluster.bricks`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bricks: Option<Vec<String>>,
+}
+
+impl<'de> Deserialize<'de> for GlusterHost {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = GlusterHost;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a host name, or a map with `host` and optional `address` and `bricks`")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<GlusterHost, E> {
+                Ok(GlusterHost::Name(v.to_string()))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<GlusterHost, A::Error> {
+                GlusterHostEntry::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(GlusterHost::Entry)
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -1123,6 +1176,9 @@ impl Validator {
             }
         }
         self.ports(&entries, &hosts, &defaults, &bad_listen);
+        if let Some(g) = raw.storage.as_ref().and_then(|s| s.gluster.as_ref()) {
+            self.gluster(g, &hosts);
+        }
 
         let name = raw
             .name
@@ -1201,33 +1257,8 @@ impl Validator {
             match g {
                 None => PathBuf::from(default),
                 Some(g) => {
-                    if !g.value.starts_with('/') {
-                        v.err(&g.path, format!("'{}' is not an absolute path; write it from the root, such as {default}", g.value));
-                    } else if let Some(c) = g.value.chars().find(|c| !path_char(*c)) {
-                        v.err(
-                            &g.path,
-                            format!(
-                                "'{}' contains {c:?}; paths may hold only letters, digits and . _ + @ = : , ~ - / \
-                                 (they are written unquoted into units, shell commands and nginx), so rename the folder",
-                                g.value
-                            ),
-                        );
-                    } else if g.value.len() > 1 && g.value.ends_with('/') {
-                        v.err(
-                            &g.path,
-                            format!(
-                                "'{}' ends with '/'; write it without the trailing slash",
-                                g.value
-                            ),
-                        );
-                    } else if g.value.split('/').any(|c| c == ".." || c == ".") {
-                        v.err(
-                            &g.path,
-                            format!(
-                                "'{}' contains '.' or '..'; write the normalized absolute path",
-                                g.value
-                            ),
-                        );
+                    if let Some(problem) = path_problem(&g.value, default) {
+                        v.err(&g.path, problem);
                     }
                     PathBuf::from(g.value)
                 }
@@ -1725,9 +1756,636 @@ impl Validator {
     }
 }
 
+// ---------------------------------------------------------------------------
+// Storage: a GlusterFS volume for mirrors' repositories
+// ---------------------------------------------------------------------------
+
+/// The key path of the GlusterFS section.
+const GLUSTER: &str = "storage.gluster";
+
+/// The validated `storage.gluster` section: servers, the planned brick order
+/// and the mirrors that mount the volume.
+#[derive(Debug, Clone)]
+pub struct Gluster {
+    /// The volume's name.
+    pub volume: String,
+    /// Where the mirrors mount it.
+    pub mount: PathBuf,
+    /// The servers, in file order.
+    pub servers: Vec<GlusterServer>,
+    /// The site mirrors whose `repo_dir` is on the volume, in site order.
+    pub mirrors: Vec<String>,
+    /// The planned volume (from `shoal-gluster`).
+    pub plan: Plan,
+}
+
+/// One gluster server of the site.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GlusterServer {
+    /// The name the bricks and `gluster peer probe` use.
+    pub host: String,
+    /// How the admin machine reaches it (the site host's address for hosts
+    /// of the site).
+    pub address: String,
+    /// Whether it is also the origin or a mirror of the site.
+    pub site_host: bool,
+    /// Its brick directories.
+    pub bricks: Vec<String>,
+}
+
+impl Gluster {
+    /// The bricks in `gluster volume create` order, as the gluster CLI
+    /// takes them (`HOST:PATH`, IPv6 hosts without brackets).
+    pub fn bricks(&self) -> Vec<String> {
+        self.plan.bricks().iter().map(|b| b.gluster_arg()).collect()
+    }
+
+    /// The server a mirror mounts from: the host of the first brick (the
+    /// one that creates the volume); the others are its backup volfile
+    /// servers.
+    pub fn mount_server(&self) -> String {
+        self.plan.bricks()[0].host().to_string()
+    }
+
+    /// The volume type as written on the gluster command line.
+    pub fn volume_type(&self) -> String {
+        self.plan.volume_type.to_string()
+    }
+
+    /// The `replica`/`arbiter`/`disperse`/`redundancy` counts for Puppet and
+    /// Ansible, only those that apply.
+    pub fn type_params(&self) -> Vec<(&'static str, u32)> {
+        match self.plan.volume_type {
+            VolumeType::Replica { replica, arbiter } => {
+                let mut v = vec![("replica", replica)];
+                if arbiter {
+                    v.push(("arbiter", 1));
+                }
+                v
+            }
+            VolumeType::Disperse {
+                disperse,
+                redundancy,
+            } => vec![("disperse", disperse), ("redundancy", redundancy)],
+        }
+    }
+
+    /// The server entry of a host name, if it is one.
+    pub fn server(&self, host: &str) -> Option<&GlusterServer> {
+        self.servers.iter().find(|s| s.host == host)
+    }
+}
+
+impl Site {
+    /// The planned GlusterFS volume, if the site has `storage.gluster`.
+    pub fn gluster(&self) -> Option<Gluster> {
+        let g = self.storage.as_ref()?.gluster.as_ref()?;
+        let mut v = Validator {
+            file: self.file.clone(),
+            spans: self.spans.clone(),
+            errors: Vec::new(),
+        };
+        v.gluster(g, &self.hosts)
+    }
+}
+
+/// Whether one of two absolute paths contains the other (or they are equal).
+fn overlap(a: &Path, b: &Path) -> bool {
+    a.starts_with(b) || b.starts_with(a)
+}
+
+impl Validator {
+    /// Checks `storage.gluster` against the site's hosts and plans the
+    /// volume with the layout planner. Returns `None` after reporting
+    /// problems.
+    fn gluster(&mut self, g: &GlusterStorage, hosts: &[Host]) -> Option<Gluster> {
+        let before = self.errors.len();
+        let key = |k: &str| format!("{GLUSTER}.{k}");
+        let site_names: Vec<String> = hosts.iter().map(|h| h.host.clone()).collect();
+
+        // The servers.
+        let list = g.hosts.clone().unwrap_or_default();
+        if list.is_empty() {
+            self.err(
+                &if g.hosts.is_some() { key("hosts") } else { GLUSTER.to_string() },
+                "lists no gluster servers: add `hosts:` with the machines that run glusterd and carry bricks, \
+                 such as `hosts: [gluster1.example.org, gluster2.example.org, gluster3.example.org]`",
+            );
+        }
+        let common = g.bricks.clone().unwrap_or_default();
+        if g.bricks.as_ref().is_some_and(|b| b.is_empty()) {
+            self.err(
+                &key("bricks"),
+                "is empty: list the brick directories every server carries, such as `bricks: [/data/glusterfs/brick1]`",
+            );
+        }
+        for (j, b) in common.iter().enumerate() {
+            if let Some(problem) = path_problem(b, "/data/glusterfs/brick1") {
+                self.err(&format!("{}[{j}]", key("bricks")), problem);
+            }
+        }
+        let mut servers: Vec<GlusterServer> = Vec::new();
+        // For each server: the key path of its bricks (own or common).
+        let mut brick_keys: Vec<String> = Vec::new();
+        let mut seen: HashMap<String, String> = HashMap::new();
+        for (i, entry) in list.iter().enumerate() {
+            let path = format!("{}[{i}]", key("hosts"));
+            let (name, address, own) = match entry {
+                GlusterHost::Name(n) => (Some(n.clone()), None, None),
+                GlusterHost::Entry(e) => (e.host.clone(), e.address.clone(), e.bricks.clone()),
+            };
+            let Some(name) = name else {
+                self.err(
+                    &path,
+                    "has no `host`: write the server's name, such as `{host: gluster4.example.org, address: 192.0.2.14}`",
+                );
+                continue;
+            };
+            let hpath = match entry {
+                GlusterHost::Name(_) => path.clone(),
+                GlusterHost::Entry(_) => format!("{path}.host"),
+            };
+            if !(valid_host_name(&name) || name.parse::<IpAddr>().is_ok()) {
+                self.err(
+                    &hpath,
+                    format!(
+                        "'{name}' is not a host name or IP address: use letters, digits, '-', '_' and '.', \
+                         such as gluster1.example.org"
+                    ),
+                );
+                continue;
+            }
+            if let Some(first) = seen.get(&name.to_ascii_lowercase()) {
+                let line = self.line_of(first);
+                self.err(
+                    &hpath,
+                    format!(
+                        "'{name}' is already listed at {first} (line {line}); host names ignore letter case, \
+                         so list each server once"
+                    ),
+                );
+                continue;
+            }
+            seen.insert(name.to_ascii_lowercase(), hpath.clone());
+            let site_host = hosts.iter().find(|h| h.host == name);
+            let address = match (site_host, address) {
+                (Some(h), None) => h.address.clone(),
+                (Some(h), Some(_)) => {
+                    let line = self.line_of(&format!("{}.host", h.path));
+                    self.err(
+                        &format!("{path}.address"),
+                        format!(
+                            "'{name}' is a host of this site ({} at line {line}), whose entry already says how to \
+                             reach it: remove `address` here (or set `address` in that entry)",
+                            h.path
+                        ),
+                    );
+                    h.address.clone()
+                }
+                (None, Some(a)) => {
+                    if a.is_empty() || a.chars().any(char::is_whitespace) {
+                        self.err(
+                            &format!("{path}.address"),
+                            "is not a host name or IP address; write how the admin machine reaches this server",
+                        );
+                    }
+                    a
+                }
+                (None, None) => {
+                    let hint = closest(&name, &site_names)
+                        .map(|c| format!("did you mean the site host `{c}`? If not, "))
+                        .unwrap_or_default();
+                    self.err(
+                        &hpath,
+                        format!(
+                            "'{name}' is not a host of this site and has no address: {hint}write it as \
+                             `{{host: {name}, address: <IP or name the admin machine reaches it by>}}` so that \
+                             Puppet and Ansible can set it up"
+                        ),
+                    );
+                    name.clone()
+                }
+            };
+            let bricks = match own {
+                Some(b) => {
+                    let bkey = format!("{path}.bricks");
+                    if b.is_empty() {
+                        self.err(&bkey, "is empty: list this server's brick directories, or remove the key to use `storage.gluster.bricks`");
+                    }
+                    for (j, p) in b.iter().enumerate() {
+                        if let Some(problem) = path_problem(p, "/data/glusterfs/brick1") {
+                            self.err(&format!("{bkey}[{j}]"), problem);
+                        }
+                    }
+                    brick_keys.push(bkey);
+                    b
+                }
+                None => {
+                    if g.bricks.is_none() {
+                        self.err(
+                            &path,
+                            format!(
+                                "server '{name}' has no bricks: add `bricks: [/data/glusterfs/brick1]` under \
+                                 {GLUSTER} for every server, or give this entry its own `bricks`"
+                            ),
+                        );
+                    }
+                    brick_keys.push(key("bricks"));
+                    common.clone()
+                }
+            };
+            servers.push(GlusterServer {
+                host: name,
+                address,
+                site_host: site_host.is_some(),
+                bricks,
+            });
+        }
+
+        // Replica, arbiter, disperse, redundancy.
+        let volume_type = match (g.replica, g.disperse) {
+            (Some(_), Some(_)) => {
+                self.err(
+                    &key("disperse"),
+                    "a volume either replicates (`replica`) or erasure-codes (`disperse`), not both: remove one",
+                );
+                None
+            }
+            (None, None) => {
+                self.err(
+                    GLUSTER,
+                    "says neither `replica` nor `disperse`: add `replica: 3` (three copies of every file), \
+                     `replica: 2` with `arbiter: 1`, or `disperse: N` with `redundancy: K`",
+                );
+                None
+            }
+            (Some(replica), None) => {
+                if g.redundancy.is_some() {
+                    self.err(
+                        &key("redundancy"),
+                        "applies only to `disperse` volumes: remove it, or use `disperse` instead of `replica`",
+                    );
+                }
+                let arbiter = match g.arbiter {
+                    None | Some(0) => false,
+                    Some(1) => true,
+                    Some(n) => {
+                        self.err(
+                            &key("arbiter"),
+                            format!("arbiter {n} is not supported: gluster knows only `arbiter: 1` (one arbiter brick per replica set)"),
+                        );
+                        false
+                    }
+                };
+                Some(VolumeType::Replica { replica, arbiter })
+            }
+            (None, Some(disperse)) => {
+                if g.arbiter.is_some() {
+                    self.err(
+                        &key("arbiter"),
+                        "applies only to `replica` volumes: remove it, or use `replica` instead of `disperse`",
+                    );
+                }
+                match g.redundancy {
+                    Some(redundancy) => Some(VolumeType::Disperse {
+                        disperse,
+                        redundancy,
+                    }),
+                    None => {
+                        self.err(
+                            &key("disperse"),
+                            format!(
+                                "needs `redundancy`: how many bricks of each set of {disperse} may fail, such as \
+                                 `redundancy: {}`",
+                                (disperse.max(3) - 1) / 2
+                            ),
+                        );
+                        None
+                    }
+                }
+            }
+        };
+        let volume_type = volume_type.and_then(|t| match t.validate() {
+            Ok(()) => Some(t),
+            Err(e) => {
+                let k = match e {
+                    LayoutError::ArbiterNeedsReplica3 { .. } => key("arbiter"),
+                    LayoutError::ReplicaTooSmall { .. } => key("replica"),
+                    LayoutError::DisperseTooSmall { .. } => key("disperse"),
+                    _ => key("redundancy"),
+                };
+                self.err(&k, e.to_string());
+                None
+            }
+        });
+
+        let layout = match g.layout.as_deref() {
+            None => Some(Layout::Simple),
+            Some(l) => match l.parse::<Layout>() {
+                Ok(l) => Some(l),
+                Err(e) => {
+                    self.err(
+                        &key("layout"),
+                        format!(
+                            "{e} (the volume type goes in `replica`/`disperse`; `chained` spreads each server's \
+                             replicas over different neighbours)"
+                        ),
+                    );
+                    None
+                }
+            },
+        };
+
+        let volume = g.volume.clone().unwrap_or_else(|| "shoal".into());
+        if let Err(e) = check_volume_name(&volume) {
+            self.err(&key("volume"), e.to_string());
+        }
+
+        // The mirrors on the volume.
+        let mirrors: Vec<&Host> = match &g.mirrors {
+            None => {
+                let m: Vec<&Host> = hosts.iter().filter(|h| h.role == Role::Mirror).collect();
+                if m.is_empty() {
+                    self.err(
+                        GLUSTER,
+                        "the site has no mirrors to keep on the volume: add mirrors, or remove `storage`",
+                    );
+                }
+                m
+            }
+            Some(list) => {
+                if list.is_empty() {
+                    self.err(
+                        &key("mirrors"),
+                        "is empty: list the mirrors that keep their repository on the volume, or remove the key for all mirrors",
+                    );
+                }
+                let mirror_names: Vec<String> = hosts
+                    .iter()
+                    .filter(|h| h.role == Role::Mirror)
+                    .map(|h| h.host.clone())
+                    .collect();
+                let mut out: Vec<&Host> = Vec::new();
+                for (i, n) in list.iter().enumerate() {
+                    let k = format!("{}[{i}]", key("mirrors"));
+                    match hosts.iter().find(|h| &h.host == n) {
+                        Some(h) if h.role == Role::Origin => self.err(
+                            &k,
+                            format!(
+                                "'{n}' is the origin, which publishes the folder its archive software writes; \
+                                 only mirrors keep their live tree on the volume: remove it here"
+                            ),
+                        ),
+                        Some(h) if out.iter().any(|o| o.host == h.host) => {
+                            self.err(&k, format!("'{n}' is listed twice: list each mirror once"))
+                        }
+                        Some(h) => out.push(h),
+                        None => {
+                            let hint = closest(n, &mirror_names)
+                                .map(|c| format!("did you mean `{c}`? "))
+                                .unwrap_or_default();
+                            self.err(
+                                &k,
+                                format!(
+                                    "'{n}' is not a mirror of this site: {hint}list host names from `mirrors:`"
+                                ),
+                            );
+                        }
+                    }
+                }
+                out
+            }
+        };
+
+        // The mount point: given, or the mirrors' common repo_dir.
+        let mount = match &g.mount {
+            Some(m) => {
+                if let Some(problem) = path_problem(m, "/srv/shoal") {
+                    self.err(&key("mount"), problem);
+                } else if m == "/" {
+                    self.err(&key("mount"), "is the root folder: mount the volume on a folder of its own, such as /srv/shoal");
+                }
+                Some(PathBuf::from(m))
+            }
+            None => {
+                let dirs: BTreeSet<&PathBuf> = mirrors.iter().map(|h| &h.repo_dir).collect();
+                match dirs.len() {
+                    0 => None,
+                    1 => dirs.into_iter().next().cloned(),
+                    _ => {
+                        let list: Vec<String> =
+                            dirs.iter().map(|d| d.display().to_string()).collect();
+                        self.err(
+                            GLUSTER,
+                            format!(
+                                "has no `mount`, and the mirrors on the volume keep their repositories in different \
+                                 folders ({}): add `mount:` with a folder that contains them all",
+                                list.join(", ")
+                            ),
+                        );
+                        None
+                    }
+                }
+            }
+        };
+        if let Some(mount) = &mount {
+            let mut trees: Vec<(&Host, String)> = Vec::new();
+            for h in &mirrors {
+                let rpath = self.src_or_entry(h, "repo_dir");
+                if !h.repo_dir.starts_with(mount) {
+                    self.err(
+                        &rpath,
+                        format!(
+                            "mirror '{}' keeps its repository in {}, which is not on the gluster volume mounted at \
+                             {}: set its repo_dir to {} or a folder inside it, or change {GLUSTER}.mount",
+                            h.host,
+                            h.repo_dir.display(),
+                            mount.display(),
+                            mount.display()
+                        ),
+                    );
+                    continue;
+                }
+                if h.state_dir.starts_with(mount) {
+                    self.err(
+                        &self.src_or_entry(h, "state_dir"),
+                        format!(
+                            "mirror '{}' keeps its state in {}, on the gluster volume mounted at {}: keep the state \
+                             on local disk (the pack store is re-read on every start and each mirror needs its own), \
+                             such as /var/lib/shoal",
+                            h.host,
+                            h.state_dir.display(),
+                            mount.display()
+                        ),
+                    );
+                }
+                if let Some((other, _)) = trees
+                    .iter()
+                    .find(|(o, _)| overlap(&o.repo_dir, &h.repo_dir))
+                {
+                    self.err(
+                        &rpath,
+                        format!(
+                            "mirrors '{}' and '{}' would write the same tree on the shared volume ({} and {}): give \
+                             each mirror its own folder under {}, such as {}/{}",
+                            other.host,
+                            h.host,
+                            other.repo_dir.display(),
+                            h.repo_dir.display(),
+                            mount.display(),
+                            mount.display().to_string().trim_end_matches('/'),
+                            h.host
+                        ),
+                    );
+                    continue;
+                }
+                trees.push((h, rpath));
+            }
+            // A server that is also a host of the site: its bricks must stay
+            // clear of the folders the agent writes and of the mount.
+            for (s, bkey) in servers.iter().zip(&brick_keys) {
+                let Some(h) = hosts.iter().find(|h| h.host == s.host) else {
+                    continue;
+                };
+                let on_volume = mirrors.iter().any(|m| m.host == h.host);
+                for (j, b) in s.bricks.iter().enumerate() {
+                    let bp = Path::new(b);
+                    let mut clash = vec![("repo_dir", &h.repo_dir), ("state_dir", &h.state_dir)];
+                    if on_volume {
+                        clash.push(("the mount point", mount));
+                    }
+                    if let Some((what, p)) = clash.into_iter().find(|(_, p)| overlap(bp, p)) {
+                        self.err(
+                            &format!("{bkey}[{j}]"),
+                            format!(
+                                "brick {b} on '{}' overlaps its {what} {}: gluster owns its bricks and files written \
+                                 there behind its back are lost or corrupt; put the bricks in a folder of their own, \
+                                 such as /data/glusterfs/brick1",
+                                h.host,
+                                p.display()
+                            ),
+                        );
+                    }
+                }
+            }
+        }
+
+        if self.errors.len() > before {
+            return None;
+        }
+        let (volume_type, layout, mount) = (volume_type?, layout?, mount?);
+
+        // The layout planner: bricks, hosts and set sizes.
+        let mut bricks = Vec::new();
+        for (s, bkey) in servers.iter().zip(&brick_keys) {
+            let host = match s.host.parse::<std::net::Ipv6Addr>() {
+                Ok(_) => format!("[{}]", s.host),
+                Err(_) => s.host.clone(),
+            };
+            for (j, p) in s.bricks.iter().enumerate() {
+                match parse_brick(&format!("{host}:{p}")) {
+                    Ok(b) => bricks.push(b),
+                    Err(e) => self.err(&format!("{bkey}[{j}]"), e.to_string()),
+                }
+            }
+        }
+        if self.errors.len() > before {
+            return None;
+        }
+        let own_key = |host: &str| {
+            servers
+                .iter()
+                .zip(&brick_keys)
+                .find(|(s, _)| s.host.eq_ignore_ascii_case(host))
+                .map(|(_, k)| k.clone())
+                .unwrap_or_else(|| key("bricks"))
+        };
+        let plan = match plan(volume_type, layout, &bricks) {
+            Ok(p) => p,
+            Err(e) => {
+                let k = match &e {
+                    LayoutError::TooFewHosts { .. } | LayoutError::HostSpelling { .. } => {
+                        key("hosts")
+                    }
+                    LayoutError::HostHasTooManyBricks { host, .. } => own_key(host),
+                    LayoutError::SimpleLayoutConflict { .. } => {
+                        if g.layout.is_some() {
+                            key("layout")
+                        } else {
+                            GLUSTER.to_string()
+                        }
+                    }
+                    LayoutError::DuplicateBrick { brick }
+                    | LayoutError::NestedBricks { inner: brick, .. } => own_key(
+                        brick
+                            .rsplit_once(":/")
+                            .map(|(h, _)| h.trim_matches(['[', ']']))
+                            .unwrap_or(""),
+                    ),
+                    LayoutError::BrickCountNotMultiple { .. } => {
+                        if brick_keys.iter().all(|k| *k == key("bricks")) {
+                            key("bricks")
+                        } else {
+                            key("hosts")
+                        }
+                    }
+                    _ => GLUSTER.to_string(),
+                };
+                self.err(&k, e.to_string());
+                return None;
+            }
+        };
+        Some(Gluster {
+            volume,
+            mount,
+            servers,
+            mirrors: mirrors.iter().map(|h| h.host.clone()).collect(),
+            plan,
+        })
+    }
+
+    /// The key a host's resolved parameter comes from: its own entry, the
+    /// defaults, or (when neither sets it) the entry itself.
+    fn src_or_entry(&self, h: &Host, name: &str) -> String {
+        let own = serde_json::to_value(&h.params).unwrap_or(Value::Null);
+        if own.get(name).is_some_and(|v| !v.is_null()) {
+            format!("{}.{name}", h.path)
+        } else if self.spans.get(&format!("defaults.{name}")).is_some() {
+            format!("defaults.{name}")
+        } else {
+            h.path.clone()
+        }
+    }
+}
+
 /// Characters allowed in paths: those every target writes unquoted.
 fn path_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || "._+@=:,~/-".contains(c)
+}
+
+/// What is wrong with an absolute path a site file gives, if anything;
+/// `example` is a path of the same kind to suggest.
+fn path_problem(value: &str, example: &str) -> Option<String> {
+    if !value.starts_with('/') {
+        Some(format!(
+            "'{value}' is not an absolute path; write it from the root, such as {example}"
+        ))
+    } else if let Some(c) = value.chars().find(|c| !path_char(*c)) {
+        Some(format!(
+            "'{value}' contains {c:?}; paths may hold only letters, digits and . _ + @ = : , ~ - / \
+             (they are written unquoted into units, shell commands and nginx), so rename the folder"
+        ))
+    } else if value.len() > 1 && value.ends_with('/') {
+        Some(format!(
+            "'{value}' ends with '/'; write it without the trailing slash"
+        ))
+    } else if value.split('/').any(|c| c == ".." || c == ".") {
+        Some(format!(
+            "'{value}' contains '.' or '..'; write the normalized absolute path"
+        ))
+    } else {
+        None
+    }
 }
 
 /// Checks `<algorithm>:<hex>` with the digest length of the algorithm.
