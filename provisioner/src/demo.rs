@@ -149,7 +149,10 @@ impl Archive {
         let gz = gz.finish()?;
         let release_arch = "Archive: stable\nComponent: main\nArchitecture: amd64\n".to_string();
         let files: Vec<(String, Vec<u8>)> = vec![
-            ("main/binary-amd64/Packages".to_string(), packages.into_bytes()),
+            (
+                "main/binary-amd64/Packages".to_string(),
+                packages.into_bytes(),
+            ),
             ("main/binary-amd64/Packages.gz".to_string(), gz),
             (
                 "main/binary-amd64/Release".to_string(),
