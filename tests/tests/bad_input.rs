@@ -537,3 +537,43 @@ fn two_agents_never_share_a_state_directory() {
     );
     assert!(e.contains("is in use by another shoal-agent"), "{e}");
 }
+
+#[test]
+fn non_utf8_names_stop_a_publish_and_inner_symlinks_are_mirrored() {
+    use std::os::unix::ffi::OsStrExt;
+    let t = tempfile::tempdir().unwrap();
+    let src = t.path().join("src");
+    std::fs::create_dir_all(src.join("dists/bookworm")).unwrap();
+    std::fs::write(src.join("dists/bookworm/Release"), b"r").unwrap();
+    std::os::unix::fs::symlink("bookworm", src.join("dists/stable")).unwrap();
+    std::os::unix::fs::symlink("../../etc/passwd", src.join("dists/escape")).unwrap();
+    let (key, pubkey) = keygen(t.path());
+    let origin = start_origin(t.path(), "origin", &src, &key, "debian", &[]);
+    assert_eq!(publish(&origin.state), 1);
+    let m = start_mirror(t.path(), "m1", &pubkey, &[origin.url()], &[]);
+    m.wait_generation(1);
+    // The symlink inside the tree is mirrored as a symlink; the escaping one is not.
+    assert_eq!(
+        std::fs::read_link(m.repo.join("dists/stable")).unwrap(),
+        Path::new("bookworm")
+    );
+    assert!(std::fs::symlink_metadata(m.repo.join("dists/escape")).is_err());
+    // A name that is not UTF-8 stops the next publish with a clear error.
+    let bad = std::ffi::OsStr::from_bytes(b"pool-\xff.deb");
+    std::fs::write(src.join(bad), b"x").unwrap();
+    let e = fails(
+        &["publish", "--state", origin.state.to_str().unwrap()],
+        t.path(),
+    );
+    assert!(
+        e.contains("not valid UTF-8") && e.contains("origin.exclude"),
+        "{e}"
+    );
+    assert_eq!(origin.status().unwrap().generation_applied, 1);
+    assert!(origin
+        .status()
+        .unwrap()
+        .last_error
+        .unwrap_or_default()
+        .contains("not valid UTF-8"));
+}
