@@ -29,6 +29,14 @@
     good: ["sha256:#{'ab' * 32}", "sha224:#{'c' * 56}", "sha384:#{'d' * 96}", "md5:#{'0' * 32}", "sha1:#{'f' * 40}", "sha512:#{'A' * 128}"],
     bad: ['sha256:abc', "sha256:#{'g' * 64}", "SHA256:#{'ab' * 32}", "crc32:#{'ab' * 4}", 'ab' * 32, "sha256:#{'ab' * 32}\n"],
   },
+  'Shoal::Glusterhost' => {
+    good: ['gluster1.example.org', '10.0.0.1', 'fd00::1', 'g_2'],
+    bad: ['', '-x', 'g1 example', '[fd00::1]', 'g1/x', "g1'"],
+  },
+  'Shoal::Glusterbrick' => {
+    good: ['gluster1.example.org:/data/brick1', '10.0.0.1:/b', 'fd00::1:/data/b1', 'g:/'],
+    bad: ['', 'gluster1.example.org', 'g:data/b', ':/data', '[fd00::1]:/b', 'g:/my brick', "g:/b'"],
+  },
   'Shoal::Source' => {
     good: ['/tmp/shoal-agent', 'https://downloads.example.org/shoal-agent', 'puppet:///modules/p/shoal-agent', 'file:///srv/shoal-agent'],
     bad: ['shoal-agent', 'ftp://x/shoal-agent', 'https://', ''],
