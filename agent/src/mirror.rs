@@ -34,6 +34,8 @@ use std::time::{Duration, Instant};
 const MAX_DOC: usize = 1 << 30;
 /// Give up on a download that made no progress for this long.
 const STALL: Duration = Duration::from_secs(300);
+/// Known peers asked per round, besides the configured upstreams.
+const MAX_PEER_SOURCES: usize = 8;
 /// Fetch the full manifest rather than more deltas than this.
 const MAX_DELTAS: u64 = 64;
 
@@ -198,16 +200,29 @@ async fn add_pack(
 /// Every HTTP endpoint worth asking: upstreams first, then known peers.
 fn sources(agent: &Agent) -> Vec<String> {
     let me = agent.cfg.advertise_url();
-    let mut v: Vec<String> = agent.cfg.mirror.upstreams.clone();
-    for u in agent.peers.lock().unwrap().urls() {
-        if !v.contains(&u) {
-            v.push(u);
-        }
+    let norm = |u: &str| u.trim_end_matches('/').to_string();
+    let mut v: Vec<String> = agent.cfg.mirror.upstreams.iter().map(|u| norm(u)).collect();
+    // Known peers too, but a bounded, rotating subset: asking every agent
+    // of a large network every round would cost O(N²) requests.
+    let mut peers: Vec<String> = agent
+        .peers
+        .lock()
+        .unwrap()
+        .urls()
+        .iter()
+        .map(|u| norm(u))
+        .collect();
+    peers.sort();
+    peers.retain(|u| !v.contains(u));
+    if !peers.is_empty() {
+        let round =
+            (fsutil::now() as u64 / agent.cfg.mirror.poll_interval.as_secs().max(1)) as usize;
+        let n = peers.len();
+        peers.rotate_left(round % n);
+        v.extend(peers.into_iter().take(MAX_PEER_SOURCES));
     }
-    v.retain(|u| u.trim_end_matches('/') != me.trim_end_matches('/'));
-    v.iter()
-        .map(|u| u.trim_end_matches('/').to_string())
-        .collect()
+    v.retain(|u| *u != norm(&me));
+    v
 }
 
 async fn fetch(agent: &Agent, url: &str) -> Result<Vec<u8>> {
