@@ -28,7 +28,7 @@
 use crate::status::{fetch_status, human_bytes};
 use anyhow::{anyhow, bail, Context as _, Result};
 use clap::{Args, ValueEnum};
-use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use openssh::{ControlPersist, KnownHosts, Session, SessionBuilder, Stdio};
 use sha2::{Digest, Sha256};
 use shoal_config::{AgentConfig, MirrorConfig, Profile, Role};
@@ -779,7 +779,9 @@ struct Ui {
 impl Ui {
     fn new() -> Ui {
         Ui {
-            mp: std::io::stdout().is_terminal().then(MultiProgress::new),
+            mp: std::io::stdout()
+                .is_terminal()
+                .then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stdout())),
         }
     }
 
@@ -858,25 +860,17 @@ impl Step {
     fn finish(mut self, ok: bool, msg: impl Into<String>) {
         self.done = true;
         let msg = msg.into();
-        let mark = if ok { "ok" } else { "FAILED" };
-        match &self.pb {
-            Some(pb) => {
-                pb.set_style(
-                    ProgressStyle::with_template(if ok {
-                        "{prefix:.bold}: {wide_msg}"
-                    } else {
-                        "{prefix:.bold.red}: {wide_msg}"
-                    })
-                    .expect("template"),
-                );
-                pb.finish_with_message(if ok { msg } else { format!("{mark}: {msg}") });
-            }
-            None => self.ui.line(&if ok {
-                format!("[{}] {}: {msg}", self.host, self.name)
-            } else {
-                format!("[{}] {}: {mark}: {msg}", self.host, self.name)
-            }),
+        let line = if ok {
+            format!("[{}] {}: {msg}", self.host, self.name)
+        } else {
+            format!("[{}] {}: FAILED: {msg}", self.host, self.name)
+        };
+        // A finished step becomes a permanent line (printed above the
+        // spinners still running), whole however long it is.
+        if let Some(pb) = &self.pb {
+            pb.finish_and_clear();
         }
+        self.ui.line(&line);
     }
 
     fn done(self, msg: impl Into<String>) {

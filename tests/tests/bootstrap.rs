@@ -759,6 +759,27 @@ fn bootstrap_errors_name_the_host_and_the_step() {
         learned.contains(host_key.split_whitespace().nth(1).unwrap()),
         "known_hosts did not learn the host's key: {learned}"
     );
+    // On a terminal (here a pty made by script(1)) progress is drawn with
+    // indicatif's spinners instead of plain lines.
+    let cmdline = format!(
+        "{} bootstrap --prefix {} --ssh-config {cfg_new_s} {} {dest} --dry-run",
+        shoal_bin().display(),
+        bed.prefix,
+        flags.join(" ")
+    );
+    let tty = sh(bed
+        .net
+        .host(1)
+        .command("script")
+        .args(["-qec", &cmdline, "/dev/null"])
+        .env_remove("SSH_AUTH_SOCK"));
+    eprintln!("$ script -qec '{cmdline}' /dev/null\n{tty:?}");
+    assert!(tty.contains("\u{1b}["), "no terminal drawing: {tty:?}");
+    assert!(
+        tty.contains(&format!("[{h2}] binary")) && tty.contains("would upload"),
+        "{tty:?}"
+    );
+    assert!(tty.contains("Dry run: nothing was changed."), "{tty:?}");
     // The dry run changed nothing on the host.
     assert!(
         !bed.prefix_of(2).exists(),
@@ -928,4 +949,27 @@ fn bootstrap_errors_name_the_host_and_the_step() {
         shoal_config::AgentConfig::load(&bed.prefix_of(2).join("etc/shoal/agent.yaml")).unwrap();
     assert_eq!(cfg.name.as_deref(), Some("lonely"));
     assert_eq!(cfg.mirror.origin_key.as_deref(), Some(wrong_pub.trim()));
+
+    // The unit written without a site file verifies too (it is not used
+    // here, but would be under systemd).
+    let unit = bed
+        .prefix_of(2)
+        .join("etc/systemd/system/shoal-agent.service");
+    let out = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&unit)
+        .env("SYSTEMD_LOG_COLOR", "0")
+        .output()
+        .expect("systemd-analyze (Debian package systemd)");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && said.trim().is_empty(),
+        "systemd-analyze verify {}:\n{said}\n{}",
+        unit.display(),
+        std::fs::read_to_string(&unit).unwrap()
+    );
 }
