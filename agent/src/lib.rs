@@ -77,6 +77,17 @@ impl Agent {
         self.status.lock().unwrap().state = s.into();
     }
 
+    /// Records in /status that the agent now holds generation `m`.
+    pub fn record_generation(&self, m: &shoal_manifest::Manifest) {
+        let mut st = self.status.lock().unwrap();
+        st.generation_applied = m.header.generation;
+        st.generation_known = st.generation_known.max(m.header.generation);
+        st.generation_created = m.header.created;
+        st.generation_expires = m.header.expires;
+        st.files = m.entries.len() as u64;
+        st.bytes = m.total_bytes();
+    }
+
     /// BitTorrent trackers for packs: every known agent's `/announce`.
     pub fn trackers(&self) -> Vec<String> {
         let mut urls: Vec<String> = self.cfg.mirror.upstreams.clone();

@@ -126,15 +126,8 @@ fn load(agent: &Agent, key: PublicKey) -> Result<MirrorState> {
                 }
             }
         }
-        let mut st = agent.status.lock().unwrap();
-        st.generation_applied = m.header.generation;
-        st.generation_known = m.header.generation;
-        st.generation_created = m.header.created;
-        st.generation_expires = m.header.expires;
-        st.files = m.entries.len() as u64;
-        st.bytes = m.total_bytes();
-        st.pending_deletions = ms.pending.due.len() as u64;
-        drop(st);
+        agent.record_generation(&m);
+        agent.status.lock().unwrap().pending_deletions = ms.pending.due.len() as u64;
         ms.manifest = Some(m);
     }
     Ok(ms)
@@ -425,12 +418,8 @@ async fn sync(agent: &Arc<Agent>, ms: &mut MirrorState) -> Result<()> {
         )?;
     }
     {
+        agent.record_generation(&new);
         let mut st = agent.status.lock().unwrap();
-        st.generation_applied = best;
-        st.generation_created = new.header.created;
-        st.generation_expires = new.header.expires;
-        st.files = new.entries.len() as u64;
-        st.bytes = new.total_bytes();
         st.pending_deletions = ms.pending.due.len() as u64;
         st.last_sync_seconds = Some(since_publish.max(secs));
         st.last_error = refused(&problems);

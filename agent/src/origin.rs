@@ -126,14 +126,7 @@ async fn load_state(agent: &Arc<Agent>, st: &mut OriginState) -> Result<()> {
             "loaded last publication"
         );
         seed_packs(agent, st, st.packs.keys().copied().collect()).await?;
-        let mut s = agent.status.lock().unwrap();
-        s.generation_applied = m.header.generation;
-        s.generation_known = m.header.generation;
-        s.generation_created = m.header.created;
-        s.generation_expires = m.header.expires;
-        s.files = m.entries.len() as u64;
-        s.bytes = m.total_bytes();
-        drop(s);
+        agent.record_generation(&m);
         st.manifest = Some(m);
     }
     st.loaded = true;
@@ -729,13 +722,8 @@ async fn publish_after(
         "published"
     );
     {
+        agent.record_generation(&manifest);
         let mut s = agent.status.lock().unwrap();
-        s.generation_applied = generation;
-        s.generation_known = generation;
-        s.generation_created = now;
-        s.generation_expires = now + ttl;
-        s.files = manifest.entries.len() as u64;
-        s.bytes = manifest.total_bytes();
         s.last_sync_seconds = Some(secs);
         s.last_error = None;
         s.state = "idle".into();
