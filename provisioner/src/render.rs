@@ -8,7 +8,7 @@
 //! files whose content changed and removes files a previous render wrote
 //! that are no longer produced.
 
-use crate::site::{agent_context, Host, Site};
+use crate::site::{agent_context, Gluster, GlusterServer, Host, Site};
 use anyhow::{bail, Context as _};
 use clap::{Args, Subcommand};
 use include_dir::{include_dir, Dir, DirEntry};
@@ -281,6 +281,29 @@ fn register_filters(t: &mut tera::Tera) {
     t.register_filter("ansible", |v: &Value, _: &HashMap<String, Value>| {
         Ok(Value::String(yaml_value(v, Yaml::Ansible)))
     });
+    // What follows `key:` in the inventory: ` value`, or a block list on
+    // the next lines (indented by `indent`) when the flow form is too long
+    // for ansible-lint's line length.
+    t.register_filter(
+        "ansible_after_key",
+        |v: &Value, args: &HashMap<String, Value>| {
+            let indent = args.get("indent").and_then(Value::as_u64).unwrap_or(0) as usize;
+            let flow = yaml_value(v, Yaml::Ansible);
+            Ok(Value::String(match v {
+                Value::Array(a) if !a.is_empty() && indent + flow.len() > 120 => a
+                    .iter()
+                    .map(|x| {
+                        format!(
+                            "\n{}- {}",
+                            " ".repeat(indent + 2),
+                            yaml_value(x, Yaml::Ansible)
+                        )
+                    })
+                    .collect(),
+                _ => format!(" {flow}"),
+            }))
+        },
+    );
     t.register_filter("puppet", |v: &Value, args: &HashMap<String, Value>| {
         let indent = args.get("indent").and_then(Value::as_u64).unwrap_or(0) as usize;
         Ok(Value::String(puppet_value(v, indent)))
@@ -464,6 +487,41 @@ fn named(vals: Vec<(String, Value)>, prefix: &str) -> Vec<Value> {
         .collect()
 }
 
+/// The `shoal::gluster` parameters (Ansible: `shoal_gluster_<name>`) for
+/// one host of the site's GlusterFS volume, in the class's order: the
+/// volume, the bricks in the planned order, the volume type, this host's
+/// name in the bricks when it carries some, and the mount point when it is
+/// a mirror on the volume. Empty when the host has no part in the volume.
+pub fn gluster_values(g: &Gluster, host: &str) -> Vec<(String, Value)> {
+    let server = g.server(host).is_some();
+    let mounts = g.mirrors.iter().any(|m| m == host);
+    if !server && !mounts {
+        return Vec::new();
+    }
+    let mut v = vec![
+        ("volume".to_string(), json!(g.volume)),
+        ("bricks".to_string(), json!(g.bricks())),
+    ];
+    for (name, n) in g.type_params() {
+        v.push((name.to_string(), json!(n)));
+    }
+    if server {
+        v.push(("peer_name".into(), json!(host)));
+    }
+    if mounts {
+        v.push(("mount_point".into(), json!(g.mount)));
+    }
+    v
+}
+
+/// Puppet parameters, aligned the way puppet-lint wants them.
+fn aligned(vals: Vec<(String, Value)>) -> Vec<Value> {
+    let width = vals.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
+    vals.into_iter()
+        .map(|(n, v)| json!({"name": n, "pad": " ".repeat(width - n.len()), "value": v}))
+        .collect()
+}
+
 /// The files of `shoal render puppet`, sorted by path.
 pub fn render_puppet(site: &Site) -> anyhow::Result<Vec<OutFile>> {
     let t = engine();
@@ -504,24 +562,59 @@ pub fn render_puppet(site: &Site) -> anyhow::Result<Vec<OutFile>> {
             }
         }
     }
-    let nodes: Vec<Value> = site
+    let gluster = site.gluster();
+    let gluster_of = |host: &str| {
+        gluster
+            .as_ref()
+            .map(|g| gluster_values(g, host))
+            .unwrap_or_default()
+    };
+    if let Some(g) = &gluster {
+        let class = PUPPET_MODULE
+            .get_file("manifests/gluster.pp")
+            .and_then(|f| f.contents_utf8())
+            .context("this shoal binary was built without the class shoal::gluster (puppet/manifests/gluster.pp); rebuild it from a complete source tree")?;
+        let involved = g.servers.iter().map(|s| &s.host).chain(&g.mirrors);
+        for host in involved {
+            for (name, _) in gluster_values(g, host) {
+                if !class.contains(&format!("${name},")) {
+                    bail!(
+                        "{}: storage.gluster: the Puppet class `shoal::gluster` in this build has no parameter \
+                         `{name}`; use a newer shoal",
+                        site.file
+                    );
+                }
+            }
+        }
+    }
+    let mut nodes: Vec<Value> = site
         .hosts
         .iter()
         .map(|h| {
-            let vals = site.merged_values(h);
-            let width = vals.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
-            let params: Vec<Value> = vals
-                .into_iter()
-                .map(|(n, v)| json!({"name": n, "pad": " ".repeat(width - n.len()), "value": v}))
-                .collect();
-            json!({"host": h.host, "params": params})
+            json!({
+                "host": h.host,
+                "params": aligned(site.merged_values(h)),
+                "gluster": aligned(gluster_of(&h.host)),
+            })
         })
         .collect();
+    // Gluster servers that run no agent get a node of their own.
+    let extra_servers: Vec<GlusterServer> = gluster
+        .as_ref()
+        .map(|g| g.servers.iter().filter(|s| !s.site_host).cloned().collect())
+        .unwrap_or_default();
+    for s in &extra_servers {
+        nodes.push(json!({"host": s.host, "params": [], "gluster": aligned(gluster_of(&s.host))}));
+    }
     let mut files = vec![
         OutFile {
             path: "manifests/site.pp".into(),
-            contents: render(&t, "puppet/site.pp.tera", with(json!({"nodes": nodes})))?
-                .into_bytes(),
+            contents: render(
+                &t,
+                "puppet/site.pp.tera",
+                with(json!({"nodes": nodes, "has_gluster": gluster.is_some()})),
+            )?
+            .into_bytes(),
         },
         OutFile {
             path: "hiera.yaml".into(),
@@ -538,12 +631,25 @@ pub fn render_puppet(site: &Site) -> anyhow::Result<Vec<OutFile>> {
         },
     ];
     for h in &site.hosts {
+        let mut params = named(site.host_values(h), "");
+        params.extend(named(gluster_of(&h.host), "gluster::"));
         files.push(OutFile {
             path: PathBuf::from("data/nodes").join(format!("{}.yaml", h.host)),
             contents: render(
                 &t,
                 "puppet/hiera/node.yaml.tera",
-                with(json!({"host": h.host, "role": h.role.to_string(), "params": named(site.host_values(h), "")})),
+                with(json!({"host": h.host, "role": h.role.to_string(), "params": params})),
+            )?
+            .into_bytes(),
+        });
+    }
+    for s in &extra_servers {
+        files.push(OutFile {
+            path: PathBuf::from("data/nodes").join(format!("{}.yaml", s.host)),
+            contents: render(
+                &t,
+                "puppet/hiera/node.yaml.tera",
+                with(json!({"host": s.host, "role": "gluster server", "params": named(gluster_of(&s.host), "gluster::")})),
             )?
             .into_bytes(),
         });
@@ -568,23 +674,51 @@ pub fn render_ansible(site: &Site) -> anyhow::Result<Vec<OutFile>> {
             .extend(extra.as_object().unwrap().clone());
         v
     };
+    let gluster = site.gluster();
+    let gluster_of = |host: &str| {
+        gluster
+            .as_ref()
+            .map(|g| named(gluster_values(g, host), "shoal_gluster_"))
+            .unwrap_or_default()
+    };
     let host_entry = |h: &Host| {
         let mut vars = Vec::new();
         if h.address != h.host {
             vars.push(json!({"name": "ansible_host", "value": h.address}));
         }
         vars.extend(named(site.host_values(h), "shoal_"));
+        vars.extend(gluster_of(&h.host));
         json!({"host": h.host, "vars": vars})
     };
     let origin = vec![host_entry(site.origin())];
     let mirrors: Vec<Value> = site.mirrors().iter().map(host_entry).collect();
+    // Every gluster server is in the group shoal_gluster; the variables of
+    // those that run no agent are there too (the others have theirs above).
+    let gluster_hosts: Vec<Value> = gluster
+        .as_ref()
+        .map(|g| {
+            g.servers
+                .iter()
+                .map(|s| {
+                    let mut vars = Vec::new();
+                    if !s.site_host {
+                        if s.address != s.host {
+                            vars.push(json!({"name": "ansible_host", "value": s.address}));
+                        }
+                        vars.extend(gluster_of(&s.host));
+                    }
+                    json!({"host": s.host, "vars": vars})
+                })
+                .collect()
+        })
+        .unwrap_or_default();
     let mut files = vec![
         OutFile {
             path: "inventory.yml".into(),
             contents: render(
                 &t,
                 "ansible/inventory.yml.tera",
-                with(json!({"origin": origin, "mirrors": mirrors})),
+                with(json!({"origin": origin, "mirrors": mirrors, "gluster": gluster_hosts})),
             )?
             .into_bytes(),
         },
@@ -599,7 +733,12 @@ pub fn render_ansible(site: &Site) -> anyhow::Result<Vec<OutFile>> {
         },
         OutFile {
             path: "site.yml".into(),
-            contents: render(&t, "ansible/site.yml.tera", base.clone())?.into_bytes(),
+            contents: render(
+                &t,
+                "ansible/site.yml.tera",
+                with(json!({"gluster": gluster.is_some()})),
+            )?
+            .into_bytes(),
         },
     ];
     files.extend(embedded_tree(
