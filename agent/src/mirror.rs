@@ -71,6 +71,17 @@ pub async fn run(agent: Arc<Agent>) -> Result<()> {
     reseed(&agent, &ms).await;
     // Learn of the other mirrors before the first download, so packs are
     // shared out among them from the start (see `Walk`).
+    // Mirrors started together announce at once and would miss each other:
+    // look again after a moment.
+    announce_once(&agent).await;
+    tokio::time::sleep(
+        agent
+            .cfg
+            .network
+            .announce_interval
+            .min(Duration::from_secs(3)),
+    )
+    .await;
     announce_once(&agent).await;
     tokio::spawn(announce_loop(agent.clone()));
     loop {
@@ -737,6 +748,12 @@ impl Walk {
         names.dedup();
         let mirrors = names.len();
         let rank = names.iter().position(|n| *n == agent.name).unwrap_or(0);
+        tracing::info!(
+            pack = t.id,
+            mirrors,
+            rank,
+            "fetching this mirror's share of the pack first"
+        );
         let all: HashSet<usize> = (0..n).collect();
         let mut phases = Vec::new();
         if mirrors > 1 && n > mirrors {
