@@ -1392,3 +1392,187 @@ fn site_of_origin_and_mirror_from_host_vars_alone() {
         assert!(!alive(pid), "agent {pid} survived the cleanup");
     }
 }
+
+// ---------------------------------------------------------------------------
+// GlusterFS (tasks/gluster.yml, entry point `gluster`)
+
+/// The derived values the gluster tasks act on: which bricks are this
+/// host's, which server creates the volume, the type arguments and the mount
+/// options. They come from the planned list alone; nothing is reordered.
+#[test]
+fn gluster_tasks_take_their_part_from_the_planned_bricks() {
+    let sb = Sandbox::new();
+    let role = ansible_dir().join("roles/shoal");
+    let pb = sb.write(
+        "derived.yml",
+        &format!(
+            "---\n- name: Derived gluster values\n  hosts: localhost\n  gather_facts: false\n\
+             \x20 vars_files:\n    - {d}\n    - {v}\n\
+             \x20 tasks:\n    - name: Print them\n      ansible.builtin.debug:\n\
+             \x20       msg: \"DERIVED {{{{ {{'hosts': shoal__gluster_hosts, 'primary': shoal__gluster_primary, \
+             'local': shoal__gluster_local_bricks, 'size': shoal__gluster_set_size | int, \
+             'type': shoal__gluster_type_args, 'server': shoal__gluster_mount_server, \
+             'options': shoal__gluster_mount_options}} | to_json }}}}\"\n",
+            d = role.join("defaults/main.yml").display(),
+            v = role.join("vars/main.yml").display()
+        ),
+    );
+    let inv = sb.write(
+        "hosts.yml",
+        "all:\n  hosts:\n    localhost:\n      ansible_connection: local\n",
+    );
+    let derived = |extra: &str| -> serde_json::Value {
+        let vars = sb.write("extra.yml", extra);
+        let run = sb
+            .playbook(&inv, &pb, &["-e", &format!("@{}", vars.display())])
+            .ok();
+        let line = run
+            .stdout
+            .lines()
+            .find(|l| l.trim_start().starts_with("\"msg\":"))
+            .unwrap_or_else(|| panic!("{}", run.all()));
+        let json = line.trim().trim_start_matches("\"msg\":").trim();
+        let text: String = serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {line}"));
+        let text = text.strip_prefix("DERIVED ").unwrap_or_else(|| panic!("{line}"));
+        serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {line}"))
+    };
+    let bricks = "shoal_gluster_bricks: [g2:/data/b1, g3:/data/b1, g3:/data/b2, m1:/data/b1, m1:/data/b2, g2:/data/b2]\n";
+    let d = derived(&format!(
+        "{bricks}shoal_gluster_replica: 2\nshoal_gluster_peer_name: m1\n"
+    ));
+    assert_eq!(d["hosts"], serde_json::json!(["g2", "g3", "m1"]));
+    assert_eq!(d["primary"], "g2");
+    assert_eq!(d["local"], serde_json::json!(["/data/b1", "/data/b2"]));
+    assert_eq!(d["size"], 2);
+    assert_eq!(d["type"], serde_json::json!(["replica", "2"]));
+    assert_eq!(d["server"], "g2");
+    assert_eq!(
+        d["options"],
+        "defaults,_netdev,backup-volfile-servers=g3:m1"
+    );
+    let d = derived(&format!(
+        "{bricks}shoal_gluster_replica: 2\nshoal_gluster_arbiter: 1\nshoal_gluster_peer_name: g2\nshoal_gluster_mount_server: m1\n"
+    ));
+    assert_eq!(d["size"], 3);
+    assert_eq!(
+        d["type"],
+        serde_json::json!(["replica", "2", "arbiter", "1"])
+    );
+    assert_eq!(d["local"], serde_json::json!(["/data/b1", "/data/b2"]));
+    assert_eq!(
+        d["options"],
+        "defaults,_netdev,backup-volfile-servers=g2:g3"
+    );
+    let d = derived(
+        "shoal_gluster_bricks: ['fd00::1:/b', 'fd00::2:/b', 'fd00::3:/b']\nshoal_gluster_disperse: 3\n\
+         shoal_gluster_redundancy: 1\nshoal_gluster_peer_name: 'fd00::2'\n",
+    );
+    assert_eq!(
+        d["hosts"],
+        serde_json::json!(["fd00::1", "fd00::2", "fd00::3"])
+    );
+    assert_eq!(d["local"], serde_json::json!(["/b"]));
+    assert_eq!(
+        d["type"],
+        serde_json::json!(["disperse", "3", "redundancy", "1"])
+    );
+}
+
+/// Bad gluster settings stop the `gluster` entry point before it installs or
+/// runs anything, with a message that says what to set.
+#[test]
+fn bad_gluster_settings_fail_with_a_clear_message() {
+    let sb = Sandbox::new();
+    let pb = sb.write(
+        "gluster.yml",
+        "---\n- name: Gluster\n  hosts: localhost\n  gather_facts: false\n  tasks:\n\
+         \x20   - name: Gluster part of the role\n      ansible.builtin.import_role:\n        name: shoal\n        tasks_from: gluster\n",
+    );
+    let good = "shoal_gluster_bricks: ['a:/b', 'b:/b', 'c:/b', 'a:/c', 'b:/c', 'c:/c']\nshoal_gluster_replica: 2\n\
+                shoal_gluster_peer_name: nobody\n";
+    let cases: &[(&str, &[&str])] = &[
+        (
+            "shoal_gluster_bricks: []",
+            &["list every brick of the volume as HOST:PATH"],
+        ),
+        (
+            "shoal_gluster_bricks: ['a:b', 'b:/b']",
+            &["[\\\"a:b\\\", ", "HOST:PATH"],
+        ),
+        (
+            "shoal_gluster_replica: 0",
+            &["set either shoal_gluster_replica"],
+        ),
+        (
+            "shoal_gluster_disperse: 3",
+            &[
+                "set either shoal_gluster_replica",
+                "shoal_gluster_redundancy",
+            ],
+        ),
+        (
+            "shoal_gluster_replica: 4",
+            &["give a multiple of the set size", "6 bricks"],
+        ),
+        (
+            "shoal_gluster_replica: 4\nshoal_gluster_arbiter: 1",
+            &["arbiter 1 only"],
+        ),
+        (
+            "shoal_gluster_arbiter: 2",
+            &["shoal_gluster_arbiter", "0, 1"],
+        ),
+        (
+            "shoal_gluster_volume: all",
+            &["shoal_gluster_volume 'all'", "not be 'all'"],
+        ),
+        (
+            "shoal_gluster_mount_point: srv/x",
+            &["shoal_gluster_mount_point 'srv/x'", "absolute path"],
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (over, expect) in cases {
+        let mut vars = yaml(good);
+        for (k, v) in yaml(over).as_mapping().unwrap() {
+            vars.as_mapping_mut().unwrap().insert(k.clone(), v.clone());
+        }
+        let mut v = vars.as_mapping().unwrap().clone();
+        v.insert("ansible_connection".into(), "local".into());
+        let inv = sb.write(
+            "gluster-hosts.yml",
+            &serde_yaml::to_string(
+                &serde_yaml::from_str::<serde_yaml::Value>(&format!(
+                    "all:\n  hosts:\n    localhost: {}\n",
+                    serde_json::to_string(&v).unwrap()
+                ))
+                .unwrap(),
+            )
+            .unwrap(),
+        );
+        let run = sb.playbook(&inv, &pb, &[]);
+        let out = run.all();
+        if run.status.success() {
+            failures.push(format!("[{over}] was accepted:\n{out}"));
+        } else if let Some(missing) = expect.iter().find(|e| !out.contains(**e)) {
+            failures.push(format!("[{over}] message lacks `{missing}`:\n{out}"));
+        } else if out.contains("Install glusterd") || out.contains("Mount the GlusterFS volume at")
+        {
+            failures.push(format!("[{over}] went on past the checks:\n{out}"));
+        }
+    }
+    // The good settings pass the checks; this host has no part in the
+    // volume, so nothing else runs.
+    let mut v = yaml(good).as_mapping().unwrap().clone();
+    v.insert("ansible_connection".into(), "local".into());
+    let inv = sb.write(
+        "gluster-hosts.yml",
+        &format!(
+            "all:\n  hosts:\n    localhost: {}\n",
+            serde_json::to_string(&v).unwrap()
+        ),
+    );
+    let run = sb.playbook(&inv, &pb, &[]).ok();
+    assert_eq!(run.counter("localhost", "changed"), 0, "{}", run.all());
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
