@@ -1,0 +1,148 @@
+//! `shoal-bench`: runs Shoal's benchmark suite and writes BENCHMARKS.md.
+//!
+//! Every part builds its own network of namespaces (a bridge, one
+//! namespace per host, `tc tbf` shaping, no route out) with
+//! [`shoal_e2e::netns::TestNet`], runs real `shoal-agent`, `rsync` and
+//! `sha256sum` processes in it, and tears it down again, also on an error
+//! or Ctrl-C. See docs/benchmarks.md for the method.
+
+mod parts;
+mod run;
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use std::path::PathBuf;
+
+/// Shoal's benchmark suite: fan-out, small update on a big tree, publish
+/// hashing, memory and restart. Needs root (network namespaces, tc), rsync
+/// and a release build of shoal-agent. Writes a Markdown report.
+#[derive(Parser, Debug, Clone)]
+#[command(name = "shoal-bench", version, about)]
+pub struct Cli {
+    /// Small sizes, to check the suite itself in a few minutes (the report
+    /// says so).
+    #[arg(long)]
+    pub quick: bool,
+    /// Parts to run, comma-separated: fanout, update, hash, memory.
+    #[arg(long, value_delimiter = ',', default_value = "fanout,update,hash,memory")]
+    pub only: Vec<String>,
+    /// Where to write the report.
+    #[arg(long, default_value = "BENCHMARKS.md")]
+    pub out: PathBuf,
+    /// Scratch folder for trees and agent state [default: a new folder
+    /// under /var/tmp, removed at the end].
+    #[arg(long)]
+    pub work_dir: Option<PathBuf>,
+    /// Keep the scratch folder (and its logs) at the end.
+    #[arg(long)]
+    pub keep: bool,
+    /// The shoal-agent binary [default: target/release/shoal-agent].
+    #[arg(long)]
+    pub agent: Option<PathBuf>,
+    /// Rate every host is shaped to, up and down, in Mbit/s.
+    #[arg(long, default_value_t = 100)]
+    pub rate_mbit: u64,
+    /// Fan-out snapshot size in MB [default: 320, quick: 24].
+    #[arg(long)]
+    pub fanout_mb: Option<u64>,
+    /// Fan-out mirror counts [default: 2,4,8, quick: 2].
+    #[arg(long, value_delimiter = ',')]
+    pub mirrors: Vec<usize>,
+    /// Files in the small-update tree [default: 200000, quick: 5000].
+    #[arg(long)]
+    pub update_files: Option<usize>,
+    /// Rounds per small-update case (the median is reported) [default: 3, quick: 1].
+    #[arg(long)]
+    pub update_rounds: Option<usize>,
+    /// Size of the hashing tree in MB [default: 3000, quick: 200].
+    #[arg(long)]
+    pub hash_mb: Option<u64>,
+    /// File counts for the memory part, comma-separated; the mirror runs
+    /// for counts up to --memory-mirror-max [default: 100000,1000000,
+    /// quick: 3000].
+    #[arg(long, value_delimiter = ',')]
+    pub memory_files: Vec<usize>,
+    /// Largest file count a mirror is run for in the memory part (each tiny
+    /// file costs a 16 KiB piece on the wire) [default: 100000].
+    #[arg(long)]
+    pub memory_mirror_max: Option<usize>,
+    /// The command line to record in the report [default: this one].
+    #[arg(long)]
+    pub command: Option<String>,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    run::install_signal_handlers();
+    let code = match real_main(cli) {
+        Ok(()) => 0,
+        Err(e) => {
+            if run::interrupted() {
+                eprintln!("shoal-bench: interrupted; everything it started is torn down");
+                130
+            } else {
+                eprintln!("shoal-bench: error: {e:#}");
+                1
+            }
+        }
+    };
+    std::process::exit(code);
+}
+
+fn real_main(cli: Cli) -> Result<()> {
+    shoal_e2e::netns::require_root("network namespaces and tc shaping")?;
+    for part in &cli.only {
+        if !["fanout", "update", "hash", "memory"].contains(&part.as_str()) {
+            bail!("--only: unknown part '{part}'; use fanout, update, hash, memory");
+        }
+    }
+    if cli.rate_mbit == 0 {
+        bail!("--rate-mbit must be more than 0");
+    }
+    let agent = cli.agent.clone().unwrap_or_else(|| {
+        shoal_e2e::workspace_root().join("target/release/shoal-agent")
+    });
+    if !agent.exists() {
+        bail!(
+            "{} is missing: build it with `cargo build --release -p shoal-agent` (scripts/bench \
+             does), or pass --agent",
+            agent.display()
+        );
+    }
+    for tool in ["rsync", "tc", "ip", "sha256sum", "sha1sum", "xargs"] {
+        if which(tool).is_none() {
+            bail!("{tool} is not installed: apt-get install rsync iproute2 coreutils findutils (scripts/bench does)");
+        }
+    }
+    let work = match &cli.work_dir {
+        Some(d) => {
+            std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
+            run::Work::Given(d.clone())
+        }
+        None => run::Work::Temp(
+            tempfile::Builder::new()
+                .prefix("shoal-bench-")
+                .tempdir_in("/var/tmp")
+                .context("creating a scratch folder in /var/tmp")?,
+        ),
+    };
+    let ctx = run::Ctx::new(cli.clone(), agent, work.path().to_path_buf())?;
+    let report = parts::run_all(&ctx);
+    // The report is written only when every part ran.
+    let report = report?;
+    std::fs::write(&cli.out, report).with_context(|| format!("writing {}", cli.out.display()))?;
+    eprintln!("shoal-bench: wrote {}", cli.out.display());
+    if cli.keep {
+        let kept = work.keep();
+        eprintln!("shoal-bench: scratch folder kept in {}", kept.display());
+    }
+    Ok(())
+}
+
+fn which(tool: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|p| {
+        std::env::split_paths(&p)
+            .map(|d| d.join(tool))
+            .find(|c| c.is_file())
+    })
+}

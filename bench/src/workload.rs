@@ -1,0 +1,360 @@
+//! The trees the benchmarks sync, made deterministically from a seed so two
+//! runs move the same bytes. Contents are pseudo-random (incompressible),
+//! like the compressed packages that fill a real archive.
+
+use anyhow::{Context, Result};
+use std::collections::HashSet;
+use std::io::Write;
+use std::path::Path;
+
+/// One file of a tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileSpec {
+    pub path: String,
+    pub size: u64,
+    /// Seeds the content; change it to change the bytes.
+    pub seed: u64,
+}
+
+/// A small, fast PRNG (xorshift64*): good enough for file contents and
+/// sizes, and the same on every machine.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        // Never zero (xorshift's fixed point); mix the seed a little.
+        Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
+    }
+    pub fn next_u64(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    /// Uniform in `lo..=hi`.
+    pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
+        lo + self.next_u64() % (hi - lo + 1)
+    }
+}
+
+fn pool_path(i: usize, name: &str, size_hint: &str) -> String {
+    let pkg = format!("{name}{i:05}");
+    let first = &pkg[..1];
+    format!("pool/main/{first}/{pkg}/{pkg}_1.{size_hint}_amd64.deb")
+}
+
+/// The fan-out snapshot of about `total` bytes, shaped like a package
+/// archive: 60 % in four large packages, 30 % in medium ones (~1.5 MB),
+/// 10 % in many small ones (2–64 kB), and a few index files under
+/// `dists/`.
+pub fn fanout_mix(total: u64, seed: u64) -> Vec<FileSpec> {
+    let mut rng = Rng::new(seed);
+    let mut out = Vec::new();
+    let mut s = seed;
+    let mut push = |out: &mut Vec<FileSpec>, path: String, size: u64| {
+        s += 1;
+        out.push(FileSpec {
+            path,
+            size,
+            seed: s,
+        });
+    };
+    let large = total * 6 / 10;
+    for i in 0..4 {
+        push(&mut out, pool_path(i, "large", "0"), large / 4);
+    }
+    let medium_total = total * 3 / 10;
+    let mut m = 0;
+    let mut i = 0;
+    while m < medium_total {
+        let size = rng.range(1_000_000, 2_000_000).min(medium_total - m);
+        push(&mut out, pool_path(i, "medium", "0"), size);
+        m += size;
+        i += 1;
+    }
+    let small_total = total / 10;
+    let mut sm = 0;
+    let mut i = 0;
+    while sm < small_total {
+        let size = rng.range(2_000, 64_000).min(small_total - sm);
+        push(&mut out, pool_path(i, "small", "0"), size);
+        sm += size;
+        i += 1;
+    }
+    for (p, size) in [
+        ("dists/stable/main/binary-amd64/Packages", 200_000),
+        ("dists/stable/main/binary-amd64/Packages.xz", 40_000),
+        ("dists/stable/main/i18n/Translation-en", 100_000),
+        ("dists/stable/Release", 2_000),
+        ("dists/stable/InRelease", 2_800),
+    ] {
+        push(&mut out, p.to_string(), size);
+    }
+    out
+}
+
+/// A tree of `n` tiny files (64 B – 2 kB), about a hundred per folder:
+/// what a big tree costs per file, not per byte.
+pub fn tiny_tree(n: usize, seed: u64) -> Vec<FileSpec> {
+    let mut rng = Rng::new(seed);
+    (0..n)
+        .map(|i| FileSpec {
+            path: format!("pool/main/d{:04}/f{i:07}.deb", i / 100),
+            size: rng.range(64, 2048),
+            seed: seed.wrapping_add(i as u64 + 1),
+        })
+        .collect()
+}
+
+/// The hashing tree of about `total` bytes: a third each in 64 MB,
+/// ~4 MB and ~256 kB packages, plus index files.
+pub fn hash_tree(total: u64, seed: u64) -> Vec<FileSpec> {
+    let mut rng = Rng::new(seed);
+    let mut out = Vec::new();
+    let mut s = seed;
+    for (name, lo, hi) in [
+        ("big", 64_000_000u64, 64_000_000u64),
+        ("mid", 3_000_000, 5_000_000),
+        ("pkg", 128_000, 384_000),
+    ] {
+        let part = total / 3;
+        let mut got = 0;
+        let mut i = 0;
+        while got < part {
+            let size = rng.range(lo, hi).min(part - got);
+            s += 1;
+            out.push(FileSpec {
+                path: pool_path(i, name, "0"),
+                size,
+                seed: s,
+            });
+            got += size;
+            i += 1;
+        }
+    }
+    out.push(FileSpec {
+        path: "dists/stable/main/binary-amd64/Packages".into(),
+        size: 500_000,
+        seed: s + 1,
+    });
+    out
+}
+
+/// Total bytes of a tree.
+pub fn total_bytes(specs: &[FileSpec]) -> u64 {
+    specs.iter().map(|f| f.size).sum()
+}
+
+/// Fills `buf` with the content of seed `seed`, starting at byte `offset`
+/// of the file (a multiple of 8).
+fn fill(buf: &mut [u8], seed: u64, offset: u64) {
+    let mut rng = Rng::new(seed ^ offset.rotate_left(17));
+    for chunk in buf.chunks_mut(8) {
+        let v = rng.next_u64().to_le_bytes();
+        chunk.copy_from_slice(&v[..chunk.len()]);
+    }
+}
+
+/// The bytes of a file (for tests and small files).
+pub fn content(spec: &FileSpec) -> Vec<u8> {
+    let mut v = vec![0u8; spec.size as usize];
+    for (k, chunk) in v.chunks_mut(BLOCK).enumerate() {
+        fill(chunk, spec.seed, (k * BLOCK) as u64);
+    }
+    v
+}
+
+const BLOCK: usize = 1 << 20;
+
+/// Writes one file (replacing what is there).
+pub fn write_file(root: &Path, spec: &FileSpec) -> Result<()> {
+    let p = root.join(&spec.path);
+    if let Some(d) = p.parent() {
+        std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
+    }
+    let mut f = std::fs::File::create(&p).with_context(|| format!("creating {}", p.display()))?;
+    let mut buf = vec![0u8; BLOCK.min(spec.size as usize)];
+    let mut off = 0u64;
+    while off < spec.size {
+        let n = ((spec.size - off) as usize).min(BLOCK);
+        fill(&mut buf[..n], spec.seed, off);
+        f.write_all(&buf[..n])
+            .with_context(|| format!("writing {}", p.display()))?;
+        off += n as u64;
+    }
+    Ok(())
+}
+
+/// Writes a whole tree under `root`, on `threads` threads.
+pub fn write_tree(root: &Path, specs: &[FileSpec], threads: usize) -> Result<()> {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let err = std::sync::Mutex::new(None);
+    // Folders first, once each, so the threads do not race to create them.
+    let dirs: HashSet<&str> = specs
+        .iter()
+        .filter_map(|f| f.path.rsplit_once('/').map(|(d, _)| d))
+        .collect();
+    for d in dirs {
+        std::fs::create_dir_all(root.join(d))
+            .with_context(|| format!("creating {}", root.join(d).display()))?;
+    }
+    std::thread::scope(|s| {
+        for _ in 0..threads.max(1) {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= specs.len() || err.lock().unwrap().is_some() {
+                    break;
+                }
+                if let Err(e) = write_file(root, &specs[i]) {
+                    *err.lock().unwrap() = Some(e);
+                }
+            });
+        }
+    });
+    match err.into_inner().unwrap() {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// Picks `ceil(len × fraction)` files spread evenly over the tree and gives
+/// them new contents of the same size (round `round` picks other files
+/// than earlier rounds where it can). Returns the indices changed.
+pub fn pick_changes(len: usize, fraction: f64, round: usize) -> Vec<usize> {
+    let k = ((len as f64 * fraction).ceil() as usize).clamp(1, len.max(1));
+    if len == 0 {
+        return Vec::new();
+    }
+    let step = len / k;
+    let offset = if step > 1 { round % step } else { 0 };
+    (0..k).map(|j| (j * step + offset) % len).collect()
+}
+
+/// Applies a change round to the tree on disk: new content for the picked
+/// files. Returns how many files and bytes changed.
+pub fn apply_changes(
+    root: &Path,
+    specs: &mut [FileSpec],
+    fraction: f64,
+    round: usize,
+) -> Result<(usize, u64)> {
+    let idx = pick_changes(specs.len(), fraction, round);
+    let mut bytes = 0;
+    for &i in &idx {
+        specs[i].seed = specs[i].seed.wrapping_add(0x1000_0000 * (round as u64 + 1));
+        write_file(root, &specs[i])?;
+        bytes += specs[i].size;
+    }
+    Ok((idx.len(), bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unique_paths(v: &[FileSpec]) -> bool {
+        let s: HashSet<&str> = v.iter().map(|f| f.path.as_str()).collect();
+        s.len() == v.len()
+    }
+
+    #[test]
+    fn fanout_mix_has_the_size_and_shape_asked_for() {
+        let total = 300_000_000;
+        let v = fanout_mix(total, 7);
+        let sum = total_bytes(&v);
+        // The pool parts add to the total (to rounding), the indices on top.
+        assert!(sum >= total - 4 && sum <= total + 400_000, "{sum}");
+        assert!(unique_paths(&v));
+        let large = v.iter().filter(|f| f.size >= 40_000_000).count();
+        let small = v.iter().filter(|f| f.size <= 64_000).count();
+        assert_eq!(large, 4);
+        assert!(small > 500, "{small} small files");
+        assert_eq!(v, fanout_mix(total, 7), "deterministic");
+    }
+
+    #[test]
+    fn tiny_and_hash_trees() {
+        let t = tiny_tree(1000, 1);
+        assert_eq!(t.len(), 1000);
+        assert!(unique_paths(&t));
+        assert!(t.iter().all(|f| (64..=2048).contains(&f.size)));
+        let h = hash_tree(1_000_000_000, 2);
+        let sum = total_bytes(&h);
+        assert!((999_000_000..=1_001_000_000).contains(&sum), "{sum}");
+        assert!(unique_paths(&h));
+    }
+
+    #[test]
+    fn contents_are_deterministic_and_differ_by_seed() {
+        let a = FileSpec {
+            path: "a".into(),
+            size: 3 * BLOCK as u64 + 5,
+            seed: 1,
+        };
+        let b = FileSpec {
+            seed: 2,
+            ..a.clone()
+        };
+        let ca = content(&a);
+        assert_eq!(ca.len(), a.size as usize);
+        assert_eq!(ca, content(&a));
+        assert_ne!(ca, content(&b));
+        // Blocks of one file differ from each other (no repeating pattern
+        // rsync or a compressor could exploit).
+        assert_ne!(ca[..64], ca[BLOCK..BLOCK + 64]);
+    }
+
+    #[test]
+    fn writes_what_content_says() {
+        let d = tempfile::tempdir().unwrap();
+        let specs = vec![
+            FileSpec {
+                path: "x/y/one".into(),
+                size: BLOCK as u64 + 3,
+                seed: 9,
+            },
+            FileSpec {
+                path: "x/two".into(),
+                size: 0,
+                seed: 1,
+            },
+        ];
+        write_tree(d.path(), &specs, 2).unwrap();
+        assert_eq!(
+            std::fs::read(d.path().join("x/y/one")).unwrap(),
+            content(&specs[0])
+        );
+        assert_eq!(std::fs::read(d.path().join("x/two")).unwrap().len(), 0);
+    }
+
+    #[test]
+    fn changes_are_spread_and_counted() {
+        let idx = pick_changes(200_000, 0.001, 0);
+        assert_eq!(idx.len(), 200);
+        let s: HashSet<usize> = idx.iter().copied().collect();
+        assert_eq!(s.len(), 200);
+        assert!(idx.iter().all(|&i| i < 200_000));
+        // Another round picks other files.
+        let idx2 = pick_changes(200_000, 0.001, 1);
+        assert!(idx2.iter().all(|i| !s.contains(i)));
+        assert_eq!(pick_changes(10, 0.001, 0).len(), 1);
+        assert!(pick_changes(0, 0.5, 0).is_empty());
+    }
+
+    #[test]
+    fn applying_changes_rewrites_files() {
+        let d = tempfile::tempdir().unwrap();
+        let mut specs = tiny_tree(50, 3);
+        write_tree(d.path(), &specs, 1).unwrap();
+        let before = content(&specs[0]);
+        let (n, bytes) = apply_changes(d.path(), &mut specs, 0.1, 0).unwrap();
+        assert_eq!(n, 5);
+        assert!(bytes > 0);
+        let after = std::fs::read(d.path().join(&specs[0].path)).unwrap();
+        assert_ne!(before, after);
+        assert_eq!(after, content(&specs[0]));
+    }
+}
