@@ -453,6 +453,13 @@ fn replicated_volume_follows_the_planned_layout() {
     assert_eq!(listed.len(), 3);
     assert_eq!(listed[..2], planned_arb[..2]);
     assert_eq!(listed[2], format!("{} (arbiter)", planned_arb[2]));
+    // The Puppet class reads the brick order of an existing volume with a
+    // shell pipeline over `gluster volume info`; on real output it gives
+    // the planned order, arbiter included.
+    assert_eq!(
+        puppet_listed_bricks(&info),
+        format!("{} ", planned_arb.join(" "))
+    );
     gluster(h1, &["volume", "delete", "arb"]).unwrap();
 
     // A Shoal mirror keeps its live tree on the volume. The test files go
@@ -478,6 +485,41 @@ fn replicated_volume_follows_the_planned_layout() {
         let added: Vec<&String> = a.difference(b).collect();
         assert!(added.is_empty(), "the test left {added:?} in {dir}");
     }
+}
+
+/// Runs the pipeline `shoal::gluster` (puppet/manifests/gluster.pp, `$listed`)
+/// applies to `gluster volume info` output, on `info`.
+fn puppet_listed_bricks(info: &str) -> String {
+    use std::io::Write;
+    let pp =
+        std::fs::read_to_string(shoal_e2e::workspace_root().join("puppet/manifests/gluster.pp"))
+            .unwrap();
+    let line = pp
+        .lines()
+        .find(|l| l.trim_start().starts_with("$listed = \""))
+        .expect("$listed in gluster.pp");
+    let quoted = line.split_once('"').unwrap().1.rsplit_once('"').unwrap().0;
+    let pipeline = quoted
+        .split_once(" | ")
+        .expect("gluster ... | pipeline")
+        .1
+        .replace("\\$", "$")
+        .replace("\\\\n", "\\n");
+    let mut child = Command::new("sh")
+        .args(["-c", &pipeline])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(info.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{pipeline}");
+    String::from_utf8(out.stdout).unwrap()
 }
 
 /// What the mirror does not share with its origin: its own trace file.
