@@ -2,6 +2,8 @@
 //! and the key, and says what to do. Expected lines are found in the test
 //! text itself (the line holding a marker), not taken from the parser.
 
+mod common;
+use common::{errors, expect, line_of};
 use shoal_provisioner::site::Site;
 
 const KEY: &str = "ed25519:3b6a27bcceb6a42d62a3a8d02a6f0d73653215771de243a63ac048a18b59da29";
@@ -12,43 +14,6 @@ fn base() -> String {
          origin:\n  host: origin.example.org\n  origin_public_key: {KEY}\n\
          mirrors:\n  - host: m1.example.org\n  - host: m2.example.org\n"
     )
-}
-
-/// The 1-based line of the first line of `text` containing `marker`.
-fn line_of(text: &str, marker: &str) -> usize {
-    text.lines()
-        .position(|l| l.contains(marker))
-        .unwrap_or_else(|| panic!("marker {marker:?} not in test text:\n{text}"))
-        + 1
-}
-
-/// The errors of `text`, as printed.
-fn errors(text: &str) -> Vec<String> {
-    match Site::from_yaml(text, "sites/site.yaml") {
-        Ok(_) => panic!("expected errors for:\n{text}"),
-        Err(e) => e.0.iter().map(|e| e.to_string()).collect(),
-    }
-}
-
-/// Asserts one error sits on the marker's line, names `key` and contains
-/// every piece of advice.
-fn expect(text: &str, marker: &str, key: &str, advice: &[&str]) -> String {
-    let line = line_of(text, marker);
-    let errs = errors(text);
-    let prefix = format!("sites/site.yaml:{line}:");
-    let hit = errs
-        .iter()
-        .find(|e| e.starts_with(&prefix) && e.contains(&format!(" {key}: ")))
-        .unwrap_or_else(|| {
-            panic!(
-                "no error at {prefix} for key {key}; got:\n{}",
-                errs.join("\n")
-            )
-        });
-    for a in advice {
-        assert!(hit.contains(a), "error lacks {a:?}: {hit}");
-    }
-    hit.clone()
 }
 
 #[test]

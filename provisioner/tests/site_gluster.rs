@@ -3,6 +3,8 @@
 //! names the file, the line and the key, and says what to do. Expected lines
 //! are found in the test text itself (the line holding a marker).
 
+mod common;
+use common::{errors, expect, line_of};
 use shoal_provisioner::site::Site;
 use std::path::PathBuf;
 use std::process::Command;
@@ -23,41 +25,6 @@ fn base() -> String {
          \x20   bricks: [/data/b1, /data/b2]\n    replica: 2\n    layout: chained\n    volume: mirror\n\
          \x20   mount: /srv/shoal\n"
     )
-}
-
-fn line_of(text: &str, marker: &str) -> usize {
-    text.lines()
-        .position(|l| l.contains(marker))
-        .unwrap_or_else(|| panic!("marker {marker:?} not in test text:\n{text}"))
-        + 1
-}
-
-fn errors(text: &str) -> Vec<String> {
-    match Site::from_yaml(text, "sites/site.yaml") {
-        Ok(_) => panic!("expected errors for:\n{text}"),
-        Err(e) => e.0.iter().map(|e| e.to_string()).collect(),
-    }
-}
-
-/// Asserts one error sits on the marker's line, names `key` and contains
-/// every piece of advice.
-fn expect(text: &str, marker: &str, key: &str, advice: &[&str]) -> String {
-    let line = line_of(text, marker);
-    let errs = errors(text);
-    let prefix = format!("sites/site.yaml:{line}:");
-    let hit = errs
-        .iter()
-        .find(|e| e.starts_with(&prefix) && e.contains(&format!(" {key}: ")))
-        .unwrap_or_else(|| {
-            panic!(
-                "no error at {prefix} for key {key}; got:\n{}",
-                errs.join("\n")
-            )
-        });
-    for a in advice {
-        assert!(hit.contains(a), "error lacks {a:?}: {hit}");
-    }
-    hit.clone()
 }
 
 /// `base()` with one line replaced (the old text must be there).
