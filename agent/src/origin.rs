@@ -504,11 +504,12 @@ async fn publish_after(
     }
 
     // Which contents are new; which packs to compact.
-    let referenced: HashSet<[u8; 32]> = entries
+    // Content → its size (a content's size is the size of every file with it).
+    let referenced: HashMap<[u8; 32], u64> = entries
         .iter()
         .filter_map(|e| e.file())
         .filter(|f| f.0 > 0)
-        .map(|f| f.1 .0)
+        .map(|f| (f.1 .0, f.0))
         .collect();
     let mut new_contents: Vec<(shoal_pack::Content, PathBuf, bool)> = Vec::new();
     let mut seen = HashSet::new();
@@ -523,14 +524,8 @@ async fn publish_after(
         new_contents.push(((*h).clone().into(), src, is_copy));
     }
     let mut live_bytes: HashMap<u64, u64> = HashMap::new();
-    for sha in &referenced {
+    for (sha, size) in &referenced {
         if let Some(id) = st.catalog.get(sha) {
-            let size = st.packs[id]
-                .files
-                .iter()
-                .find(|f| &f.0 == sha)
-                .map(|f| f.1)
-                .unwrap_or(0);
             *live_bytes.entry(*id).or_default() += size;
         }
     }
@@ -544,7 +539,7 @@ async fn publish_after(
         } else if (live as f64) < COMPACT_BELOW * total as f64 {
             retire.push(*id);
             for ((sha, size), pieces) in p.files.iter().zip(&p.pieces) {
-                if referenced.contains(sha) {
+                if referenced.contains_key(sha) {
                     repack.push((
                         shoal_pack::Content {
                             sha256: *sha,
