@@ -78,6 +78,18 @@ fn every_hosts_unit_verifies_without_warnings() {
             bin.display()
         );
         assert!(unit.contains(&exec), "{unit}");
+        // Started only once its folders are mounted (a GlusterFS repository
+        // comes from fstab at boot), on every host.
+        let mounts = format!(
+            "\nRequiresMountsFor={} {}\n",
+            h.repo_dir.display(),
+            h.state_dir.display()
+        );
+        assert!(unit.contains(&mounts), "{unit}");
+        assert!(
+            unit.contains("\nAfter=network-online.target remote-fs.target\n"),
+            "{unit}"
+        );
         assert!(
             unit.contains("NoNewPrivileges=yes") && unit.contains("ProtectSystem=full"),
             "{unit}"
@@ -105,7 +117,13 @@ fn every_hosts_unit_verifies_without_warnings() {
                     "no capabilities: {unit}"
                 );
             }
-            "home.example.org" => assert!(unit.contains("ProtectHome=no"), "{unit}"),
+            "home.example.org" => {
+                assert!(unit.contains("ProtectHome=no"), "{unit}");
+                assert!(
+                    unit.contains("\nRequiresMountsFor=/home/mirror/repo /var/lib/shoal\n"),
+                    "{unit}"
+                );
+            }
             other => panic!("unexpected host {other}"),
         }
     }

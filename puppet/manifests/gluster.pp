@@ -14,7 +14,10 @@
 # * a host with a `mount_point` installs `client_package` and mounts the
 #   volume there before the `shoal` class writes its folders and starts the
 #   agent, so the mirror's repository (`shoal::repo_dir`, the mount point or
-#   a folder inside it) is on the volume from the first sync on.
+#   a folder inside it) is on the volume from the first sync on. Once the
+#   mount works, its line goes into `fstab`, so the volume is mounted again
+#   at boot; the agent's unit has `RequiresMountsFor=` its folders, so
+#   systemd starts the agent only after that mount.
 #
 # The brick order decides which bricks hold copies of the same files, so it
 # is computed once, by `shoal gluster layout` (the `shoal` CLI's planner),
@@ -76,6 +79,13 @@
 #   Run and enable the `glusterd` service on servers. Turn it off where
 #   something else runs glusterd.
 #   Default: `true`.
+# @param fstab
+#   The file system table that keeps the mount across reboots: a host with a
+#   `mount_point` gets exactly one line for it there,
+#   `SERVER:/VOLUME MOUNT_POINT glusterfs OPTIONS 0 0` (options `defaults`,
+#   `_netdev` and `backup-volfile-servers`). Another line for the same mount
+#   point is replaced; the rest of the file is left as it is.
+#   Default: `'/etc/fstab'`.
 class shoal::gluster (
   Array[Shoal::Glusterbrick, 1]                  $bricks,
   Pattern[/\A[A-Za-z0-9_][A-Za-z0-9_-]{0,98}\z/] $volume,
@@ -89,6 +99,7 @@ class shoal::gluster (
   String[1]                                      $server_package,
   String[1]                                      $client_package,
   Boolean                                        $manage_service,
+  Shoal::Absolutepath                            $fstab,
 ) {
   # Checks the types cannot express; each message says what to change.
   if $volume in ['all', 'volume'] {
@@ -209,7 +220,14 @@ class shoal::gluster (
 
   if $mount_point =~ NotUndef {
     $server = $mount_server.lest || { $primary }
-    $backups = $hosts - [$server]
+    # mount.glusterfs separates the backup servers with ':', so IPv6
+    # addresses among them go in brackets.
+    $backups = ($hosts - [$server]).map |$h| {
+      $h ? {
+        /:/     => "[${h}]",
+        default => $h,
+      }
+    }
     $options = empty($backups) ? {
       true    => 'defaults,_netdev',
       default => "defaults,_netdev,backup-volfile-servers=${join($backups, ':')}",
@@ -230,6 +248,34 @@ class shoal::gluster (
       unless  => ['findmnt', '--mountpoint', $mount_point, '--types', 'fuse.glusterfs'],
       path    => $path,
       require => [Package[$client_package], Exec['shoal-gluster mount point']],
+    }
+
+    # Exactly one fstab line for the mount point, written once the mount
+    # works, so that the volume comes back at boot (`_netdev`: after the
+    # network). Core Puppet has no mount type any more (it lives in the
+    # mount_core module, which rewrites the whole table), so a small awk
+    # script replaces any other line for this mount point, keeps every other
+    # line as it is, and renames the result into place with the old owner
+    # and mode.
+    $fstab_line = "${server}:/${volume} ${mount_point} glusterfs ${options} 0 0"
+    $fstab_entries = 'MP="$3" awk \'$1 !~ /^#/ && $2 == ENVIRON["MP"]\' "$2"'
+    $fstab_edit = @(SH)
+      set -e
+      if [ ! -e "$2" ]; then printf '%s\n' "$1" > "$2"; exit 0; fi
+      tmp="$2.shoal-new"
+      LINE="$1" MP="$3" awk '
+        $1 !~ /^#/ && $2 == ENVIRON["MP"] { if (!done) print ENVIRON["LINE"]; done = 1; next }
+        { print }
+        END { if (!done) print ENVIRON["LINE"] }' "$2" > "$tmp"
+      chown --reference="$2" "$tmp"
+      chmod --reference="$2" "$tmp"
+      mv -f "$tmp" "$2"
+      | SH
+    exec { 'shoal-gluster fstab':
+      command => ['sh', '-c', $fstab_edit, 'sh', $fstab_line, $fstab, $mount_point],
+      unless  => ['sh', '-c', "test \"\$(${fstab_entries})\" = \"\$1\"", 'sh', $fstab_line, $fstab, $mount_point],
+      path    => $path,
+      require => Exec['shoal-gluster mount'],
     }
 
     if $me == $primary and !empty($local_bricks) {

@@ -30,6 +30,7 @@ class shoal::service {
             'user'           => $shoal::user,
             'group'          => $shoal::group,
             'writable_paths' => shoal::writable_paths($shoal::repo_dir, $shoal::state_dir),
+            'mount_paths'    => [$shoal::repo_dir, $shoal::state_dir],
         }),
         notify  => Exec['shoal-agent systemctl daemon-reload'],
       }

@@ -481,6 +481,12 @@ fn systemd_unit_passes_systemd_analyze_and_is_hardened() {
             "ReadWritePaths={p}/srv/repo {p}/var/lib/shoal",
             p = p.display()
         ),
+        // Started only once the repository (GlusterFS from fstab) is mounted.
+        format!(
+            "RequiresMountsFor={p}/srv/repo {p}/var/lib/shoal",
+            p = p.display()
+        ),
+        "After=network-online.target remote-fs.target".into(),
         "PrivateTmp=yes".into(),
         "ProtectHome=yes".into(),
         "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6".into(),
@@ -1433,7 +1439,9 @@ fn gluster_tasks_take_their_part_from_the_planned_bricks() {
             .unwrap_or_else(|| panic!("{}", run.all()));
         let json = line.trim().trim_start_matches("\"msg\":").trim();
         let text: String = serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {line}"));
-        let text = text.strip_prefix("DERIVED ").unwrap_or_else(|| panic!("{line}"));
+        let text = text
+            .strip_prefix("DERIVED ")
+            .unwrap_or_else(|| panic!("{line}"));
         serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {line}"))
     };
     let bricks = "shoal_gluster_bricks: [g2:/data/b1, g3:/data/b1, g3:/data/b2, m1:/data/b1, m1:/data/b2, g2:/data/b2]\n";
@@ -1475,6 +1483,11 @@ fn gluster_tasks_take_their_part_from_the_planned_bricks() {
     assert_eq!(
         d["type"],
         serde_json::json!(["disperse", "3", "redundancy", "1"])
+    );
+    // mount.glusterfs separates backup servers with ':': IPv6 in brackets.
+    assert_eq!(
+        d["options"],
+        "defaults,_netdev,backup-volfile-servers=[fd00::2]:[fd00::3]"
     );
 }
 
@@ -1530,6 +1543,13 @@ fn bad_gluster_settings_fail_with_a_clear_message() {
             "shoal_gluster_mount_point: srv/x",
             &["shoal_gluster_mount_point 'srv/x'", "absolute path"],
         ),
+        (
+            "shoal_gluster_fstab: etc/fstab",
+            &[
+                "shoal_gluster_fstab 'etc/fstab'",
+                "absolute path such as /etc/fstab",
+            ],
+        ),
     ];
     let mut failures = Vec::new();
     for (over, expect) in cases {
@@ -1575,4 +1595,97 @@ fn bad_gluster_settings_fail_with_a_clear_message() {
     let run = sb.playbook(&inv, &pb, &[]).ok();
     assert_eq!(run.counter("localhost", "changed"), 0, "{}", run.all());
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+/// A mounting host keeps exactly one fstab line for its mount point, so the
+/// volume is mounted again at boot: the role's own task (tag
+/// `shoal_gluster_fstab`, the last of tasks/gluster.yml, which runs once the
+/// mount works) on an fstab in the temp prefix. It replaces an older line for
+/// the mount point, keeps every other line byte for byte, writes IPv6 backup
+/// servers in brackets, and changes nothing on a second run.
+#[test]
+fn gluster_mount_is_kept_in_fstab() {
+    let sb = Sandbox::new();
+    let fstab = sb.prefix("etc/fstab");
+    std::fs::create_dir_all(fstab.parent().unwrap()).unwrap();
+    let others_before = "# /etc/fstab: static file system information.\n\
+                         UUID=1234  /  ext4  errors=remount-ro  0  1\n\
+                         #g9:/old /srv/shoal glusterfs defaults 0 0\n\n\
+                         /dev/sdb1\t/srv/shoal/other xfs defaults 0 2\n";
+    let others_after = "tmpfs /tmp tmpfs defaults 0 0\n";
+    std::fs::write(
+        &fstab,
+        format!("{others_before}g9:/old   /srv/shoal glusterfs defaults 0 0\n{others_after}"),
+    )
+    .unwrap();
+    let pb = sb.write(
+        "gluster-fstab.yml",
+        "---\n- name: Gluster\n  hosts: localhost\n  gather_facts: false\n  tasks:\n\
+         \x20   - name: Gluster part of the role\n      ansible.builtin.import_role:\n        name: shoal\n        tasks_from: gluster\n",
+    );
+    let inv = sb.write(
+        "gluster-hosts.yml",
+        &format!(
+            "all:\n  hosts:\n    localhost:\n      ansible_connection: local\n      \
+             shoal_gluster_bricks: ['g1:/b', 'fd00::2:/b', 'g3:/b']\n      shoal_gluster_replica: 3\n      \
+             shoal_gluster_peer_name: m1\n      shoal_gluster_mount_point: /srv/shoal\n      \
+             shoal_gluster_fstab: {}\n",
+            fstab.display()
+        ),
+    );
+    let line =
+        "g1:/shoal /srv/shoal glusterfs defaults,_netdev,backup-volfile-servers=[fd00::2]:g3 0 0\n";
+    let want = format!("{others_before}{line}{others_after}");
+
+    let run = sb
+        .playbook(&inv, &pb, &["--tags", "shoal_gluster_fstab"])
+        .ok();
+    assert_eq!(run.counter("localhost", "changed"), 1, "{}", run.all());
+    assert!(
+        run.all().contains("Keep the GlusterFS mount in fstab"),
+        "{}",
+        run.all()
+    );
+    assert_eq!(std::fs::read_to_string(&fstab).unwrap(), want);
+    assert_eq!(mode(&fstab), 0o644);
+
+    let run = sb
+        .playbook(&inv, &pb, &["--tags", "shoal_gluster_fstab"])
+        .ok();
+    assert_eq!(run.counter("localhost", "changed"), 0, "{}", run.all());
+    assert_eq!(std::fs::read_to_string(&fstab).unwrap(), want);
+
+    // Another mount server rewrites the same line in place.
+    let inv2 = sb.write(
+        "gluster-hosts2.yml",
+        &std::fs::read_to_string(&inv).unwrap().replace(
+            "shoal_gluster_fstab:",
+            "shoal_gluster_mount_server: g3\n      shoal_gluster_fstab:",
+        ),
+    );
+    let run = sb
+        .playbook(&inv2, &pb, &["--tags", "shoal_gluster_fstab"])
+        .ok();
+    assert_eq!(run.counter("localhost", "changed"), 1, "{}", run.all());
+    assert_eq!(
+        std::fs::read_to_string(&fstab).unwrap(),
+        format!(
+            "{others_before}g3:/shoal /srv/shoal glusterfs defaults,_netdev,backup-volfile-servers=g1:[fd00::2] 0 0\n{others_after}"
+        )
+    );
+
+    // Without a mount point there is no fstab line.
+    std::fs::write(&fstab, others_before).unwrap();
+    let inv3 = sb.write(
+        "gluster-hosts3.yml",
+        &std::fs::read_to_string(&inv).unwrap().replace(
+            "shoal_gluster_mount_point: /srv/shoal",
+            "shoal_gluster_mount_point: ''",
+        ),
+    );
+    let run = sb
+        .playbook(&inv3, &pb, &["--tags", "shoal_gluster_fstab"])
+        .ok();
+    assert_eq!(run.counter("localhost", "changed"), 0, "{}", run.all());
+    assert_eq!(std::fs::read_to_string(&fstab).unwrap(), others_before);
 }

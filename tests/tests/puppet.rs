@@ -586,6 +586,16 @@ fn systemd_unit_passes_systemd_analyze_verify() {
             format!("{repo} {state}")
         };
         assert!(text.contains(&format!("\nReadWritePaths={rw}\n")), "{text}");
+        // The agent starts only once its folders are mounted (a GlusterFS
+        // repository comes from fstab at boot), whatever ReadWritePaths merged.
+        assert!(
+            text.contains(&format!("\nRequiresMountsFor={repo} {state}\n")),
+            "{text}"
+        );
+        assert!(
+            text.contains("\nAfter=network-online.target remote-fs.target\n"),
+            "{text}"
+        );
 
         let verify = |path: &Path| {
             let mut c = Command::new("systemd-analyze");

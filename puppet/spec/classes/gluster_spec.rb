@@ -116,6 +116,61 @@ describe 'shoal::gluster' do
       is_expected.to contain_exec('shoal-gluster mount').that_comes_before('File[/etc/shoal/agent.yaml]')
       is_expected.to contain_exec('shoal-gluster mount').that_comes_before('Service[shoal-agent]')
     end
+
+    it 'keeps the working mount in /etc/fstab, one line for the mount point' do
+      is_expected.to contain_exec('shoal-gluster fstab').that_requires('Exec[shoal-gluster mount]')
+      fstab = catalogue.resource('Exec', 'shoal-gluster fstab')
+      line = 'g1.example.org:/shoal /srv/shoal glusterfs defaults,_netdev,backup-volfile-servers=g2.example.org:g3.example.org 0 0'
+      expect(fstab[:command][3, 4]).to eq(['sh', line, '/etc/fstab', '/srv/shoal'])
+      expect(fstab[:unless][3, 4]).to eq(['sh', line, '/etc/fstab', '/srv/shoal'])
+    end
+
+    # The compiled command and unless run for real on a scratch fstab.
+    context 'with fstab in a scratch folder' do
+      let(:dir) { Dir.mktmpdir('shoal-fstab-') }
+      let(:path) { File.join(dir, 'fstab') }
+      let(:params) { super().merge('fstab' => path) }
+      let(:line) { 'g1.example.org:/shoal /srv/shoal glusterfs defaults,_netdev,backup-volfile-servers=g2.example.org:g3.example.org 0 0' }
+
+      after(:each) { FileUtils.rm_rf(dir) }
+
+      def run(argv)
+        system(*argv, out: File::NULL, err: File::NULL)
+      end
+
+      it 'replaces the old line for the mount point, keeps the others and is idempotent' do
+        fstab = catalogue.resource('Exec', 'shoal-gluster fstab')
+        others = "# /etc/fstab: static file system information.\nUUID=1234  /  ext4  errors=remount-ro  0  1\n" \
+                 "#g9:/old /srv/shoal glusterfs defaults 0 0\n\n/dev/sdb1\t/srv/shoal/other xfs defaults 0 2\n"
+        File.write(path, others + "g9:/old /srv/shoal glusterfs defaults 0 0\ntmpfs /tmp tmpfs defaults 0 0\n")
+        File.chmod(0o640, path)
+        expect(run(fstab[:unless])).to be(false)
+        expect(run(fstab[:command])).to be(true)
+        expect(File.read(path)).to eq(others + line + "\ntmpfs /tmp tmpfs defaults 0 0\n")
+        expect(File.stat(path).mode & 0o7777).to eq(0o640)
+        expect(run(fstab[:unless])).to be(true)
+        expect(Dir.children(dir)).to eq(['fstab'])
+      end
+
+      it 'appends the line when the mount point has none, and removes duplicates' do
+        fstab = catalogue.resource('Exec', 'shoal-gluster fstab')
+        File.write(path, "proc /proc proc defaults 0 0\n")
+        expect(run(fstab[:command])).to be(true)
+        expect(File.read(path)).to eq("proc /proc proc defaults 0 0\n#{line}\n")
+        File.write(path, "#{line}\n#{line}\n")
+        expect(run(fstab[:unless])).to be(false)
+        expect(run(fstab[:command])).to be(true)
+        expect(File.read(path)).to eq("#{line}\n")
+      end
+
+      it 'creates a missing fstab' do
+        fstab = catalogue.resource('Exec', 'shoal-gluster fstab')
+        expect(run(fstab[:unless])).to be(false)
+        expect(run(fstab[:command])).to be(true)
+        expect(File.read(path)).to eq("#{line}\n")
+        expect(run(fstab[:unless])).to be(true)
+      end
+    end
   end
 
   context 'on the first server that also mounts' do
@@ -130,6 +185,25 @@ describe 'shoal::gluster' do
     let(:params) { { 'bricks' => ['g1.example.org:/a', 'g1.example.org:/b'], 'replica' => 2, 'mount_point' => '/mnt/x', 'volume' => 'v_1' } }
 
     it { is_expected.to contain_exec('shoal-gluster mount').with_command(['mount', '-t', 'glusterfs', '-o', 'defaults,_netdev', 'g1.example.org:/v_1', '/mnt/x']) }
+    it 'writes the line without backup servers' do
+      expect(catalogue.resource('Exec', 'shoal-gluster fstab')[:command][4]).to eq('g1.example.org:/v_1 /mnt/x glusterfs defaults,_netdev 0 0')
+    end
+  end
+
+  context 'with IPv6 servers' do
+    let(:params) { { 'bricks' => ['fd00::1:/b', 'fd00::2:/b', 'fd00::3:/b'], 'disperse' => 3, 'redundancy' => 1, 'mount_point' => '/srv/shoal' } }
+
+    it 'puts the backup servers in brackets, as mount.glusterfs separates them with colons' do
+      is_expected.to contain_exec('shoal-gluster mount').with_command(
+        ['mount', '-t', 'glusterfs', '-o', 'defaults,_netdev,backup-volfile-servers=[fd00::2]:[fd00::3]', 'fd00::1:/shoal', '/srv/shoal'],
+      )
+    end
+  end
+
+  context 'with a relative fstab' do
+    let(:params) { super().merge('mount_point' => '/srv/shoal', 'fstab' => 'etc/fstab') }
+
+    it { is_expected.to compile.and_raise_error(%r{fstab}) }
   end
 
   context 'with an arbiter' do

@@ -45,6 +45,11 @@ describe 'shoal::service' do
     it 'makes only the repository and the state folder writable' do
       expect(unit).to match(%r{^ReadWritePaths=/srv/shoal/repo /var/lib/shoal$})
     end
+
+    it 'starts only once the repository and the state folder are mounted (GlusterFS from fstab)' do
+      expect(unit).to match(%r{^RequiresMountsFor=/srv/shoal/repo /var/lib/shoal$})
+      expect(unit).to match(%r{^After=network-online.target remote-fs.target$})
+    end
   end
 
   context 'under systemd with sibling repository and state folders' do
@@ -52,6 +57,7 @@ describe 'shoal::service' do
 
     it 'makes their parent writable, so hard links between them stay on one mount' do
       expect(unit).to match(%r{^ReadWritePaths=/srv/shoal$})
+      expect(unit).to match(%r{^RequiresMountsFor=/srv/shoal/repo /srv/shoal/state/$})
     end
   end
 
