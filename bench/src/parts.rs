@@ -187,7 +187,7 @@ fn render(
 
 fn fanout(ctx: &Ctx) -> Result<Section> {
     let quick = ctx.cli.quick;
-    let mb = ctx.cli.fanout_mb.unwrap_or(if quick { 24 } else { 320 });
+    let mb = ctx.cli.fanout_mb.unwrap_or(if quick { 24 } else { 256 });
     let ns: Vec<usize> = if !ctx.cli.mirrors.is_empty() {
         ctx.cli.mirrors.clone()
     } else if quick {
@@ -522,7 +522,7 @@ fn update(ctx: &Ctx) -> Result<Section> {
         .update_files
         .unwrap_or(if quick { 5_000 } else { 200_000 });
     let rounds = ctx.cli.update_rounds.unwrap_or(if quick { 1 } else { 3 }).max(1);
-    let dir = ctx.dir("update")?;
+    let dir = ctx.small_dir("update")?;
     let repo = dir.join("origin-repo");
     log(&format!("small update: writing {n} files"));
     let mut specs = workload::tiny_tree(n, 2);
@@ -539,14 +539,14 @@ fn update(ctx: &Ctx) -> Result<Section> {
     let mut mirrors = Vec::new();
     let t0 = Instant::now();
     for i in 2..=5 {
-        let h = net.host(i);
+        let md = dir.join(format!("m{}", i - 1));
         mirrors.push(NsAgent::mirror(
             ctx,
-            h,
+            net.host(i),
             &format!("m{}", i - 1),
             &origin.url(),
-            &h.dir().join("repo"),
-            &h.dir().join("state"),
+            &md.join("repo"),
+            &md.join("state"),
         )?);
     }
     log("small update: first sync of four Shoal mirrors (unshaped)");
@@ -558,7 +558,7 @@ fn update(ctx: &Ctx) -> Result<Section> {
     log("small update: first sync of four rsync mirrors (unshaped)");
     let rsyncd = Rsyncd::start(oh, &repo, &dir)?;
     let rjobs: Vec<_> = (2..=5)
-        .map(|i| (net.host(i), net.host(i).dir().join("rsync")))
+        .map(|i| (net.host(i), dir.join(format!("rsync-m{}", i - 1))))
         .collect();
     let rfirst = rsync_all(&rjobs, &rsyncd.url, &dir)?;
     let rsync_first = rfirst.iter().cloned().fold(0.0, f64::max);
@@ -615,7 +615,12 @@ fn update(ctx: &Ctx) -> Result<Section> {
         let _ = m.stop();
     }
     origin.stop()?;
+    drop(mirrors);
+    drop(origin);
     drop(net);
+    if !ctx.cli.keep {
+        std::fs::remove_dir_all(&dir).ok();
+    }
 
     let mut table = Table::new(&[
         ">mirrors",
@@ -799,14 +804,13 @@ fn hashing(ctx: &Ctx) -> Result<Section> {
 
     // Restart: a mirror takes the tree (unshaped), then restarts.
     log("hashing: a mirror takes the tree, then restarts");
-    let mh = net.host(2);
     let mut mirror = NsAgent::mirror(
         ctx,
-        mh,
+        net.host(2),
         "m1",
         &origin.url(),
-        &mh.dir().join("repo"),
-        &mh.dir().join("state"),
+        &dir.join("m1").join("repo"),
+        &dir.join("m1").join("state"),
     )?;
     let t0 = Instant::now();
     wait_all_applied(std::slice::from_ref(&mirror), g, t0, Duration::from_secs(1800))?;
@@ -943,6 +947,7 @@ fn memory(ctx: &Ctx) -> Result<Section> {
         ">peak RSS",
         ">bytes per file",
         ">above idle, per file",
+        ">resident afterwards",
         ">time",
     ]);
     let mut r = Table::new(&[
@@ -959,7 +964,7 @@ fn memory(ctx: &Ctx) -> Result<Section> {
     let mut idle: Option<u64> = None;
     let mut skipped = Vec::new();
     for &n in &counts {
-        let dir = ctx.dir(&format!("memory-{n}"))?;
+        let dir = ctx.small_dir(&format!("memory-{n}"))?;
         let repo = dir.join("repo");
         log(&format!("memory: writing {n} files"));
         let specs = workload::tiny_tree(n, 4);
@@ -983,6 +988,8 @@ fn memory(ctx: &Ctx) -> Result<Section> {
         origin.wait_generation(g, Duration::from_secs(3600))?;
         let publish = origin.last_publish_secs()?;
         let opeak = origin.peak_rss()?;
+        crate::run::sleep(Duration::from_secs(1))?;
+        let osteady = origin.rss()?;
         let mut note = |who: &str, peak: u64| {
             let per = peak as f64 / files as f64;
             match worst.iter_mut().find(|w| w.0 == n) {
@@ -999,24 +1006,26 @@ fn memory(ctx: &Ctx) -> Result<Section> {
             bytes(opeak),
             format!("{:.0}", opeak as f64 / files as f64),
             format!("{:.0}", (opeak.saturating_sub(idle)) as f64 / files as f64),
+            bytes(osteady),
             secs(publish),
         ]);
         if n <= mirror_max {
             log(&format!("memory: a mirror takes {n} files"));
-            let mh = net.host(2);
             let mut mirror = NsAgent::mirror(
                 ctx,
-                mh,
+                net.host(2),
                 "m1",
                 &origin.url(),
-                &mh.dir().join("repo"),
-                &mh.dir().join("state"),
+                &dir.join("m1").join("repo"),
+                &dir.join("m1").join("state"),
             )?;
             let t0 = Instant::now();
             wait_all_applied(std::slice::from_ref(&mirror), g, t0, Duration::from_secs(3600))?;
             let took = t0.elapsed().as_secs_f64();
             expect_tree(&mirror.repo, files, total, "mirror")?;
             let mpeak = mirror.peak_rss()?;
+            crate::run::sleep(Duration::from_secs(1))?;
+            let msteady = mirror.rss()?;
             note("mirror", mpeak);
             t.row(&[
                 "mirror (first sync)".to_string(),
@@ -1025,6 +1034,7 @@ fn memory(ctx: &Ctx) -> Result<Section> {
                 bytes(mpeak),
                 format!("{:.0}", mpeak as f64 / files as f64),
                 format!("{:.0}", (mpeak.saturating_sub(idle)) as f64 / files as f64),
+                bytes(msteady),
                 secs(took),
             ]);
             log("memory: restarting the mirror");
@@ -1063,9 +1073,10 @@ fn memory(ctx: &Ctx) -> Result<Section> {
     let _ = writeln!(
         body,
         "Trees of tiny files (64 B – 2 kB), so memory per file dominates. Peak resident memory \
-         is `VmHWM` from `/proc/PID/status` of the agent process; \"idle\" is an origin's \
-         resident memory when it publishes an empty folder (the fixed cost of an agent). Mirrors run \
-         unshaped.\n"
+         is `VmHWM` from `/proc/PID/status` of the agent process (the publish or the first \
+         sync); \"idle\" is an origin's resident memory when it publishes an empty folder (the \
+         fixed cost of an agent); \"resident afterwards\" is `VmRSS` a second after the \
+         publish or sync, what the agent keeps while it seeds. Mirrors run unshaped.\n"
     );
     body.push_str(&t.render());
     if !skipped.is_empty() {

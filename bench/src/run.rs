@@ -72,17 +72,80 @@ impl Work {
     }
 }
 
+/// A tmpfs mounted for the run (trees of many tiny files are written and
+/// removed in seconds there, not minutes); unmounted on drop.
+pub struct Tmpfs {
+    path: PathBuf,
+}
+
+impl Tmpfs {
+    pub fn mount(path: &Path, size_gb: u64) -> Result<Tmpfs> {
+        std::fs::create_dir_all(path).with_context(|| format!("creating {}", path.display()))?;
+        let c = |s: &str| std::ffi::CString::new(s).expect("no NUL");
+        let target = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())?;
+        let data = c(&format!("size={size_gb}g,mode=0755"));
+        // SAFETY: valid NUL-terminated strings that outlive the call.
+        let rc = unsafe {
+            libc::mount(
+                c("shoal-bench").as_ptr(),
+                target.as_ptr(),
+                c("tmpfs").as_ptr(),
+                libc::MS_NOSUID | libc::MS_NODEV,
+                data.as_ptr() as *const libc::c_void,
+            )
+        };
+        if rc != 0 {
+            bail!(
+                "cannot mount a tmpfs on {}: {} (use --tmpfs-gb 0 to work on disk)",
+                path.display(),
+                std::io::Error::last_os_error()
+            );
+        }
+        Ok(Tmpfs {
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let Ok(target) = std::ffi::CString::new(self.path.as_os_str().as_encoded_bytes()) else {
+            return;
+        };
+        for _ in 0..20 {
+            // SAFETY: a valid NUL-terminated path.
+            if unsafe { libc::umount2(target.as_ptr(), 0) } == 0 {
+                let _ = std::fs::remove_dir(&self.path);
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        eprintln!(
+            "shoal-bench: {} is busy; detaching it lazily",
+            self.path.display()
+        );
+        // SAFETY: as above.
+        unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) };
+    }
+}
+
 /// What every part needs.
 pub struct Ctx {
     pub cli: crate::Cli,
     pub agent: PathBuf,
     pub work: PathBuf,
+    /// Where trees of many small files go (a tmpfs unless --tmpfs-gb 0).
+    pub small: PathBuf,
     pub key: PathBuf,
     pub pubkey: String,
 }
 
 impl Ctx {
-    pub fn new(cli: crate::Cli, agent: PathBuf, work: PathBuf) -> Result<Ctx> {
+    pub fn new(cli: crate::Cli, agent: PathBuf, work: PathBuf, small: PathBuf) -> Result<Ctx> {
         let key = work.join("origin.key");
         let _ = std::fs::remove_file(&key);
         let out = std::process::Command::new(&agent)
@@ -102,6 +165,7 @@ impl Ctx {
             cli,
             agent,
             work,
+            small,
             key,
             pubkey,
         })
@@ -109,17 +173,26 @@ impl Ctx {
 
     /// A fresh folder under the scratch folder.
     pub fn dir(&self, name: &str) -> Result<PathBuf> {
-        let d = self.work.join(name);
-        if d.exists() {
-            std::fs::remove_dir_all(&d).with_context(|| format!("removing {}", d.display()))?;
-        }
-        std::fs::create_dir_all(&d).with_context(|| format!("creating {}", d.display()))?;
-        Ok(d)
+        fresh(&self.work.join(name))
+    }
+
+    /// A fresh folder for a tree of many small files.
+    pub fn small_dir(&self, name: &str) -> Result<PathBuf> {
+        fresh(&self.small.join(name))
     }
 
     pub fn rate_bits(&self) -> f64 {
         self.cli.rate_mbit as f64 * 1e6
     }
+}
+
+/// An empty folder at `d` (removing what was there).
+fn fresh(d: &Path) -> Result<PathBuf> {
+    if d.exists() {
+        std::fs::remove_dir_all(d).with_context(|| format!("removing {}", d.display()))?;
+    }
+    std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
+    Ok(d.to_path_buf())
 }
 
 /// HTTP port every agent listens on inside its namespace; BitTorrent is

@@ -169,13 +169,27 @@ pub fn content(spec: &FileSpec) -> Vec<u8> {
 
 const BLOCK: usize = 1 << 20;
 
-/// Writes one file (replacing what is there).
+/// Writes one file. An existing file is replaced the way archive software
+/// does it: the new content goes to a temporary name, which is renamed
+/// over the old one, so the old inode (which an origin may have hard-linked
+/// into its pack store) never changes.
 pub fn write_file(root: &Path, spec: &FileSpec) -> Result<()> {
     let p = root.join(&spec.path);
-    if let Some(d) = p.parent() {
-        std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
-    }
-    let mut f = std::fs::File::create(&p).with_context(|| format!("creating {}", p.display()))?;
+    let dir = p.parent().unwrap_or(root);
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let name = p
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    // The agent skips `.*.shoal-tmp.*` names, should it scan meanwhile.
+    let tmp = dir.join(format!(".{name}.shoal-tmp.bench"));
+    write_new(&tmp, spec)?;
+    std::fs::rename(&tmp, &p).with_context(|| format!("renaming over {}", p.display()))?;
+    Ok(())
+}
+
+fn write_new(p: &Path, spec: &FileSpec) -> Result<()> {
+    let mut f = std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?;
     let mut buf = vec![0u8; BLOCK.min(spec.size as usize)];
     let mut off = 0u64;
     while off < spec.size {
@@ -342,6 +356,26 @@ mod tests {
         assert!(idx2.iter().all(|i| !s.contains(i)));
         assert_eq!(pick_changes(10, 0.001, 0).len(), 1);
         assert!(pick_changes(0, 0.5, 0).is_empty());
+    }
+
+    #[test]
+    fn replacing_a_file_keeps_the_old_inode_intact() {
+        let d = tempfile::tempdir().unwrap();
+        let mut spec = FileSpec {
+            path: "pool/a.deb".into(),
+            size: 100,
+            seed: 1,
+        };
+        write_file(d.path(), &spec).unwrap();
+        let link = d.path().join("link");
+        std::fs::hard_link(d.path().join("pool/a.deb"), &link).unwrap();
+        let old = content(&spec);
+        spec.seed = 2;
+        write_file(d.path(), &spec).unwrap();
+        assert_eq!(std::fs::read(&link).unwrap(), old);
+        assert_eq!(std::fs::read(d.path().join("pool/a.deb")).unwrap(), content(&spec));
+        let names: Vec<_> = std::fs::read_dir(d.path().join("pool")).unwrap().collect();
+        assert_eq!(names.len(), 1, "no temporary file left");
     }
 
     #[test]
