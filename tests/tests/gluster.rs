@@ -473,6 +473,51 @@ fn replicated_volume_follows_the_planned_layout() {
     assert_eq!(info_bricks(&info), expected, "{info}");
     eprintln!("gluster volume info after the mirror synced:\n{info}");
 
+    // After a reboot the volume comes back from the fstab line shoal::gluster
+    // and the Ansible role write (`SERVER:/VOLUME DIR glusterfs defaults,
+    // _netdev,backup-volfile-servers=... 0 0`): mount(8) takes it from a
+    // scratch fstab (plus a log file off the system's gluster folders) and
+    // mount.glusterfs accepts its options.
+    let again = net.dir().join("mnt-fstab");
+    std::fs::create_dir(&again).unwrap();
+    let fstab = net.dir().join("fstab");
+    std::fs::write(
+        &fstab,
+        format!(
+            "# scratch fstab\n{}:/{VOLUME} {} glusterfs defaults,_netdev,backup-volfile-servers={}:{} 0 0\n",
+            h1.addr(),
+            s(&again),
+            net.host(2).addr(),
+            net.host(3).addr()
+        ),
+    )
+    .unwrap();
+    let mut m = h1.command_root_mounts("mount");
+    m.arg("--fstab").arg(&fstab).arg("-o").arg(format!(
+        "log-file={}",
+        s(&dirs(h1).log.join("fuse-fstab.log"))
+    ));
+    m.arg(&again);
+    h1.track_mount(&again);
+    output_ok(&mut m).unwrap_or_else(|e| panic!("mount from the fstab line: {e:#}"));
+    let findmnt = output_ok(
+        Command::new("findmnt")
+            .args(["--noheadings", "--output", "SOURCE,FSTYPE", "--mountpoint"])
+            .arg(&again),
+    )
+    .unwrap();
+    assert_eq!(
+        findmnt.split_whitespace().collect::<Vec<_>>(),
+        [
+            format!("{}:/{VOLUME}", h1.addr()).as_str(),
+            "fuse.glusterfs"
+        ],
+        "{findmnt}"
+    );
+    assert_eq!(files(&again), files(mnt));
+    let status = Command::new("umount").arg(&again).status().unwrap();
+    assert!(status.success());
+
     // Orderly shutdown: unmount, stop the volume (bricks exit), then drop
     // the net, which stops the glusterds and removes everything.
     let status = Command::new("umount").arg(mnt).status().unwrap();
