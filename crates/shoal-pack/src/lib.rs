@@ -330,19 +330,35 @@ pub fn parse_torrent(bytes: &[u8], expected: Option<&str>) -> Result<ParsedPack,
     })
 }
 
+/// Most pieces in one pack: 128 Ki pieces (2 GiB of 16 KiB pieces), whose
+/// BitTorrent bitfield is 16 KiB. librqbit 9.1 writes every peer message
+/// into a buffer of one 16 KiB chunk plus a small header, so a seeder of a
+/// torrent with more pieces cannot send its bitfield: it drops every
+/// connection ("not enough space in buffer") and nobody can download the
+/// pack. A single content of more pieces (a file over 2 GiB) still gets a
+/// pack of its own, which hits that limit.
+pub const MAX_PIECES: usize = 128 * 1024;
+
 /// Splits contents (already sorted however the caller likes) into groups
-/// of at most `max_files` files and `max_bytes` bytes (a single larger
-/// content gets a group of its own).
+/// of at most `max_files` files, `max_bytes` bytes and [`MAX_PIECES`]
+/// pieces (a single larger content gets a group of its own).
 pub fn group(contents: Vec<Content>, max_files: usize, max_bytes: u64) -> Vec<Vec<Content>> {
     let mut out: Vec<Vec<Content>> = Vec::new();
     let mut cur: Vec<Content> = Vec::new();
     let mut cur_bytes = 0u64;
+    let mut cur_pieces = 0usize;
     for c in contents {
-        if !cur.is_empty() && (cur.len() >= max_files || cur_bytes + c.size > max_bytes) {
+        if !cur.is_empty()
+            && (cur.len() >= max_files
+                || cur_bytes + c.size > max_bytes
+                || cur_pieces + c.pieces.len() > MAX_PIECES)
+        {
             out.push(std::mem::take(&mut cur));
             cur_bytes = 0;
+            cur_pieces = 0;
         }
         cur_bytes += c.size;
+        cur_pieces += c.pieces.len();
         cur.push(c);
     }
     if !cur.is_empty() {
@@ -357,6 +373,37 @@ mod tests {
 
     fn content(data: &[u8]) -> Content {
         hash_stream(&mut &data[..], None).unwrap().into()
+    }
+
+    /// A content of `pieces` full pieces (hashes not computed).
+    fn big(tag: u8, pieces: usize) -> Content {
+        Content {
+            sha256: [tag; 32],
+            size: pieces as u64 * PIECE_LEN,
+            pieces: vec![[0u8; 20]; pieces],
+            last_unpadded: None,
+        }
+    }
+
+    #[test]
+    fn groups_stay_within_a_bitfield_librqbit_can_send() {
+        // The bitfield of a full group is exactly one 16 KiB chunk.
+        assert_eq!(MAX_PIECES.div_ceil(8), 16 * 1024);
+        // 3 GiB in three 1 GiB contents: byte limit 4 GiB would take all
+        // three, the piece limit takes two at most.
+        let third = MAX_PIECES / 2;
+        let g = group(vec![big(1, third), big(2, third), big(3, third)], 10_000, 4 << 30);
+        let sizes: Vec<usize> = g.iter().map(|g| g.len()).collect();
+        assert_eq!(sizes, vec![2, 1]);
+        for g in &g {
+            assert!(g.iter().map(|c| c.pieces.len()).sum::<usize>() <= MAX_PIECES);
+        }
+        // Exactly at the limit is fine; one piece more is not.
+        let g = group(vec![big(1, MAX_PIECES - 1), big(2, 1), big(3, 1)], 10_000, u64::MAX);
+        assert_eq!(g.iter().map(|g| g.len()).collect::<Vec<_>>(), vec![2, 1]);
+        // A content larger than the limit still gets a group of its own.
+        let g = group(vec![big(1, 1), big(2, MAX_PIECES + 5), big(3, 1)], 10_000, u64::MAX);
+        assert_eq!(g.iter().map(|g| g.len()).collect::<Vec<_>>(), vec![1, 1, 1]);
     }
 
     #[test]
