@@ -42,7 +42,7 @@ pub struct Cli {
     /// Rate every host is shaped to, up and down, in Mbit/s.
     #[arg(long, default_value_t = 100)]
     pub rate_mbit: u64,
-    /// Fan-out snapshot size in MB [default: 256, quick: 24].
+    /// Fan-out snapshot size in MB [default: 200, quick: 24].
     #[arg(long)]
     pub fanout_mb: Option<u64>,
     /// Fan-out mirror counts [default: 2,4,8, quick: 2].

@@ -61,17 +61,21 @@ pub fn run_all(ctx: &Ctx) -> Result<String> {
         .and_then(|s| procfs::cpu_jiffies(&s));
     let mut sections = Vec::new();
     let only = &ctx.cli.only;
-    if only.iter().any(|p| p == "fanout") {
-        sections.push(fanout(ctx).context("fan-out part")?);
-    }
-    if only.iter().any(|p| p == "update") {
-        sections.push(update(ctx).context("small-update part")?);
-    }
-    if only.iter().any(|p| p == "hash") {
-        sections.push(hashing(ctx).context("hashing part")?);
-    }
-    if only.iter().any(|p| p == "memory") {
-        sections.push(memory(ctx).context("memory part")?);
+    type Part = fn(&Ctx) -> Result<Section>;
+    let parts: [(&str, &str, Part); 4] = [
+        ("fanout", "fan-out part", fanout),
+        ("update", "small-update part", update),
+        ("hash", "hashing part", hashing),
+        ("memory", "memory part", memory),
+    ];
+    for (name, what, f) in parts {
+        if only.iter().any(|p| p == name) {
+            let s = f(ctx).context(what)?;
+            // Each part's tables as soon as it is done, so a later failure
+            // does not lose them.
+            eprintln!("\n## {}\n\n{}", s.title, s.body);
+            sections.push(s);
+        }
     }
     let cpu1 = std::fs::read_to_string("/proc/stat")
         .ok()
@@ -187,7 +191,7 @@ fn render(
 
 fn fanout(ctx: &Ctx) -> Result<Section> {
     let quick = ctx.cli.quick;
-    let mb = ctx.cli.fanout_mb.unwrap_or(if quick { 24 } else { 256 });
+    let mb = ctx.cli.fanout_mb.unwrap_or(if quick { 24 } else { 200 });
     let ns: Vec<usize> = if !ctx.cli.mirrors.is_empty() {
         ctx.cli.mirrors.clone()
     } else if quick {
@@ -382,13 +386,18 @@ fn fanout(ctx: &Ctx) -> Result<Section> {
         "\n**Reading.** The bound counts payload bytes against the shaped rate, but `tbf` \
          shapes whole frames: TCP/IP and Ethernet headers add about 4–5 % at a 1500-byte MTU, \
          so even a perfect transfer lands near 1.05× the bound. rsync's origin sends every \
-         byte to every mirror, so its time grows as N·S/u and its upload as N·S. Shoal's \
-         origin should send each piece about once and the mirrors trade the rest; what \
-         separates it from the bound is how evenly the first copies are spread (the origin \
-         sending a piece twice costs origin time the bound does not allow), the start (publish, \
-         the mirrors' 1 s poll, manifest and torrent fetch) and the end (the last pieces, \
-         SHA-256 verification of every file and the apply), plus CPU: all agents share {} \
-         cores.",
+         byte to every mirror, so its time grows as N·S/u and its upload as N·S. Shoal gets \
+         within the bound only if the origin sends each piece about once while the mirrors \
+         already trade what they got. Today each mirror first fetches only its share of the \
+         pack (every N-th file, so shares are as uneven as the file sizes) and then \
+         everything; librqbit picks pieces in one fixed order with no preference for other \
+         mirrors over the origin, so in that second phase every mirror also asks the origin \
+         for pieces other mirrors hold. The origin thus sends pieces more than once (\"origin \
+         sent\"), and the two phases run one after the other rather than overlapping: with \
+         even shares that alone gives about (2 − 1/N)·S/u. On top come the start (publish, \
+         the mirrors' 1 s poll, manifest and torrent fetch), the end (SHA-256 check of every \
+         file, the apply) and CPU: all agents share {} cores. The timeline of every run \
+         (bytes per mirror and source, each second) is in the scratch folder with `--keep`.",
         cores()
     );
     let headlines = vec![
@@ -697,12 +706,17 @@ fn update(ctx: &Ctx) -> Result<Section> {
     let _ = writeln!(
         body,
         "\n**Reading.** rsync's cost is the tree: both ends walk all {files} files and \
-         exchange the whole file list on every run, whatever changed. Shoal's origin also \
-         walks the tree on publish (stat of every file; the last publish hashed its changed \
-         files in {}), then writes a signed manifest of every file and a delta; the mirror \
-         fetches the delta, downloads one small pack and applies the changed files. The \
-         mirror does not learn of the publish at once: it polls (or hears from its announce \
-         exchange) once a second, which the last column shows.",
+         exchange the file list on every run, whatever changed. Shoal's cost is also the \
+         tree, in more places: the origin walks it (a stat per file), then builds, checks, \
+         signs (SHA-512 of the whole body), compresses and writes a manifest of every file \
+         and a delta (the changed files' hashing took only {}); the mirror fetches the small \
+         delta but rebuilds the whole new manifest from it, hashes and verifies it, \
+         recompresses it to relay it, and plans the apply against the whole tree, before it \
+         downloads one small pack and applies the changed files. Then it has to notice the \
+         publish: it polls (or hears from its announce exchange) once a second, which the \
+         last column shows. Cost in proportion to the change needs a manifest whose unchanged \
+         parts are neither rebuilt nor re-signed, and an origin told what changed instead of \
+         walking the tree.",
         secs(last_hash_secs)
     );
     Ok(Section {
@@ -1093,9 +1107,12 @@ fn memory(ctx: &Ctx) -> Result<Section> {
     let _ = writeln!(
         body,
         "\n**Reading.** Per file, an agent holds the manifest entry (path, size, mode, mtime, \
-         SHA-256, pack), librqbit's per-file state for the torrent that carries it, and while \
-         publishing or applying, the scan and the plan. A restart re-reads every pack: with \
-         tiny files its cost is per file (open, read, a 16 KiB piece each), not per byte."
+         SHA-256, pack) as owned strings and maps, the pack's piece hashes and librqbit's \
+         per-file state (a path and metadata per file of every torrent); while it publishes \
+         or applies it also holds the previous manifest, the scan or the plan, and the \
+         manifest's serialized, compressed and signed copies, which is why the peak is far \
+         above what stays resident. A restart re-reads every pack: with tiny files its cost \
+         is per file (open, read, a 16 KiB piece each), not per byte."
     );
     let headlines = worst
         .iter()
