@@ -60,7 +60,10 @@ not json at all
         assert_eq!(e.len(), 2);
         assert_eq!(num(&e[0], "files"), Some(30000.0));
         assert_eq!(num(&e[0], "nope"), None);
-        assert_eq!(last_num(LOG, "hashed changed files", "mb_per_s"), Some(99.5));
+        assert_eq!(
+            last_num(LOG, "hashed changed files", "mb_per_s"),
+            Some(99.5)
+        );
         assert_eq!(last_num(LOG, "published", "seconds"), Some(1.8));
         assert_eq!(last_num(LOG, "applied", "seconds"), None);
     }

@@ -24,7 +24,11 @@ pub struct Cli {
     #[arg(long)]
     pub quick: bool,
     /// Parts to run, comma-separated: fanout, update, hash, memory.
-    #[arg(long, value_delimiter = ',', default_value = "fanout,update,hash,memory")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "fanout,update,hash,memory"
+    )]
     pub only: Vec<String>,
     /// Where to write the report.
     #[arg(long, default_value = "BENCHMARKS.md")]
@@ -104,9 +108,10 @@ fn real_main(cli: Cli) -> Result<()> {
     if cli.rate_mbit == 0 {
         bail!("--rate-mbit must be more than 0");
     }
-    let agent = cli.agent.clone().unwrap_or_else(|| {
-        shoal_e2e::workspace_root().join("target/release/shoal-agent")
-    });
+    let agent = cli
+        .agent
+        .clone()
+        .unwrap_or_else(|| shoal_e2e::workspace_root().join("target/release/shoal-agent"));
     if !agent.exists() {
         bail!(
             "{} is missing: build it with `cargo build --release -p shoal-agent` (scripts/bench \

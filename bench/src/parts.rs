@@ -105,13 +105,7 @@ fn render(
     let mut out = String::new();
     let command = ctx.cli.command.clone().unwrap_or_else(|| {
         std::env::args()
-            .map(|a| {
-                if a.contains(' ') {
-                    format!("'{a}'")
-                } else {
-                    a
-                }
-            })
+            .map(|a| if a.contains(' ') { format!("'{a}'") } else { a })
             .collect::<Vec<_>>()
             .join(" ")
     });
@@ -152,7 +146,10 @@ fn render(
     t.row(&["cores (nproc)".to_string(), m.cpus.to_string()]);
     t.row(&["memory".to_string(), bytes(m.mem_total)]);
     t.row(&["kernel".to_string(), m.kernel.clone()]);
-    t.row(&["shaped rate per host".to_string(), format!("{} Mbit/s up and down (tc tbf)", ctx.cli.rate_mbit)]);
+    t.row(&[
+        "shaped rate per host".to_string(),
+        format!("{} Mbit/s up and down (tc tbf)", ctx.cli.rate_mbit),
+    ]);
     t.row(&[
         "load average before / after".to_string(),
         format!("{} / {}", m.load_before, procfs::loadavg()),
@@ -211,7 +208,10 @@ fn fanout(ctx: &Ctx) -> Result<Section> {
     let parked = dir.join("parked-pool");
     std::fs::rename(repo.join("pool"), &parked)?;
     let (files, s) = tree_stats(&parked, &[])?;
-    let (all_files, all_bytes) = (files + tree_stats(&repo, &[])?.0, s + tree_stats(&repo, &[])?.1);
+    let (all_files, all_bytes) = (
+        files + tree_stats(&repo, &[])?.0,
+        s + tree_stats(&repo, &[])?.1,
+    );
     let mut table = Table::new(&[
         ">N",
         ">bound",
@@ -264,7 +264,9 @@ fn fanout(ctx: &Ctx) -> Result<Section> {
         wait_all_applied(&mirrors, 1, Instant::now(), Duration::from_secs(600))?;
         // Every mirror knows the origin and every other mirror.
         for m in &mirrors {
-            m.wait("its peers", Duration::from_secs(120), |st| st.peers.len() >= n)?;
+            m.wait("its peers", Duration::from_secs(120), |st| {
+                st.peers.len() >= n
+            })?;
         }
         let rsyncd = Rsyncd::start(oh, &repo, &ndir)?;
         let jobs: Vec<_> = (2..=n + 1)
@@ -428,7 +430,10 @@ fn fanout(ctx: &Ctx) -> Result<Section> {
 }
 
 fn list(v: &[usize]) -> String {
-    v.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(", ")
+    v.iter()
+        .map(|x| x.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Waits until every mirror applied `generation`; returns each one's
@@ -530,7 +535,11 @@ fn update(ctx: &Ctx) -> Result<Section> {
         .cli
         .update_files
         .unwrap_or(if quick { 5_000 } else { 200_000 });
-    let rounds = ctx.cli.update_rounds.unwrap_or(if quick { 1 } else { 3 }).max(1);
+    let rounds = ctx
+        .cli
+        .update_rounds
+        .unwrap_or(if quick { 1 } else { 3 })
+        .max(1);
     let dir = ctx.small_dir("update")?;
     let repo = dir.join("origin-repo");
     log(&format!("small update: writing {n} files"));
@@ -827,7 +836,12 @@ fn hashing(ctx: &Ctx) -> Result<Section> {
         &dir.join("m1").join("state"),
     )?;
     let t0 = Instant::now();
-    wait_all_applied(std::slice::from_ref(&mirror), g, t0, Duration::from_secs(1800))?;
+    wait_all_applied(
+        std::slice::from_ref(&mirror),
+        g,
+        t0,
+        Duration::from_secs(1800),
+    )?;
     let download = t0.elapsed().as_secs_f64();
     expect_tree(&mirror.repo, files, total, "mirror")?;
     let mirror_restart = restart_check(&mut mirror)?;
@@ -837,12 +851,7 @@ fn hashing(ctx: &Ctx) -> Result<Section> {
     origin.stop()?;
     drop(net);
 
-    let mut t = Table::new(&[
-        "what",
-        ">seconds",
-        ">throughput",
-        ">÷ sha256sum",
-    ]);
+    let mut t = Table::new(&["what", ">seconds", ">throughput", ">÷ sha256sum"]);
     let row = |t: &mut Table, what: &str, s: f64| {
         t.row(&[
             what.to_string(),
@@ -853,7 +862,11 @@ fn hashing(ctx: &Ctx) -> Result<Section> {
     };
     row(&mut t, "`sha256sum` (one process, one core)", sha256);
     row(&mut t, "`sha1sum` (one process, one core)", sha1);
-    row(&mut t, "`shoal_pack::hash_file`, one core (SHA-256 + piece SHA-1s)", one);
+    row(
+        &mut t,
+        "`shoal_pack::hash_file`, one core (SHA-256 + piece SHA-1s)",
+        one,
+    );
     row(
         &mut t,
         &format!("`shoal_pack::hash_file`, {} threads", cores()),
@@ -924,7 +937,10 @@ fn hashing(ctx: &Ctx) -> Result<Section> {
             ),
             headline(
                 "mirror restart until seeding",
-                format!("{:.2} GB/s", mirror_restart.0 as f64 / 1e9 / mirror_restart.1),
+                format!(
+                    "{:.2} GB/s",
+                    mirror_restart.0 as f64 / 1e9 / mirror_restart.1
+                ),
                 "",
                 None,
             ),
@@ -939,7 +955,10 @@ fn restart_check(a: &mut NsAgent) -> Result<(u64, f64)> {
     let st = a.wait("its packs to be checked", Duration::from_secs(1800), |s| {
         s.last_check_seconds.is_some()
     })?;
-    Ok((st.last_check_bytes, st.last_check_seconds.unwrap_or(f64::NAN)))
+    Ok((
+        st.last_check_bytes,
+        st.last_check_seconds.unwrap_or(f64::NAN),
+    ))
 }
 
 // ---------------------------------------------------------------- memory
@@ -1034,7 +1053,12 @@ fn memory(ctx: &Ctx) -> Result<Section> {
                 &dir.join("m1").join("state"),
             )?;
             let t0 = Instant::now();
-            wait_all_applied(std::slice::from_ref(&mirror), g, t0, Duration::from_secs(3600))?;
+            wait_all_applied(
+                std::slice::from_ref(&mirror),
+                g,
+                t0,
+                Duration::from_secs(3600),
+            )?;
             let took = t0.elapsed().as_secs_f64();
             expect_tree(&mirror.repo, files, total, "mirror")?;
             let mpeak = mirror.peak_rss()?;
@@ -1102,7 +1126,10 @@ fn memory(ctx: &Ctx) -> Result<Section> {
             list(&skipped)
         );
     }
-    let _ = writeln!(body, "\nRestart until seeding again (`last_check_seconds`):\n");
+    let _ = writeln!(
+        body,
+        "\nRestart until seeding again (`last_check_seconds`):\n"
+    );
     body.push_str(&r.render());
     let _ = writeln!(
         body,

@@ -24,8 +24,14 @@ pub fn install_signal_handlers() {
     // SAFETY: the handler only stores to an atomic, which is
     // async-signal-safe.
     unsafe {
-        libc::signal(libc::SIGINT, on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t);
-        libc::signal(libc::SIGTERM, on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t);
+        libc::signal(
+            libc::SIGINT,
+            on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t,
+        );
+        libc::signal(
+            libc::SIGTERM,
+            on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t,
+        );
     }
 }
 
@@ -394,15 +400,19 @@ impl<'a> NsAgent<'a> {
     /// an origin publishes once by itself when it starts).
     pub fn wait_generation(&self, generation: u64, limit: Duration) -> Result<Status> {
         self.wait(&format!("generation {generation}"), limit, |s| {
-            s.generation_applied >= generation
-                && s.packs.iter().all(|p| p.state == "seeding")
+            s.generation_applied >= generation && s.packs.iter().all(|p| p.state == "seeding")
         })
     }
 
     /// Seconds the last publish took, from the origin's `published` log line.
     pub fn last_publish_secs(&self) -> Result<f64> {
-        shoal_bench::logs::last_num(&self.log_text(), "published", "seconds")
-            .with_context(|| format!("{}: no 'published' line in {}", self.name, self.log.display()))
+        shoal_bench::logs::last_num(&self.log_text(), "published", "seconds").with_context(|| {
+            format!(
+                "{}: no 'published' line in {}",
+                self.name,
+                self.log.display()
+            )
+        })
     }
 
     /// Asks the origin to publish; returns the generation and how long the
@@ -489,8 +499,8 @@ pub fn peak_rss(pid: u32) -> Result<u64> {
 /// One request line on an agent's admin socket; returns the reply line.
 pub fn admin(state: &Path, request: &str, timeout: Duration) -> Result<String> {
     let path = state.join("admin.sock");
-    let mut s = UnixStream::connect(&path)
-        .with_context(|| format!("connecting to {}", path.display()))?;
+    let mut s =
+        UnixStream::connect(&path).with_context(|| format!("connecting to {}", path.display()))?;
     s.set_read_timeout(Some(timeout))?;
     s.write_all(format!("{request}\n").as_bytes())?;
     let mut line = String::new();

@@ -373,7 +373,10 @@ mod tests {
         spec.seed = 2;
         write_file(d.path(), &spec).unwrap();
         assert_eq!(std::fs::read(&link).unwrap(), old);
-        assert_eq!(std::fs::read(d.path().join("pool/a.deb")).unwrap(), content(&spec));
+        assert_eq!(
+            std::fs::read(d.path().join("pool/a.deb")).unwrap(),
+            content(&spec)
+        );
         let names: Vec<_> = std::fs::read_dir(d.path().join("pool")).unwrap().collect();
         assert_eq!(names.len(), 1, "no temporary file left");
     }

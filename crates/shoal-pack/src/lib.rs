@@ -392,17 +392,29 @@ mod tests {
         // 3 GiB in three 1 GiB contents: byte limit 4 GiB would take all
         // three, the piece limit takes two at most.
         let third = MAX_PIECES / 2;
-        let g = group(vec![big(1, third), big(2, third), big(3, third)], 10_000, 4 << 30);
+        let g = group(
+            vec![big(1, third), big(2, third), big(3, third)],
+            10_000,
+            4 << 30,
+        );
         let sizes: Vec<usize> = g.iter().map(|g| g.len()).collect();
         assert_eq!(sizes, vec![2, 1]);
         for g in &g {
             assert!(g.iter().map(|c| c.pieces.len()).sum::<usize>() <= MAX_PIECES);
         }
         // Exactly at the limit is fine; one piece more is not.
-        let g = group(vec![big(1, MAX_PIECES - 1), big(2, 1), big(3, 1)], 10_000, u64::MAX);
+        let g = group(
+            vec![big(1, MAX_PIECES - 1), big(2, 1), big(3, 1)],
+            10_000,
+            u64::MAX,
+        );
         assert_eq!(g.iter().map(|g| g.len()).collect::<Vec<_>>(), vec![2, 1]);
         // A content larger than the limit still gets a group of its own.
-        let g = group(vec![big(1, 1), big(2, MAX_PIECES + 5), big(3, 1)], 10_000, u64::MAX);
+        let g = group(
+            vec![big(1, 1), big(2, MAX_PIECES + 5), big(3, 1)],
+            10_000,
+            u64::MAX,
+        );
         assert_eq!(g.iter().map(|g| g.len()).collect::<Vec<_>>(), vec![1, 1, 1]);
     }
 
