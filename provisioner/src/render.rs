@@ -522,17 +522,20 @@ fn aligned(vals: Vec<(String, Value)>) -> Vec<Value> {
         .collect()
 }
 
+/// `base` with the keys of `extra` added (both JSON objects).
+fn merged(base: &Value, extra: Value) -> Value {
+    let mut v = base.clone();
+    if let (Some(b), Value::Object(e)) = (v.as_object_mut(), extra) {
+        b.extend(e);
+    }
+    v
+}
+
 /// The files of `shoal render puppet`, sorted by path.
 pub fn render_puppet(site: &Site) -> anyhow::Result<Vec<OutFile>> {
     let t = engine();
     let base = json!({"site": site.name, "site_file": site_file_name(site)});
-    let with = |extra: Value| {
-        let mut v = base.clone();
-        v.as_object_mut()
-            .unwrap()
-            .extend(extra.as_object().unwrap().clone());
-        v
-    };
+    let with = |extra: Value| merged(&base, extra);
     // Every parameter passed must exist in the embedded class, or the
     // catalog would fail on every node; say so now instead.
     let init = PUPPET_MODULE
@@ -667,13 +670,7 @@ pub fn render_puppet(site: &Site) -> anyhow::Result<Vec<OutFile>> {
 pub fn render_ansible(site: &Site) -> anyhow::Result<Vec<OutFile>> {
     let t = engine();
     let base = json!({"site": site.name, "site_file": site_file_name(site)});
-    let with = |extra: Value| {
-        let mut v = base.clone();
-        v.as_object_mut()
-            .unwrap()
-            .extend(extra.as_object().unwrap().clone());
-        v
-    };
+    let with = |extra: Value| merged(&base, extra);
     let gluster = site.gluster();
     let gluster_of = |host: &str| {
         gluster
