@@ -5,9 +5,14 @@
 //! `cargo test` runs; `SHOAL_BIN_DIR` overrides where they are looked for.
 
 pub mod agents;
+pub mod churn;
+pub mod clients;
 pub mod fake;
+pub mod gpg;
 pub mod netns;
+pub mod nginx;
 pub mod repo;
+pub mod rpm;
 
 use std::path::PathBuf;
 
