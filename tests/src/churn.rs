@@ -208,6 +208,26 @@ impl Restartable {
         self.crashes += 1;
     }
 
+    /// The exit code if the process has ended (by itself or by a crash
+    /// the test caused and has not restarted yet).
+    pub fn exited(&mut self) -> Option<Option<i32>> {
+        match self.agent.proc.child.try_wait() {
+            Ok(Some(st)) => Some(st.code()),
+            _ => None,
+        }
+    }
+
+    /// The last ERROR line of the current start's log, if any.
+    pub fn last_error_line(&self) -> Option<String> {
+        let log = self.logs.last()?;
+        std::fs::read_to_string(log)
+            .ok()?
+            .lines()
+            .rev()
+            .map(strip_ansi)
+            .find(|l| l.contains(" ERROR ") || l.contains(": error:"))
+    }
+
     /// Starts the agent again (same arguments) and waits for /status.
     pub fn restart(&mut self) {
         let log = self

@@ -217,6 +217,7 @@ struct Counters {
     publishes_interrupted: u64,
     mirror_kills: u64,
     origin_kills: u64,
+    unexpected_exits: u64,
 }
 
 fn rounds() -> u64 {
@@ -328,6 +329,13 @@ fn soak(name: &str, make: impl FnOnce(&Path) -> Box<dyn Archive>) {
     let mut unpublished = false;
     for r in 1..=rounds {
         c.rounds += 1;
+        revive(
+            &format!("round {r}"),
+            &mut origin,
+            &mut mirrors,
+            &mut c,
+            &mut failures,
+        );
         let before = shoal_e2e::clients::list_files(&root, &[]);
         let changes = model.round(&mut rng);
         archive.apply(&changes);
@@ -406,6 +414,7 @@ fn soak(name: &str, make: impl FnOnce(&Path) -> Box<dyn Archive>) {
     let churn_time = started.elapsed();
 
     // The end: every mirror at the origin's generation, within a bound.
+    revive("the end", &mut origin, &mut mirrors, &mut c, &mut failures);
     if unpublished {
         // As an operator's next cron run would: publish once more.
         std::thread::sleep(Duration::from_secs(2));
@@ -606,8 +615,9 @@ fn soak(name: &str, make: impl FnOnce(&Path) -> Box<dyn Archive>) {
     );
     let _ = writeln!(
         table,
-        "- kill -9: mirrors {}, origin {}; rsync control runs {rsync_runs}",
-        c.mirror_kills, c.origin_kills
+        "- kill -9: mirrors {}, origin {}; agents that exited by themselves (restarted) {}; \
+         rsync control runs {rsync_runs}",
+        c.mirror_kills, c.origin_kills, c.unexpected_exits
     );
     let _ = writeln!(
         table,
@@ -658,11 +668,41 @@ fn soak(name: &str, make: impl FnOnce(&Path) -> Box<dyn Archive>) {
             eprintln!("SHOAL_SOAK_KEEP: kept {}", kept.display());
         }
     }
+    let shown = failures.len().min(40);
     assert!(
         failures.is_empty(),
-        "soak {name} (seed {seed}) failed:\n- {}",
-        failures.join("\n- ")
+        "soak {name} (seed {seed}) failed {} assertions:\n- {}{}",
+        failures.len(),
+        failures[..shown].join("\n- "),
+        if failures.len() > shown {
+            format!("\n- … and {} more", failures.len() - shown)
+        } else {
+            String::new()
+        }
     );
+}
+
+/// An agent that exited by itself is a failure; it is started again, as a
+/// service manager would, so the run goes on.
+fn revive(
+    when: &str,
+    origin: &mut Restartable,
+    mirrors: &mut [Restartable],
+    c: &mut Counters,
+    failures: &mut Vec<String>,
+) {
+    for a in std::iter::once(origin).chain(mirrors.iter_mut()) {
+        if let Some(code) = a.exited() {
+            c.unexpected_exits += 1;
+            let why = a.last_error_line().unwrap_or_default();
+            eprintln!("{when}: {} had exited by itself ({code:?}): {why}", a.name);
+            failures.push(format!(
+                "{when}: {} had exited by itself (exit {code:?}); last error: {why}",
+                a.name
+            ));
+            a.restart();
+        }
+    }
 }
 
 fn first(v: &[String]) -> &[String] {
