@@ -403,9 +403,21 @@ fn soak(name: &str, make: impl FnOnce(&Path) -> Box<dyn Archive>) {
                     )
                 })
                 .collect();
+            let gens: Vec<String> = mirrors
+                .iter()
+                .map(|m| {
+                    let g = m.agent.status().map(|s| s.generation_applied);
+                    format!(
+                        "{} {}",
+                        m.name,
+                        g.map(|g| g.to_string()).unwrap_or("?".into())
+                    )
+                })
+                .collect();
             eprintln!(
-                "round {r}/{rounds} at +{:.0}s: generation {last_gen}; {}",
+                "round {r}/{rounds} at +{:.0}s: published generation {last_gen}, applied {}; {}",
                 started.elapsed().as_secs_f64(),
+                gens.join(", "),
                 t.join(", ")
             );
         }
