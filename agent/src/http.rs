@@ -15,7 +15,7 @@
 //! relay it. Admin calls are not here: they take the Unix socket
 //! ([`crate::admin`]).
 
-use crate::peers::{tracker_response, PeerInfo};
+use crate::peers::{tracker_response, SignedPeer};
 use crate::Agent;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -91,23 +91,16 @@ async fn torrent(State(a): State<Arc<Agent>>, Path(ih): Path<String>) -> Respons
 }
 
 async fn announce(State(a): State<Arc<Agent>>, body: Bytes) -> Response {
-    let p: PeerInfo = match serde_json::from_slice(&body) {
+    let p: SignedPeer = match serde_json::from_slice(&body) {
         Ok(p) => p,
         Err(e) => return (StatusCode::BAD_REQUEST, format!("bad announce: {e}\n")).into_response(),
     };
-    if !(p.url.starts_with("http://") || p.url.starts_with("https://")) {
-        return (
-            StatusCode::BAD_REQUEST,
-            "bad announce: url must be http(s)\n",
-        )
-            .into_response();
+    if let Err(e) = a.learn_peer(p) {
+        tracing::debug!(error = %e, "announce refused");
+        return (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response();
     }
     let mut list = vec![a.self_info()];
-    {
-        let mut t = a.peers.lock().unwrap();
-        t.merge(p, &a.name);
-        list.extend(t.list().into_iter().map(|(p, _)| p));
-    }
+    list.extend(a.peers.lock().unwrap().signed());
     Json(list).into_response()
 }
 
@@ -169,6 +162,11 @@ async fn metrics(State(a): State<Arc<Agent>>) -> Response {
         "shoal_up",
         "1 if the last sync or publish succeeded.",
         if st.last_error.is_none() { 1.0 } else { 0.0 },
+    );
+    gauge(
+        "shoal_upstream_reachable",
+        "Mirror: 0 while no upstream answers (the mirror keeps serving the newest generation it can verify).",
+        if st.upstream_error.is_none() { 1.0 } else { 0.0 },
     );
     if let Some(s) = st.last_sync_seconds {
         gauge(

@@ -112,6 +112,12 @@ struct OriginArgs {
     /// Most files in one pack.
     #[arg(long)]
     pack_max_files: Option<usize>,
+    /// Keep seeding packs a new generation drops this long, e.g. 30m.
+    #[arg(long)]
+    retire_grace: Option<String>,
+    /// Group allowed to call `shoal-agent publish` on the admin socket.
+    #[arg(long)]
+    admin_group: Option<String>,
 }
 
 #[derive(Args, Clone)]
@@ -313,6 +319,12 @@ fn real_main(cli: Cli) -> Result<()> {
             }
             if let Some(v) = &a.manifest_ttl {
                 cfg.origin.manifest_ttl = parse_dur(v, "manifest-ttl")?;
+            }
+            if let Some(v) = &a.retire_grace {
+                cfg.origin.retire_grace = parse_dur(v, "retire-grace")?;
+            }
+            if let Some(v) = &a.admin_group {
+                cfg.origin.admin_group = Some(v.clone());
             }
             if let Some(v) = a.pack_max_files {
                 cfg.origin.pack_max_files = v;

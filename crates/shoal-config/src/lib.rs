@@ -141,6 +141,16 @@ pub struct OriginConfig {
     pub exclude: Vec<String>,
     /// How many generations of deltas the origin keeps for mirrors that are behind.
     pub keep_deltas: u64,
+    /// How long the origin keeps seeding a pack after a new generation no
+    /// longer names it, so mirrors still fetching an older generation can
+    /// finish it instead of stalling.
+    #[serde(with = "duration")]
+    pub retire_grace: Duration,
+    /// A group allowed to call the admin socket (`shoal-agent publish`), for
+    /// an archive's hook user; the socket is then mode 0660 with this group.
+    /// Unset: only the agent's user (and root) may call it (mode 0600).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admin_group: Option<String>,
 }
 
 impl Default for OriginConfig {
@@ -154,6 +164,8 @@ impl Default for OriginConfig {
             immutable: None,
             exclude: Vec::new(),
             keep_deltas: 64,
+            retire_grace: Duration::from_secs(1800),
+            admin_group: None,
         }
     }
 }
