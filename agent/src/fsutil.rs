@@ -258,7 +258,20 @@ pub fn check_writable_dir(dir: &Path, what: &str) -> Result<()> {
         Ok(m) if m.is_dir() => {}
         Ok(_) => bail!("{what} {} is not a directory", dir.display()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            fs::create_dir_all(dir).with_context(|| {
+            // Create the last level only: a mistyped path (a missing
+            // parent) is an error, not a new tree somewhere unexpected.
+            let parent = dir.parent().filter(|p| !p.as_os_str().is_empty());
+            if let Some(p) = parent {
+                if !p.is_dir() {
+                    bail!(
+                        "{what} {} does not exist, nor does its parent folder {}: check the path \
+                         for a typo, or create it first",
+                        dir.display(),
+                        p.display()
+                    );
+                }
+            }
+            fs::create_dir(dir).with_context(|| {
                 format!(
                     "{what} {} does not exist and cannot be created",
                     dir.display()

@@ -195,6 +195,31 @@ impl Agent {
     }
 }
 
+/// Why a listen address cannot be bound, and what to do.
+pub fn explain_bind(
+    e: std::io::Error,
+    addr: std::net::SocketAddr,
+    what: &str,
+    setting: &str,
+) -> anyhow::Error {
+    let hint = match e.raw_os_error() {
+        Some(libc::EADDRINUSE) => format!(
+            "another program (maybe another shoal-agent) uses it: pick a free port with {setting}"
+        ),
+        Some(libc::EADDRNOTAVAIL) => format!(
+            "this host has no address {}: use one of its own addresses (see `ip addr`), or \
+             0.0.0.0 for all, in {setting}",
+            addr.ip()
+        ),
+        Some(libc::EACCES) => format!(
+            "ports below 1024 need root or CAP_NET_BIND_SERVICE: pick a port above 1023 in \
+             {setting}"
+        ),
+        _ => format!("check {setting}"),
+    };
+    anyhow::anyhow!("cannot listen for {what} on {addr}: {e}; {hint}")
+}
+
 /// The host name, for the default agent name.
 pub fn hostname() -> String {
     nix::unistd::gethostname()
@@ -297,13 +322,7 @@ pub async fn run(cfg: AgentConfig) -> Result<()> {
     let (node_key, origin_key) = keys(&cfg, &store)?;
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
-        .map_err(|e| {
-            anyhow::anyhow!(
-                "cannot listen for HTTP on {}: {e}; another program (maybe another shoal-agent) \
-             uses it: pick a free port with listen / --listen",
-                cfg.listen
-            )
-        })?;
+        .map_err(|e| explain_bind(e, cfg.listen, "HTTP", "listen / --listen"))?;
     let bt = bt::Bt::start(&cfg, &name).await?;
     let status = Status {
         role: cfg.role.to_string(),

@@ -804,6 +804,8 @@ async fn download(
     let mut last_progress = Instant::now();
     let mut last_have = 0u64;
     let mut last_look = Instant::now();
+    let total: u64 = todo.iter().map(|p| p.bytes).sum();
+    let mut report = Progress::new(total, packs.len());
     loop {
         let mut all = true;
         let mut have = 0;
@@ -875,6 +877,11 @@ async fn download(
         if all {
             break;
         }
+        let done = packs
+            .iter()
+            .filter(|f| f.walk.done() && f.torrent.handle.stats().finished)
+            .count();
+        report.tick(new.header.generation, have, done);
         if have > last_have {
             last_have = have;
             last_progress = Instant::now();
@@ -941,6 +948,47 @@ async fn download(
         let _ = &f.info_hash;
     }
     Ok(Downloaded::Done)
+}
+
+/// Steady log lines during a long download (the log has no progress bar).
+struct Progress {
+    total: u64,
+    packs: usize,
+    started: Instant,
+    last: Instant,
+}
+
+/// How often a download logs its progress.
+const PROGRESS_EVERY: Duration = Duration::from_secs(10);
+
+impl Progress {
+    fn new(total: u64, packs: usize) -> Progress {
+        let now = Instant::now();
+        Progress {
+            total,
+            packs,
+            started: now,
+            last: now,
+        }
+    }
+
+    fn tick(&mut self, generation: u64, have: u64, packs_done: usize) {
+        if self.last.elapsed() < PROGRESS_EVERY {
+            return;
+        }
+        self.last = Instant::now();
+        let secs = self.started.elapsed().as_secs_f64().max(1e-3);
+        tracing::info!(
+            generation,
+            have_bytes = have,
+            total_bytes = self.total,
+            percent = format!("{:.1}", 100.0 * have as f64 / self.total.max(1) as f64),
+            mb_per_s = format!("{:.2}", have as f64 / 1e6 / secs),
+            packs_done,
+            packs = self.packs,
+            "downloading"
+        );
+    }
 }
 
 /// Refuses to start a download the pack store has no room for, with an
