@@ -12,9 +12,11 @@
 //!
 //! [`build`] makes the info dictionary and `.torrent` bytes itself (sorted
 //! order, no filesystem walk); [`parse_torrent`] reads one back and checks
-//! that it has exactly this shape.
+//! that it has exactly this shape. [`tracker`] parses the query string of
+//! a BitTorrent tracker announce, for the agents' built-in tracker.
 
 mod bencode;
+pub mod tracker;
 
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
