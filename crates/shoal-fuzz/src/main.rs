@@ -21,6 +21,9 @@ struct Args {
     /// Executions per target, seeds included.
     #[arg(long, default_value_t = 100_000)]
     execs: u64,
+    /// Executions for one target instead of --execs: `NAME=N` (repeatable).
+    #[arg(long, value_name = "NAME=N")]
+    execs_for: Vec<String>,
     /// Random seed; the same seed and build repeat the same run.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -42,6 +45,10 @@ struct Args {
     /// Seconds between progress lines.
     #[arg(long, default_value_t = 5)]
     progress_secs: u64,
+    /// Checks that an abort saves its input: `abort`, `alloc` (an
+    /// allocation over --max-alloc-mb) or `stack` (a stack overflow).
+    #[arg(long, hide = true)]
+    self_test: Option<String>,
     /// List the targets and exit.
     #[arg(long)]
     list: bool,
@@ -125,6 +132,9 @@ fn main() -> ExitCode {
 
     guard::install_abort_handler();
     guard::set_alloc_limit(a.max_alloc_mb << 20);
+    if let Some(kind) = &a.self_test {
+        return self_test(kind, &a);
+    }
     let cfg = engine::Config {
         execs: a.execs,
         seed: a.seed,
@@ -134,10 +144,27 @@ fn main() -> ExitCode {
         max_corpus: a.max_corpus,
         verbose: true,
     };
+    let mut execs_for = std::collections::HashMap::new();
+    for e in &a.execs_for {
+        let parsed = e
+            .split_once('=')
+            .and_then(|(n, v)| Some((shoal_fuzz::find(n)?.name, v.parse::<u64>().ok()?)));
+        match parsed {
+            Some((name, n)) => {
+                execs_for.insert(name, n);
+            }
+            None => {
+                eprintln!("--execs-for {e}: expected TARGET=NUMBER with a known target");
+                return ExitCode::from(2);
+            }
+        }
+    }
     println!(
-        "shoal-fuzz: {} target(s), {} executions each, seed {}, timeout {} ms, inputs saved in {}",
+        "shoal-fuzz: {} target(s), {} executions each (--execs-for: {:?}), seed {}, \
+         timeout {} ms, inputs saved in {}",
         targets.len(),
         a.execs,
+        a.execs_for,
         a.seed,
         a.timeout_ms,
         a.out.display()
@@ -146,6 +173,10 @@ fn main() -> ExitCode {
     let start = Instant::now();
     let mut all = Vec::new();
     for t in targets {
+        let cfg = engine::Config {
+            execs: execs_for.get(t.name).copied().unwrap_or(a.execs),
+            ..cfg.clone()
+        };
         let s = engine::fuzz(t, &fx, &cfg, every, &mut |s| {
             println!("[{:>7.1}s] {}", start.elapsed().as_secs_f64(), line(s))
         });
@@ -193,4 +224,27 @@ fn main() -> ExitCode {
     } else {
         ExitCode::SUCCESS
     }
+}
+
+/// Dies the way a parser bug could, with a known input marked as running.
+fn self_test(kind: &str, a: &Args) -> ExitCode {
+    fn recurse(n: u64) -> u64 {
+        let pad = std::hint::black_box([n; 64]);
+        recurse(pad[(n % 64) as usize] + 1) + pad[1]
+    }
+    let _ = std::fs::create_dir_all(&a.out);
+    guard::set_crash_path(&a.out.join("abort-self-test.bin"));
+    let input = format!("shoal-fuzz self-test {kind}").into_bytes();
+    guard::set_current(&input);
+    match kind {
+        "abort" => std::process::abort(),
+        "alloc" => {
+            let v: Vec<u8> = Vec::with_capacity(std::hint::black_box((a.max_alloc_mb << 20) + 1));
+            println!("allocated {} bytes: the limit did not hold", v.capacity());
+        }
+        "stack" => println!("{}", recurse(std::hint::black_box(1))),
+        _ => eprintln!("--self-test abort|alloc|stack"),
+    }
+    guard::clear_current();
+    ExitCode::from(2)
 }
