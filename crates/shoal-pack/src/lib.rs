@@ -12,9 +12,11 @@
 //!
 //! [`build`] makes the info dictionary and `.torrent` bytes itself (sorted
 //! order, no filesystem walk); [`parse_torrent`] reads one back and checks
-//! that it has exactly this shape.
+//! that it has exactly this shape. [`tracker`] parses the query string of
+//! a BitTorrent tracker announce, for the agents' built-in tracker.
 
 mod bencode;
+pub mod tracker;
 
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
@@ -347,12 +349,16 @@ pub fn parse_torrent(bytes: &[u8], expected: Option<&str>) -> Result<ParsedPack,
                 return Err(bad("files not sorted"));
             }
         }
-        let n = len.div_ceil(PIECE_LEN) as usize;
-        let mut ps = Vec::with_capacity(n);
-        for _ in 0..n {
-            let p = piece_iter.next().ok_or_else(|| bad("too few pieces"))?;
-            ps.push(p.try_into().expect("20 bytes"));
+        // Checked before allocating: a forged length must not size a Vec.
+        let n = len.div_ceil(PIECE_LEN);
+        if n > piece_iter.len() as u64 {
+            return Err(bad("too few pieces"));
         }
+        let ps: Vec<[u8; 20]> = piece_iter
+            .by_ref()
+            .take(n as usize)
+            .map(|p| p.try_into().expect("20 bytes"))
+            .collect();
         pieces.push(ps);
         files.push((sha, len));
         if !len.is_multiple_of(PIECE_LEN) {
@@ -596,6 +602,41 @@ mod tests {
             .unwrap();
         t[pos..pos + 3].copy_from_slice(b"../");
         assert!(parse_torrent(&t, None).is_err());
+    }
+
+    /// Found by shoal-fuzz (torrent target): a string length near
+    /// `usize::MAX` overflowed `start + n` (a panic in checked builds, a
+    /// slice-index panic otherwise).
+    #[test]
+    fn huge_string_length_is_refused() {
+        for t in [
+            &b"18446744073709551615:created by4:infod5:filesd6:lengthi5e"[..],
+            b"18446744073709551614:x",
+            b"d4:info18446744073709551615:e",
+            b"l9223372036854775808:xe",
+        ] {
+            let e = parse_torrent(t, None).unwrap_err().to_string();
+            assert!(e.contains("runs past the end"), "{e}");
+        }
+    }
+
+    /// Found by shoal-fuzz (torrent target): a file length near `i64::MAX`
+    /// sized a Vec of pieces before they were counted (an allocation of
+    /// petabytes, which aborts the process).
+    #[test]
+    fn huge_file_length_does_not_allocate() {
+        let p = build("x", &[content(b"hello")]);
+        for huge in [
+            "9223372036854775807",
+            "4611686018427387904",
+            "35184372088832",
+        ] {
+            let mut bytes = p.torrent.clone();
+            let at = bytes.windows(11).position(|w| w == b"6:lengthi5e").unwrap();
+            bytes.splice(at..at + 11, format!("6:lengthi{huge}e").into_bytes());
+            let e = parse_torrent(&bytes, None).unwrap_err().to_string();
+            assert!(e.contains("too few pieces"), "{e}");
+        }
     }
 
     #[test]
