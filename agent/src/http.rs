@@ -18,7 +18,7 @@
 use crate::peers::{tracker_response, SignedPeer};
 use crate::Agent;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -104,7 +104,18 @@ async fn announce(State(a): State<Arc<Agent>>, body: Bytes) -> Response {
     Json(list).into_response()
 }
 
-async fn tracker(State(a): State<Arc<Agent>>) -> Response {
+/// The BitTorrent tracker: a strict announce query (BEP 3), answered with
+/// every agent this one knows (compact form). A query librqbit or another
+/// client could not have sent gets a BEP 3 failure reason.
+async fn tracker(State(a): State<Arc<Agent>>, RawQuery(q): RawQuery) -> Response {
+    if let Err(e) = shoal_pack::tracker::parse_announce(q.as_deref().unwrap_or("")) {
+        tracing::debug!(error = %e, "tracker query refused");
+        return (
+            [(header::CONTENT_TYPE, "text/plain")],
+            shoal_pack::tracker::failure_response(&e.to_string()),
+        )
+            .into_response();
+    }
     let mut addrs = a.peers.lock().unwrap().peer_addrs();
     if let Some(me) = a.cfg.peer_listen() {
         addrs.push(me);

@@ -352,8 +352,40 @@ impl Fixture {
         ];
 
         // --- announce JSON ----------------------------------------------
-        let one = r#"{"name":"mirror1","role":"mirror","url":"http://192.0.2.11:8780","peer_addr":"192.0.2.11:8781","generation":3}"#;
-        let six = r#"{"name":"m-6","role":"origin","url":"https://[2001:db8::2]:8780/","peer_addr":"[2001:db8::2]:8781","generation":18446744073709551615}"#;
+        // Signed peer entries: a mirror's (its own node key) and the
+        // origin's (the origin key), as agents announce and relay them.
+        let peer = |name: &str, role: &str, url: &str, addr: &str, g: u64, k: &PrivateKey| {
+            let info = shoal_agent::peers::PeerInfo {
+                name: name.into(),
+                role: role.into(),
+                url: url.into(),
+                peer_addr: addr.parse().expect("seed address"),
+                generation: g,
+            };
+            serde_json::to_string(&shoal_agent::peers::SignedPeer::sign(
+                info,
+                k,
+                1_700_000_000,
+            ))
+            .expect("serializes")
+        };
+        let node = PrivateKey::generate();
+        let one = peer(
+            "mirror1",
+            "mirror",
+            "http://192.0.2.11:8780",
+            "192.0.2.11:8781",
+            3,
+            &node,
+        );
+        let six = peer(
+            "m-6",
+            "origin",
+            "https://[2001:db8::2]:8780/",
+            "[2001:db8::2]:8781",
+            u64::MAX,
+            &key,
+        );
         let announces = vec![
             one.as_bytes().to_vec(),
             six.as_bytes().to_vec(),

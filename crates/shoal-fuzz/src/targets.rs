@@ -31,7 +31,9 @@ pub struct Target {
 
 /// The body of `POST /v1/announce`, parsed exactly as the agent does
 /// (`agent/src/http.rs`). One function, so the type can change in one place.
-pub fn parse_announce_json(body: &[u8]) -> Result<shoal_agent::peers::PeerInfo, serde_json::Error> {
+pub fn parse_announce_json(
+    body: &[u8],
+) -> Result<shoal_agent::peers::SignedPeer, serde_json::Error> {
     serde_json::from_slice(body)
 }
 
@@ -39,7 +41,7 @@ pub fn parse_announce_json(body: &[u8]) -> Result<shoal_agent::peers::PeerInfo, 
 /// does (`agent/src/mirror.rs`).
 pub fn parse_peer_list_json(
     body: &[u8],
-) -> Result<Vec<shoal_agent::peers::PeerInfo>, serde_json::Error> {
+) -> Result<Vec<shoal_agent::peers::SignedPeer>, serde_json::Error> {
     serde_json::from_slice(body)
 }
 
@@ -307,7 +309,7 @@ fn run_torrent(_fx: &Fixture, data: &[u8]) -> Verdict {
     Ok(format!("torrent files={}", p.files.len()))
 }
 
-fn run_announce(_fx: &Fixture, data: &[u8]) -> Verdict {
+fn run_announce(fx: &Fixture, data: &[u8]) -> Verdict {
     let one = parse_announce_json(data);
     if let Ok(p) = &one {
         let back = serde_json::to_vec(p).expect("serializes");
@@ -326,12 +328,26 @@ fn run_announce(_fx: &Fixture, data: &[u8]) -> Verdict {
             "peer list round trip"
         );
     }
+    // What an agent then does with an entry: verify it (signature, role,
+    // freshness) and merge it into its table.
+    let origin = fx.public.to_string_key();
+    let ttl = std::time::Duration::from_secs(600);
+    let check = |p: &shoal_agent::peers::SignedPeer| {
+        let r = p.verify(&origin, p.at, ttl);
+        let mut t = shoal_agent::peers::PeerTable::default();
+        if r.is_ok() {
+            t.merge(p.clone(), "self").expect("a verified entry merges");
+            assert_eq!(t.list().len(), 1);
+        }
+        r.map(|_| "verified").unwrap_or("refused")
+    };
     match (one, list) {
-        (Ok(p), _) => Ok(format!(
-            "announce from {}",
-            if p.peer_addr.is_ipv4() { "v4" } else { "v6" }
+        (Ok(p), _) => Ok(format!("announce {}", check(&p))),
+        (_, Ok(l)) => Ok(format!(
+            "peer list of {} ({} verified)",
+            l.len(),
+            l.iter().filter(|p| check(p) == "verified").count()
         )),
-        (_, Ok(l)) => Ok(format!("peer list of {}", l.len())),
         (Err(e), Err(_)) => Err(e.to_string()),
     }
 }
