@@ -4,7 +4,7 @@
 
 use super::args::ManagerChoice;
 use super::plan::Plan;
-use super::ssh::Remote;
+use super::ssh::{Out, Remote};
 use super::{LOG_LINES, START_TIMEOUT, UNIT_NAME};
 use shoal_status::Status;
 use std::time::{Duration, Instant};
@@ -37,22 +37,35 @@ fn one_line(s: &str) -> String {
         .join(" ")
 }
 
-pub async fn agent_alive(remote: &Remote, plan: &Plan, manager: ManagerChoice) -> bool {
-    let out = match manager {
-        ManagerChoice::Systemd => {
-            remote
-                .sh("systemctl is-active --quiet \"$1\"", &[UNIT_NAME])
-                .await
-        }
+/// Runs `systemd` with the unit's name, or (under start-stop-daemon)
+/// `daemon` with the pidfile, as `$1`.
+async fn by_manager(
+    remote: &Remote,
+    plan: &Plan,
+    manager: ManagerChoice,
+    systemd: &str,
+    daemon: &str,
+) -> Result<Out, String> {
+    match manager {
+        ManagerChoice::Systemd => remote.sh(systemd, &[UNIT_NAME]).await,
         _ => {
             remote
-                .sh(
-                    "start-stop-daemon --status --pidfile \"$1\" --name shoal-agent",
-                    &[&plan.pidfile().to_string_lossy()],
-                )
+                .sh(daemon, &[&plan.pidfile().to_string_lossy()])
                 .await
         }
-    };
+    }
+}
+
+/// Whether the agent runs (its unit is active, or its pidfile's process).
+pub async fn agent_alive(remote: &Remote, plan: &Plan, manager: ManagerChoice) -> bool {
+    let out = by_manager(
+        remote,
+        plan,
+        manager,
+        "systemctl is-active --quiet \"$1\"",
+        "start-stop-daemon --status --pidfile \"$1\" --name shoal-agent",
+    )
+    .await;
     matches!(out, Ok(o) if o.ok())
 }
 
@@ -118,18 +131,14 @@ pub async fn wait_up(remote: &Remote, plan: &Plan, manager: ManagerChoice) -> Re
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    let pid = match manager {
-        ManagerChoice::Systemd => {
-            remote
-                .sh("systemctl show -p MainPID --value \"$1\"", &[UNIT_NAME])
-                .await
-        }
-        _ => {
-            remote
-                .sh("cat -- \"$1\"", &[&plan.pidfile().to_string_lossy()])
-                .await
-        }
-    };
+    let pid = by_manager(
+        remote,
+        plan,
+        manager,
+        "systemctl show -p MainPID --value \"$1\"",
+        "cat -- \"$1\"",
+    )
+    .await;
     Ok(pid
         .ok()
         .and_then(|o| o.stdout.trim().parse().ok())

@@ -176,22 +176,32 @@ impl Validator {
         }
     }
 
-    /// `log_format`: text (default) or json.
-    pub(super) fn log_format(&mut self, g: Option<Got<String>>) -> LogFormat {
+    /// One of a parameter's named values (`options`, the first is the
+    /// default); anything else is reported with `advice`.
+    fn one_of<T: Copy>(
+        &mut self,
+        name: &str,
+        g: Option<Got<String>>,
+        options: &[(&str, T)],
+        advice: &str,
+    ) -> T {
+        let default = options[0].1;
         let Some(g) = g else {
-            return LogFormat::Text;
+            return default;
         };
-        match g.value.as_str() {
-            "text" => LogFormat::Text,
-            "json" => LogFormat::Json,
-            other => {
-                self.err(
-                    &g.path,
-                    format!("unknown log_format '{other}': use text or json"),
-                );
-                LogFormat::Text
+        match options.iter().find(|(n, _)| *n == g.value) {
+            Some((_, v)) => *v,
+            None => {
+                self.err(&g.path, format!("unknown {name} '{}': {advice}", g.value));
+                default
             }
         }
+    }
+
+    /// `log_format`: text (default) or json.
+    pub(super) fn log_format(&mut self, g: Option<Got<String>>) -> LogFormat {
+        let options = [("text", LogFormat::Text), ("json", LogFormat::Json)];
+        self.one_of("log_format", g, &options, "use text or json")
     }
 
     /// A user or group name (default root).
@@ -243,17 +253,16 @@ impl Validator {
 
     /// `service_manager`: systemd (default) or daemon.
     pub(super) fn service_manager(&mut self, g: Option<Got<String>>) -> ServiceManager {
-        let Some(g) = g else {
-            return ServiceManager::Systemd;
-        };
-        match g.value.as_str() {
-            "systemd" => ServiceManager::Systemd,
-            "daemon" => ServiceManager::Daemon,
-            other => {
-                self.err(&g.path, format!("unknown service_manager '{other}': use systemd, or daemon on hosts without systemd"));
-                ServiceManager::Systemd
-            }
-        }
+        let options = [
+            ("systemd", ServiceManager::Systemd),
+            ("daemon", ServiceManager::Daemon),
+        ];
+        self.one_of(
+            "service_manager",
+            g,
+            &options,
+            "use systemd, or daemon on hosts without systemd",
+        )
     }
 
     /// `service_ensure`: running (default) or stopped.
