@@ -4,6 +4,19 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
+/// A temporary folder named `prefix…` with the sub-folders `dirs` made;
+/// deleted when dropped.
+pub fn scratch(prefix: &str, dirs: &[&str]) -> tempfile::TempDir {
+    let dir = tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir()
+        .expect("create a temp dir");
+    for d in dirs {
+        std::fs::create_dir_all(dir.path().join(d)).unwrap();
+    }
+    dir
+}
+
 /// The permission bits of a file (`0o755`).
 pub fn mode(p: &Path) -> u32 {
     std::fs::metadata(p)

@@ -25,23 +25,20 @@ pub fn start_origin(h: &Host, name: &str, repo: &Path, key: &Path, listen: Socke
     let state = h.dir().join("state");
     let log_path = h.dir().join(format!("{name}.log"));
     let log = std::fs::File::create(&log_path).unwrap();
+    let listen_s = listen.to_string();
     let mut cmd = h.command(crate::bin("shoal-agent"));
-    cmd.arg("origin")
-        .arg("--repo")
-        .arg(repo)
-        .arg("--state")
-        .arg(&state)
-        .arg("--key")
-        .arg(key)
-        .args([
-            "--listen",
-            &listen.to_string(),
-            "--publish-interval",
-            "0s",
-            "--name",
-            name,
-        ])
-        .stdin(Stdio::null())
+    cmd.arg("origin");
+    for (flag, value) in [
+        ("--repo", repo.as_os_str()),
+        ("--state", state.as_os_str()),
+        ("--key", key.as_os_str()),
+        ("--listen", listen_s.as_ref()),
+        ("--publish-interval", "0s".as_ref()),
+        ("--name", name.as_ref()),
+    ] {
+        cmd.arg(flag).arg(value);
+    }
+    cmd.stdin(Stdio::null())
         .stdout(log.try_clone().unwrap())
         .stderr(log);
     h.spawn_command(cmd)

@@ -13,7 +13,7 @@
 use shoal_config::{AgentConfig, Role};
 use shoal_e2e::agents;
 use shoal_e2e::daemon::{alive, read_pid, Daemons};
-use shoal_e2e::files::{assert_same_file, mode, write_tree};
+use shoal_e2e::files::{assert_same_file, mode, scratch, write_tree};
 use shoal_e2e::local::{free_port_pair, local, wait_until, FileServer};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -35,13 +35,10 @@ struct Sandbox {
 
 impl Sandbox {
     fn new() -> Sandbox {
-        let dir = tempfile::Builder::new()
-            .prefix("shoal-ansible-")
-            .tempdir()
-            .expect("create a temp dir");
-        for d in ["home", "home/tmp", "home/remote-tmp", "cache", "prefix"] {
-            std::fs::create_dir_all(dir.path().join(d)).unwrap();
-        }
+        let dir = scratch(
+            "shoal-ansible-",
+            &["home", "home/tmp", "home/remote-tmp", "cache", "prefix"],
+        );
         Sandbox { dir }
     }
 

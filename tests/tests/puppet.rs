@@ -15,7 +15,7 @@
 use shoal_config::{AgentConfig, LogFormat, Profile, Role};
 use shoal_e2e::agents::{self, Proc};
 use shoal_e2e::daemon::{alive, cmdline, Daemons};
-use shoal_e2e::files::{mode, write_tree};
+use shoal_e2e::files::{mode, scratch, write_tree};
 use shoal_e2e::local::{free_port_pair, header, http_get, local, wait_until, FileServer};
 use std::ffi::OsString;
 use std::fs;
@@ -88,6 +88,17 @@ fn run(cmd: &mut Command, limit: Duration) -> Out {
     }
 }
 
+/// Where Puppet keeps its state, as `--FLAG sub-folder of the sandbox's puppet/`.
+const PUPPET_DIRS: [(&str, &str); 7] = [
+    ("--vardir", "var"),
+    ("--confdir", "etc"),
+    ("--codedir", "code"),
+    ("--logdir", "log"),
+    ("--rundir", "run"),
+    ("--publicdir", "public"),
+    ("--ssldir", "ssl"),
+];
+
 /// A scratch prefix with Puppet's state confined to it and the module on a
 /// module path of its own (`modules/shoal` -> puppet/).
 struct Sandbox {
@@ -96,21 +107,18 @@ struct Sandbox {
 
 impl Sandbox {
     fn new() -> Sandbox {
-        let dir = tempfile::Builder::new()
-            .prefix("shoal-puppet-")
-            .tempdir()
-            .unwrap();
-        for d in [
-            "puppet/etc",
-            "puppet/data",
-            "modules",
-            "etc",
-            "var/lib",
-            "srv/shoal",
-            "usr/local/bin",
-        ] {
-            fs::create_dir_all(dir.path().join(d)).unwrap();
-        }
+        let dir = scratch(
+            "shoal-puppet-",
+            &[
+                "puppet/etc",
+                "puppet/data",
+                "modules",
+                "etc",
+                "var/lib",
+                "srv/shoal",
+                "usr/local/bin",
+            ],
+        );
         std::os::unix::fs::symlink(module_dir(), dir.path().join("modules/shoal")).unwrap();
         // Hiera for the site, as a control repo would have it.
         fs::write(
@@ -149,15 +157,7 @@ impl Sandbox {
     fn puppet_settings(&self) -> Vec<OsString> {
         let p = |d: &str| self.path("puppet").join(d).into_os_string();
         let mut v: Vec<OsString> = Vec::new();
-        for (flag, dir) in [
-            ("--vardir", "var"),
-            ("--confdir", "etc"),
-            ("--codedir", "code"),
-            ("--logdir", "log"),
-            ("--rundir", "run"),
-            ("--publicdir", "public"),
-            ("--ssldir", "ssl"),
-        ] {
+        for (flag, dir) in PUPPET_DIRS {
             v.push(flag.into());
             v.push(p(dir));
         }
