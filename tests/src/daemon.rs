@@ -25,6 +25,17 @@ pub fn cmdline(pid: i32) -> String {
         .unwrap_or_default()
 }
 
+/// The file after `--config` on the command line of `pid`, if any.
+pub fn config_of(pid: i32) -> Option<PathBuf> {
+    let raw = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let args: Vec<String> = raw
+        .split(|b| *b == 0)
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    let i = args.iter().position(|a| a == "--config")?;
+    args.get(i + 1).map(PathBuf::from)
+}
+
 /// The PID a pidfile names.
 pub fn read_pid(pidfile: &Path) -> Option<i32> {
     std::fs::read_to_string(pidfile).ok()?.trim().parse().ok()
@@ -52,8 +63,8 @@ pub fn stop_pid(pid: i32) {
 /// on drop, stopped if it still runs with that config.
 #[derive(Default)]
 pub struct Daemons {
-    watched: Vec<(PathBuf, String)>,
-    seen: Vec<(i32, String)>,
+    watched: Vec<(PathBuf, PathBuf)>,
+    seen: Vec<(i32, PathBuf)>,
 }
 
 impl Daemons {
@@ -64,7 +75,7 @@ impl Daemons {
     /// Watches `pidfile`, whose agent runs with `--config config`.
     pub fn watch(&mut self, pidfile: &Path, config: &Path) {
         self.watched
-            .push((pidfile.to_path_buf(), config.display().to_string()));
+            .push((pidfile.to_path_buf(), config.to_path_buf()));
     }
 
     /// The PID in a watched pidfile now (remembered for the cleanup).
@@ -90,13 +101,15 @@ impl Daemons {
         }
     }
 
-    /// Whether `pid` runs and is an agent of a watched pidfile.
+    /// Whether `pid` runs and is an agent of a watched pidfile (its
+    /// `--config` is that pidfile's config; paths compare by component, so
+    /// `a//b` is `a/b`).
     pub fn ours(&self, pid: i32) -> bool {
         alive(pid)
             && self
                 .seen
                 .iter()
-                .any(|(p, config)| *p == pid && cmdline(pid).contains(config.as_str()))
+                .any(|(p, config)| *p == pid && config_of(pid).as_deref() == Some(config.as_path()))
     }
 }
 
