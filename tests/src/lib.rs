@@ -5,8 +5,12 @@
 //! `cargo test` runs; `SHOAL_BIN_DIR` overrides where they are looked for.
 
 pub mod agents;
+pub mod daemon;
 pub mod fake;
+pub mod files;
+pub mod local;
 pub mod netns;
+pub mod ns_agents;
 pub mod repo;
 
 use std::path::PathBuf;
