@@ -1,5 +1,7 @@
 //! Local admin calls on the Unix socket `<state>/admin.sock` (mode 0600):
-//! only the agent's own user (or root) on the same host may call them.
+//! only the agent's own user (or root) on the same host may call them, and
+//! members of `origin.admin_group` when it is set (mode 0660), so an
+//! archive's hook user can call `publish`.
 //!
 //! Protocol: one request line, one reply line.
 //! - `publish` (origin): publish a generation now; reply `ok <generation>`.
@@ -22,7 +24,23 @@ pub async fn serve(agent: Arc<Agent>) -> Result<()> {
     let _ = std::fs::remove_file(&path);
     let listener = UnixListener::bind(&path)
         .with_context(|| format!("cannot create admin socket {}", path.display()))?;
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+    match &agent.cfg.origin.admin_group {
+        None => std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?,
+        Some(g) => {
+            let group = nix::unistd::Group::from_name(g)
+                .with_context(|| format!("cannot look up origin.admin_group '{g}'"))?
+                .with_context(|| {
+                    format!("origin.admin_group '{g}' does not exist on this host; create it or fix the setting")
+                })?;
+            nix::unistd::chown(&path, None, Some(group.gid)).with_context(|| {
+                format!(
+                    "cannot give the admin socket {} to group '{g}'",
+                    path.display()
+                )
+            })?;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o660))?;
+        }
+    }
     loop {
         let (stream, _) = listener.accept().await?;
         let agent = agent.clone();

@@ -152,6 +152,48 @@ pub fn live_matches(live: &Path, e: &Entry) -> bool {
     }
 }
 
+/// Files and symlinks in the live tree that `current` does not name and
+/// that are not already waiting for removal, apart from trace files:
+/// what an apply that stopped part-way (and was then superseded) left.
+pub fn orphans(live: &Path, current: &Manifest, pending: &Pending) -> Result<Vec<String>> {
+    let named: HashSet<&str> = current.entries.iter().map(|e| e.path.as_str()).collect();
+    let mut out = Vec::new();
+    let mut stack = vec![(live.to_path_buf(), String::new())];
+    while let Some((dir, rel)) = stack.pop() {
+        let rd = match std::fs::read_dir(&dir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(fsutil::explain_io(e, &dir)),
+        };
+        for e in rd {
+            let e = e.map_err(|e| fsutil::explain_io(e, &dir))?;
+            let Some(name) = e.file_name().to_str().map(str::to_string) else {
+                continue;
+            };
+            let relp = if rel.is_empty() {
+                name
+            } else {
+                format!("{rel}/{name}")
+            };
+            let ft = e
+                .file_type()
+                .map_err(|x| fsutil::explain_io(x, &e.path()))?;
+            if ft.is_dir() {
+                if relp != TRACE_DIR {
+                    stack.push((e.path(), relp));
+                }
+            } else if !named.contains(relp.as_str()) && !pending.due.contains_key(&relp) {
+                out.push(relp);
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Where trace files live in a live tree (never part of a generation).
+pub const TRACE_DIR: &str = "project/trace";
+
 /// Counters from one apply.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Applied {

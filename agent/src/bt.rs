@@ -101,10 +101,7 @@ impl Bt {
         let listen = cfg.peer_listen().context("peer_listen port out of range")?;
         // librqbit's own error for a busy port is terse: check first.
         std::net::TcpListener::bind(listen).map_err(|e| {
-            anyhow::anyhow!(
-                "cannot listen for BitTorrent peers on {listen}: {e}; another program (maybe \
-                 another shoal-agent) uses it: set peer_listen (or --peer-listen) to a free port"
-            )
+            crate::explain_bind(e, listen, "BitTorrent peers", "peer_listen / --peer-listen")
         })?;
         let limit = |n: u64| NonZeroU32::new(n.min(u32::MAX as u64) as u32);
         let mut opts = SessionOptions {

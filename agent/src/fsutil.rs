@@ -146,11 +146,20 @@ pub fn mtime_ns(m: &fs::Metadata) -> i64 {
 /// name and rename: a hard link when the inode's metadata can be shared,
 /// otherwise (or across filesystems) a copy. Returns true if it linked.
 pub fn place_file(src: &Path, dst: &Path, mode: u32, mtime_ns: i64) -> Result<bool> {
+    let sm = fs::metadata(src).map_err(|e| explain_io(e, src))?;
+    let wanted =
+        |m: &fs::Metadata| m.mode() & 0o7777 == mode & 0o7777 && self::mtime_ns(m) == mtime_ns;
+    // Already in place: `dst` is a link of the same inode, as wanted.
+    // (rename(2) between two links of one inode does nothing, so going
+    // through a temp name would leave the temp name behind.)
+    if let Ok(dm) = fs::symlink_metadata(dst) {
+        if dm.is_file() && dm.ino() == sm.ino() && dm.dev() == sm.dev() && wanted(&dm) {
+            return Ok(true);
+        }
+    }
     let tmp = temp_name(dst);
     let _ = fs::remove_file(&tmp);
-    let sm = fs::metadata(src).map_err(|e| explain_io(e, src))?;
-    let shareable =
-        sm.nlink() == 1 || (sm.mode() & 0o7777 == mode & 0o7777 && self::mtime_ns(&sm) == mtime_ns);
+    let shareable = sm.nlink() == 1 || wanted(&sm);
     let mut linked = false;
     if shareable {
         match fs::hard_link(src, &tmp) {
@@ -169,13 +178,37 @@ pub fn place_file(src: &Path, dst: &Path, mode: u32, mtime_ns: i64) -> Result<bo
             return Err(explain_io(e, dst));
         }
     }
-    if let Err(e) = set_meta(&tmp, mode, mtime_ns)
-        .and_then(|_| fs::rename(&tmp, dst).map_err(|e| explain_io(e, dst)))
-    {
-        let _ = fs::remove_file(&tmp);
-        return Err(e);
+    let r = set_meta(&tmp, mode, mtime_ns)
+        .and_then(|_| fs::rename(&tmp, dst).map_err(|e| explain_io(e, dst)));
+    // After a successful rename the temp name is gone, unless `dst` was
+    // already a link of the same inode: then it must go now.
+    let _ = fs::remove_file(&tmp);
+    r.map(|_| linked)
+}
+
+/// Removes Shoal's temp files (left by a crash) from the tree under `root`,
+/// without following symlinks. Returns how many it removed.
+pub fn sweep_temp(root: &Path) -> Result<usize> {
+    let mut n = 0;
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let rd = match fs::read_dir(&dir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(explain_io(e, &dir)),
+        };
+        for e in rd {
+            let e = e.map_err(|e| explain_io(e, &dir))?;
+            let ft = e.file_type().map_err(|x| explain_io(x, &e.path()))?;
+            if ft.is_dir() {
+                stack.push(e.path());
+            } else if is_temp_name(&e.file_name()) {
+                fs::remove_file(e.path()).map_err(|x| explain_io(x, &e.path()))?;
+                n += 1;
+            }
+        }
     }
-    Ok(linked)
+    Ok(n)
 }
 
 /// Writes an empty file at `dst` through a temp name and rename.
@@ -225,7 +258,20 @@ pub fn check_writable_dir(dir: &Path, what: &str) -> Result<()> {
         Ok(m) if m.is_dir() => {}
         Ok(_) => bail!("{what} {} is not a directory", dir.display()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            fs::create_dir_all(dir).with_context(|| {
+            // Create the last level only: a mistyped path (a missing
+            // parent) is an error, not a new tree somewhere unexpected.
+            let parent = dir.parent().filter(|p| !p.as_os_str().is_empty());
+            if let Some(p) = parent {
+                if !p.is_dir() {
+                    bail!(
+                        "{what} {} does not exist, nor does its parent folder {}: check the path \
+                         for a typo, or create it first",
+                        dir.display(),
+                        p.display()
+                    );
+                }
+            }
+            fs::create_dir(dir).with_context(|| {
                 format!(
                     "{what} {} does not exist and cannot be created",
                     dir.display()
@@ -243,6 +289,36 @@ pub fn check_writable_dir(dir: &Path, what: &str) -> Result<()> {
     })?;
     let _ = fs::remove_file(&probe);
     Ok(())
+}
+
+/// Bytes of disk the files under `dir` occupy (0 if it does not exist).
+pub fn du(dir: &Path) -> u64 {
+    let mut n = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = fs::read_dir(&d) else { continue };
+        for e in rd.flatten() {
+            match e.metadata() {
+                Ok(m) if m.is_dir() => stack.push(e.path()),
+                Ok(m) => n += (m.blocks() * 512).min(m.len()),
+                Err(_) => {}
+            }
+        }
+    }
+    n
+}
+
+/// Bytes free for an unprivileged writer on the filesystem holding `dir`.
+pub fn free_bytes(dir: &Path) -> Result<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes())
+        .with_context(|| format!("{}: path holds a NUL byte", dir.display()))?;
+    // SAFETY: statvfs fills the zeroed struct we pass; `c` outlives the call.
+    let mut v: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statvfs(c.as_ptr(), &mut v) } != 0 {
+        return Err(explain_io(std::io::Error::last_os_error(), dir));
+    }
+    Ok(v.f_bavail as u64 * v.f_frsize as u64)
 }
 
 /// Now in Unix seconds.
@@ -288,6 +364,34 @@ mod tests {
         assert!(!place_file(&src, &dst2, 0o600, 5_000_000_000).unwrap());
         assert_eq!(fs::metadata(&dst2).unwrap().mode() & 0o777, 0o600);
         assert_eq!(fs::metadata(&dst).unwrap().mode() & 0o777, 0o644);
+        // Regression: placing a file over a link of the same inode (a
+        // content re-placed after compaction, a path that comes back)
+        // used to leave `.dst.shoal-tmp.<pid>` behind, since rename(2)
+        // between two links of one inode does nothing.
+        let dst3 = t.path().join("dst3");
+        fs::hard_link(&src, &dst3).unwrap();
+        assert!(place_file(&src, &dst3, 0o644, 1_000_000_000).unwrap());
+        assert!(place_file(&src, &dst3, 0o644, 1_000_000_000).unwrap());
+        let names: Vec<String> = fs::read_dir(t.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(
+            !names.iter().any(|n| n.contains(".shoal-tmp.")),
+            "{names:?}"
+        );
+        // Same inode with other metadata wanted: changed in place, no temp left.
+        fs::set_permissions(&dst3, fs::Permissions::from_mode(0o600)).unwrap();
+        place_file(&src, &dst3, 0o644, 1_000_000_000).unwrap();
+        assert_eq!(fs::metadata(&dst3).unwrap().mode() & 0o777, 0o644);
+        assert!(!temp_name(&dst3).exists());
+        // A crash's leftovers are swept.
+        fs::create_dir_all(t.path().join("s/d")).unwrap();
+        fs::write(temp_name(&t.path().join("s/d/x")), b"").unwrap();
+        fs::write(t.path().join("s/d/.x.shoal-tmp.1"), b"").unwrap();
+        fs::write(t.path().join("s/d/keep"), b"").unwrap();
+        assert_eq!(sweep_temp(&t.path().join("s")).unwrap(), 2);
+        assert!(t.path().join("s/d/keep").exists());
         fs::create_dir_all(t.path().join("r/a/b")).unwrap();
         fs::write(t.path().join("r/a/b/f"), b"").unwrap();
         remove_and_prune(&t.path().join("r"), "a/b/f").unwrap();

@@ -15,10 +15,10 @@
 //! relay it. Admin calls are not here: they take the Unix socket
 //! ([`crate::admin`]).
 
-use crate::peers::{tracker_response, PeerInfo};
+use crate::peers::{tracker_response, SignedPeer};
 use crate::Agent;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -91,27 +91,31 @@ async fn torrent(State(a): State<Arc<Agent>>, Path(ih): Path<String>) -> Respons
 }
 
 async fn announce(State(a): State<Arc<Agent>>, body: Bytes) -> Response {
-    let p: PeerInfo = match serde_json::from_slice(&body) {
+    let p: SignedPeer = match serde_json::from_slice(&body) {
         Ok(p) => p,
         Err(e) => return (StatusCode::BAD_REQUEST, format!("bad announce: {e}\n")).into_response(),
     };
-    if !(p.url.starts_with("http://") || p.url.starts_with("https://")) {
-        return (
-            StatusCode::BAD_REQUEST,
-            "bad announce: url must be http(s)\n",
-        )
-            .into_response();
+    if let Err(e) = a.learn_peer(p) {
+        tracing::debug!(error = %e, "announce refused");
+        return (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response();
     }
     let mut list = vec![a.self_info()];
-    {
-        let mut t = a.peers.lock().unwrap();
-        t.merge(p, &a.name);
-        list.extend(t.list().into_iter().map(|(p, _)| p));
-    }
+    list.extend(a.peers.lock().unwrap().signed());
     Json(list).into_response()
 }
 
-async fn tracker(State(a): State<Arc<Agent>>) -> Response {
+/// The BitTorrent tracker: a strict announce query (BEP 3), answered with
+/// every agent this one knows (compact form). A query librqbit or another
+/// client could not have sent gets a BEP 3 failure reason.
+async fn tracker(State(a): State<Arc<Agent>>, RawQuery(q): RawQuery) -> Response {
+    if let Err(e) = shoal_pack::tracker::parse_announce(q.as_deref().unwrap_or("")) {
+        tracing::debug!(error = %e, "tracker query refused");
+        return (
+            [(header::CONTENT_TYPE, "text/plain")],
+            shoal_pack::tracker::failure_response(&e.to_string()),
+        )
+            .into_response();
+    }
     let mut addrs = a.peers.lock().unwrap().peer_addrs();
     if let Some(me) = a.cfg.peer_listen() {
         addrs.push(me);
@@ -169,6 +173,11 @@ async fn metrics(State(a): State<Arc<Agent>>) -> Response {
         "shoal_up",
         "1 if the last sync or publish succeeded.",
         if st.last_error.is_none() { 1.0 } else { 0.0 },
+    );
+    gauge(
+        "shoal_upstream_reachable",
+        "Mirror: 0 while no upstream answers (the mirror keeps serving the newest generation it can verify).",
+        if st.upstream_error.is_none() { 1.0 } else { 0.0 },
     );
     if let Some(s) = st.last_sync_seconds {
         gauge(

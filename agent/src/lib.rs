@@ -47,21 +47,41 @@ pub struct Agent {
     pub origin: tokio::sync::Mutex<origin::OriginState>,
     /// HTTP client for talking to other agents.
     pub client: reqwest::Client,
+    /// Mirror: what each downloading pack waits on, for /status.
+    pub pack_notes: Mutex<std::collections::HashMap<u64, String>>,
+    /// Signs this agent's peer entry: the origin key on an origin, the
+    /// node key (`state/node.key`) on a mirror.
+    pub node_key: shoal_manifest::signed::PrivateKey,
+    /// The origin's public key, `ed25519:…`: only it may be listed as origin.
+    pub origin_key: String,
     /// Held for the agent's lifetime: one agent per state directory.
     _lock: std::fs::File,
 }
 
 impl Agent {
-    /// This agent as other agents see it.
-    pub fn self_info(&self) -> peers::PeerInfo {
-        let st = self.status.lock().unwrap();
-        peers::PeerInfo {
+    /// This agent as other agents see it, signed now.
+    pub fn self_info(&self) -> peers::SignedPeer {
+        let generation = self.status.lock().unwrap().generation_applied;
+        let info = peers::PeerInfo {
             name: self.name.clone(),
             role: self.cfg.role.to_string(),
             url: self.cfg.advertise_url(),
             peer_addr: self.cfg.peer_listen().expect("validated"),
-            generation: st.generation_applied,
-        }
+            generation,
+        };
+        peers::SignedPeer::sign(info, &self.node_key, fsutil::now())
+    }
+
+    /// How long a peer entry is trusted without news from its agent.
+    pub fn peer_ttl(&self) -> Duration {
+        (self.cfg.mirror.poll_interval * 10).max(Duration::from_secs(300))
+    }
+
+    /// Verifies a peer entry and records it. Returns why it was refused.
+    pub fn learn_peer(&self, p: peers::SignedPeer) -> Result<(), peers::Refusal> {
+        p.verify(&self.origin_key, fsutil::now(), self.peer_ttl())?;
+        let me = self.node_key.public().to_string_key();
+        self.peers.lock().unwrap().merge(p, &me)
     }
 
     /// Records an error in /status and the log.
@@ -152,6 +172,7 @@ impl Agent {
                     .map(|l| l.snapshot.fetched_bytes)
                     .unwrap_or(0),
                 peers,
+                waiting: self.pack_notes.lock().unwrap().get(&t.id).cloned(),
             });
         }
         let peer_list = self.peers.lock().unwrap().list();
@@ -174,6 +195,31 @@ impl Agent {
     }
 }
 
+/// Why a listen address cannot be bound, and what to do.
+pub fn explain_bind(
+    e: std::io::Error,
+    addr: std::net::SocketAddr,
+    what: &str,
+    setting: &str,
+) -> anyhow::Error {
+    let hint = match e.raw_os_error() {
+        Some(libc::EADDRINUSE) => format!(
+            "another program (maybe another shoal-agent) uses it: pick a free port with {setting}"
+        ),
+        Some(libc::EADDRNOTAVAIL) => format!(
+            "this host has no address {}: use one of its own addresses (see `ip addr`), or \
+             0.0.0.0 for all, in {setting}",
+            addr.ip()
+        ),
+        Some(libc::EACCES) => format!(
+            "ports below 1024 need root or CAP_NET_BIND_SERVICE: pick a port above 1023 in \
+             {setting}"
+        ),
+        _ => format!("check {setting}"),
+    };
+    anyhow::anyhow!("cannot listen for {what} on {addr}: {e}; {hint}")
+}
+
 /// The host name, for the default agent name.
 pub fn hostname() -> String {
     nix::unistd::gethostname()
@@ -181,6 +227,48 @@ pub fn hostname() -> String {
         .and_then(|h| h.into_string().ok())
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "localhost".into())
+}
+
+/// The key this agent signs its peer entry with, and the origin's public
+/// key. A mirror makes its node key on first start (mode 0600).
+fn keys(cfg: &AgentConfig, store: &Store) -> Result<(shoal_manifest::signed::PrivateKey, String)> {
+    use shoal_manifest::signed::{PrivateKey, PublicKey};
+    match cfg.role {
+        Role::Origin => {
+            let k = origin::read_key(cfg)?;
+            let pk = k.public().to_string_key();
+            Ok((k, pk))
+        }
+        Role::Mirror => {
+            let text = cfg
+                .mirror
+                .origin_key
+                .as_deref()
+                .context("mirror.origin_key is not set")?;
+            let origin = PublicKey::parse(text)
+                .context("mirror.origin_key")?
+                .to_string_key();
+            let path = store.node_key();
+            let k = match std::fs::read_to_string(&path) {
+                Ok(t) => PrivateKey::from_file_text(&t).with_context(|| {
+                    format!(
+                        "{} is corrupt; remove it (a new one is made)",
+                        path.display()
+                    )
+                })?,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    let k = PrivateKey::generate();
+                    fsutil::atomic_write(&path, k.to_file_text().as_bytes())?;
+                    use std::os::unix::fs::PermissionsExt;
+                    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+                        .map_err(|e| fsutil::explain_io(e, &path))?;
+                    k
+                }
+                Err(e) => return Err(fsutil::explain_io(e, &path)),
+            };
+            Ok((k, origin))
+        }
+    }
 }
 
 /// Takes the state directory's lock so two agents never share one.
@@ -231,15 +319,10 @@ pub async fn run(cfg: AgentConfig) -> Result<()> {
     fsutil::check_writable_dir(&cfg.state, "state directory")?;
     let store = Store::new(&cfg.state);
     let lock = lock_state(&store)?;
+    let (node_key, origin_key) = keys(&cfg, &store)?;
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
-        .map_err(|e| {
-            anyhow::anyhow!(
-                "cannot listen for HTTP on {}: {e}; another program (maybe another shoal-agent) \
-             uses it: pick a free port with listen / --listen",
-                cfg.listen
-            )
-        })?;
+        .map_err(|e| explain_bind(e, cfg.listen, "HTTP", "listen / --listen"))?;
     let bt = bt::Bt::start(&cfg, &name).await?;
     let status = Status {
         role: cfg.role.to_string(),
@@ -266,6 +349,9 @@ pub async fn run(cfg: AgentConfig) -> Result<()> {
         kick: tokio::sync::Notify::new(),
         origin: tokio::sync::Mutex::new(origin::OriginState::default()),
         client,
+        pack_notes: Mutex::new(Default::default()),
+        node_key,
+        origin_key,
         _lock: lock,
     });
     tracing::info!(

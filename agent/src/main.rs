@@ -18,12 +18,12 @@ use std::path::PathBuf;
 struct Cli {
     /// YAML config file (see docs/configuration.md). Command-line flags
     /// override what it says.
-    #[arg(long, short = 'c', global = true, env = "SHOAL_CONFIG")]
+    #[arg(long, short = 'c', env = "SHOAL_CONFIG")]
     config: Option<PathBuf>,
 
-    /// Log format: text or json.
-    #[arg(long, global = true)]
-    log_format: Option<String>,
+    /// Log format [default: the config's log.format, else text].
+    #[arg(long, global = true, value_enum)]
+    log_format: Option<LogFormatArg>,
 
     /// Log filter, e.g. `info` or `shoal_agent=debug` (overrides RUST_LOG and the config).
     #[arg(long, global = true)]
@@ -31,6 +31,24 @@ struct Cli {
 
     #[command(subcommand)]
     command: Command,
+}
+
+/// `--log-format` values.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormatArg {
+    /// Human-readable lines (colour only on a terminal).
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `--config` on the commands that read a config file.
+#[derive(Args, Clone, Default)]
+struct ConfigArg {
+    /// YAML config file (see docs/configuration.md). Command-line flags
+    /// override what it says.
+    #[arg(long = "config", short = 'c', value_name = "CONFIG")]
+    file: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -47,15 +65,19 @@ enum Command {
     /// Run as a mirror: follow upstreams and keep --repo at the newest generation.
     Mirror(MirrorArgs),
     /// Run the role named in the --config file.
-    Run,
+    Run(ConfigArg),
     /// Ask the origin running with this --state to publish a generation now.
     Publish {
+        #[command(flatten)]
+        config: ConfigArg,
         /// The running origin's state directory (it holds admin.sock).
         #[arg(long)]
         state: Option<PathBuf>,
     },
     /// Print the /status JSON of the agent running with this --state.
     Status {
+        #[command(flatten)]
+        config: ConfigArg,
         /// The running agent's state directory.
         #[arg(long)]
         state: Option<PathBuf>,
@@ -64,6 +86,8 @@ enum Command {
 
 #[derive(Args, Clone, Default)]
 struct Common {
+    #[command(flatten)]
+    config: ConfigArg,
     /// Repository folder (origin: what to publish; mirror: the live tree clients read).
     #[arg(long)]
     repo: Option<PathBuf>,
@@ -112,6 +136,12 @@ struct OriginArgs {
     /// Most files in one pack.
     #[arg(long)]
     pack_max_files: Option<usize>,
+    /// Keep seeding packs a new generation drops this long, e.g. 30m.
+    #[arg(long)]
+    retire_grace: Option<String>,
+    /// Group allowed to call `shoal-agent publish` on the admin socket.
+    #[arg(long)]
+    admin_group: Option<String>,
 }
 
 #[derive(Args, Clone)]
@@ -233,20 +263,51 @@ fn init_logging(cli: &Cli, cfg: Option<&AgentConfig>) {
     } else {
         format!("{filter},librqbit=warn,librqbit_core=warn,librqbit_dht=warn")
     };
-    let json = match cli.log_format.as_deref() {
-        Some("json") => true,
-        Some(_) => false,
+    let json = match cli.log_format {
+        Some(LogFormatArg::Json) => true,
+        Some(LogFormatArg::Text) => false,
         None => cfg
             .map(|c| c.log.format == LogFormat::Json)
             .unwrap_or(false),
     };
+    use std::io::IsTerminal;
     let b = tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::new(filter))
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     if json {
         b.json().init();
     } else {
         b.init();
+    }
+}
+
+/// `--config` given after the command, else before it (or SHOAL_CONFIG).
+fn config_file<'a>(cli: &'a Cli, sub: &'a ConfigArg) -> Option<&'a PathBuf> {
+    sub.file.as_ref().or(cli.config.as_ref())
+}
+
+/// Why keygen could not create its key file, and what to do.
+fn keygen_error(e: std::io::Error, out: &std::path::Path) -> anyhow::Error {
+    let parent = out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    match e.kind() {
+        std::io::ErrorKind::AlreadyExists => anyhow::anyhow!(
+            "{} already exists; keygen never overwrites an existing key: choose another --out \
+             or remove the old key if you really mean to replace it (every mirror's origin_key \
+             must then change)",
+            out.display()
+        ),
+        std::io::ErrorKind::NotFound => anyhow::anyhow!(
+            "cannot create {}: the folder {} does not exist; create it first (for example \
+             `install -d -m 0700 {}`)",
+            out.display(),
+            parent.display(),
+            parent.display()
+        ),
+        _ => shoal_agent::fsutil::explain_io(e, out),
     }
 }
 
@@ -269,18 +330,13 @@ fn real_main(cli: Cli) -> Result<()> {
                 .create_new(true)
                 .mode(0o600)
                 .open(out)
-                .map_err(|e| {
-                    anyhow::anyhow!(
-                        "cannot create {} ({e}); keygen never overwrites an existing key",
-                        out.display()
-                    )
-                })?;
+                .map_err(|e| keygen_error(e, out))?;
             f.write_all(key.to_file_text().as_bytes())?;
             println!("{}", key.public().to_string_key());
             return Ok(());
         }
-        Command::Publish { state } | Command::Status { state } => {
-            let state = match (state, &cli.config) {
+        Command::Publish { state, config } | Command::Status { state, config } => {
+            let state = match (state, config_file(&cli, config)) {
                 (Some(s), _) => s.clone(),
                 (None, Some(c)) => AgentConfig::load(c)?.state,
                 (None, None) => {
@@ -299,12 +355,13 @@ fn real_main(cli: Cli) -> Result<()> {
             println!("{reply}");
             return Ok(());
         }
-        Command::Run => {
-            let f = cli.config.as_ref().context("`run` needs --config FILE")?;
+        Command::Run(config) => {
+            let f = config_file(&cli, config).context("`run` needs --config FILE")?;
             AgentConfig::load(f)?
         }
         Command::Origin(a) => {
-            let (mut cfg, label) = build_config(cli.config.as_ref(), Role::Origin, &a.common)?;
+            let (mut cfg, label) =
+                build_config(config_file(&cli, &a.common.config), Role::Origin, &a.common)?;
             if let Some(v) = &a.key {
                 cfg.origin.key = Some(v.clone());
             }
@@ -314,6 +371,12 @@ fn real_main(cli: Cli) -> Result<()> {
             if let Some(v) = &a.manifest_ttl {
                 cfg.origin.manifest_ttl = parse_dur(v, "manifest-ttl")?;
             }
+            if let Some(v) = &a.retire_grace {
+                cfg.origin.retire_grace = parse_dur(v, "retire-grace")?;
+            }
+            if let Some(v) = &a.admin_group {
+                cfg.origin.admin_group = Some(v.clone());
+            }
             if let Some(v) = a.pack_max_files {
                 cfg.origin.pack_max_files = v;
             }
@@ -321,7 +384,8 @@ fn real_main(cli: Cli) -> Result<()> {
             cfg
         }
         Command::Mirror(a) => {
-            let (mut cfg, label) = build_config(cli.config.as_ref(), Role::Mirror, &a.common)?;
+            let (mut cfg, label) =
+                build_config(config_file(&cli, &a.common.config), Role::Mirror, &a.common)?;
             if let Some(v) = &a.origin_key {
                 cfg.mirror.origin_key = Some(v.clone());
             }

@@ -235,18 +235,86 @@ async fn fetch(agent: &Agent, url: &str) -> Result<Vec<u8>> {
         .get(url)
         .send()
         .await
-        .map_err(|e| anyhow!("{url}: {e}"))?;
+        .map_err(|e| anyhow!("{url}: {}", root_cause(&e)))?;
     if !resp.status().is_success() {
         bail!("{url}: HTTP {}", resp.status());
     }
     let mut out = Vec::new();
-    while let Some(chunk) = resp.chunk().await.map_err(|e| anyhow!("{url}: {e}"))? {
+    while let Some(chunk) = resp
+        .chunk()
+        .await
+        .map_err(|e| anyhow!("{url}: {}", root_cause(&e)))?
+    {
         out.extend_from_slice(&chunk);
         if out.len() > MAX_DOC {
             bail!("{url}: larger than {MAX_DOC} bytes; refusing");
         }
     }
     Ok(out)
+}
+
+/// The innermost cause of an HTTP client error ("Connection refused (os
+/// error 111)"), without the URL reqwest repeats at every level.
+fn root_cause(e: &reqwest::Error) -> String {
+    let mut cur: &dyn std::error::Error = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    let inner = cur.to_string();
+    if e.is_timeout() {
+        format!("timed out ({inner})")
+    } else if e.is_connect() {
+        format!("cannot connect: {inner}")
+    } else {
+        inner
+    }
+}
+
+/// Every source's head, checked (signature, freshness).
+struct Heads {
+    good: Vec<(String, Head, Vec<u8>)>,
+    /// Heads refused (bad signature, expired, malformed): worth reporting.
+    refused: Vec<String>,
+    /// Sources that did not answer: normal for a peer that is down.
+    unreachable: Vec<String>,
+}
+
+async fn fetch_heads(agent: &Agent, ms: &MirrorState, srcs: &[String]) -> Heads {
+    let now = fsutil::now();
+    let mut out = Heads {
+        good: Vec::new(),
+        refused: Vec::new(),
+        unreachable: Vec::new(),
+    };
+    let fetched = futures::future::join_all(srcs.iter().map(|u| {
+        let url = format!("{u}/v1/head");
+        async move { (u.clone(), fetch(agent, &url).await) }
+    }))
+    .await;
+    for (u, r) in fetched {
+        let env = match r {
+            Ok(env) => env,
+            Err(e) => {
+                tracing::debug!(upstream = %u, error = %format!("{e:#}"), "no head");
+                out.unreachable.push(format!("{e:#}"));
+                continue;
+            }
+        };
+        let checked = (|| -> Result<Head> {
+            let body = ms.key.open("head", &env)?;
+            let h = Head::from_body(&body)?;
+            h.check_fresh(now)?;
+            Ok(h)
+        })();
+        match checked {
+            Ok(h) => out.good.push((u, h, env)),
+            Err(e) => {
+                tracing::warn!(upstream = %u, error = %format!("{e:#}"), "head refused");
+                out.refused.push(format!("{u}/v1/head: {e:#}"));
+            }
+        }
+    }
+    out
 }
 
 /// One round: find, fetch, verify, apply.
@@ -260,44 +328,50 @@ async fn sync(agent: &Arc<Agent>, ms: &mut MirrorState) -> Result<()> {
     let now = fsutil::now();
 
     // 1. Heads.
-    let mut heads: Vec<(String, Head, Vec<u8>)> = Vec::new();
-    let mut problems: Vec<String> = Vec::new();
-    let fetched = futures::future::join_all(srcs.iter().map(|u| {
-        let url = format!("{u}/v1/head");
-        async move { (u.clone(), fetch(agent, &url).await) }
-    }))
-    .await;
-    for (u, r) in fetched {
-        let checked = r.and_then(|env| {
-            let body = ms.key.open("head", &env)?;
-            let h = Head::from_body(&body)?;
-            h.check_fresh(now)?;
-            Ok((h, env))
-        });
-        match checked {
-            Ok((h, env)) => heads.push((u, h, env)),
-            Err(e) => {
-                tracing::warn!(upstream = %u, error = %format!("{e:#}"), "head refused");
-                problems.push(format!("{u}/v1/head: {e:#}"));
-            }
-        }
-    }
+    let Heads {
+        good: heads,
+        refused: problems,
+        unreachable,
+    } = fetch_heads(agent, ms, &srcs).await;
     let Some(best) = heads.iter().map(|h| h.1.generation).max() else {
         if ms.full_check {
             converge(agent, ms)?;
         }
-        bail!(
-            "no upstream offered a valid signed head: {}",
-            if problems.is_empty() {
-                "no upstreams reachable".into()
-            } else {
-                problems.join("; ")
+        let why = if problems.is_empty() && unreachable.is_empty() {
+            "no upstreams configured or known".to_string()
+        } else {
+            problems
+                .iter()
+                .chain(&unreachable)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("; ")
+        };
+        // Serving the newest generation this mirror can verify is its job,
+        // origin or not: not an error while that generation is valid.
+        if let (Some(m), true) = (&ms.manifest, problems.is_empty()) {
+            if m.check_fresh(now).is_ok() {
+                let mut st = agent.status.lock().unwrap();
+                st.state = "upstream-unreachable".into();
+                st.upstream_error = Some(format!(
+                    "no upstream answered with a valid head; serving generation {} (valid \
+                     until {}): {why}",
+                    m.header.generation, m.header.expires
+                ));
+                st.last_error = None;
+                tracing::info!(
+                    generation = m.header.generation,
+                    "no upstream reachable; serving the generation held: {why}"
+                );
+                return Ok(());
             }
-        );
+        }
+        bail!("no upstream offered a valid signed head: {why}");
     };
     {
         let mut st = agent.status.lock().unwrap();
         st.generation_known = st.generation_known.max(best);
+        st.upstream_error = None;
     }
     if best < applied {
         ms.full_check = false;
@@ -308,7 +382,8 @@ async fn sync(agent: &Arc<Agent>, ms: &mut MirrorState) -> Result<()> {
     }
     for (u, h, _) in &heads {
         if h.generation < applied {
-            tracing::warn!(upstream = %u, offered = h.generation, applied, "refusing rollback to an older generation");
+            // A peer that is behind is normal, not a warning.
+            tracing::debug!(upstream = %u, offered = h.generation, applied, "not rolling back to a peer's older generation");
         }
     }
     let (best_url, head, head_env) = heads
@@ -365,14 +440,36 @@ async fn sync(agent: &Arc<Agent>, ms: &mut MirrorState) -> Result<()> {
     fsutil::atomic_write(&store.head(), &head_env)?;
 
     // 3. Packs.
-    download(agent, ms, &new, &urls).await?;
+    if let Downloaded::Superseded(g) = download(agent, ms, &new, &urls).await? {
+        // Go for the newer generation at once (the next round plans it).
+        agent.kick.notify_one();
+        agent.set_state("idle");
+        tracing::info!(
+            skipped = best,
+            newer = g,
+            "generation superseded before it was applied"
+        );
+        return Ok(());
+    }
 
     // 4. Apply.
     agent.set_state("applying");
     let plan = apply::plan_from(profile, ms.manifest.as_ref(), &new);
     let live = agent.cfg.repo.clone();
     let lookup = |sha: &Sha256Hash| ms.contents.get(&sha.0).map(|p| store.content(*p, &sha.0));
-    let done = apply::execute(&plan, &new, &live, &lookup)?;
+    let done = match apply::execute(&plan, &new, &live, &lookup) {
+        Ok(d) => d,
+        Err(e) => {
+            // Part of `new` may be in place: the next round compares the
+            // whole tree (and sweeps what no generation names).
+            ms.full_check = true;
+            return Err(e.context(format!(
+                "applying generation {best} stopped part-way; the live tree holds generation \
+                 {applied} plus new content files (index files come last, so clients see \
+                 {applied}); the next round completes it"
+            )));
+        }
+    };
     let removals = plan.removals.clone();
     fsutil::atomic_write(
         &store.applied(),
@@ -397,19 +494,10 @@ async fn sync(agent: &Arc<Agent>, ms: &mut MirrorState) -> Result<()> {
         "applied"
     );
 
-    // 5. Retire packs the new generation no longer names.
+    // 5. Retire packs the new generation no longer names (also those of a
+    // superseded download).
     let live_ids: HashSet<u64> = new.header.packs.iter().map(|p| p.id).collect();
-    if let Some(old) = &ms.manifest {
-        for p in &old.header.packs {
-            if !live_ids.contains(&p.id) {
-                agent.bt.remove(p.id).await?;
-                let _ = std::fs::remove_dir_all(store.pack_dir(p.id));
-                let _ = std::fs::remove_file(store.verified(p.id));
-                let _ = std::fs::remove_file(store.torrent(&p.info_hash));
-                ms.verified.remove(&p.id);
-            }
-        }
-    }
+    retire_packs(agent, ms, &live_ids).await?;
     ms.contents.retain(|_, p| live_ids.contains(p));
     ms.manifest_sha = Some(head.manifest_sha256);
 
@@ -437,7 +525,42 @@ async fn sync(agent: &Arc<Agent>, ms: &mut MirrorState) -> Result<()> {
         st.state = "idle".into();
     }
     ms.manifest = Some(new);
-    ms.full_check = false;
+    if ms.full_check {
+        // An earlier apply stopped part-way: sweep what it left.
+        converge(agent, ms)?;
+    }
+    Ok(())
+}
+
+/// Removes from the session and the disk every pack not in `live_ids`.
+async fn retire_packs(agent: &Agent, ms: &mut MirrorState, live_ids: &HashSet<u64>) -> Result<()> {
+    let store = &agent.store;
+    let mut gone: Vec<u64> = agent
+        .bt
+        .all()
+        .iter()
+        .map(|t| t.id)
+        .filter(|id| !live_ids.contains(id))
+        .collect();
+    if let Ok(rd) = std::fs::read_dir(store.packs_dir()) {
+        gone.extend(
+            rd.flatten()
+                .filter_map(|e| e.file_name().to_str()?.parse::<u64>().ok())
+                .filter(|id| !live_ids.contains(id)),
+        );
+    }
+    gone.sort_unstable();
+    gone.dedup();
+    for id in gone {
+        if let Some(t) = agent.bt.get(id) {
+            let _ = std::fs::remove_file(store.torrent(&t.info_hash));
+        }
+        agent.bt.remove(id).await?;
+        agent.pack_notes.lock().unwrap().remove(&id);
+        let _ = std::fs::remove_dir_all(store.pack_dir(id));
+        let _ = std::fs::remove_file(store.verified(id));
+        ms.verified.remove(&id);
+    }
     Ok(())
 }
 
@@ -447,22 +570,43 @@ fn refused(problems: &[String]) -> Option<String> {
     (!problems.is_empty()).then(|| format!("refused from some upstreams: {}", problems.join("; ")))
 }
 
-/// Brings the live tree back to the applied generation (start-up, crash).
+/// Brings the live tree back to the applied generation (start-up, crash,
+/// an apply that stopped part-way): removes Shoal's temp files, places
+/// every entry that differs, and schedules for removal (after the grace
+/// period, like any deletion) files no generation here names.
 fn converge(agent: &Agent, ms: &mut MirrorState) -> Result<()> {
     ms.full_check = false;
+    let live = &agent.cfg.repo;
+    let swept = fsutil::sweep_temp(live)?;
+    if swept > 0 {
+        tracing::info!(
+            files = swept,
+            "removed temp files left in the live tree by a crash"
+        );
+    }
     let Some(m) = &ms.manifest else { return Ok(()) };
     let profile: Profile = m.header.profile.parse().unwrap_or(agent.cfg.profile);
-    let plan = apply::plan_full(profile, &agent.cfg.repo, m);
-    if plan.upserts.is_empty() {
-        return Ok(());
+    let plan = apply::plan_full(profile, live, m);
+    if !plan.upserts.is_empty() {
+        tracing::info!(
+            entries = plan.upserts.len(),
+            "live tree differs from the applied generation; repairing"
+        );
+        let store = &agent.store;
+        let lookup = |sha: &Sha256Hash| ms.contents.get(&sha.0).map(|p| store.content(*p, &sha.0));
+        apply::execute(&plan, m, live, &lookup)?;
     }
-    tracing::info!(
-        entries = plan.upserts.len(),
-        "live tree differs from the applied generation; repairing"
-    );
-    let store = &agent.store;
-    let lookup = |sha: &Sha256Hash| ms.contents.get(&sha.0).map(|p| store.content(*p, &sha.0));
-    apply::execute(&plan, m, &agent.cfg.repo, &lookup)?;
+    let orphans = apply::orphans(live, m, &ms.pending)?;
+    if !orphans.is_empty() {
+        tracing::info!(
+            files = orphans.len(),
+            "files in the live tree that the applied generation does not name; removing them \
+             after the grace period"
+        );
+        let grace = agent.cfg.mirror.delete_grace.as_secs() as i64;
+        ms.pending.schedule(&orphans, m, fsutil::now() + grace);
+        ms.pending.save(&agent.store.pending())?;
+    }
     Ok(())
 }
 
@@ -575,13 +719,50 @@ async fn by_deltas(
     Ok((m, sig, envs))
 }
 
-/// Downloads and verifies every pack of `new` not verified here yet.
+/// How a download ended.
+enum Downloaded {
+    /// Every pack of the generation is here and verified.
+    Done,
+    /// A newer generation appeared while this one could not progress.
+    Superseded(u64),
+}
+
+/// A pack being downloaded, and its watchdog.
+struct Fetching {
+    torrent: Arc<crate::bt::Torrent>,
+    info_hash: String,
+    bytes: Vec<u8>,
+    parsed: shoal_pack::ParsedPack,
+    walk: Walk,
+    /// Progress last seen, and when it last grew.
+    have: u64,
+    since: Instant,
+    /// Times re-added to the session, and the wait before the next time.
+    retries: u32,
+    backoff: Duration,
+}
+
+/// First wait without progress before a pack is re-added with fresh peers.
+const PACK_RETRY: Duration = Duration::from_secs(15);
+/// Longest wait between re-adds.
+const PACK_RETRY_MAX: Duration = Duration::from_secs(300);
+/// No progress on any pack for this long: look for a newer generation.
+const SUPERSEDE_AFTER: Duration = Duration::from_secs(10);
+
+/// Download → verify: every pack of `new` not verified here yet.
+///
+/// Nothing waits forever: a pack without progress (or one librqbit put in
+/// the error state, for example on a full disk) is removed from the
+/// session and added again with the peers known now, with backoff; a
+/// newer generation supersedes a download that cannot progress; and a
+/// download without any progress for [`STALL`] gives up, so the next round
+/// plans again from the newest generation.
 async fn download(
     agent: &Arc<Agent>,
     ms: &mut MirrorState,
     new: &Manifest,
     urls: &[String],
-) -> Result<()> {
+) -> Result<Downloaded> {
     let store = agent.store.clone();
     let mut todo: Vec<&shoal_manifest::PackRef> = new
         .header
@@ -590,133 +771,314 @@ async fn download(
         .filter(|p| !ms.verified.contains(&p.id))
         .collect();
     if todo.is_empty() {
-        return Ok(());
+        return Ok(Downloaded::Done);
     }
     // Spread the swarm: every mirror starts at a different pack.
     let offset = (Sha256Hash::of(agent.name.as_bytes()).0[0] as usize) % todo.len();
     todo.rotate_left(offset);
     agent.set_state("downloading");
-    let mut torrents = Vec::new();
+    check_space(&store, &todo)?;
+    let mut packs = Vec::new();
     for p in &todo {
-        let path = store.torrent(&p.info_hash);
-        let bytes = match std::fs::read(&path) {
-            Ok(b) if shoal_pack::parse_torrent(&b, Some(&p.info_hash)).is_ok() => b,
-            _ => {
-                let mut got = None;
-                let mut errs = Vec::new();
-                for u in urls {
-                    match fetch(agent, &format!("{u}/v1/torrent/{}", p.info_hash)).await {
-                        Ok(b) => match shoal_pack::parse_torrent(&b, Some(&p.info_hash)) {
-                            Ok(_) => {
-                                got = Some(b);
-                                break;
-                            }
-                            Err(e) => errs.push(format!("{u}: {e}")),
-                        },
-                        Err(e) => errs.push(format!("{e:#}")),
-                    }
-                }
-                let b = got.ok_or_else(|| {
-                    anyhow!(
-                        "no upstream served the torrent of pack {} ({}): {}",
-                        p.id,
-                        p.info_hash,
-                        errs.join("; ")
-                    )
-                })?;
-                fsutil::atomic_write(&path, &b)?;
-                b
-            }
-        };
+        let bytes = fetch_torrent(agent, p, urls).await?;
         let parsed = shoal_pack::parse_torrent(&bytes, Some(&p.info_hash))?;
-        // Pre-link contents this mirror already holds (compaction, moves).
-        for (sha, _) in &parsed.files {
-            let dst = store.content(p.id, sha);
-            if dst.exists() {
-                continue;
-            }
-            if let Some(have) = ms.contents.get(sha) {
-                let src = store.content(*have, sha);
-                std::fs::create_dir_all(dst.parent().unwrap())?;
-                if std::fs::hard_link(&src, &dst).is_err() {
-                    let _ = std::fs::copy(&src, &dst);
-                }
-            }
-        }
-        let t = add_pack(agent, p.id, &p.info_hash, bytes, true).await?;
-        let walk = Walk::new(agent, &t);
-        torrents.push((t, parsed, walk));
+        prelink(ms, &store, p.id, &parsed)?;
+        let torrent = add_pack(agent, p.id, &p.info_hash, bytes.clone(), true).await?;
+        let walk = Walk::new(agent, &torrent);
+        packs.push(Fetching {
+            torrent,
+            info_hash: p.info_hash.clone(),
+            bytes,
+            parsed,
+            walk,
+            have: 0,
+            since: Instant::now(),
+            retries: 0,
+            backoff: PACK_RETRY,
+        });
     }
-    for (t, _, w) in torrents.iter_mut() {
-        w.advance(agent, t).await?;
+    for f in packs.iter_mut() {
+        f.walk.advance(agent, &f.torrent).await?;
     }
 
-    // Wait, watching progress.
     let mut last_progress = Instant::now();
     let mut last_have = 0u64;
+    let mut last_look = Instant::now();
+    let total: u64 = todo.iter().map(|p| p.bytes).sum();
+    let mut report = Progress::new(total, packs.len());
     loop {
         let mut all = true;
         let mut have = 0;
-        for (t, _, w) in torrents.iter_mut() {
-            let s = t.handle.stats();
-            if let librqbit::TorrentStatsState::Error = s.state {
-                bail!(
-                    "pack {} failed in the BitTorrent session: {}; check free space in {}",
-                    t.id,
-                    s.error.unwrap_or_default(),
-                    store.packs_dir().display()
-                );
-            }
+        for f in packs.iter_mut() {
+            let s = f.torrent.handle.stats();
             have += s.progress_bytes;
-            if s.finished && !w.done() {
-                w.advance(agent, t).await?;
-                all = false;
+            let errored = matches!(s.state, librqbit::TorrentStatsState::Error);
+            if s.progress_bytes > f.have {
+                f.have = s.progress_bytes;
+                f.since = Instant::now();
+                f.backoff = PACK_RETRY;
+                agent.pack_notes.lock().unwrap().remove(&f.torrent.id);
+            }
+            if s.finished && !errored {
+                if !f.walk.done() {
+                    f.walk.advance(agent, &f.torrent).await?;
+                    all = false;
+                } else {
+                    agent.pack_notes.lock().unwrap().remove(&f.torrent.id);
+                }
+                continue;
+            }
+            all = false;
+            let idle = f.since.elapsed();
+            let why = if errored {
+                let e = s.error.clone().unwrap_or_default();
+                format!(
+                    "failed in the BitTorrent session: {e}; check free space and permissions \
+                     in {}",
+                    store.pack_dir(f.torrent.id).display()
+                )
             } else {
-                all &= s.finished && w.done();
+                let peers = s
+                    .live
+                    .as_ref()
+                    .map(|l| l.snapshot.peer_stats.live)
+                    .unwrap_or(0);
+                format!(
+                    "no progress for {}s at {} of {} bytes with {peers} connected peers",
+                    idle.as_secs(),
+                    s.progress_bytes,
+                    s.total_bytes
+                )
+            };
+            if idle >= f.backoff || (errored && idle >= f.backoff.min(PACK_RETRY)) {
+                f.retries += 1;
+                tracing::warn!(
+                    pack = f.torrent.id,
+                    retry = f.retries,
+                    "pack {why}; adding it again with the peers known now"
+                );
+                if errored {
+                    agent.set_error(&anyhow!("pack {} {why}", f.torrent.id));
+                    agent.set_state("downloading");
+                }
+                f.torrent = readd(agent, f).await?;
+                f.since = Instant::now();
+                f.backoff = (f.backoff * 2).min(PACK_RETRY_MAX);
+            }
+            let note = format!(
+                "{why}; re-added {} times, next retry in {}s",
+                f.retries,
+                f.backoff.saturating_sub(f.since.elapsed()).as_secs()
+            );
+            if idle >= Duration::from_secs(5) || errored {
+                agent.pack_notes.lock().unwrap().insert(f.torrent.id, note);
             }
         }
         if all {
             break;
         }
+        let done = packs
+            .iter()
+            .filter(|f| f.walk.done() && f.torrent.handle.stats().finished)
+            .count();
+        report.tick(new.header.generation, have, done);
         if have > last_have {
             last_have = have;
             last_progress = Instant::now();
-        } else if last_progress.elapsed() > STALL {
+        }
+        let stuck = last_progress.elapsed();
+        if stuck >= SUPERSEDE_AFTER && last_look.elapsed() >= SUPERSEDE_AFTER {
+            last_look = Instant::now();
+            let srcs = sources(agent);
+            let heads = fetch_heads(agent, ms, &srcs).await;
+            if let Some(g) = heads.good.iter().map(|h| h.1.generation).max() {
+                if g > new.header.generation {
+                    tracing::info!(
+                        generation = new.header.generation,
+                        newer = g,
+                        stuck_seconds = stuck.as_secs(),
+                        "download cannot progress and a newer generation exists: moving on to it"
+                    );
+                    return Ok(Downloaded::Superseded(g));
+                }
+            }
+        }
+        if stuck > STALL {
+            let waiting: Vec<String> = agent
+                .pack_notes
+                .lock()
+                .unwrap()
+                .iter()
+                .map(|(id, n)| format!("pack {id}: {n}"))
+                .collect();
             bail!(
-                "download stalled for {}s at {have} bytes: no reachable peer has the missing \
-                 pieces; check that the origin or another mirror is up",
-                STALL.as_secs()
+                "download of generation {} stalled for {}s at {have} bytes: no reachable peer \
+                 has the missing pieces ({}); check that the origin or another mirror is up",
+                new.header.generation,
+                STALL.as_secs(),
+                waiting.join("; ")
             );
         }
-        agent.refresh_pack_status();
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
     agent.refresh_pack_status();
 
     // Verify SHA-256 of every content.
     agent.set_state("verifying");
-    for (t, parsed, _) in torrents {
-        let dir = store.pack_dir(t.id);
-        let files = parsed.files.clone();
+    for f in packs {
+        let id = f.torrent.id;
+        let dir = store.pack_dir(id);
+        let files = f.parsed.files.clone();
         let bad = tokio::task::spawn_blocking(move || verify_contents(&dir, &files)).await??;
         if let Some((sha, why)) = bad {
-            let _ = std::fs::remove_file(store.content(t.id, &sha));
+            let _ = std::fs::remove_file(store.content(id, &sha));
             bail!(
-                "pack {} content {} fails SHA-256 ({why}) although its BitTorrent pieces matched: \
+                "pack {id} content {} fails SHA-256 ({why}) although its BitTorrent pieces matched: \
                  the pack and the signed manifest disagree; refusing generation {} and leaving the \
                  live tree as it was",
-                t.id,
                 hex::encode(sha),
                 new.header.generation
             );
         }
-        fsutil::atomic_write(&store.verified(t.id), b"")?;
-        ms.verified.insert(t.id);
-        for (sha, _) in &parsed.files {
-            ms.contents.insert(*sha, t.id);
+        fsutil::atomic_write(&store.verified(id), b"")?;
+        ms.verified.insert(id);
+        for (sha, _) in &f.parsed.files {
+            ms.contents.insert(*sha, id);
+        }
+        let _ = &f.info_hash;
+    }
+    Ok(Downloaded::Done)
+}
+
+/// Steady log lines during a long download (the log has no progress bar).
+struct Progress {
+    total: u64,
+    packs: usize,
+    started: Instant,
+    last: Instant,
+}
+
+/// How often a download logs its progress.
+const PROGRESS_EVERY: Duration = Duration::from_secs(10);
+
+impl Progress {
+    fn new(total: u64, packs: usize) -> Progress {
+        let now = Instant::now();
+        Progress {
+            total,
+            packs,
+            started: now,
+            last: now,
+        }
+    }
+
+    fn tick(&mut self, generation: u64, have: u64, packs_done: usize) {
+        if self.last.elapsed() < PROGRESS_EVERY {
+            return;
+        }
+        self.last = Instant::now();
+        let secs = self.started.elapsed().as_secs_f64().max(1e-3);
+        tracing::info!(
+            generation,
+            have_bytes = have,
+            total_bytes = self.total,
+            percent = format!("{:.1}", 100.0 * have as f64 / self.total.max(1) as f64),
+            mb_per_s = format!("{:.2}", have as f64 / 1e6 / secs),
+            packs_done,
+            packs = self.packs,
+            "downloading"
+        );
+    }
+}
+
+/// Refuses to start a download the pack store has no room for, with an
+/// error naming the folder (the next round tries again).
+fn check_space(store: &crate::store::Store, todo: &[&shoal_manifest::PackRef]) -> Result<()> {
+    let dir = store.packs_dir();
+    std::fs::create_dir_all(&dir).map_err(|e| fsutil::explain_io(e, &dir))?;
+    let need: u64 = todo.iter().map(|p| p.bytes).sum();
+    let have_on_disk: u64 = todo.iter().map(|p| fsutil::du(&store.pack_dir(p.id))).sum();
+    let need = need.saturating_sub(have_on_disk);
+    let free = fsutil::free_bytes(&dir)?;
+    if free < need {
+        bail!(
+            "not enough free space in {}: {need} more bytes needed for the packs of this \
+             generation, {free} free; free space (or grow the volume) and the download resumes \
+             by itself; the live tree was left as it was",
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
+/// A pack's `.torrent`: from the state dir, or from the first upstream
+/// that serves one with the info hash the signed manifest names.
+async fn fetch_torrent(
+    agent: &Agent,
+    p: &shoal_manifest::PackRef,
+    urls: &[String],
+) -> Result<Vec<u8>> {
+    let path = agent.store.torrent(&p.info_hash);
+    if let Ok(b) = std::fs::read(&path) {
+        if shoal_pack::parse_torrent(&b, Some(&p.info_hash)).is_ok() {
+            return Ok(b);
+        }
+    }
+    let mut errs = Vec::new();
+    for u in urls {
+        match fetch(agent, &format!("{u}/v1/torrent/{}", p.info_hash)).await {
+            Ok(b) => match shoal_pack::parse_torrent(&b, Some(&p.info_hash)) {
+                Ok(_) => {
+                    fsutil::atomic_write(&path, &b)?;
+                    return Ok(b);
+                }
+                Err(e) => errs.push(format!("{u}: {e}")),
+            },
+            Err(e) => errs.push(format!("{e:#}")),
+        }
+    }
+    bail!(
+        "no upstream served the torrent of pack {} ({}): {}",
+        p.id,
+        p.info_hash,
+        errs.join("; ")
+    )
+}
+
+/// Hard-links into a new pack's folder the contents this mirror already
+/// holds verified (compaction, moves), so librqbit finds them complete.
+fn prelink(
+    ms: &MirrorState,
+    store: &crate::store::Store,
+    id: u64,
+    parsed: &shoal_pack::ParsedPack,
+) -> Result<()> {
+    for (sha, _) in &parsed.files {
+        let dst = store.content(id, sha);
+        if dst.exists() {
+            continue;
+        }
+        if let Some(have) = ms.contents.get(sha) {
+            let src = store.content(*have, sha);
+            let parent = dst.parent().expect("content path has a parent");
+            std::fs::create_dir_all(parent).map_err(|e| fsutil::explain_io(e, parent))?;
+            if std::fs::hard_link(&src, &dst).is_err() {
+                let _ = std::fs::copy(&src, &dst);
+            }
         }
     }
     Ok(())
+}
+
+/// Removes a pack from the session and adds it again (librqbit re-checks
+/// what is on disk), with the peers and trackers known now.
+async fn readd(agent: &Arc<Agent>, f: &mut Fetching) -> Result<Arc<crate::bt::Torrent>> {
+    let id = f.torrent.id;
+    agent.bt.remove(id).await?;
+    let t = add_pack(agent, id, &f.info_hash, f.bytes.clone(), true).await?;
+    f.walk = Walk::new(agent, &t);
+    f.walk.advance(agent, &t).await?;
+    Ok(t)
 }
 
 /// The order in which a mirror asks for a pack's files. librqbit picks
@@ -827,10 +1189,13 @@ fn run_deletions(agent: &Agent, ms: &mut MirrorState) -> Result<()> {
     Ok(())
 }
 
-/// Tells upstreams and known peers about this mirror and learns theirs.
-/// Returns true if a peer holds a newer generation.
+/// Tells upstreams and known peers about this mirror and learns theirs
+/// (entries that fail their signature check are dropped). Returns true if
+/// a peer holds a newer generation (which only makes the mirror fetch and
+/// verify a signed head).
 async fn announce_once(agent: &Arc<Agent>) -> bool {
     let me = agent.self_info();
+    let mine = me.info.generation;
     let targets = sources(agent);
     let results = futures::future::join_all(targets.iter().map(|u| {
         let url = format!("{u}/v1/announce");
@@ -844,20 +1209,26 @@ async fn announce_once(agent: &Arc<Agent>) -> bool {
                 .send()
                 .await
                 .ok()?;
-            r.json::<Vec<crate::peers::PeerInfo>>().await.ok()
+            if !r.status().is_success() {
+                let why = r.text().await.unwrap_or_default();
+                tracing::warn!(upstream = %url, "announce refused: {}", why.trim());
+                return None;
+            }
+            r.json::<Vec<crate::peers::SignedPeer>>().await.ok()
         }
     }))
     .await;
-    let ttl = (agent.cfg.mirror.poll_interval * 10).max(Duration::from_secs(300));
     let mut news = false;
-    let mut t = agent.peers.lock().unwrap();
     for list in results.into_iter().flatten() {
         for p in list {
-            news |= p.generation > me.generation;
-            t.merge(p, &agent.name);
+            let g = p.info.generation;
+            match agent.learn_peer(p) {
+                Ok(()) => news |= g > mine,
+                Err(e) => tracing::debug!(error = %e, "peer entry refused"),
+            }
         }
     }
-    t.expire(ttl);
+    agent.peers.lock().unwrap().expire(agent.peer_ttl());
     news
 }
 

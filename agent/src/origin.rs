@@ -18,10 +18,11 @@
 
 use crate::{fsutil, Agent};
 use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
 use shoal_config::Profile;
 use shoal_manifest::signed::PrivateKey;
 use shoal_manifest::{Entry, EntryKind, Header, Manifest, PackRef, Sha256Hash, FORMAT};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
@@ -34,18 +35,44 @@ use std::time::Instant;
 #[derive(Debug, Clone)]
 pub struct LivePack {
     pub info_hash: String,
-    pub files: Vec<([u8; 32], u64)>,
-    pub pieces: Vec<Vec<[u8; 20]>>,
+    pub parsed: shoal_pack::ParsedPack,
 }
 
-/// What the origin remembers between publishes.
+impl LivePack {
+    fn bytes(&self) -> u64 {
+        self.parsed.files.iter().map(|f| f.1).sum()
+    }
+}
+
+/// A pack the current generation no longer names, still seeded until
+/// `until` (Unix time) for mirrors finishing an older generation.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Retiring {
+    pub info_hash: String,
+    pub until: i64,
+}
+
+/// What the origin remembers between publishes. Only a publish that
+/// succeeded changes it ([`publish`] is a transaction).
 #[derive(Default)]
 pub struct OriginState {
     pub manifest: Option<Manifest>,
+    /// The packs the current generation names.
     pub packs: BTreeMap<u64, LivePack>,
     /// Content → the live pack carrying it.
     pub catalog: HashMap<[u8; 32], u64>,
+    /// Packs dropped by a recent generation, still seeded for a while.
+    pub retiring: BTreeMap<u64, Retiring>,
     pub loaded: bool,
+}
+
+impl OriginState {
+    /// The id the next new pack gets (never one still on disk or seeded).
+    fn next_pack_id(&self) -> u64 {
+        let live = self.packs.keys().max().copied().unwrap_or(0);
+        let old = self.retiring.keys().max().copied().unwrap_or(0);
+        live.max(old) + 1
+    }
 }
 
 /// Packs whose live contents fall below this share of their bytes are
@@ -59,27 +86,43 @@ pub async fn run(agent: Arc<Agent>) -> Result<()> {
         load_state(&agent, &mut st).await?;
     }
     let interval = agent.cfg.origin.publish_interval;
+    // Publish only on admin calls when the interval is 0, but still re-sign
+    // before expiry.
+    let wait = if interval.is_zero() {
+        agent.cfg.origin.manifest_ttl / 4
+    } else {
+        interval
+    };
     loop {
         if let Err(e) = publish(&agent).await {
             agent.set_error(&e);
         }
-        if interval.is_zero() {
-            // Publish only on admin calls, but still re-sign before expiry.
-            let refresh = agent.cfg.origin.manifest_ttl / 4;
-            let _ = tokio::time::timeout(refresh, agent.kick.notified()).await;
-        } else {
-            let _ = tokio::time::timeout(interval, agent.kick.notified()).await;
+        let next = Instant::now() + wait;
+        // Wake at least once a minute to stop seeding retired packs.
+        loop {
+            let left = next.saturating_duration_since(Instant::now());
+            let nap = left.min(std::time::Duration::from_secs(60));
+            if tokio::time::timeout(nap, agent.kick.notified())
+                .await
+                .is_ok()
+            {
+                break;
+            }
+            expire_retired(&agent, &mut *agent.origin.lock().await).await;
+            if Instant::now() >= next {
+                break;
+            }
         }
     }
 }
 
 fn load_key(agent: &Agent) -> Result<PrivateKey> {
-    let path = agent
-        .cfg
-        .origin
-        .key
-        .as_ref()
-        .context("origin.key is not set")?;
+    read_key(&agent.cfg)
+}
+
+/// The origin's private key, from `origin.key`.
+pub fn read_key(cfg: &shoal_config::AgentConfig) -> Result<PrivateKey> {
+    let path = cfg.origin.key.as_ref().context("origin.key is not set")?;
     let text = std::fs::read_to_string(path).map_err(|e| {
         anyhow::anyhow!(
             "cannot read the origin key {} ({e}); create it with `shoal-agent keygen --out {}`",
@@ -90,11 +133,28 @@ fn load_key(agent: &Agent) -> Result<PrivateKey> {
     PrivateKey::from_file_text(&text).with_context(|| format!("{}", path.display()))
 }
 
-/// Loads the last published generation and starts seeding its packs.
+/// Reads a pack's `.torrent` from the state dir and checks it.
+fn read_pack(agent: &Agent, id: u64, info_hash: &str) -> Result<LivePack> {
+    let path = agent.store.torrent(info_hash);
+    let t = std::fs::read(&path)
+        .with_context(|| format!("torrent of pack {id} is missing ({})", path.display()))?;
+    let parsed = shoal_pack::parse_torrent(&t, Some(info_hash))
+        .with_context(|| format!("torrent of pack {id} ({})", path.display()))?;
+    Ok(LivePack {
+        info_hash: info_hash.to_string(),
+        parsed,
+    })
+}
+
+/// Loads the last published generation and starts seeding its packs. A
+/// pack whose store does not check complete (damaged on disk) is dropped:
+/// the next publish, which follows at once, packs its contents again from
+/// the tree, so the origin repairs itself.
 async fn load_state(agent: &Arc<Agent>, st: &mut OriginState) -> Result<()> {
     let key = load_key(agent)?;
     let pk = key.public();
     let head_path = agent.store.head();
+    let mut damaged = Vec::new();
     if head_path.exists() {
         let head = shoal_manifest::Head::from_body(&pk.open("head", &std::fs::read(&head_path)?)?)?;
         let env = std::fs::read(agent.store.manifest(head.generation)).with_context(|| {
@@ -105,49 +165,157 @@ async fn load_state(agent: &Arc<Agent>, st: &mut OriginState) -> Result<()> {
         })?;
         let m = Manifest::from_body(&pk.open("manifest", &env)?)?;
         for p in &m.header.packs {
-            let t = std::fs::read(agent.store.torrent(&p.info_hash))
-                .with_context(|| format!("torrent of pack {} is missing", p.id))?;
-            let parsed = shoal_pack::parse_torrent(&t, Some(&p.info_hash))?;
-            for (sha, _) in &parsed.files {
-                st.catalog.insert(*sha, p.id);
+            match read_pack(agent, p.id, &p.info_hash) {
+                Ok(lp) => {
+                    st.packs.insert(p.id, lp);
+                }
+                Err(e) => {
+                    tracing::warn!(pack = p.id, error = %format!("{e:#}"), "pack unreadable; its contents will be packed again");
+                    damaged.push(p.id);
+                }
             }
-            st.packs.insert(
-                p.id,
-                LivePack {
-                    info_hash: p.info_hash.clone(),
-                    files: parsed.files,
-                    pieces: parsed.pieces,
-                },
-            );
         }
         tracing::info!(
             generation = m.header.generation,
             packs = st.packs.len(),
             "loaded last publication"
         );
-        seed_packs(agent, st, st.packs.keys().copied().collect()).await?;
+        let list = st
+            .packs
+            .iter()
+            .map(|(id, p)| ToSeed::stored(agent, *id, p))
+            .collect::<Result<Vec<_>>>()?;
+        for (id, why) in seed_packs(agent, list).await? {
+            tracing::warn!(
+                pack = id,
+                "{why}; its contents will be packed again from the tree"
+            );
+            st.packs.remove(&id);
+            damaged.push(id);
+        }
+        for (id, p) in &st.packs {
+            for (sha, _) in &p.parsed.files {
+                st.catalog.insert(*sha, *id);
+            }
+        }
         agent.record_generation(&m);
         st.manifest = Some(m);
+    }
+    // Packs retired by recent generations: seed on until their time is up.
+    let now = fsutil::now();
+    let saved: BTreeMap<u64, Retiring> = std::fs::read(agent.store.retiring())
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
+    let mut retiring_packs = BTreeMap::new();
+    for (id, r) in saved {
+        if r.until <= now || st.packs.contains_key(&id) {
+            continue;
+        }
+        if let Ok(lp) = read_pack(agent, id, &r.info_hash) {
+            retiring_packs.insert(id, lp);
+            st.retiring.insert(id, r);
+        }
+    }
+    let list = retiring_packs
+        .iter()
+        .map(|(id, p)| ToSeed::stored(agent, *id, p))
+        .collect::<Result<Vec<_>>>()?;
+    for (id, _) in seed_packs(agent, list).await? {
+        st.retiring.remove(&id);
+    }
+    save_retiring(agent, st)?;
+    remove_stray_packs(agent, st);
+    if !damaged.is_empty() {
+        agent.status.lock().unwrap().last_error = Some(format!(
+            "pack store damaged for packs {damaged:?}: they are packed again from the tree by              the next publish"
+        ));
     }
     st.loaded = true;
     Ok(())
 }
 
-/// Adds packs to the BitTorrent session and waits until they are seeding.
-async fn seed_packs(agent: &Arc<Agent>, st: &OriginState, ids: Vec<u64>) -> Result<()> {
+/// Removes pack folders that no generation names (a publish that failed
+/// or was killed half-way leaves them).
+fn remove_stray_packs(agent: &Agent, st: &OriginState) {
+    let Ok(rd) = std::fs::read_dir(agent.store.packs_dir()) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let Some(id) = e.file_name().to_str().and_then(|n| n.parse::<u64>().ok()) else {
+            continue;
+        };
+        if !st.packs.contains_key(&id) && !st.retiring.contains_key(&id) {
+            tracing::info!(pack = id, "removing a pack folder no generation names");
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+}
+
+fn save_retiring(agent: &Agent, st: &OriginState) -> Result<()> {
+    fsutil::atomic_write(&agent.store.retiring(), &serde_json::to_vec(&st.retiring)?)
+}
+
+/// Stops seeding retired packs whose time is up and deletes their store.
+async fn expire_retired(agent: &Arc<Agent>, st: &mut OriginState) {
+    let now = fsutil::now();
+    let expired: Vec<u64> = st
+        .retiring
+        .iter()
+        .filter(|(_, r)| r.until <= now)
+        .map(|(id, _)| *id)
+        .collect();
+    if expired.is_empty() {
+        return;
+    }
+    for id in &expired {
+        if let Err(e) = agent.bt.remove(*id).await {
+            tracing::warn!(pack = id, error = %format!("{e:#}"), "cannot stop seeding a retired pack");
+        }
+        let _ = std::fs::remove_dir_all(agent.store.pack_dir(*id));
+        st.retiring.remove(id);
+    }
+    tracing::info!(packs = ?expired, "stopped seeding retired packs");
+    if let Err(e) = save_retiring(agent, st) {
+        tracing::warn!(error = %format!("{e:#}"), "cannot record retired packs");
+    }
+}
+
+/// A pack to seed: its id, info hash, `.torrent` bytes and data size.
+struct ToSeed {
+    id: u64,
+    info_hash: String,
+    torrent: Vec<u8>,
+    bytes: u64,
+}
+
+impl ToSeed {
+    /// A pack whose `.torrent` is already in the state dir.
+    fn stored(agent: &Agent, id: u64, p: &LivePack) -> Result<ToSeed> {
+        Ok(ToSeed {
+            id,
+            info_hash: p.info_hash.clone(),
+            torrent: std::fs::read(agent.store.torrent(&p.info_hash))?,
+            bytes: p.bytes(),
+        })
+    }
+}
+
+/// Adds packs to the BitTorrent session and waits until librqbit has
+/// checked them. Returns the packs that did not check complete (removed
+/// from the session again), with why.
+async fn seed_packs(agent: &Arc<Agent>, packs: Vec<ToSeed>) -> Result<Vec<(u64, String)>> {
     let started = Instant::now();
     let mut bytes = 0;
     let mut handles = Vec::new();
-    for id in ids {
-        let p = &st.packs[&id];
-        let torrent = std::fs::read(agent.store.torrent(&p.info_hash))?;
+    for p in packs {
         let t = agent
             .bt
             .add(crate::bt::AddPack {
-                id,
-                info_hash: p.info_hash.clone(),
-                torrent,
-                folder: agent.store.pack_dir(id),
+                id: p.id,
+                info_hash: p.info_hash,
+                torrent: p.torrent,
+                folder: agent.store.pack_dir(p.id),
                 peers: Vec::new(),
                 trackers: Vec::new(),
                 announce_interval: agent.cfg.network.announce_interval,
@@ -155,29 +323,32 @@ async fn seed_packs(agent: &Arc<Agent>, st: &OriginState, ids: Vec<u64>) -> Resu
                 paused: false,
             })
             .await?;
-        bytes += p.files.iter().map(|f| f.1).sum::<u64>();
+        bytes += p.bytes;
         handles.push(t);
     }
+    let mut bad = Vec::new();
     for t in handles {
-        t.handle.wait_until_initialized().await?;
+        let ok = t.handle.wait_until_initialized().await;
         let s = t.handle.stats();
-        if !s.finished {
-            bail!(
-                "pack {} does not check complete in {} ({} of {} bytes): its store was damaged; \
-                 remove {} and republish",
+        if ok.is_err() || !s.finished {
+            bad.push((
                 t.id,
-                agent.store.pack_dir(t.id).display(),
-                s.progress_bytes,
-                s.total_bytes,
-                agent.store.pack_dir(t.id).display()
-            );
+                format!(
+                    "pack {} does not check complete in {} ({} of {} bytes)",
+                    t.id,
+                    agent.store.pack_dir(t.id).display(),
+                    s.progress_bytes,
+                    s.total_bytes,
+                ),
+            ));
+            agent.bt.remove(t.id).await?;
         }
     }
     let secs = started.elapsed().as_secs_f64();
     let mut s = agent.status.lock().unwrap();
     s.last_check_seconds = Some(secs);
     s.last_check_bytes = bytes;
-    Ok(())
+    Ok(bad)
 }
 
 /// One path found by the scan.
@@ -297,6 +468,7 @@ fn immutable_patterns(profile: Profile, configured: &Option<Vec<String>>) -> Vec
 }
 
 /// A file to hash.
+#[derive(Clone)]
 struct Job {
     path: String,
     copy: bool,
@@ -358,122 +530,230 @@ fn hash_one(root: &Path, staging: &Path, i: usize, j: &Job) -> Result<Hashed> {
 }
 
 /// Publishes a new generation if the tree changed (or the last one is
-/// half-way to expiry). Returns the current generation.
+/// half-way to expiry, or a damaged pack must be replaced). Returns the
+/// current generation.
+///
+/// A publish is a transaction: the new generation becomes visible (head,
+/// manifest, delta, torrents) only after all its new packs are stored,
+/// checked complete by librqbit and seeding. A publish that fails leaves
+/// the origin as it was, in memory and on disk, and says why; the next one
+/// starts afresh.
 pub async fn publish(agent: &Arc<Agent>) -> Result<u64> {
     let mut st = agent.origin.lock().await;
     if !st.loaded {
         load_state(agent, &mut st).await?;
     }
-    // The previous manifest is only replaced once a new one is written.
-    let prev = st.manifest.take();
-    let r = publish_after(agent, &mut st, prev.as_ref()).await;
-    let g = match r {
-        Ok(Some(new)) => {
-            let g = new.header.generation;
-            st.manifest = Some(new);
-            g
-        }
+    expire_retired(agent, &mut st).await;
+    agent.set_state("publishing");
+    let started = Instant::now();
+    let r = prepare(agent, &st).await;
+    let _ = std::fs::remove_dir_all(agent.store.staging());
+    let current = st
+        .manifest
+        .as_ref()
+        .map(|m| m.header.generation)
+        .unwrap_or(0);
+    let cand = match r {
+        Ok(Some(c)) => c,
         Ok(None) => {
-            st.manifest = prev;
-            st.manifest
-                .as_ref()
-                .map(|m| m.header.generation)
-                .unwrap_or(0)
+            agent.set_state("idle");
+            return Ok(current);
         }
         Err(e) => {
-            st.manifest = prev;
+            agent.set_state("error");
             return Err(e);
         }
     };
-    Ok(g)
+    match go_live(agent, &st, &cand).await {
+        Ok(()) => {
+            let g = commit(agent, &mut st, cand)?;
+            let secs = started.elapsed().as_secs_f64();
+            let mut s = agent.status.lock().unwrap();
+            s.last_sync_seconds = Some(secs);
+            s.last_error = None;
+            s.state = "idle".into();
+            Ok(g)
+        }
+        Err(e) => {
+            roll_back(agent, &cand).await;
+            agent.set_state("error");
+            Err(e.context(format!(
+                "publish of generation {} failed and was rolled back; generation {current} \
+                 stays current",
+                cand.manifest.header.generation
+            )))
+        }
+    }
 }
 
-/// Publishes on top of `prev`; `Ok(None)` when nothing changed.
-async fn publish_after(
-    agent: &Arc<Agent>,
-    st: &mut OriginState,
-    prev: Option<&Manifest>,
-) -> Result<Option<Manifest>> {
-    let started = Instant::now();
-    agent.set_state("publishing");
-    let key = load_key(agent)?;
-    let cfg = &agent.cfg;
-    let root = cfg.repo.clone();
-    let exclude = globs(&cfg.origin.exclude)?;
-    let immutable = globs(&immutable_patterns(cfg.profile, &cfg.origin.immutable))?;
+/// A generation built but not yet visible.
+struct Candidate {
+    manifest: Manifest,
+    /// New packs, built in their folders, not yet in the session.
+    new_packs: Vec<NewPack>,
+    /// Packs the new generation no longer names.
+    retire: Vec<u64>,
+    hashed_files: usize,
+    hashed_bytes: u64,
+}
 
-    let (found, warnings) = {
-        let root = root.clone();
-        tokio::task::spawn_blocking(move || scan(&root, &exclude)).await??
-    };
+struct NewPack {
+    id: u64,
+    live: LivePack,
+    torrent: Vec<u8>,
+}
+
+/// Scan → hash → pack → manifest. Touches only the staging folder and the
+/// new packs' folders. `Ok(None)` when nothing needs publishing.
+async fn prepare(agent: &Arc<Agent>, st: &OriginState) -> Result<Option<Candidate>> {
+    let cfg = &agent.cfg;
+    let prev = st.manifest.as_ref();
+    let found = scan_phase(agent).await?;
+    let (jobs, reuse) = hash_jobs(cfg, st, prev, &found)?;
+    let hashed = hash_phase(agent, &jobs).await?;
+    let entries = entries_of(&found, &reuse, &jobs, &hashed);
+    let plan = pack_plan(agent, st, &entries, &jobs, &hashed)?;
+    let now = fsutil::now();
+    let ttl = cfg.origin.manifest_ttl.as_secs() as i64;
+    let stale = prev
+        .map(|m| now >= m.header.created + ttl / 2)
+        .unwrap_or(true);
+    let missing = entries
+        .iter()
+        .filter_map(|e| e.file())
+        .any(|(size, sha, _)| {
+            size > 0 && !st.catalog.contains_key(&sha.0) && !plan.sources.contains_key(&sha.0)
+        });
+    if missing {
+        bail!("a file's content is neither in a pack nor hashed (bug); publish again");
+    }
+    if !plan.changes() && !entries_changed(prev, &entries) && !stale {
+        return Ok(None);
+    }
+    let generation = prev.map(|m| m.header.generation + 1).unwrap_or(1);
+    let new_packs = build_packs(agent, st, generation, plan.groups, &plan.sources)?;
+    let manifest = manifest_of(
+        cfg,
+        st,
+        prev,
+        generation,
+        now,
+        entries,
+        &new_packs,
+        &plan.retire,
+    )?;
+    Ok(Some(Candidate {
+        manifest,
+        new_packs,
+        retire: plan.retire,
+        hashed_files: jobs.len(),
+        hashed_bytes: jobs.iter().map(|j| j.size).sum(),
+    }))
+}
+
+/// Scan: the tree, sorted, with warnings for what is skipped.
+async fn scan_phase(agent: &Arc<Agent>) -> Result<Vec<(String, Found)>> {
+    let root = agent.cfg.repo.clone();
+    let exclude = globs(&agent.cfg.origin.exclude)?;
+    let (found, warnings) = tokio::task::spawn_blocking(move || scan(&root, &exclude)).await??;
     for w in &warnings {
         tracing::warn!("{w}");
     }
+    Ok(found)
+}
+
+/// What must be hashed: files whose size or mtime changed, and files whose
+/// content no live pack carries (a damaged pack being replaced). The
+/// second value gives, per found path, the previous hash to reuse.
+type Reuse = Vec<Option<Sha256Hash>>;
+
+fn hash_jobs(
+    cfg: &shoal_config::AgentConfig,
+    st: &OriginState,
+    prev: Option<&Manifest>,
+    found: &[(String, Found)],
+) -> Result<(Vec<Job>, Reuse)> {
+    let immutable = globs(&immutable_patterns(cfg.profile, &cfg.origin.immutable))?;
     let prev_entries: HashMap<&str, &Entry> = prev
         .map(|m| m.entries.iter().map(|e| (e.path.as_str(), e)).collect())
         .unwrap_or_default();
-
-    // Decide what to hash.
     let mut jobs = Vec::new();
-    let mut reuse: Vec<Option<(Sha256Hash, u64)>> = Vec::with_capacity(found.len());
-    for (path, f) in &found {
-        match f {
-            Found::File { size, mtime_ns, .. } => {
-                let same = prev_entries.get(path.as_str()).and_then(|e| match &e.kind {
-                    EntryKind::File {
-                        size: s, sha256, ..
-                    } if s == size && e.mtime_ns == *mtime_ns => Some((*sha256, *s)),
-                    _ => None,
-                });
-                if same.is_none() && *size > 0 {
-                    jobs.push(Job {
-                        path: path.clone(),
-                        copy: !immutable.is_match(path),
-                        size: *size,
-                        mtime_ns: *mtime_ns,
-                    });
-                }
-                reuse.push(same);
+    let mut reuse = Vec::with_capacity(found.len());
+    for (path, f) in found {
+        let Found::File { size, mtime_ns, .. } = f else {
+            reuse.push(None);
+            continue;
+        };
+        let same = prev_entries.get(path.as_str()).and_then(|e| match &e.kind {
+            EntryKind::File {
+                size: s, sha256, ..
+            } if s == size
+                && e.mtime_ns == *mtime_ns
+                && (*s == 0 || st.catalog.contains_key(&sha256.0)) =>
+            {
+                Some(*sha256)
             }
-            Found::Symlink { .. } => reuse.push(None),
+            _ => None,
+        });
+        if same.is_none() && *size > 0 {
+            jobs.push(Job {
+                path: path.clone(),
+                copy: !immutable.is_match(path),
+                size: *size,
+                mtime_ns: *mtime_ns,
+            });
         }
+        reuse.push(same);
+    }
+    Ok((jobs, reuse))
+}
+
+/// Hash: every job in one read pass, on all cores.
+async fn hash_phase(agent: &Arc<Agent>, jobs: &[Job]) -> Result<Vec<Hashed>> {
+    if jobs.is_empty() {
+        return Ok(Vec::new());
     }
     let hashed_bytes: u64 = jobs.iter().map(|j| j.size).sum();
-    let hash_started = Instant::now();
-    let staging = agent.store.staging();
-    let jobs = Arc::new(jobs);
-    let results = {
-        let (root, staging, jobs) = (root.clone(), staging.clone(), jobs.clone());
-        tokio::task::spawn_blocking(move || hash_all(&root, &staging, &jobs)).await??
-    };
-    let hash_secs = hash_started.elapsed().as_secs_f64();
-    if !jobs.is_empty() {
-        tracing::info!(
-            files = jobs.len(),
-            bytes = hashed_bytes,
-            seconds = hash_secs,
-            mb_per_s = hashed_bytes as f64 / 1e6 / hash_secs.max(1e-9),
-            "hashed changed files"
-        );
-    }
-    let hashed: HashMap<&str, (&shoal_pack::Hashed, Option<&PathBuf>, &Job)> = jobs
-        .iter()
-        .zip(results.iter())
-        .map(|(j, (h, c))| (j.path.as_str(), (h, c.as_ref(), j)))
-        .collect();
+    let started = Instant::now();
+    let jobs_owned: Vec<Job> = jobs.to_vec();
+    let (root, staging) = (agent.cfg.repo.clone(), agent.store.staging());
+    let results =
+        tokio::task::spawn_blocking(move || hash_all(&root, &staging, &jobs_owned)).await??;
+    let secs = started.elapsed().as_secs_f64();
+    tracing::info!(
+        files = jobs.len(),
+        bytes = hashed_bytes,
+        seconds = secs,
+        mb_per_s = hashed_bytes as f64 / 1e6 / secs.max(1e-9),
+        "hashed changed files"
+    );
+    Ok(results)
+}
 
-    // Build the entries (pack ids filled in below).
-    let mut entries = Vec::with_capacity(found.len());
-    for ((path, f), same) in found.iter().zip(reuse) {
-        let e = match f {
+/// The manifest entries (pack ids are filled in by [`manifest_of`]).
+fn entries_of(
+    found: &[(String, Found)],
+    reuse: &Reuse,
+    jobs: &[Job],
+    hashed: &[Hashed],
+) -> Vec<Entry> {
+    let by_path: HashMap<&str, &shoal_pack::Hashed> = jobs
+        .iter()
+        .zip(hashed)
+        .map(|(j, (h, _))| (j.path.as_str(), h))
+        .collect();
+    found
+        .iter()
+        .zip(reuse)
+        .map(|((path, f), same)| match f {
             Found::File {
                 size,
                 mtime_ns,
                 mode,
             } => {
-                let sha = match (same, hashed.get(path.as_str())) {
-                    (Some((sha, _)), _) => sha,
-                    (None, Some((h, _, _))) => Sha256Hash(h.sha256),
+                let sha = match (same, by_path.get(path.as_str())) {
+                    (Some(sha), _) => *sha,
+                    (None, Some(h)) => Sha256Hash(h.sha256),
                     (None, None) => Sha256Hash::of(b""),
                 };
                 Entry {
@@ -499,11 +779,35 @@ async fn publish_after(
                 mode: *mode,
                 mtime_ns: *mtime_ns,
             },
-        };
-        entries.push(e);
-    }
+        })
+        .collect()
+}
 
-    // Which contents are new; which packs to compact.
+/// What the new generation packs: new contents and compacted ones, grouped
+/// into packs, and the packs it retires.
+struct PackPlan {
+    groups: Vec<Vec<shoal_pack::Content>>,
+    /// Content → where its bytes are (staged copy or file to link).
+    sources: HashMap<[u8; 32], (PathBuf, bool)>,
+    retire: Vec<u64>,
+}
+
+impl PackPlan {
+    fn changes(&self) -> bool {
+        !self.groups.is_empty() || !self.retire.is_empty()
+    }
+}
+
+/// Pack: contents no live pack carries, plus the live contents of packs
+/// that are mostly garbage (compaction, reusing their piece hashes).
+fn pack_plan(
+    agent: &Agent,
+    st: &OriginState,
+    entries: &[Entry],
+    jobs: &[Job],
+    hashed: &[Hashed],
+) -> Result<PackPlan> {
+    let root = &agent.cfg.repo;
     // Content → its size (a content's size is the size of every file with it).
     let referenced: HashMap<[u8; 32], u64> = entries
         .iter()
@@ -511,17 +815,18 @@ async fn publish_after(
         .filter(|f| f.0 > 0)
         .map(|f| (f.1 .0, f.0))
         .collect();
-    let mut new_contents: Vec<(shoal_pack::Content, PathBuf, bool)> = Vec::new();
-    let mut seen = HashSet::new();
-    for (path, (h, copy, _)) in &hashed {
-        if st.catalog.contains_key(&h.sha256) || !seen.insert(h.sha256) {
+    let mut contents: Vec<shoal_pack::Content> = Vec::new();
+    let mut sources: HashMap<[u8; 32], (PathBuf, bool)> = HashMap::new();
+    for (j, (h, copy)) in jobs.iter().zip(hashed) {
+        if st.catalog.contains_key(&h.sha256) || sources.contains_key(&h.sha256) {
             continue;
         }
-        let (src, is_copy) = match copy {
-            Some(c) => ((*c).clone(), true),
-            None => (root.join(path), false),
+        let src = match copy {
+            Some(c) => (c.clone(), true),
+            None => (root.join(&j.path), false),
         };
-        new_contents.push(((*h).clone().into(), src, is_copy));
+        sources.insert(h.sha256, src);
+        contents.push(h.clone().into());
     }
     let mut live_bytes: HashMap<u64, u64> = HashMap::new();
     for (sha, size) in &referenced {
@@ -529,137 +834,140 @@ async fn publish_after(
             *live_bytes.entry(*id).or_default() += size;
         }
     }
-    let mut retire: Vec<u64> = Vec::new();
-    let mut repack: Vec<(shoal_pack::Content, PathBuf, bool)> = Vec::new();
+    let mut retire = Vec::new();
     for (id, p) in &st.packs {
-        let total: u64 = p.files.iter().map(|f| f.1).sum();
         let live = live_bytes.get(id).copied().unwrap_or(0);
         if live == 0 {
             retire.push(*id);
-        } else if (live as f64) < COMPACT_BELOW * total as f64 {
+        } else if (live as f64) < COMPACT_BELOW * p.bytes() as f64 {
             retire.push(*id);
-            for ((sha, size), pieces) in p.files.iter().zip(&p.pieces) {
-                if referenced.contains_key(sha) {
-                    repack.push((
-                        shoal_pack::Content {
-                            sha256: *sha,
-                            size: *size,
-                            pieces: pieces.clone(),
-                            // Recomputed from the store file if it ends a pack.
-                            last_unpadded: None,
-                        },
-                        agent.store.content(*id, sha),
-                        false,
-                    ));
+            for (i, (sha, size)) in p.parsed.files.iter().enumerate() {
+                if !referenced.contains_key(sha) || sources.contains_key(sha) {
+                    continue;
                 }
+                let stored = agent.store.content(*id, sha);
+                let tail = read_tail(&stored, *size)?;
+                let c = p
+                    .parsed
+                    .content(i, &tail)
+                    .map_err(|e| fsutil::explain_io(e, &stored))?;
+                sources.insert(*sha, (stored, false));
+                contents.push(c);
             }
         }
     }
-    for c in repack.iter_mut() {
-        if c.0.size % shoal_pack::PIECE_LEN != 0 {
-            // Only the tail piece's unpadded hash is missing: read just it.
-            c.0.last_unpadded = Some(tail_sha1(&c.1, c.0.size)?);
-        }
-    }
-    new_contents.extend(repack);
-
-    let now = fsutil::now();
-    let ttl = cfg.origin.manifest_ttl.as_secs() as i64;
-    let content_changed = !new_contents.is_empty() || !retire.is_empty();
-    let entries_changed = prev
-        .map(|m| {
-            m.entries.len() != entries.len()
-                || m.entries.iter().zip(&entries).any(|(a, b)| {
-                    a.path != b.path
-                        || a.mode != b.mode
-                        || a.mtime_ns != b.mtime_ns
-                        || !same_content(a, b)
-                })
-        })
-        .unwrap_or(true);
-    let stale = prev
-        .map(|m| now >= m.header.created + ttl / 2)
-        .unwrap_or(true);
-    if !content_changed && !entries_changed && !stale {
-        let _ = std::fs::remove_dir_all(&staging);
-        agent.set_state("idle");
-        return Ok(None);
-    }
-
-    // Make the new packs.
-    let first_id = st.packs.keys().max().map(|m| m + 1).unwrap_or(1);
-    let generation = prev.map(|m| m.header.generation + 1).unwrap_or(1);
-    new_contents.sort_by_key(|a| a.0.sha256);
-    let sources: HashMap<[u8; 32], (PathBuf, bool)> = new_contents
-        .iter()
-        .map(|(c, p, copy)| (c.sha256, (p.clone(), *copy)))
-        .collect();
+    contents.sort_by_key(|c| c.sha256);
     let groups = shoal_pack::group(
-        new_contents.into_iter().map(|x| x.0).collect(),
-        cfg.origin.pack_max_files,
-        cfg.origin.pack_max_bytes,
+        contents,
+        agent.cfg.origin.pack_max_files,
+        agent.cfg.origin.pack_max_bytes,
     );
-    let mut added = Vec::new();
+    Ok(PackPlan {
+        groups,
+        sources,
+        retire,
+    })
+}
+
+fn entries_changed(prev: Option<&Manifest>, entries: &[Entry]) -> bool {
+    prev.map(|m| {
+        m.entries.len() != entries.len()
+            || m.entries.iter().zip(entries).any(|(a, b)| {
+                a.path != b.path
+                    || a.mode != b.mode
+                    || a.mtime_ns != b.mtime_ns
+                    || !same_content(a, b)
+            })
+    })
+    .unwrap_or(true)
+}
+
+/// Builds the new packs in fresh folders (ids above every pack on disk).
+fn build_packs(
+    agent: &Agent,
+    st: &OriginState,
+    generation: u64,
+    groups: Vec<Vec<shoal_pack::Content>>,
+    sources: &HashMap<[u8; 32], (PathBuf, bool)>,
+) -> Result<Vec<NewPack>> {
+    let first_id = st.next_pack_id();
+    let mut out = Vec::new();
     for (n, g) in groups.iter().enumerate() {
         let id = first_id + n as u64;
         let pack = shoal_pack::build(&format!("shoal-g{generation}-{n}"), g);
         let dir = agent.store.pack_dir(id);
         let _ = std::fs::remove_dir_all(&dir);
-        for (sha, _) in &pack.files {
-            let (src, is_copy) = &sources[sha];
-            let dst = dir.join(shoal_pack::content_path(sha));
-            std::fs::create_dir_all(dst.parent().unwrap())?;
-            place_in_store(src, &dst, *is_copy)?;
-        }
+        let placed = (|| -> Result<()> {
+            for (sha, _) in &pack.files {
+                let (src, is_copy) = &sources[sha];
+                let dst = dir.join(shoal_pack::content_path(sha));
+                let parent = dst.parent().expect("content path has a parent");
+                std::fs::create_dir_all(parent).map_err(|e| fsutil::explain_io(e, parent))?;
+                place_in_store(src, &dst, *is_copy)?;
+            }
+            Ok(())
+        })();
         let ih = hex::encode(pack.info_hash);
-        fsutil::atomic_write(&agent.store.torrent(&ih), &pack.torrent)?;
-        let parsed = shoal_pack::parse_torrent(&pack.torrent, Some(&ih))?;
-        st.packs.insert(
-            id,
-            LivePack {
-                info_hash: ih,
-                files: parsed.files,
-                pieces: parsed.pieces,
-            },
-        );
-        for (sha, _) in &pack.files {
-            st.catalog.insert(*sha, id);
-        }
-        added.push(id);
-    }
-    let _ = std::fs::remove_dir_all(&staging);
-    for id in &retire {
-        let p = st.packs.remove(id).expect("retired pack exists");
-        for (sha, _) in &p.files {
-            if st.catalog.get(sha) == Some(id) {
-                st.catalog.remove(sha);
+        let parsed = placed.and_then(|_| Ok(shoal_pack::parse_torrent(&pack.torrent, Some(&ih))?));
+        match parsed {
+            Ok(parsed) => out.push(NewPack {
+                id,
+                live: LivePack {
+                    info_hash: ih,
+                    parsed,
+                },
+                torrent: pack.torrent,
+            }),
+            Err(e) => {
+                for p in out.iter().map(|p| p.id).chain([id]) {
+                    let _ = std::fs::remove_dir_all(agent.store.pack_dir(p));
+                }
+                return Err(e);
             }
         }
     }
-    seed_packs(agent, st, added.clone()).await?;
+    Ok(out)
+}
 
-    // Fill in pack ids and write the signed documents; the head goes last.
+/// Manifest: the entries with their packs, and the header.
+#[allow(clippy::too_many_arguments)]
+fn manifest_of(
+    cfg: &shoal_config::AgentConfig,
+    st: &OriginState,
+    prev: Option<&Manifest>,
+    generation: u64,
+    now: i64,
+    mut entries: Vec<Entry>,
+    new_packs: &[NewPack],
+    retire: &[u64],
+) -> Result<Manifest> {
+    let mut packs: BTreeMap<u64, &LivePack> = st
+        .packs
+        .iter()
+        .filter(|(id, _)| !retire.contains(id))
+        .map(|(id, p)| (*id, p))
+        .collect();
+    let mut catalog: HashMap<[u8; 32], u64> = HashMap::new();
+    for p in new_packs {
+        packs.insert(p.id, &p.live);
+    }
+    for (id, p) in &packs {
+        for (sha, _) in &p.parsed.files {
+            catalog.insert(*sha, *id);
+        }
+    }
     for e in entries.iter_mut() {
         if let EntryKind::File { size, sha256, pack } = &mut e.kind {
             if *size > 0 {
                 *pack = Some(
-                    *st.catalog
+                    *catalog
                         .get(&sha256.0)
-                        .context("content without a pack")?,
+                        .with_context(|| format!("content of '{}' is in no pack (bug)", e.path))?,
                 );
             }
         }
     }
-    let packs: Vec<PackRef> = st
-        .packs
-        .iter()
-        .map(|(id, p)| PackRef {
-            id: *id,
-            info_hash: p.info_hash.clone(),
-            files: p.files.len() as u64,
-            bytes: p.files.iter().map(|f| f.1).sum(),
-        })
-        .collect();
+    let ttl = cfg.origin.manifest_ttl.as_secs() as i64;
     let manifest = Manifest {
         header: Header {
             format: FORMAT,
@@ -668,21 +976,57 @@ async fn publish_after(
             created: now,
             expires: now + ttl,
             prev_sha256: prev.map(|m| m.sha256()),
-            packs,
+            packs: packs
+                .iter()
+                .map(|(id, p)| PackRef {
+                    id: *id,
+                    info_hash: p.info_hash.clone(),
+                    files: p.parsed.files.len() as u64,
+                    bytes: p.bytes(),
+                })
+                .collect(),
         },
         entries,
     };
     manifest
         .check()
         .context("the origin built an invalid manifest (bug)")?;
-    let body = manifest.body();
-    let sha = Sha256Hash::of(&body);
+    Ok(manifest)
+}
+
+/// Seed → sign → serve: the new packs must check complete in the session;
+/// then the torrents, manifest, delta and, last, the head are written.
+async fn go_live(agent: &Arc<Agent>, st: &OriginState, c: &Candidate) -> Result<()> {
+    let list = c
+        .new_packs
+        .iter()
+        .map(|p| ToSeed {
+            id: p.id,
+            info_hash: p.live.info_hash.clone(),
+            torrent: p.torrent.clone(),
+            bytes: p.live.bytes(),
+        })
+        .collect();
+    let bad = seed_packs(agent, list).await?;
+    if let Some((_, why)) = bad.first() {
+        bail!(
+            "{why}: a new pack did not check complete against the files it was built from \
+             (was a file changed or removed during the publish?)"
+        );
+    }
     let store = &agent.store;
+    for p in &c.new_packs {
+        fsutil::atomic_write(&store.torrent(&p.live.info_hash), &p.torrent)?;
+    }
+    let key = load_key(agent)?;
+    let m = &c.manifest;
+    let generation = m.header.generation;
+    let body = m.body();
     let manifest_env = key.seal("manifest", &body);
     fsutil::atomic_write(&store.manifest(generation), &manifest_env)?;
-    if let Some(p) = prev {
+    if let Some(p) = &st.manifest {
         let sig = shoal_manifest::signed::signature_of(&manifest_env).context("sealed envelope")?;
-        let d = manifest.delta_from(p, sig);
+        let d = m.delta_from(p, sig);
         fsutil::atomic_write(
             &store.delta(p.header.generation),
             &key.seal("delta", &d.body()),
@@ -691,39 +1035,70 @@ async fn publish_after(
     let head = shoal_manifest::Head {
         format: FORMAT,
         generation,
-        manifest_sha256: sha,
-        created: now,
-        expires: now + ttl,
+        manifest_sha256: Sha256Hash::of(&body),
+        created: m.header.created,
+        expires: m.header.expires,
     };
-    fsutil::atomic_write(&store.head(), &key.seal("head", &head.body()))?;
-    crate::store::Store::prune_numbered(&store.manifests_dir(), 3);
-    crate::store::Store::prune_numbered(&store.deltas_dir(), cfg.origin.keep_deltas as usize);
+    fsutil::atomic_write(&store.head(), &key.seal("head", &head.body()))
+}
 
-    // Retired packs are no longer named by any manifest a mirror would fetch.
-    for id in &retire {
-        agent.bt.remove(*id).await?;
-        let _ = std::fs::remove_dir_all(store.pack_dir(*id));
+/// Undoes a candidate that did not go live: its packs leave the session
+/// and the disk, and documents it wrote that the head does not name.
+async fn roll_back(agent: &Arc<Agent>, c: &Candidate) {
+    for p in &c.new_packs {
+        let _ = agent.bt.remove(p.id).await;
+        let _ = std::fs::remove_dir_all(agent.store.pack_dir(p.id));
+        let _ = std::fs::remove_file(agent.store.torrent(&p.live.info_hash));
     }
+    let _ = std::fs::remove_file(agent.store.manifest(c.manifest.header.generation));
+    if c.manifest.header.generation > 1 {
+        let _ = std::fs::remove_file(agent.store.delta(c.manifest.header.generation - 1));
+    }
+}
 
-    let secs = started.elapsed().as_secs_f64();
+/// Makes the candidate the origin's state (after its head is written).
+fn commit(agent: &Arc<Agent>, st: &mut OriginState, c: Candidate) -> Result<u64> {
+    let store = &agent.store;
+    let generation = c.manifest.header.generation;
+    let until = fsutil::now() + agent.cfg.origin.retire_grace.as_secs() as i64;
+    for id in &c.retire {
+        if let Some(p) = st.packs.remove(id) {
+            st.retiring.insert(
+                *id,
+                Retiring {
+                    info_hash: p.info_hash,
+                    until,
+                },
+            );
+        }
+    }
+    let new_ids: Vec<u64> = c.new_packs.iter().map(|p| p.id).collect();
+    for p in c.new_packs {
+        st.packs.insert(p.id, p.live);
+    }
+    st.catalog.clear();
+    for (id, p) in &st.packs {
+        for (sha, _) in &p.parsed.files {
+            st.catalog.insert(*sha, *id);
+        }
+    }
+    crate::store::Store::prune_numbered(&store.manifests_dir(), 3);
+    crate::store::Store::prune_numbered(&store.deltas_dir(), agent.cfg.origin.keep_deltas as usize);
+    if let Err(e) = save_retiring(agent, st) {
+        tracing::warn!(error = %format!("{e:#}"), "cannot record retired packs");
+    }
     tracing::info!(
         generation,
-        files = manifest.entries.len(),
-        new_packs = added.len(),
-        retired_packs = retire.len(),
-        hashed_files = jobs.len(),
-        hashed_bytes,
-        seconds = secs,
+        files = c.manifest.entries.len(),
+        new_packs = ?new_ids,
+        retired_packs = ?c.retire,
+        hashed_files = c.hashed_files,
+        hashed_bytes = c.hashed_bytes,
         "published"
     );
-    {
-        agent.record_generation(&manifest);
-        let mut s = agent.status.lock().unwrap();
-        s.last_sync_seconds = Some(secs);
-        s.last_error = None;
-        s.state = "idle".into();
-    }
-    Ok(Some(manifest))
+    agent.record_generation(&c.manifest);
+    st.manifest = Some(c.manifest);
+    Ok(generation)
 }
 
 fn same_content(a: &Entry, b: &Entry) -> bool {
@@ -745,16 +1120,20 @@ fn same_content(a: &Entry, b: &Entry) -> bool {
     }
 }
 
-/// SHA-1 of the last, partial piece of a stored content (compaction
-/// reuses every other piece hash from the old pack's torrent).
-fn tail_sha1(path: &Path, size: u64) -> Result<[u8; 20]> {
+/// The bytes of a stored content's last, partial piece (compaction reuses
+/// every other piece hash from the old pack's torrent).
+fn read_tail(path: &Path, size: u64) -> Result<Vec<u8>> {
     use std::io::{Read, Seek, SeekFrom};
     let rem = size % shoal_pack::PIECE_LEN;
+    let mut buf = vec![0u8; rem as usize];
+    if rem == 0 {
+        return Ok(buf);
+    }
     let mut f = std::fs::File::open(path).map_err(|e| fsutil::explain_io(e, path))?;
-    f.seek(SeekFrom::Start(size - rem))?;
-    let h = shoal_pack::hash_stream(&mut f.take(rem), None)?;
-    h.last_unpadded
-        .with_context(|| format!("{}: shorter than its pack says", path.display()))
+    f.seek(SeekFrom::Start(size - rem))
+        .and_then(|_| f.read_exact(&mut buf))
+        .map_err(|e| fsutil::explain_io(e, path))?;
+    Ok(buf)
 }
 
 /// Moves a staged copy into the store, or links an immutable file (copying

@@ -3,6 +3,7 @@
 //! ```text
 //! state/
 //!   agent.lock                  flock: one agent per state dir
+//!   node.key                    mirror: this agent's own key, signs its peer entry
 //!   admin.sock                  local admin calls (`shoal-agent publish`)
 //!   docs/head.shoal             newest signed head
 //!   docs/manifests/<G>.shoal    signed manifests (checkpoints), newest few
@@ -11,6 +12,7 @@
 //!   packs/<pack-id>/<xx>/<sha256>   pack store: librqbit downloads and seeds here
 //!   verified/<pack-id>          marker: every content of the pack passed SHA-256
 //!   staging/                    origin: copies being hashed
+//!   retiring.json               origin: dropped packs still seeded, and until when
 //!   applied.json                mirror: generation the live tree holds
 //!   pending-deletions.json      mirror: removals waiting for their grace period
 //! ```
@@ -30,6 +32,9 @@ impl Store {
     }
     pub fn lock_file(&self) -> PathBuf {
         self.root.join("agent.lock")
+    }
+    pub fn node_key(&self) -> PathBuf {
+        self.root.join("node.key")
     }
     pub fn admin_socket(&self) -> PathBuf {
         self.root.join("admin.sock")
@@ -66,6 +71,9 @@ impl Store {
     }
     pub fn verified(&self, pack: u64) -> PathBuf {
         self.root.join("verified").join(pack.to_string())
+    }
+    pub fn retiring(&self) -> PathBuf {
+        self.root.join("retiring.json")
     }
     pub fn staging(&self) -> PathBuf {
         self.root.join("staging")

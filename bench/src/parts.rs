@@ -9,7 +9,7 @@ use shoal_bench::report::{bytes, mb_per_s, secs, times, verdict, Table};
 use shoal_bench::{logs, procfs, workload};
 use shoal_e2e::netns::TestNet;
 use std::fmt::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// A headline figure for the summary table.
@@ -827,23 +827,15 @@ fn hashing(ctx: &Ctx) -> Result<Section> {
 
     // Restart: a mirror takes the tree (unshaped), then restarts.
     log("hashing: a mirror takes the tree, then restarts");
-    let mut mirror = NsAgent::mirror(
+    let (mut mirror, download) = mirror_takes(
         ctx,
-        net.host(2),
-        "m1",
-        &origin.url(),
-        &dir.join("m1").join("repo"),
-        &dir.join("m1").join("state"),
-    )?;
-    let t0 = Instant::now();
-    wait_all_applied(
-        std::slice::from_ref(&mirror),
+        &net,
+        &origin,
+        &dir,
         g,
-        t0,
+        (files, total),
         Duration::from_secs(1800),
     )?;
-    let download = t0.elapsed().as_secs_f64();
-    expect_tree(&mirror.repo, files, total, "mirror")?;
     let mirror_restart = restart_check(&mut mirror)?;
     let mut origin = origin;
     let origin_restart = restart_check(&mut origin)?;
@@ -961,7 +953,68 @@ fn restart_check(a: &mut NsAgent) -> Result<(u64, f64)> {
     ))
 }
 
+/// A mirror `m1` on host 2 that takes generation `g` of `origin`'s tree
+/// (`files`, `total` bytes) unshaped, its tree checked; with the seconds
+/// it took.
+fn mirror_takes<'a>(
+    ctx: &Ctx,
+    net: &'a TestNet,
+    origin: &NsAgent,
+    dir: &Path,
+    g: u64,
+    (files, total): (u64, u64),
+    limit: Duration,
+) -> Result<(NsAgent<'a>, f64)> {
+    let mirror = NsAgent::mirror(
+        ctx,
+        net.host(2),
+        "m1",
+        &origin.url(),
+        &dir.join("m1").join("repo"),
+        &dir.join("m1").join("state"),
+    )?;
+    let t0 = Instant::now();
+    wait_all_applied(std::slice::from_ref(&mirror), g, t0, limit)?;
+    let took = t0.elapsed().as_secs_f64();
+    expect_tree(&mirror.repo, files, total, "mirror")?;
+    Ok((mirror, took))
+}
+
 // ---------------------------------------------------------------- memory
+
+/// A row of the memory table: an agent's peak and steady resident memory
+/// over `files` files, against the idle agent's.
+fn memory_row(
+    who: &str,
+    files: u64,
+    idle: u64,
+    (peak, steady): (u64, u64),
+    took: f64,
+) -> Vec<String> {
+    vec![
+        who.to_string(),
+        files.to_string(),
+        bytes(idle),
+        bytes(peak),
+        format!("{:.0}", peak as f64 / files as f64),
+        format!("{:.0}", (peak.saturating_sub(idle)) as f64 / files as f64),
+        bytes(steady),
+        secs(took),
+    ]
+}
+
+/// A row of the restart table: what the check after a restart covered.
+fn restart_row(who: &str, files: u64, (b, s): (u64, f64), peak: u64) -> Vec<String> {
+    vec![
+        who.to_string(),
+        files.to_string(),
+        bytes(b),
+        secs(s),
+        format!("{:.0}", files as f64 / s),
+        format!("{:.3}", b as f64 / 1e9 / s),
+        bytes(peak),
+    ]
+}
 
 fn memory(ctx: &Ctx) -> Result<Section> {
     let quick = ctx.cli.quick;
@@ -1032,77 +1085,45 @@ fn memory(ctx: &Ctx) -> Result<Section> {
             }
         };
         note("origin", opeak);
-        t.row(&[
-            "origin (publish)".to_string(),
-            files.to_string(),
-            bytes(idle),
-            bytes(opeak),
-            format!("{:.0}", opeak as f64 / files as f64),
-            format!("{:.0}", (opeak.saturating_sub(idle)) as f64 / files as f64),
-            bytes(osteady),
-            secs(publish),
-        ]);
+        t.row(&memory_row(
+            "origin (publish)",
+            files,
+            idle,
+            (opeak, osteady),
+            publish,
+        ));
         if n <= mirror_max {
             log(&format!("memory: a mirror takes {n} files"));
-            let mut mirror = NsAgent::mirror(
+            let (mut mirror, took) = mirror_takes(
                 ctx,
-                net.host(2),
-                "m1",
-                &origin.url(),
-                &dir.join("m1").join("repo"),
-                &dir.join("m1").join("state"),
-            )?;
-            let t0 = Instant::now();
-            wait_all_applied(
-                std::slice::from_ref(&mirror),
+                &net,
+                &origin,
+                &dir,
                 g,
-                t0,
+                (files, total),
                 Duration::from_secs(3600),
             )?;
-            let took = t0.elapsed().as_secs_f64();
-            expect_tree(&mirror.repo, files, total, "mirror")?;
             let mpeak = mirror.peak_rss()?;
             crate::run::sleep(Duration::from_secs(1))?;
             let msteady = mirror.rss()?;
             note("mirror", mpeak);
-            t.row(&[
-                "mirror (first sync)".to_string(),
-                files.to_string(),
-                bytes(idle),
-                bytes(mpeak),
-                format!("{:.0}", mpeak as f64 / files as f64),
-                format!("{:.0}", (mpeak.saturating_sub(idle)) as f64 / files as f64),
-                bytes(msteady),
-                secs(took),
-            ]);
+            t.row(&memory_row(
+                "mirror (first sync)",
+                files,
+                idle,
+                (mpeak, msteady),
+                took,
+            ));
             log("memory: restarting the mirror");
-            let (b, s) = restart_check(&mut mirror)?;
-            let rpeak = mirror.peak_rss()?;
-            r.row(&[
-                "mirror".to_string(),
-                files.to_string(),
-                bytes(b),
-                secs(s),
-                format!("{:.0}", files as f64 / s),
-                format!("{:.3}", b as f64 / 1e9 / s),
-                bytes(rpeak),
-            ]);
+            let check = restart_check(&mut mirror)?;
+            r.row(&restart_row("mirror", files, check, mirror.peak_rss()?));
             mirror.stop()?;
         } else {
             skipped.push(n);
         }
         log("memory: restarting the origin");
-        let (b, s) = restart_check(&mut origin)?;
-        let rpeak = origin.peak_rss()?;
-        r.row(&[
-            "origin".to_string(),
-            files.to_string(),
-            bytes(b),
-            secs(s),
-            format!("{:.0}", files as f64 / s),
-            format!("{:.3}", b as f64 / 1e9 / s),
-            bytes(rpeak),
-        ]);
+        let check = restart_check(&mut origin)?;
+        r.row(&restart_row("origin", files, check, origin.peak_rss()?));
         origin.stop()?;
         drop(net);
         std::fs::remove_dir_all(&dir).ok();

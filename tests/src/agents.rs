@@ -284,9 +284,24 @@ pub fn start_mirror_in(
     upstreams: &[String],
     extra: &[&str],
 ) -> Agent {
+    let state = dir.join(format!("{name}-state"));
+    start_mirror_at(dir, name, repo, &state, pubkey, upstreams, extra)
+}
+
+/// Starts a mirror whose live tree is `repo` and state folder `state`
+/// (for example both on one small file system); its log stays in `dir`.
+pub fn start_mirror_at(
+    dir: &Path,
+    name: &str,
+    repo: &Path,
+    state: &Path,
+    pubkey: &str,
+    upstreams: &[String],
+    extra: &[&str],
+) -> Agent {
     let (http, peer) = addrs();
     let repo = repo.to_path_buf();
-    let state = dir.join(format!("{name}-state"));
+    let state = state.to_path_buf();
     let mut cmd = Command::new(crate::bin("shoal-agent"));
     cmd.args(["mirror", "--name", name, "--origin-key", pubkey])
         .arg("--repo")

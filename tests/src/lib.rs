@@ -7,10 +7,14 @@
 pub mod agents;
 pub mod churn;
 pub mod clients;
+pub mod daemon;
 pub mod fake;
+pub mod files;
 pub mod gpg;
+pub mod local;
 pub mod netns;
 pub mod nginx;
+pub mod ns_agents;
 pub mod repo;
 pub mod rpm;
 

@@ -2,7 +2,8 @@
 //! `ansible-playbook --syntax-check`, `ansible-lint --profile production`,
 //! `systemd-analyze`, `nginx -t`, and real playbook runs with `-c local` that
 //! install and start a real `shoal-agent` mirror (service manager `daemon`)
-//! which then follows a real origin on 127.0.0.1.
+//! which then follows a real origin (started through the shared
+//! `shoal_e2e::agents` harness) on a loopback address.
 //!
 //! Everything the runs write goes under a temporary prefix: ANSIBLE_HOME,
 //! the local/remote temp dirs and HOME point into it, fact caching is in
@@ -10,15 +11,15 @@
 //! its PID at the end, also when the test fails.
 
 use shoal_config::{AgentConfig, Role};
+use shoal_e2e::agents;
+use shoal_e2e::daemon::{alive, read_pid, Daemons};
+use shoal_e2e::files::{assert_same_file, mode, scratch, write_tree};
+use shoal_e2e::local::{free_port_pair, local, wait_until, FileServer};
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::os::unix::fs::PermissionsExt;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
 
 const KEY: &str = "ed25519:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
@@ -34,13 +35,10 @@ struct Sandbox {
 
 impl Sandbox {
     fn new() -> Sandbox {
-        let dir = tempfile::Builder::new()
-            .prefix("shoal-ansible-")
-            .tempdir()
-            .expect("create a temp dir");
-        for d in ["home", "home/tmp", "home/remote-tmp", "cache", "prefix"] {
-            std::fs::create_dir_all(dir.path().join(d)).unwrap();
-        }
+        let dir = scratch(
+            "shoal-ansible-",
+            &["home", "home/tmp", "home/remote-tmp", "cache", "prefix"],
+        );
         Sandbox { dir }
     }
 
@@ -212,14 +210,6 @@ impl Run {
 
 fn yaml(text: &str) -> serde_yaml::Value {
     serde_yaml::from_str(text).unwrap()
-}
-
-fn mode(p: &Path) -> u32 {
-    std::fs::metadata(p)
-        .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
-        .permissions()
-        .mode()
-        & 0o7777
 }
 
 /// Host vars of a mirror whose paths are all under the sandbox prefix.
@@ -823,48 +813,11 @@ fn bad_settings_fail_with_a_clear_message() {
 // ---------------------------------------------------------------------------
 // Installing from a URL (ansible.builtin.get_url) from a server on 127.0.0.1.
 
-/// Serves one file over HTTP on 127.0.0.1 and counts the requests.
-struct FileServer {
-    port: u16,
-    hits: Arc<AtomicUsize>,
-}
-
-impl FileServer {
-    fn start(body: Vec<u8>) -> FileServer {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let hits = Arc::new(AtomicUsize::new(0));
-        let h = hits.clone();
-        // The thread ends with the test process; it only ever accepts on 127.0.0.1.
-        std::thread::spawn(move || {
-            for conn in listener.incoming() {
-                let Ok(mut conn) = conn else { continue };
-                let mut req = Vec::new();
-                let mut buf = [0u8; 1024];
-                while !req.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match conn.read(&mut buf) {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => req.extend_from_slice(&buf[..n]),
-                    }
-                }
-                h.fetch_add(1, Ordering::SeqCst);
-                let head = format!(
-                    "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                    body.len()
-                );
-                let _ = conn.write_all(head.as_bytes());
-                let _ = conn.write_all(&body);
-            }
-        });
-        FileServer { port, hits }
-    }
-}
-
 #[test]
 fn binary_is_downloaded_from_a_url_idempotently() {
     let agent = shoal_e2e::bin("shoal-agent");
     let bytes = std::fs::read(&agent).unwrap();
-    let server = FileServer::start(bytes.clone());
+    let server = FileServer::start("/shoal-agent", bytes.clone());
     let sb = Sandbox::new();
     let p = sb.prefix("");
     let url = format!("http://127.0.0.1:{}/shoal-agent", server.port);
@@ -894,7 +847,7 @@ fn binary_is_downloaded_from_a_url_idempotently() {
         "{}",
         second.all()
     );
-    let hits = server.hits.load(Ordering::SeqCst);
+    let hits = server.requests();
     assert!(hits >= 2, "{hits} requests");
 
     // With the right checksum nothing is downloaded at all.
@@ -911,7 +864,7 @@ fn binary_is_downloaded_from_a_url_idempotently() {
     let third = sb.playbook(&inv, &site, &["--tags", "shoal_install"]).ok();
     assert_eq!(third.counter("localhost", "changed"), 0, "{}", third.all());
     assert_eq!(
-        server.hits.load(Ordering::SeqCst),
+        server.requests(),
         hits,
         "a matching checksum skips the download"
     );
@@ -932,197 +885,40 @@ fn binary_is_downloaded_from_a_url_idempotently() {
 // ---------------------------------------------------------------------------
 // End to end: Ansible installs and starts a mirror that follows a real origin.
 
-/// Two free consecutive ports on 127.0.0.1 (HTTP and BitTorrent = HTTP + 1).
-fn free_port_pair() -> u16 {
-    for _ in 0..100 {
-        let a = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = a.local_addr().unwrap().port();
-        if port < u16::MAX && TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no two consecutive free ports on 127.0.0.1");
-}
-
-/// GET http://127.0.0.1:port/path; None while nothing listens.
-fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
-    let mut s =
-        TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_secs(2)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+/// Asks the origin whose state folder is `state` to publish, and waits
+/// until its HTTP address reports that generation.
+fn publish(state: &Path, http: SocketAddr) -> u64 {
+    let g = agents::publish(state);
+    wait_until(
+        "the origin to publish",
+        Duration::from_secs(60),
+        || match agents::status(http) {
+            Some(s) if s.generation_applied >= g => Ok(g),
+            s => Err(format!("{s:?}")),
+        },
     )
-    .ok()?;
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).ok()?;
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n")?;
-    let code = head.split_whitespace().nth(1)?.parse().ok()?;
-    let body = if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        let mut out = String::new();
-        let mut rest = body;
-        while let Some((size, tail)) = rest.split_once("\r\n") {
-            let n = usize::from_str_radix(size.trim(), 16).ok()?;
-            if n == 0 {
-                break;
-            }
-            out.push_str(tail.get(..n)?);
-            rest = tail.get(n + 2..)?;
-        }
-        out
-    } else {
-        body.to_string()
-    };
-    Some((code, body))
-}
-
-fn status(port: u16) -> Option<serde_json::Value> {
-    let (code, body) = http_get(port, "/status")?;
-    if code != 200 {
-        return None;
-    }
-    serde_json::from_str(&body).ok()
-}
-
-fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(
-            start.elapsed() < timeout,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(250));
-    }
-}
-
-fn alive(pid: i32) -> bool {
-    // Zombies count as gone.
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(s) => !s
-            .rsplit(')')
-            .next()
-            .unwrap_or("")
-            .trim_start()
-            .starts_with('Z'),
-        Err(_) => false,
-    }
-}
-
-/// Stops, on drop, the origin child and the daemon the role started (by the
-/// PID in its pidfile), so nothing outlives the test even when it fails.
-struct Cleanup {
-    origin: Option<Child>,
-    pidfiles: Vec<PathBuf>,
-    pids: Vec<i32>,
-}
-
-impl Cleanup {
-    fn remember_pidfile(&mut self, pidfile: &Path) {
-        if let Some(pid) = read_pid(pidfile) {
-            if !self.pids.contains(&pid) {
-                self.pids.push(pid);
-            }
-        }
-    }
-}
-
-fn read_pid(pidfile: &Path) -> Option<i32> {
-    std::fs::read_to_string(pidfile).ok()?.trim().parse().ok()
-}
-
-fn stop_pid(pid: i32) {
-    if pid <= 1 || !alive(pid) {
-        return;
-    }
-    unsafe { libc::kill(pid, libc::SIGTERM) };
-    let start = Instant::now();
-    while alive(pid) && start.elapsed() < Duration::from_secs(10) {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    if alive(pid) {
-        unsafe { libc::kill(pid, libc::SIGKILL) };
-    }
-}
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        let files = self.pidfiles.clone();
-        for f in &files {
-            self.remember_pidfile(f);
-        }
-        for pid in self.pids.clone() {
-            stop_pid(pid);
-        }
-        if let Some(mut c) = self.origin.take() {
-            stop_pid(c.id() as i32);
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-fn write_tree(root: &Path, files: &[(&str, &str)]) {
-    for (rel, content) in files {
-        let p = root.join(rel);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(&p, content).unwrap();
-    }
-}
-
-fn publish(agent: &Path, state: &Path, origin_port: u16, after: u64) -> u64 {
-    Run::of(Command::new(agent).arg("publish").arg("--state").arg(state)).ok();
-    wait_for("the origin to publish", Duration::from_secs(60), || {
-        let g = status(origin_port)?["generation_applied"].as_u64()?;
-        (g > after).then_some(g)
-    })
 }
 
 fn mirror_reaches(port: u16, generation: u64) {
-    let mut last = None;
-    let start = Instant::now();
-    loop {
-        if let Some(s) = status(port) {
-            if s["generation_applied"].as_u64() == Some(generation) {
-                return;
-            }
-            last = Some(s);
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(120),
-            "the mirror did not reach generation {generation}; last /status: {last:?}"
-        );
-        std::thread::sleep(Duration::from_millis(250));
-    }
-}
-
-fn assert_same_file(a: &Path, b: &Path) {
-    let x = std::fs::read(a).unwrap_or_else(|e| panic!("{}: {e}", a.display()));
-    let y = std::fs::read(b).unwrap_or_else(|e| panic!("{}: {e}", b.display()));
-    assert!(x == y, "{} and {} differ", a.display(), b.display());
+    wait_until(
+        &format!("the mirror to reach generation {generation}"),
+        Duration::from_secs(120),
+        || match agents::status(local(port)) {
+            Some(s) if s.generation_applied == generation => Ok(()),
+            last => Err(format!("last /status: {last:?}")),
+        },
+    )
 }
 
 #[test]
 fn playbook_installs_a_mirror_that_follows_a_real_origin() {
     let agent = shoal_e2e::bin("shoal-agent");
     let sb = Sandbox::new();
-    let mut cleanup = Cleanup {
-        origin: None,
-        pidfiles: Vec::new(),
-        pids: Vec::new(),
-    };
+    let mut cleanup = Daemons::new();
 
-    // The origin, started by hand from the CLI.
+    // The origin, from the shared harness.
     let origin_dir = sb.path().join("origin");
     let origin_repo = origin_dir.join("repo");
-    let origin_state = origin_dir.join("state");
-    std::fs::create_dir_all(&origin_state).unwrap();
     write_tree(
         &origin_repo,
         &[
@@ -1134,64 +930,35 @@ fn playbook_installs_a_mirror_that_follows_a_real_origin() {
             ("README", "Shoal test repository\n"),
         ],
     );
-    let key_file = origin_dir.join("origin.key");
-    let keygen = Run::of(
-        Command::new(&agent)
-            .arg("keygen")
-            .arg("--out")
-            .arg(&key_file),
-    )
-    .ok();
-    let public_key = keygen
-        .stdout
-        .split_whitespace()
-        .find(|w| w.starts_with("ed25519:"))
-        .unwrap_or_else(|| panic!("keygen printed no public key:\n{}", keygen.all()))
-        .to_string();
+    let (key_file, public_key) = agents::keygen(&origin_dir);
     assert!(shoal_config::is_public_key(&public_key), "{public_key}");
-    let origin_port = free_port_pair();
-    let origin_log = std::fs::File::create(origin_dir.join("origin.log")).unwrap();
-    cleanup.origin = Some(
-        Command::new(&agent)
-            .arg("origin")
-            .arg("--repo")
-            .arg(&origin_repo)
-            .arg("--state")
-            .arg(&origin_state)
-            .arg("--key")
-            .arg(&key_file)
-            .arg("--listen")
-            .arg(format!("127.0.0.1:{origin_port}"))
-            .arg("--profile")
-            .arg("generic")
-            .stdin(Stdio::null())
-            .stdout(origin_log.try_clone().unwrap())
-            .stderr(origin_log)
-            .spawn()
-            .expect("start the origin"),
+    let origin = agents::start_origin(
+        &origin_dir,
+        "origin",
+        &origin_repo,
+        &key_file,
+        "generic",
+        &[],
     );
-    wait_for("the origin's /status", Duration::from_secs(60), || {
-        status(origin_port)
-    });
-    let g1 = publish(&agent, &origin_state, origin_port, 0);
+    let g1 = publish(&origin.state, origin.http);
 
     // The mirror, entirely from host vars in the provisioner's inventory shape.
     let mirror_port = free_port_pair();
     let p = sb.prefix("");
     let pidfile = p.join("var/lib/shoal/agent.pid");
-    cleanup.pidfiles.push(pidfile.clone());
+    cleanup.watch(&pidfile, &p.join("etc/shoal/agent.yaml"));
     let mut vars = mirror_vars(
         &sb,
         &agent,
         &format!("127.0.0.1:{mirror_port}"),
-        &format!("http://127.0.0.1:{origin_port}"),
+        &origin.url(),
         &public_key,
     );
     let inv = sb.inventory(&[], &[("localhost", vars.clone())]);
     let site = sb.site(true);
 
     let first = sb.playbook(&inv, &site, &[]);
-    cleanup.remember_pidfile(&pidfile);
+    cleanup.pid(&pidfile);
     let first = first.ok();
     println!("first run:\n{}", first.recap_text());
     assert!(first.counter("localhost", "changed") > 0, "{}", first.all());
@@ -1209,7 +976,7 @@ fn playbook_installs_a_mirror_that_follows_a_real_origin() {
 
     // The daemon: its pidfile names a live shoal-agent from the prefix.
     let pid = read_pid(&pidfile).unwrap_or_else(|| panic!("no pidfile {}", pidfile.display()));
-    cleanup.remember_pidfile(&pidfile);
+    cleanup.pid(&pidfile);
     assert!(
         alive(pid),
         "pid {pid} from {} is not running",
@@ -1228,14 +995,14 @@ fn playbook_installs_a_mirror_that_follows_a_real_origin() {
     ] {
         assert_same_file(&origin_repo.join(f), &mirror_repo.join(f));
     }
-    let s = status(mirror_port).unwrap();
-    assert_eq!(s["role"], "mirror", "{s}");
+    let s = agents::status(local(mirror_port)).unwrap();
+    assert_eq!(s.role, "mirror", "{s:?}");
 
     // A configuration change restarts the daemon (a new PID) and it comes back.
     set(&mut vars, "shoal_poll_interval", "2s".into());
     let inv = sb.inventory(&[], &[("localhost", vars)]);
     let third = sb.playbook(&inv, &site, &[]);
-    cleanup.remember_pidfile(&pidfile);
+    cleanup.pid(&pidfile);
     let third = third.ok();
     println!("third run (poll interval changed):\n{}", third.recap_text());
     assert!(third.counter("localhost", "changed") > 0, "{}", third.all());
@@ -1261,7 +1028,7 @@ fn playbook_installs_a_mirror_that_follows_a_real_origin() {
             ("NEWS", "two\n"),
         ],
     );
-    let g2 = publish(&agent, &origin_state, origin_port, g1);
+    let g2 = publish(&origin.state, origin.http);
     mirror_reaches(mirror_port, g2);
     assert_same_file(
         &origin_repo.join("dists/stable/Release"),
@@ -1271,6 +1038,7 @@ fn playbook_installs_a_mirror_that_follows_a_real_origin() {
 
     // Stop everything by PID; the daemon's pidfile PID must go away.
     drop(cleanup);
+    drop(origin);
     assert!(!alive(new_pid), "the daemon {new_pid} survived the cleanup");
 }
 
@@ -1281,28 +1049,12 @@ fn playbook_installs_a_mirror_that_follows_a_real_origin() {
 fn site_of_origin_and_mirror_from_host_vars_alone() {
     let agent = shoal_e2e::bin("shoal-agent");
     let sb = Sandbox::new();
-    let mut cleanup = Cleanup {
-        origin: None,
-        pidfiles: Vec::new(),
-        pids: Vec::new(),
-    };
+    let mut cleanup = Daemons::new();
 
     let keys = sb.path().join("keys");
     std::fs::create_dir_all(&keys).unwrap();
-    let keygen = Run::of(
-        Command::new(&agent)
-            .arg("keygen")
-            .arg("--out")
-            .arg(keys.join("origin.key")),
-    )
-    .ok();
-    let public_key = keygen
-        .stdout
-        .split_whitespace()
-        .find(|w| w.starts_with("ed25519:"))
-        .unwrap_or_else(|| panic!("keygen printed no public key:\n{}", keygen.all()))
-        .to_string();
-    let private_key = std::fs::read_to_string(keys.join("origin.key")).unwrap();
+    let (key_file, public_key) = agents::keygen(&keys);
+    let private_key = std::fs::read_to_string(key_file).unwrap();
 
     let o = sb.prefix("origin");
     let m = sb.prefix("mirror");
@@ -1344,15 +1096,17 @@ fn site_of_origin_and_mirror_from_host_vars_alone() {
         set(&mut mirror, k, m.join(v).display().to_string().into());
     }
     mirror.as_mapping_mut().unwrap().remove("shoal_agent_name");
-    cleanup.pidfiles.push(o.join("var/lib/shoal/agent.pid"));
-    cleanup.pidfiles.push(m.join("var/lib/shoal/agent.pid"));
+    let pidfiles = [
+        o.join("var/lib/shoal/agent.pid"),
+        m.join("var/lib/shoal/agent.pid"),
+    ];
+    cleanup.watch(&pidfiles[0], &o.join("etc/shoal/agent.yaml"));
+    cleanup.watch(&pidfiles[1], &m.join("etc/shoal/agent.yaml"));
 
     let inv = sb.inventory(&[("origin.test", origin_vars)], &[("mirror.test", mirror)]);
     let site = sb.site(false);
     let first = sb.playbook(&inv, &site, &[]);
-    for f in cleanup.pidfiles.clone() {
-        cleanup.remember_pidfile(&f);
-    }
+    cleanup.note();
     let first = first.ok();
     println!("first run:\n{}", first.recap_text());
     let second = sb.playbook(&inv, &site, &[]).ok();
@@ -1375,23 +1129,19 @@ fn site_of_origin_and_mirror_from_host_vars_alone() {
     );
 
     let origin_state = o.join("var/lib/shoal");
-    let g = publish(&agent, &origin_state, origin_port, 0);
+    let g = publish(&origin_state, local(origin_port));
     mirror_reaches(mirror_port, g);
     assert_same_file(&o.join("srv/repo/a/b/c.txt"), &m.join("srv/repo/a/b/c.txt"));
     assert_same_file(&o.join("srv/repo/top"), &m.join("srv/repo/top"));
-    let s = status(mirror_port).unwrap();
+    let s = agents::status(local(mirror_port)).unwrap();
     assert_eq!(
-        s["name"], "mirror.test",
-        "the name defaults to the inventory host: {s}"
+        s.name, "mirror.test",
+        "the name defaults to the inventory host: {s:?}"
     );
-    let s = status(origin_port).unwrap();
-    assert_eq!(s["role"], "origin", "{s}");
+    let s = agents::status(local(origin_port)).unwrap();
+    assert_eq!(s.role, "origin", "{s:?}");
 
-    let pids: Vec<i32> = cleanup
-        .pidfiles
-        .iter()
-        .filter_map(|f| read_pid(f))
-        .collect();
+    let pids: Vec<i32> = pidfiles.iter().filter_map(|f| read_pid(f)).collect();
     assert_eq!(pids.len(), 2);
     drop(cleanup);
     for pid in pids {

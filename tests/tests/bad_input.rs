@@ -105,11 +105,17 @@ impl Bed {
                 std::fs::read(e.path()).unwrap(),
             );
         }
+        // The origin's peer entry, signed with the origin key as the origin
+        // itself signs it (a relay cannot make one up).
         let st = self.origin.status().unwrap();
-        let me = serde_json::json!([{
-            "name": st.name, "role": st.role, "url": self.origin.url(),
-            "peer_addr": st.peer_addr, "generation": st.generation_applied,
-        }]);
+        let info = shoal_agent::peers::PeerInfo {
+            name: st.name,
+            role: st.role,
+            url: self.origin.url(),
+            peer_addr: st.peer_addr.parse().unwrap(),
+            generation: st.generation_applied,
+        };
+        let me = serde_json::json!([shoal_agent::peers::SignedPeer::sign(info, &self.key, now())]);
         self.fake.put("/v1/announce", me.to_string().into_bytes());
     }
 

@@ -16,7 +16,9 @@
 //! Needs root, openssh-server (sshd), openssh-client (ssh, ssh-keygen),
 //! iproute2 (ip, ss) and dpkg's start-stop-daemon.
 
+use shoal_e2e::agents;
 use shoal_e2e::netns::{output_ok, TestNet};
+use shoal_e2e::ns_agents::{self, NsOrigin};
 use std::io::Read;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -32,9 +34,8 @@ struct Bed {
     dir: PathBuf,
     ssh_config: PathBuf,
     origin_pub: String,
-    origin_url: String,
-    origin_repo: PathBuf,
-    origin_state: PathBuf,
+    /// The origin, on host 1.
+    origin: NsOrigin,
     /// `<dir>/{host}`: the --prefix of every bootstrap.
     prefix: String,
 }
@@ -51,6 +52,17 @@ impl Ran {
     }
     fn both(&self) -> String {
         format!("--- stdout\n{}--- stderr\n{}", self.stdout, self.stderr)
+    }
+    /// Asserts that stdout holds each of `want`.
+    fn says<S: AsRef<str>>(&self, want: &[S]) {
+        for want in want {
+            let want = want.as_ref();
+            assert!(
+                self.stdout.contains(want),
+                "missing {want:?} in:\n{}",
+                self.both()
+            );
+        }
     }
 }
 
@@ -140,7 +152,6 @@ impl Bed {
         // The origin, on host 1.
         let o = net.host(1);
         let origin_repo = o.dir().join("repo");
-        let origin_state = o.dir().join("state");
         std::fs::create_dir_all(origin_repo.join("pool/main")).unwrap();
         std::fs::write(
             origin_repo.join("README"),
@@ -153,46 +164,18 @@ impl Bed {
                 .collect();
             std::fs::write(origin_repo.join(format!("pool/main/pkg{i:02}.deb")), body).unwrap();
         }
-        let key = o.dir().join("origin.key");
-        let origin_pub = sh(Command::new(agent_bin())
-            .arg("keygen")
-            .arg("--out")
-            .arg(&key))
-        .trim()
-        .to_string();
-        let listen = format!("{}:8780", o.addr());
-        let log = std::fs::File::create(o.dir().join("origin.log")).unwrap();
-        let mut cmd = o.command(agent_bin());
-        cmd.arg("origin")
-            .arg("--repo")
-            .arg(&origin_repo)
-            .arg("--state")
-            .arg(&origin_state)
-            .arg("--key")
-            .arg(&key)
-            .args([
-                "--listen",
-                &listen,
-                "--publish-interval",
-                "0s",
-                "--name",
-                "origin",
-            ])
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log);
-        o.spawn_command(cmd).unwrap();
+        let (key, origin_pub) = agents::keygen(o.dir());
+        let listen = SocketAddr::new(o.addr().into(), 8780);
+        let origin = ns_agents::start_origin(o, "origin", &origin_repo, &key, listen);
         let bed = Bed {
             prefix: format!("{}/{{host}}", net.dir().display()),
             net,
             dir,
             ssh_config,
             origin_pub,
-            origin_url: format!("http://{listen}"),
-            origin_repo,
-            origin_state,
+            origin,
         };
-        bed.wait_origin_generation(1);
+        bed.origin.wait_generation(1);
         for h in &bed.net.hosts()[1..] {
             bed.wait_port(
                 SocketAddr::new(h.addr().into(), 22),
@@ -209,34 +192,6 @@ impl Bed {
     /// The per-host prefix folder of host `i`.
     fn prefix_of(&self, i: usize) -> PathBuf {
         PathBuf::from(self.prefix.replace("{host}", &self.host_addr(i)))
-    }
-
-    fn origin_status(&self) -> Option<shoal_status::Status> {
-        let out = Command::new(agent_bin())
-            .arg("status")
-            .arg("--state")
-            .arg(&self.origin_state)
-            .output()
-            .ok()?;
-        serde_json::from_slice(&out.stdout).ok()
-    }
-
-    fn wait_origin_generation(&self, g: u64) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some(s) = self.origin_status() {
-                if s.generation_applied >= g {
-                    return;
-                }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the origin did not publish generation {g} within 60s; its log:\n{}",
-                std::fs::read_to_string(self.net.host(1).dir().join("origin.log"))
-                    .unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
     }
 
     /// Waits until `addr` accepts TCP connections, seen from host 1.
@@ -324,7 +279,7 @@ impl Bed {
     fn mirror_flags(&self) -> Vec<String> {
         vec![
             "--origin".into(),
-            self.origin_url.clone(),
+            self.origin.url.clone(),
             "--origin-key".into(),
             self.origin_pub.clone(),
             "--repo".into(),
@@ -424,9 +379,9 @@ fn bootstrap_two_mirrors_from_a_site_then_nothing_changes() {
     // First run: both mirrors, in parallel, up to the origin's generation.
     let r = bed.bootstrap(&["--site", &site_s, "--timeout", "300s"]);
     assert!(r.ok(), "first bootstrap failed:\n{}", r.both());
-    let origin_gen = bed.origin_status().unwrap().generation_applied;
+    let origin_gen = bed.origin.status().unwrap().generation_applied;
     for h in [&h2, &h3] {
-        for want in [
+        r.says(&[
             format!(
                 "[{h}] connect: {h} (logged in as root; host key verified against known_hosts)"
             ),
@@ -436,13 +391,7 @@ fn bootstrap_two_mirrors_from_a_site_then_nothing_changes() {
             format!("[{h}] unit: "),
             format!("[{h}] service: agent started under start-stop-daemon (pid "),
             format!("[{h}] sync: generation {origin_gen} applied"),
-        ] {
-            assert!(
-                r.stdout.contains(&want),
-                "missing {want:?} in:\n{}",
-                r.both()
-            );
-        }
+        ]);
     }
     assert!(
         r.stdout
@@ -451,7 +400,7 @@ fn bootstrap_two_mirrors_from_a_site_then_nothing_changes() {
         r.both()
     );
     // The mirrors' live trees are the origin's tree.
-    let want = tree(&bed.origin_repo);
+    let want = tree(&bed.origin.repo);
     assert_eq!(want.len(), 21);
     for i in [2, 3] {
         let got = tree(&bed.prefix_of(i).join("srv/shoal/repo"));
@@ -463,7 +412,7 @@ fn bootstrap_two_mirrors_from_a_site_then_nothing_changes() {
         // The config written parses with the agent's own types.
         let cfg = shoal_config::AgentConfig::load(&bed.prefix_of(i).join("etc/shoal/agent.yaml"))
             .unwrap();
-        assert_eq!(cfg.mirror.upstreams, vec![bed.origin_url.clone()]);
+        assert_eq!(cfg.mirror.upstreams, vec![bed.origin.url.clone()]);
         assert!(bed
             .prefix_of(i)
             .join("etc/systemd/system/shoal-agent.service")
@@ -539,18 +488,12 @@ fn bootstrap_two_mirrors_from_a_site_then_nothing_changes() {
         r.both()
     );
     for (h, pid) in [(&h2, pids[0]), (&h3, pids[1])] {
-        for want in [
+        r.says(&[
             format!("[{h}] binary: {}", bed.prefix.replace("{host}", h)),
             format!(
                 "[{h}] service: agent running (pid {pid}) under start-stop-daemon, left as it is"
             ),
-        ] {
-            assert!(
-                r.stdout.contains(&want),
-                "missing {want:?} in:\n{}",
-                r.both()
-            );
-        }
+        ]);
         assert!(
             !r.stdout.contains(&format!("[{h}] binary: uploaded")),
             "{}",
@@ -579,21 +522,14 @@ fn bootstrap_two_mirrors_from_a_site_then_nothing_changes() {
 
     // The origin publishes generation 2: a run that changes nothing still
     // waits until every mirror has it, and the status table shows it.
-    std::fs::write(bed.origin_repo.join("pool/main/new.deb"), b"generation two").unwrap();
-    sh(Command::new(agent_bin())
-        .arg("publish")
-        .arg("--state")
-        .arg(&bed.origin_state));
-    bed.wait_origin_generation(origin_gen + 1);
+    std::fs::write(bed.origin.repo.join("pool/main/new.deb"), b"generation two").unwrap();
+    agents::publish(&bed.origin.state);
+    bed.origin.wait_generation(origin_gen + 1);
     let r = bed.bootstrap(&["--site", &site_s, "--timeout", "120s"]);
     assert!(r.ok(), "third bootstrap failed:\n{}", r.both());
     for h in [&h2, &h3] {
         let want = format!("[{h}] sync: generation {} applied", origin_gen + 1);
-        assert!(
-            r.stdout.contains(&want),
-            "missing {want:?} in:\n{}",
-            r.both()
-        );
+        r.says(&[want]);
     }
     assert!(
         r.stdout
@@ -623,7 +559,7 @@ fn bootstrap_two_mirrors_from_a_site_then_nothing_changes() {
     let before = sha256_file(&cfg2);
     let r = bed.bootstrap(&[&h2, "--site", &site2_s, "--dry-run"]);
     assert!(r.ok(), "dry run failed:\n{}", r.both());
-    for want in [
+    r.says(&[
         format!("[{h2}] config: would update {}", cfg2.display()),
         format!(
             "[{h2}] unit: {} unchanged",
@@ -637,13 +573,7 @@ fn bootstrap_two_mirrors_from_a_site_then_nothing_changes() {
         ),
         "1 host(s): 1 would change, 0 unchanged, 0 failed. Dry run: nothing was changed."
             .to_string(),
-    ] {
-        assert!(
-            r.stdout.contains(&want),
-            "missing {want:?} in:\n{}",
-            r.both()
-        );
-    }
+    ]);
     assert!(!r.stdout.contains(&format!("[{h3}]")), "{}", r.both());
     assert_eq!(sha256_file(&cfg2), before, "the dry run changed the config");
     assert_eq!(bed.pid_of(2), pids[0], "the dry run restarted the agent");
@@ -655,7 +585,7 @@ fn bootstrap_two_mirrors_from_a_site_then_nothing_changes() {
         "bootstrap with a changed config failed:\n{}",
         r.both()
     );
-    for want in [
+    r.says(&[
         format!("[{h2}] config: {} updated", cfg2.display()),
         format!(
             "[{h2}] unit: {} unchanged",
@@ -666,13 +596,7 @@ fn bootstrap_two_mirrors_from_a_site_then_nothing_changes() {
         format!("[{h2}] service: agent restarted under start-stop-daemon (pid "),
         format!("[{h2}] sync: generation {} applied", origin_gen + 1),
         "1 host(s): 1 changed, 0 unchanged, 0 failed.".to_string(),
-    ] {
-        assert!(
-            r.stdout.contains(&want),
-            "missing {want:?} in:\n{}",
-            r.both()
-        );
-    }
+    ]);
     assert!(r.stdout.contains("config changed)"), "{}", r.both());
     assert_ne!(sha256_file(&cfg2), before);
     assert!(std::fs::read_to_string(&cfg2)
@@ -922,7 +846,7 @@ fn bootstrap_errors_name_the_host_and_the_step() {
     let mut args = vec![
         dest.clone(),
         "--origin".into(),
-        bed.origin_url.clone(),
+        bed.origin.url.clone(),
         "--origin-key".into(),
         wrong_pub.trim().to_string(),
         "--repo".into(),

@@ -3,7 +3,8 @@
 //! `systemd-analyze verify` on the unit, `nginx -t` and a real nginx on the
 //! vhost, and masterless `puppet apply` runs: twice (changes, then none), then
 //! end to end with a real `shoal-agent` mirror, started by Puppet under
-//! start-stop-daemon, that follows a real origin on 127.0.0.1.
+//! start-stop-daemon, that follows a real origin (started through the shared
+//! `shoal_e2e::agents` harness) on a loopback address.
 //!
 //! Every Puppet run keeps its state in a temporary prefix (`--vardir`,
 //! `--confdir`, `--codedir`, `--logdir`, `--rundir`, `--publicdir`,
@@ -12,15 +13,17 @@
 //! stopped by its PID at the end, also when the test fails.
 
 use shoal_config::{AgentConfig, LogFormat, Profile, Role};
+use shoal_e2e::agents::{self, Proc};
+use shoal_e2e::daemon::{alive, cmdline, Daemons};
+use shoal_e2e::files::{mode, scratch, write_tree};
+use shoal_e2e::local::{free_port_pair, header, http_get, local, wait_until, FileServer};
 use std::ffi::OsString;
 use std::fs;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::io::Read;
+use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const KEY: &str = "ed25519:3b6a27bcceb6a42d62a3a8d02a6f0d73653215771de243a63ac048a18b59da29";
@@ -85,6 +88,17 @@ fn run(cmd: &mut Command, limit: Duration) -> Out {
     }
 }
 
+/// Where Puppet keeps its state, as `--FLAG sub-folder of the sandbox's puppet/`.
+const PUPPET_DIRS: [(&str, &str); 7] = [
+    ("--vardir", "var"),
+    ("--confdir", "etc"),
+    ("--codedir", "code"),
+    ("--logdir", "log"),
+    ("--rundir", "run"),
+    ("--publicdir", "public"),
+    ("--ssldir", "ssl"),
+];
+
 /// A scratch prefix with Puppet's state confined to it and the module on a
 /// module path of its own (`modules/shoal` -> puppet/).
 struct Sandbox {
@@ -93,21 +107,18 @@ struct Sandbox {
 
 impl Sandbox {
     fn new() -> Sandbox {
-        let dir = tempfile::Builder::new()
-            .prefix("shoal-puppet-")
-            .tempdir()
-            .unwrap();
-        for d in [
-            "puppet/etc",
-            "puppet/data",
-            "modules",
-            "etc",
-            "var/lib",
-            "srv/shoal",
-            "usr/local/bin",
-        ] {
-            fs::create_dir_all(dir.path().join(d)).unwrap();
-        }
+        let dir = scratch(
+            "shoal-puppet-",
+            &[
+                "puppet/etc",
+                "puppet/data",
+                "modules",
+                "etc",
+                "var/lib",
+                "srv/shoal",
+                "usr/local/bin",
+            ],
+        );
         std::os::unix::fs::symlink(module_dir(), dir.path().join("modules/shoal")).unwrap();
         // Hiera for the site, as a control repo would have it.
         fs::write(
@@ -146,15 +157,7 @@ impl Sandbox {
     fn puppet_settings(&self) -> Vec<OsString> {
         let p = |d: &str| self.path("puppet").join(d).into_os_string();
         let mut v: Vec<OsString> = Vec::new();
-        for (flag, dir) in [
-            ("--vardir", "var"),
-            ("--confdir", "etc"),
-            ("--codedir", "code"),
-            ("--logdir", "log"),
-            ("--rundir", "run"),
-            ("--publicdir", "public"),
-            ("--ssldir", "ssl"),
-        ] {
+        for (flag, dir) in PUPPET_DIRS {
             v.push(flag.into());
             v.push(p(dir));
         }
@@ -183,18 +186,20 @@ impl Sandbox {
         run(&mut c, Duration::from_secs(180))
     }
 
+    /// `puppet parser validate` or `puppet epp validate` (`kind`) of files.
+    fn validate(&self, kind: &str, files: &[PathBuf]) -> Out {
+        let mut c = self.puppet();
+        c.arg(kind)
+            .arg("validate")
+            .args(self.puppet_settings())
+            .args(files);
+        run(&mut c, Duration::from_secs(120))
+    }
+
     /// Sets the site's Hiera data (data/common.yaml).
     fn hiera(&self, yaml: &str) {
         fs::write(self.path("puppet/data/common.yaml"), yaml).unwrap();
     }
-}
-
-fn mode(p: &Path) -> u32 {
-    fs::metadata(p)
-        .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
-        .permissions()
-        .mode()
-        & 0o7777
 }
 
 /// A file that stands in for the binary where a test only copies it and
@@ -227,12 +232,7 @@ fn parser_validate_accepts_every_manifest_and_rejects_a_broken_one() {
     let sb = Sandbox::new();
     let files = pp_files();
     assert!(files.len() >= 10, "found only {files:?}");
-    let mut c = sb.puppet();
-    c.arg("parser")
-        .arg("validate")
-        .args(sb.puppet_settings())
-        .args(&files);
-    let out = run(&mut c, Duration::from_secs(120));
+    let out = sb.validate("parser", &files);
     assert_eq!(
         out.code,
         0,
@@ -246,12 +246,7 @@ fn parser_validate_accepts_every_manifest_and_rejects_a_broken_one() {
         "broken.pp",
         "class broken {\n  file { '/x': ensure => }\n}\n",
     );
-    let mut c = sb.puppet();
-    c.arg("parser")
-        .arg("validate")
-        .args(sb.puppet_settings())
-        .arg(&broken);
-    let out = run(&mut c, Duration::from_secs(120));
+    let out = sb.validate("parser", &[broken]);
     assert_ne!(out.code, 0, "a broken manifest passed:\n{}", out.text());
     assert!(out.text().contains("Syntax error"), "{}", out.text());
 }
@@ -265,24 +260,14 @@ fn epp_validate_accepts_every_template_and_rejects_a_broken_one() {
         .collect();
     templates.sort();
     assert_eq!(templates.len(), 3, "{templates:?}");
-    let mut c = sb.puppet();
-    c.arg("epp")
-        .arg("validate")
-        .args(sb.puppet_settings())
-        .args(&templates);
-    let out = run(&mut c, Duration::from_secs(120));
+    let out = sb.validate("epp", &templates);
     assert_eq!(out.code, 0, "puppet epp validate failed:\n{}", out.text());
 
     let broken = sb.write(
         "broken.epp",
         "<%- | String $x | -%>\n<% if $x { %>unclosed\n",
     );
-    let mut c = sb.puppet();
-    c.arg("epp")
-        .arg("validate")
-        .args(sb.puppet_settings())
-        .arg(&broken);
-    let out = run(&mut c, Duration::from_secs(120));
+    let out = sb.validate("epp", &[broken]);
     assert_ne!(out.code, 0, "a broken template passed:\n{}", out.text());
 }
 
@@ -631,155 +616,6 @@ fn systemd_unit_passes_systemd_analyze_verify() {
     }
 }
 
-/// Minimal HTTP/1.1 GET of 127.0.0.1:port.
-fn http_get(port: u16, host: &str, path: &str) -> std::io::Result<(u16, String, Vec<u8>)> {
-    let mut s = TcpStream::connect(("127.0.0.1", port))?;
-    s.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf)?;
-    let split = buf
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| std::io::Error::other("no end of headers"))?;
-    let head = String::from_utf8_lossy(&buf[..split]).to_string();
-    let code = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .ok_or_else(|| std::io::Error::other(format!("bad status line in {head:?}")))?;
-    Ok((code, head, buf[split + 4..].to_vec()))
-}
-
-fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
-    head.lines().find_map(|l| {
-        let (k, v) = l.split_once(':')?;
-        k.eq_ignore_ascii_case(name).then(|| v.trim())
-    })
-}
-
-/// An HTTP port `p` on 127.0.0.1 with `p + 1` free as well (an agent's
-/// BitTorrent port defaults to its HTTP port + 1).
-fn free_port_pair() -> u16 {
-    for _ in 0..100 {
-        let a = TcpListener::bind("127.0.0.1:0").unwrap();
-        let p = a.local_addr().unwrap().port();
-        if p < 65535 && TcpListener::bind(("127.0.0.1", p + 1)).is_ok() {
-            return p;
-        }
-    }
-    panic!("no two free adjacent ports on 127.0.0.1");
-}
-
-fn alive(pid: i32) -> bool {
-    // A killed daemon is a zombie until init reaps it: that counts as gone.
-    match fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat
-            .rsplit_once(") ")
-            .map(|(_, rest)| !rest.starts_with('Z'))
-            .unwrap_or(false),
-        Err(_) => false,
-    }
-}
-
-fn cmdline(pid: i32) -> String {
-    fs::read(format!("/proc/{pid}/cmdline"))
-        .map(|b| String::from_utf8_lossy(&b).replace('\0', " "))
-        .unwrap_or_default()
-}
-
-/// Stops one process by PID: SIGTERM, then SIGKILL after 10 s.
-fn stop_pid(pid: i32) {
-    unsafe { libc::kill(pid, libc::SIGTERM) };
-    let t = Instant::now();
-    while alive(pid) && t.elapsed() < Duration::from_secs(10) {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    if alive(pid) {
-        unsafe { libc::kill(pid, libc::SIGKILL) };
-    }
-}
-
-/// Child processes the test started itself.
-struct Children(Vec<Child>);
-
-impl Drop for Children {
-    fn drop(&mut self) {
-        for c in &mut self.0 {
-            if c.try_wait().ok().flatten().is_none() {
-                stop_pid(c.id() as i32);
-                let _ = c.wait();
-            }
-        }
-    }
-}
-
-/// The agent Puppet started under start-stop-daemon: found by its pidfile,
-/// and stopped at the end (also on failure) if it still runs. Only PIDs
-/// whose command line names this test's config file are touched.
-struct Daemon {
-    pidfile: PathBuf,
-    config: String,
-    seen: Vec<i32>,
-}
-
-impl Daemon {
-    fn pid(&mut self) -> Option<i32> {
-        let pid: i32 = fs::read_to_string(&self.pidfile)
-            .ok()?
-            .trim()
-            .parse()
-            .ok()?;
-        if !self.seen.contains(&pid) {
-            self.seen.push(pid);
-        }
-        Some(pid)
-    }
-
-    fn ours(&self, pid: i32) -> bool {
-        alive(pid) && cmdline(pid).contains(&self.config)
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.pid();
-        for &pid in &self.seen {
-            if self.ours(pid) {
-                stop_pid(pid);
-            }
-        }
-    }
-}
-
-fn wait_for<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Result<T, String>) -> T {
-    let t = Instant::now();
-    loop {
-        match f() {
-            Ok(v) => return v,
-            Err(last) if t.elapsed() > limit => {
-                panic!("timed out after {limit:?} waiting for {what}; last: {last}")
-            }
-            Err(_) => std::thread::sleep(Duration::from_millis(250)),
-        }
-    }
-}
-
-fn status(port: u16) -> Result<serde_json::Value, String> {
-    let (code, _, body) = http_get(port, "127.0.0.1", "/status").map_err(|e| e.to_string())?;
-    if code != 200 {
-        return Err(format!("HTTP {code}: {}", String::from_utf8_lossy(&body)));
-    }
-    serde_json::from_slice(&body).map_err(|e| format!("{e}: {}", String::from_utf8_lossy(&body)))
-}
-
-fn generation(s: &serde_json::Value) -> u64 {
-    s["generation_applied"].as_u64().unwrap_or(0)
-}
-
 #[test]
 fn nginx_vhost_passes_nginx_t_and_sends_cache_headers() {
     let sb = Sandbox::new();
@@ -863,14 +699,12 @@ fn nginx_vhost_passes_nginx_t_and_sends_cache_headers() {
     assert_ne!(local, vhost);
     let local_vhost = sb.write("nginx/local.conf", &local);
     let conf = sb.write("nginx/nginx-local.conf", &main_conf(&local_vhost));
-    let child = nginx(&["-g", "daemon off;"], &conf)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start nginx");
-    let _children = Children(vec![child]);
-    wait_for("nginx to answer", Duration::from_secs(20), || {
+    let _nginx = Proc::spawn(
+        "nginx",
+        nginx(&["-g", "daemon off;"], &conf),
+        &sb.path("nginx/logs/output.log"),
+    );
+    wait_until("nginx to answer", Duration::from_secs(20), || {
         http_get(port, "mirror.test", "/").map_err(|e| e.to_string())
     });
     for (f, cache) in files {
@@ -878,82 +712,6 @@ fn nginx_vhost_passes_nginx_t_and_sends_cache_headers() {
         assert_eq!(code, 200, "/{f}: {head}");
         assert_eq!(body, format!("content of {f}\n").as_bytes(), "/{f}");
         assert_eq!(header(&head, "Cache-Control"), Some(cache), "/{f}: {head}");
-    }
-}
-
-/// Serves one file over HTTP on 127.0.0.1 and counts the requests.
-struct FileServer {
-    port: u16,
-    requests: Arc<AtomicUsize>,
-    stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl FileServer {
-    fn start(path: &'static str, body: Vec<u8>) -> FileServer {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let requests = Arc::new(AtomicUsize::new(0));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (r, s) = (requests.clone(), stop.clone());
-        let thread = std::thread::spawn(move || {
-            while !s.load(Ordering::SeqCst) {
-                let Ok((mut conn, _)) = listener.accept() else {
-                    std::thread::sleep(Duration::from_millis(20));
-                    continue;
-                };
-                conn.set_nonblocking(false).unwrap();
-                conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-                let mut req = Vec::new();
-                let mut buf = [0u8; 1024];
-                while !req.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match conn.read(&mut buf) {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => req.extend_from_slice(&buf[..n]),
-                    }
-                }
-                r.fetch_add(1, Ordering::SeqCst);
-                let line = String::from_utf8_lossy(&req)
-                    .lines()
-                    .next()
-                    .unwrap_or("")
-                    .to_string();
-                let mut parts = line.split_whitespace();
-                let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-                let reply = if target == path {
-                    let mut head = format!(
-                        "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n\
-                         Content-Length: {}\r\nConnection: close\r\n\r\n",
-                        body.len()
-                    )
-                    .into_bytes();
-                    if method != "HEAD" {
-                        head.extend_from_slice(&body);
-                    }
-                    head
-                } else {
-                    b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-                        .to_vec()
-                };
-                let _ = conn.write_all(&reply);
-            }
-        });
-        FileServer {
-            port,
-            requests,
-            stop,
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for FileServer {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
 
@@ -994,17 +752,13 @@ fn binary_from_a_url_is_verified_by_its_checksum() {
     assert_eq!(out.code, 2, "{}", out.text());
     assert_eq!(fs::read(&installed).unwrap(), payload);
     assert_eq!(mode(&installed), 0o755);
-    assert!(server.requests.load(Ordering::SeqCst) > 0);
+    assert!(server.requests() > 0);
 
     // While the installed binary matches, nothing is downloaded.
-    let before = server.requests.load(Ordering::SeqCst);
+    let before = server.requests();
     let out = sb.apply(&site, &["--tags", "file"]);
     assert_eq!(out.code, 0, "{}", out.text());
-    assert_eq!(
-        server.requests.load(Ordering::SeqCst),
-        before,
-        "the second run downloaded again"
-    );
+    assert_eq!(server.requests(), before, "the second run downloaded again");
 
     // A download that does not match is refused and not installed.
     fs::remove_file(&installed).unwrap();
@@ -1028,23 +782,13 @@ fn binary_from_a_url_is_verified_by_its_checksum() {
     assert!(!installed.exists());
 }
 
-fn write_tree(root: &Path, files: &[(&str, &str)]) {
-    for (p, text) in files {
-        let p = root.join(p);
-        fs::create_dir_all(p.parent().unwrap()).unwrap();
-        fs::write(p, text).unwrap();
-    }
-}
-
 #[test]
 fn puppet_apply_runs_a_mirror_that_follows_an_origin() {
     let agent = shoal_e2e::bin("shoal-agent");
     let sb = Sandbox::new();
-    let mut children = Children(Vec::new());
 
-    // A real origin on 127.0.0.1 with a small repository.
+    // A real origin with a small repository, from the shared harness.
     let origin_repo = sb.path("origin/repo");
-    let origin_state = sb.path("origin/state");
     let files = [
         (
             "dists/stable/InRelease",
@@ -1061,68 +805,17 @@ fn puppet_apply_runs_a_mirror_that_follows_an_origin() {
         ("README", "served by a shoal origin for the puppet test\n"),
     ];
     write_tree(&origin_repo, &files);
-    fs::create_dir_all(&origin_state).unwrap();
-    let key_file = sb.path("origin/origin.key");
-    let out = run(
-        Command::new(&agent)
-            .arg("keygen")
-            .arg("--out")
-            .arg(&key_file),
-        Duration::from_secs(30),
+    let (key_file, public) = agents::keygen(&sb.path("origin"));
+    let origin = agents::start_origin(
+        &sb.path("origin"),
+        "origin",
+        &origin_repo,
+        &key_file,
+        "debian",
+        &[],
     );
-    assert_eq!(out.code, 0, "keygen failed:\n{}", out.text());
-    let public = out
-        .stdout
-        .split_whitespace()
-        .find(|w| shoal_config::is_public_key(w))
-        .unwrap_or_else(|| panic!("keygen printed no public key:\n{}", out.text()))
-        .to_string();
-    let origin_port = free_port_pair();
-    let origin_log = fs::File::create(sb.path("origin/agent.log")).unwrap();
-    children.0.push(
-        Command::new(&agent)
-            .arg("origin")
-            .arg("--repo")
-            .arg(&origin_repo)
-            .arg("--state")
-            .arg(&origin_state)
-            .arg("--key")
-            .arg(&key_file)
-            .arg("--listen")
-            .arg(format!("127.0.0.1:{origin_port}"))
-            .arg("--profile")
-            .arg("debian")
-            .stdin(Stdio::null())
-            .stdout(origin_log.try_clone().unwrap())
-            .stderr(origin_log)
-            .spawn()
-            .expect("start the origin"),
-    );
-    let origin_log = || fs::read_to_string(sb.path("origin/agent.log")).unwrap_or_default();
-    wait_for("the origin's /status", Duration::from_secs(30), || {
-        status(origin_port)
-    });
-    let out = run(
-        Command::new(&agent)
-            .arg("publish")
-            .arg("--state")
-            .arg(&origin_state),
-        Duration::from_secs(60),
-    );
-    assert_eq!(
-        out.code,
-        0,
-        "publish failed:\n{}\norigin log:\n{}",
-        out.text(),
-        origin_log()
-    );
-    let origin_gen = wait_for("the origin to publish", Duration::from_secs(60), || {
-        let s = status(origin_port)?;
-        match generation(&s) {
-            0 => Err(s.to_string()),
-            g => Ok(g),
-        }
-    });
+    let origin_gen = agents::publish(&origin.state);
+    origin.wait_generation(origin_gen);
 
     // The mirror, installed and started by Puppet: shoal::mirror in the site
     // manifest, the rest in the site's Hiera data, as a control repo has it.
@@ -1145,19 +838,18 @@ fn puppet_apply_runs_a_mirror_that_follows_an_origin() {
         "site.pp",
         &format!(
             "class {{ 'shoal::mirror':\n  origin_public_key => '{public}',\n  \
-             upstreams         => ['http://127.0.0.1:{origin_port}'],\n}}\n"
+             upstreams         => ['{}'],\n}}\n",
+            origin.url()
         ),
     );
-    let mut daemon = Daemon {
-        pidfile: sb.path("var/lib/shoal/agent.pid"),
-        config: sb.s("etc/shoal/agent.yaml"),
-        seen: Vec::new(),
-    };
+    let pidfile = sb.path("var/lib/shoal/agent.pid");
+    let mut daemon = Daemons::new();
+    daemon.watch(&pidfile, &sb.path("etc/shoal/agent.yaml"));
     let mirror_log = || fs::read_to_string(sb.path("var/lib/shoal/agent.log")).unwrap_or_default();
 
     sb.hiera(&hiera("shoal::poll_interval: '2s'\n"));
     let first = sb.apply(&site, &[]);
-    let _ = daemon.pid();
+    let _ = daemon.pid(&pidfile);
     assert_eq!(
         first.code,
         2,
@@ -1173,7 +865,7 @@ fn puppet_apply_runs_a_mirror_that_follows_an_origin() {
         first.text()
     );
     AgentConfig::load(&sb.path("etc/shoal/agent.yaml")).unwrap();
-    let pid = daemon.pid().expect("the pidfile names the agent");
+    let pid = daemon.pid(&pidfile).expect("the pidfile names the agent");
     assert!(
         daemon.ours(pid),
         "pid {pid} is not the agent: {}",
@@ -1189,28 +881,28 @@ fn puppet_apply_runs_a_mirror_that_follows_an_origin() {
         mirror_log()
     );
     assert_eq!(
-        daemon.pid(),
+        daemon.pid(&pidfile),
         Some(pid),
         "the second run restarted the agent"
     );
 
     // End to end: the mirror Puppet started reaches the origin's generation.
     let reached = |what: &str| {
-        wait_for(what, Duration::from_secs(120), || {
-            let s = status(mirror_port)?;
-            if generation(&s) >= origin_gen {
+        wait_until(what, Duration::from_secs(120), || {
+            let s = agents::status(local(mirror_port)).ok_or("no /status yet")?;
+            if s.generation_applied >= origin_gen {
                 Ok(s)
             } else {
                 Err(format!(
-                    "{s}\nmirror log:\n{}\norigin log:\n{}",
+                    "{s:?}\nmirror log:\n{}\norigin log:\n{}",
                     mirror_log(),
-                    origin_log()
+                    origin.proc.log_tail(30)
                 ))
             }
         })
     };
     let s = reached("the mirror to apply the origin's generation");
-    assert_eq!(s["role"], "mirror", "{s}");
+    assert_eq!(s.role, "mirror", "{s:?}");
     for (f, text) in files {
         let got = fs::read_to_string(sb.path("srv/shoal/repo").join(f))
             .unwrap_or_else(|e| panic!("{f}: {e}"));
@@ -1228,7 +920,7 @@ fn puppet_apply_runs_a_mirror_that_follows_an_origin() {
         "{}",
         third.text()
     );
-    let new_pid = daemon.pid().expect("pidfile after the restart");
+    let new_pid = daemon.pid(&pidfile).expect("pidfile after the restart");
     assert_ne!(new_pid, pid, "the agent was not restarted");
     assert!(!alive(pid), "the old agent {pid} still runs");
     assert!(daemon.ours(new_pid));
@@ -1253,8 +945,8 @@ fn puppet_apply_runs_a_mirror_that_follows_an_origin() {
         !alive(new_pid),
         "the agent {new_pid} still runs after service_ensure => stopped"
     );
-    assert!(!daemon.pidfile.exists(), "the pidfile is left behind");
+    assert!(!pidfile.exists(), "the pidfile is left behind");
 
     drop(daemon);
-    drop(children);
+    drop(origin);
 }

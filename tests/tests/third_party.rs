@@ -180,10 +180,13 @@ fn pack_data_that_mismatches_the_manifest_is_refused() {
     fake.put("/v1/head", key.seal("head", &head.body()));
     fake.put("/v1/manifest/1", key.seal("manifest", &body));
     fake.put(&format!("/v1/torrent/{ih}"), pack.torrent.clone());
-    let peer = serde_json::json!([{
-        "name": "aria2", "role": "origin", "url": fake.url(),
-        "peer_addr": format!("127.0.0.1:{port}"), "generation": 1,
-    }]);
+    let peer = serde_json::json!([signed_peer(
+        "aria2",
+        "origin",
+        &fake.url(),
+        &format!("127.0.0.1:{port}"),
+        &key
+    )]);
     fake.put("/v1/announce", peer.to_string().into_bytes());
     let mirror = start_mirror(dir, "m1", &pubkey, &[fake.url()], &[]);
     let mut last = String::new();
@@ -208,6 +211,25 @@ fn pack_data_that_mismatches_the_manifest_is_refused() {
         !mirror.repo.join("pool/x.deb").exists(),
         "the evil file reached the live tree"
     );
+}
+
+/// A peer-table entry as the agent `name` would announce it, signed with
+/// `key` (the origin key for `role: origin`).
+fn signed_peer(
+    name: &str,
+    role: &str,
+    url: &str,
+    peer_addr: &str,
+    key: &PrivateKey,
+) -> shoal_agent::peers::SignedPeer {
+    let info = shoal_agent::peers::PeerInfo {
+        name: name.into(),
+        role: role.into(),
+        url: url.into(),
+        peer_addr: peer_addr.parse().unwrap(),
+        generation: 1,
+    };
+    shoal_agent::peers::SignedPeer::sign(info, key, now())
 }
 
 /// aria2c offering corrupted data of a real pack next to a slow, honest
@@ -273,9 +295,22 @@ fn a_peer_sending_bad_pieces_does_not_corrupt_the_mirror() {
         std::fs::read(&torrent).unwrap(),
     );
     let st = origin.status().unwrap();
+    let origin_key = PrivateKey::from_file_text(&std::fs::read_to_string(&key).unwrap()).unwrap();
     let peers = serde_json::json!([
-        {"name": "liar", "role": "mirror", "url": fake.url(), "peer_addr": format!("127.0.0.1:{port}"), "generation": 1},
-        {"name": st.name, "role": "origin", "url": origin.url(), "peer_addr": st.peer_addr, "generation": 1},
+        signed_peer(
+            "liar",
+            "mirror",
+            &fake.url(),
+            &format!("127.0.0.1:{port}"),
+            &PrivateKey::generate()
+        ),
+        signed_peer(
+            &st.name,
+            "origin",
+            &origin.url(),
+            &st.peer_addr,
+            &origin_key
+        ),
     ]);
     fake.put("/v1/announce", peers.to_string().into_bytes());
     let mirror = start_mirror(dir, "m1", &pubkey, &[fake.url()], &[]);

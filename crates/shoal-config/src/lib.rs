@@ -141,6 +141,16 @@ pub struct OriginConfig {
     pub exclude: Vec<String>,
     /// How many generations of deltas the origin keeps for mirrors that are behind.
     pub keep_deltas: u64,
+    /// How long the origin keeps seeding a pack after a new generation no
+    /// longer names it, so mirrors still fetching an older generation can
+    /// finish it instead of stalling.
+    #[serde(with = "duration")]
+    pub retire_grace: Duration,
+    /// A group allowed to call the admin socket (`shoal-agent publish`), for
+    /// an archive's hook user; the socket is then mode 0660 with this group.
+    /// Unset: only the agent's user (and root) may call it (mode 0600).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admin_group: Option<String>,
 }
 
 impl Default for OriginConfig {
@@ -154,6 +164,8 @@ impl Default for OriginConfig {
             immutable: None,
             exclude: Vec::new(),
             keep_deltas: 64,
+            retire_grace: Duration::from_secs(1800),
+            admin_group: None,
         }
     }
 }
@@ -261,11 +273,8 @@ pub enum LogFormat {
 /// A configuration error that says where and what.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("{file}: cannot read: {source}")]
-    Read {
-        file: String,
-        source: std::io::Error,
-    },
+    #[error("{file}: cannot read: {cause}; check the path given to --config")]
+    Read { file: String, cause: std::io::Error },
     #[error("{file}{location}: {message}")]
     Parse {
         file: String,
@@ -280,13 +289,37 @@ pub enum ConfigError {
     },
 }
 
+/// Line and column of the second `key:` at one indentation, from line
+/// `from` (1-based) of `text` on.
+fn duplicate_key_at(text: &str, key: &str, from: Option<usize>) -> Option<(usize, usize)> {
+    let from = from.unwrap_or(1);
+    let mut first_indent = None;
+    for (i, line) in text.lines().enumerate().skip(from.saturating_sub(1)) {
+        let body = line.trim_start();
+        let indent = line.len() - body.len();
+        let is_key = body
+            .strip_prefix(key)
+            .map(|r| r.trim_start().starts_with(':'))
+            .unwrap_or(false);
+        if !is_key {
+            continue;
+        }
+        match first_indent {
+            None => first_indent = Some(indent),
+            Some(n) if n == indent => return Some((i + 1, indent + 1)),
+            Some(_) => {}
+        }
+    }
+    None
+}
+
 impl AgentConfig {
     /// Reads and validates a config file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let text = std::fs::read_to_string(path).map_err(|cause| ConfigError::Read {
             file: file.clone(),
-            source,
+            cause,
         })?;
         Self::from_yaml(&text, &file)
     }
@@ -294,9 +327,17 @@ impl AgentConfig {
     /// Parses and validates YAML text; `file` names it in errors.
     pub fn from_yaml(text: &str, file: &str) -> Result<Self, ConfigError> {
         let cfg: AgentConfig = serde_yaml::from_str(text).map_err(|e| {
-            let location = e
-                .location()
-                .map(|l| format!(":{}:{}", l.line(), l.column()))
+            let message = e.to_string();
+            // serde_yaml places a duplicate key at its mapping's start
+            // (1:1 for a top-level key): point at the second occurrence.
+            let dup = message
+                .split("duplicate field `")
+                .nth(1)
+                .and_then(|r| r.split('`').next())
+                .and_then(|key| duplicate_key_at(text, key, e.location().map(|l| l.line())));
+            let location = dup
+                .or_else(|| e.location().map(|l| (l.line(), l.column())))
+                .map(|(l, c)| format!(":{l}:{c}"))
                 .unwrap_or_default();
             ConfigError::Parse {
                 file: file.to_string(),
@@ -568,6 +609,42 @@ mod tests {
         assert_eq!(c.peer_listen().unwrap().port(), 8781);
         assert_eq!(c.advertise_url(), "http://127.0.0.1:8780");
         assert_eq!(c.mirror.delete_grace, Duration::from_secs(3600));
+    }
+
+    /// Papercut: a duplicate top-level key was reported at 1:1.
+    #[test]
+    fn duplicate_keys_are_placed_at_their_second_occurrence() {
+        let text = mirror_yaml("mirror:\n  trace: false\n");
+        let e = AgentConfig::from_yaml(&text, "a.yaml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("a.yaml:8:1: duplicate field `mirror`"), "{e}");
+        let text = mirror_yaml("  poll_interval: 5s\n  poll_interval: 6s\n");
+        let e = AgentConfig::from_yaml(&text, "a.yaml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("a.yaml:9:3: mirror: duplicate field `poll_interval`"),
+            "{e}"
+        );
+    }
+
+    /// Papercut: a missing file's cause was printed twice.
+    #[test]
+    fn a_missing_file_is_named_once() {
+        let e = AgentConfig::load(Path::new("/nonexistent/agent.yaml")).unwrap_err();
+        // As `{:#}` prints an error chain: the error, then each source.
+        let mut text = e.to_string();
+        let mut cur: &dyn std::error::Error = &e;
+        while let Some(next) = cur.source() {
+            text.push_str(&format!(": {next}"));
+            cur = next;
+        }
+        assert_eq!(text.matches("No such file").count(), 1, "{text}");
+        assert!(
+            text.starts_with("/nonexistent/agent.yaml: cannot read"),
+            "{text}"
+        );
     }
 
     #[test]

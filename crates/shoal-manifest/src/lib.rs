@@ -257,6 +257,7 @@ impl Manifest {
         let packs: std::collections::HashSet<u64> =
             self.header.packs.iter().map(|p| p.id).collect();
         let mut prev: Option<&str> = None;
+        let mut total: u64 = 0;
         for e in &self.entries {
             paths::check(&e.path).map_err(|d| bad(format!("'{}': {d}", e.path)))?;
             if let Some(p) = prev {
@@ -273,13 +274,23 @@ impl Manifest {
                         .map_err(|d| bad(format!("symlink '{}' -> '{target}': {d}", e.path)))?;
                 }
                 EntryKind::File { size, pack, .. } => match pack {
+                    _ if total.checked_add(*size).is_none() => {
+                        return Err(Error::Malformed {
+                            kind: "manifest",
+                            detail: format!(
+                                "file sizes add up to more than {} bytes at '{}'",
+                                u64::MAX,
+                                e.path
+                            ),
+                        })
+                    }
                     Some(id) if !packs.contains(id) => {
                         return Err(bad(format!("'{}' refers to unknown pack {id}", e.path)))
                     }
                     None if *size > 0 => {
                         return Err(bad(format!("'{}' has content but no pack", e.path)))
                     }
-                    _ => {}
+                    _ => total += size,
                 },
             }
             prev = Some(&e.path);
@@ -309,13 +320,13 @@ impl Manifest {
         check_fresh(self.header.generation, self.header.expires, now)
     }
 
-    /// Total bytes of regular files.
+    /// Total bytes of regular files ([`Manifest::check`] refuses a
+    /// manifest whose total does not fit in a u64; this saturates).
     pub fn total_bytes(&self) -> u64 {
         self.entries
             .iter()
             .filter_map(|e| e.file())
-            .map(|f| f.0)
-            .sum()
+            .fold(0u64, |t, f| t.saturating_add(f.0))
     }
 
     /// The delta that turns `prev` into `self`; `manifest_signature` is the
@@ -575,5 +586,29 @@ mod tests {
         assert!(m.check_fresh(999).is_ok());
         let e = m.check_fresh(1000).unwrap_err().to_string();
         assert!(e.contains("expired"), "{e}");
+    }
+
+    /// Found by shoal-fuzz (manifest and checkpoint targets): file sizes
+    /// whose sum overflows u64 made `total_bytes` panic in checked builds
+    /// (a mirror calls it on every manifest it takes).
+    #[test]
+    fn sizes_that_overflow_the_total_are_refused() {
+        let mut m = manifest(3, vec![file("a", b"x", Some(1)), file("b", b"y", Some(1))]);
+        for e in &mut m.entries {
+            if let EntryKind::File { size, .. } = &mut e.kind {
+                *size = u64::MAX / 2 + 1;
+            }
+        }
+        assert_eq!(m.total_bytes(), u64::MAX);
+        let e = Manifest::from_body(&m.body()).unwrap_err().to_string();
+        assert!(e.contains("add up to more than"), "{e}");
+        // exactly u64::MAX in total is still a manifest
+        if let EntryKind::File { size, .. } = &mut m.entries[1].kind {
+            *size = u64::MAX / 2;
+        }
+        assert_eq!(
+            Manifest::from_body(&m.body()).unwrap().total_bytes(),
+            u64::MAX
+        );
     }
 }

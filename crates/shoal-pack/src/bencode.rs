@@ -181,7 +181,8 @@ fn value(input: &[u8], depth: usize) -> Result<(Value<'_>, &[u8]), String> {
             let s = std::str::from_utf8(&input[..colon]).map_err(|_| "bad string length")?;
             let n: usize = s.parse().map_err(|_| "bad string length")?;
             let start = colon + 1;
-            if input.len() < start + n {
+            // `start + n` could overflow for a forged length.
+            if n > input.len() - start {
                 return Err("string runs past the end of data".into());
             }
             Ok((Value::Bytes(&input[start..start + n]), &input[start + n..]))

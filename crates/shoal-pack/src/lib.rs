@@ -12,9 +12,11 @@
 //!
 //! [`build`] makes the info dictionary and `.torrent` bytes itself (sorted
 //! order, no filesystem walk); [`parse_torrent`] reads one back and checks
-//! that it has exactly this shape.
+//! that it has exactly this shape. [`tracker`] parses the query string of
+//! a BitTorrent tracker announce, for the agents' built-in tracker.
 
 mod bencode;
+pub mod tracker;
 
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
@@ -211,8 +213,48 @@ pub struct ParsedPack {
     pub name: String,
     /// Contents in torrent order: (sha256, size).
     pub files: Vec<([u8; 32], u64)>,
-    /// Piece hashes of each content (padded last piece), in `files` order.
+    /// Piece hashes of each content, in `files` order, as the torrent
+    /// holds them: a partial last piece is hashed zero-padded, except for
+    /// the pack's last file, whose last piece is hashed unpadded (no
+    /// padding file follows it). Use [`ParsedPack::content`] to pack a
+    /// content again.
     pub pieces: Vec<Vec<[u8; 20]>>,
+}
+
+impl ParsedPack {
+    /// Content `i` of this pack, ready to go into another pack
+    /// (compaction) without reading it again: every full piece hash is
+    /// reused, and the partial last piece, if any, is hashed again from
+    /// `tail` (its bytes: the content's last `size % PIECE_LEN` bytes),
+    /// because the new pack may need it padded where this one had it
+    /// unpadded, or the other way round.
+    pub fn content(&self, i: usize, tail: &[u8]) -> io::Result<Content> {
+        let (sha256, size) = self.files[i];
+        let rem = (size % PIECE_LEN) as usize;
+        let mut pieces = self.pieces[i].clone();
+        let mut last_unpadded = None;
+        if rem != 0 {
+            if tail.len() != rem {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!(
+                        "the last piece of content {} is {} bytes, expected {rem}",
+                        hex::encode(sha256),
+                        tail.len()
+                    ),
+                ));
+            }
+            let h = hash_stream(&mut &tail[..], None)?;
+            *pieces.last_mut().expect("a partial piece exists") = h.pieces[0];
+            last_unpadded = h.last_unpadded;
+        }
+        Ok(Content {
+            sha256,
+            size,
+            pieces,
+            last_unpadded,
+        })
+    }
 }
 
 /// Why a `.torrent` was refused.
@@ -307,12 +349,16 @@ pub fn parse_torrent(bytes: &[u8], expected: Option<&str>) -> Result<ParsedPack,
                 return Err(bad("files not sorted"));
             }
         }
-        let n = len.div_ceil(PIECE_LEN) as usize;
-        let mut ps = Vec::with_capacity(n);
-        for _ in 0..n {
-            let p = piece_iter.next().ok_or_else(|| bad("too few pieces"))?;
-            ps.push(p.try_into().expect("20 bytes"));
+        // Checked before allocating: a forged length must not size a Vec.
+        let n = len.div_ceil(PIECE_LEN);
+        if n > piece_iter.len() as u64 {
+            return Err(bad("too few pieces"));
         }
+        let ps: Vec<[u8; 20]> = piece_iter
+            .by_ref()
+            .take(n as usize)
+            .map(|p| p.try_into().expect("20 bytes"))
+            .collect();
         pieces.push(ps);
         files.push((sha, len));
         if !len.is_multiple_of(PIECE_LEN) {
@@ -487,6 +533,59 @@ mod tests {
         assert_eq!(got, expected);
     }
 
+    /// Regression (issue "Never stall, never break apt"): a content that
+    /// was the last file of its pack, with a partial last piece, keeps the
+    /// old torrent's *unpadded* tail hash; compaction put it in the middle
+    /// of a new pack with that hash, so the new pack's check came up one
+    /// piece short and the publish failed.
+    #[test]
+    fn repacked_contents_get_the_tail_hash_their_new_place_needs() {
+        let a = vec![1u8; (PIECE_LEN + 100) as usize];
+        let b = vec![2u8; (2 * PIECE_LEN + 7) as usize];
+        let c = vec![3u8; 50];
+        let all = [content(&a), content(&b), content(&c)];
+        let mut by_sha = all.to_vec();
+        by_sha.sort_by_key(|c| c.sha256);
+        let data = |sha: &[u8; 32]| -> &Vec<u8> {
+            [&a, &b, &c]
+                .into_iter()
+                .find(|d| <[u8; 32]>::from(Sha256::digest(d)) == *sha)
+                .unwrap()
+        };
+        // Old pack: the two lowest contents, so the middle one ends it.
+        let old = build("old", &by_sha[..2]);
+        let parsed = parse_torrent(&old.torrent, None).unwrap();
+        let tail = |i: usize| {
+            let (sha, size) = parsed.files[i];
+            let d = data(&sha);
+            d[(size - size % PIECE_LEN) as usize..].to_vec()
+        };
+        let last = parsed.files.len() - 1;
+        let reused = parsed.content(last, &tail(last)).unwrap();
+        // The old torrent's hash for it is unpadded: the bug reused it.
+        assert_ne!(parsed.pieces[last].last(), reused.pieces.last());
+        let fresh = build(
+            "new",
+            &[by_sha[1].clone(), by_sha[0].clone(), by_sha[2].clone()],
+        );
+        let repacked = build(
+            "new",
+            &[
+                reused,
+                parsed.content(0, &tail(0)).unwrap(),
+                by_sha[2].clone(),
+            ],
+        );
+        assert_eq!(repacked.info_hash, fresh.info_hash);
+        // And the new pack, alone, equals one built from fresh hashes too.
+        let single = build("one", &[parsed.content(last, &tail(last)).unwrap()]);
+        assert_eq!(
+            single.info_hash,
+            build("one", &[by_sha[1].clone()]).info_hash
+        );
+        assert!(parsed.content(last, b"short").is_err());
+    }
+
     #[test]
     fn forged_or_foreign_torrents_are_refused() {
         let p = build("x", &[content(b"hello")]);
@@ -503,6 +602,41 @@ mod tests {
             .unwrap();
         t[pos..pos + 3].copy_from_slice(b"../");
         assert!(parse_torrent(&t, None).is_err());
+    }
+
+    /// Found by shoal-fuzz (torrent target): a string length near
+    /// `usize::MAX` overflowed `start + n` (a panic in checked builds, a
+    /// slice-index panic otherwise).
+    #[test]
+    fn huge_string_length_is_refused() {
+        for t in [
+            &b"18446744073709551615:created by4:infod5:filesd6:lengthi5e"[..],
+            b"18446744073709551614:x",
+            b"d4:info18446744073709551615:e",
+            b"l9223372036854775808:xe",
+        ] {
+            let e = parse_torrent(t, None).unwrap_err().to_string();
+            assert!(e.contains("runs past the end"), "{e}");
+        }
+    }
+
+    /// Found by shoal-fuzz (torrent target): a file length near `i64::MAX`
+    /// sized a Vec of pieces before they were counted (an allocation of
+    /// petabytes, which aborts the process).
+    #[test]
+    fn huge_file_length_does_not_allocate() {
+        let p = build("x", &[content(b"hello")]);
+        for huge in [
+            "9223372036854775807",
+            "4611686018427387904",
+            "35184372088832",
+        ] {
+            let mut bytes = p.torrent.clone();
+            let at = bytes.windows(11).position(|w| w == b"6:lengthi5e").unwrap();
+            bytes.splice(at..at + 11, format!("6:lengthi{huge}e").into_bytes());
+            let e = parse_torrent(&bytes, None).unwrap_err().to_string();
+            assert!(e.contains("too few pieces"), "{e}");
+        }
     }
 
     #[test]

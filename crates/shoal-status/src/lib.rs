@@ -30,12 +30,18 @@ pub struct Status {
     /// Unix time the applied generation expires.
     pub generation_expires: i64,
     /// What the agent is doing: `idle`, `publishing`, `fetching-manifest`,
-    /// `downloading`, `verifying`, `applying`, `error`.
+    /// `downloading`, `verifying`, `applying`, `error`, or (mirror)
+    /// `upstream-unreachable` when it serves the newest generation it can
+    /// verify but no upstream answers.
     pub state: String,
     /// Seconds the last sync took (publish start → applied), if any.
     pub last_sync_seconds: Option<f64>,
     /// The last error, with what to do about it; `None` once a sync succeeds.
     pub last_error: Option<String>,
+    /// Mirror: why no upstream could be asked, while this agent still holds
+    /// the newest generation it can verify (serving it is not an error).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream_error: Option<String>,
     /// Number of files in the applied manifest.
     pub files: u64,
     /// Total bytes of the applied manifest.
@@ -84,4 +90,7 @@ pub struct PackStatus {
     pub uploaded_bytes: u64,
     pub downloaded_bytes: u64,
     pub peers: u64,
+    /// While downloading: what the pack waits on (no progress, retries).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting: Option<String>,
 }

@@ -1,0 +1,43 @@
+//! Small file helpers the tool tests share: permission bits, writing a
+//! tree of text files, comparing two files.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+/// A temporary folder named `prefix…` with the sub-folders `dirs` made;
+/// deleted when dropped.
+pub fn scratch(prefix: &str, dirs: &[&str]) -> tempfile::TempDir {
+    let dir = tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir()
+        .expect("create a temp dir");
+    for d in dirs {
+        std::fs::create_dir_all(dir.path().join(d)).unwrap();
+    }
+    dir
+}
+
+/// The permission bits of a file (`0o755`).
+pub fn mode(p: &Path) -> u32 {
+    std::fs::metadata(p)
+        .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+        .permissions()
+        .mode()
+        & 0o7777
+}
+
+/// Writes `(relative path, text)` files under `root`, making folders.
+pub fn write_tree(root: &Path, files: &[(&str, &str)]) {
+    for (rel, text) in files {
+        let p = root.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, text).unwrap();
+    }
+}
+
+/// Asserts two files hold the same bytes.
+pub fn assert_same_file(a: &Path, b: &Path) {
+    let x = std::fs::read(a).unwrap_or_else(|e| panic!("{}: {e}", a.display()));
+    let y = std::fs::read(b).unwrap_or_else(|e| panic!("{}: {e}", b.display()));
+    assert!(x == y, "{} and {} differ", a.display(), b.display());
+}
