@@ -41,7 +41,15 @@ pub fn payload(name: &str, version: &str, size: usize) -> Vec<u8> {
 /// Builds `name-version-1.noarch.rpm` holding `payload` bytes of data with
 /// `rpmbuild` in the scratch `_topdir` `topdir`; returns its path.
 pub fn build_rpm(topdir: &Path, name: &str, version: &str, payload_bytes: usize) -> PathBuf {
-    for d in ["SPECS", "SOURCES", "BUILD", "RPMS", "SRPMS", "BUILDROOT"] {
+    for d in [
+        "SPECS",
+        "SOURCES",
+        "BUILD",
+        "RPMS",
+        "SRPMS",
+        "BUILDROOT",
+        "tmp",
+    ] {
         std::fs::create_dir_all(topdir.join(d)).unwrap();
     }
     let src = format!("{name}-{version}.data");
@@ -66,6 +74,8 @@ pub fn build_rpm(topdir: &Path, name: &str, version: &str, payload_bytes: usize)
     run(Command::new("rpmbuild")
         .arg("--define")
         .arg(format!("_topdir {}", topdir.display()))
+        .arg("--define")
+        .arg(format!("_tmppath {}/tmp", topdir.display()))
         .args([
             "--define",
             "_binary_payload w1.gzdio",
