@@ -1098,6 +1098,7 @@ fn commit(agent: &Arc<Agent>, st: &mut OriginState, c: Candidate) -> Result<u64>
     );
     agent.record_generation(&c.manifest);
     st.manifest = Some(c.manifest);
+    agent.notify_mirrors(generation);
     Ok(generation)
 }
 

@@ -465,3 +465,50 @@ fn disk_full_during_apply_is_explained_and_recovers() {
     drop(m1);
     drop(fs);
 }
+
+/// Push, not poll: the origin tells its mirrors about a new generation at
+/// once (a mirror polling once an hour still gets it), and a notice makes
+/// an origin do nothing.
+#[test]
+fn a_new_generation_is_pushed_to_mirrors_and_notices_cannot_make_an_origin_publish() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path();
+    let src = dir.join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("a"), b"one").unwrap();
+    let (key, pubkey) = keygen(dir);
+    let origin = start_origin(dir, "origin", &src, &key, "generic", &[]);
+    assert_eq!(publish(&origin.state), 1);
+    let m1 = start_mirror(
+        dir,
+        "m1",
+        &pubkey,
+        &[origin.url()],
+        &["--poll-interval", "3600s"],
+    );
+    m1.wait_generation(1);
+    wait_for("the origin to know m1", Duration::from_secs(30), || {
+        origin
+            .status()
+            .map(|s| s.peers.iter().any(|p| p.name == "m1"))
+            .unwrap_or(false)
+    });
+    std::fs::write(src.join("b"), b"two").unwrap();
+    assert_eq!(publish(&origin.state), 2);
+    // Far sooner than the hour-long poll: only the push can bring it.
+    m1.wait_generation(2);
+    assert_same_tree(&src, &m1.repo, &["project/trace"]);
+    assert!(log_of(&m1).contains("applied"));
+    // A notice to the origin is acknowledged and ignored.
+    std::fs::write(src.join("c"), b"three").unwrap();
+    let r = ureq::post(&format!("{}/v1/notify", origin.url()))
+        .set("Content-Type", "application/json")
+        .send_string(r#"{"generation": 99}"#)
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let bad = ureq::post(&format!("{}/v1/notify", origin.url())).send_string("nonsense");
+    assert!(matches!(bad, Err(ureq::Error::Status(400, _))), "{bad:?}");
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(origin.status().unwrap().generation_applied, 2);
+    assert_eq!(publish(&origin.state), 3);
+}
