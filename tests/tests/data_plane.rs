@@ -512,3 +512,56 @@ fn a_new_generation_is_pushed_to_mirrors_and_notices_cannot_make_an_origin_publi
     assert_eq!(origin.status().unwrap().generation_applied, 2);
     assert_eq!(publish(&origin.state), 3);
 }
+
+/// The admin socket's group is configurable, so an archive's hook user can
+/// call `publish`; a group the host lacks is named.
+#[test]
+fn the_admin_socket_can_belong_to_the_archive_hook_group() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path();
+    let src = dir.join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("a"), b"one").unwrap();
+    let (key, _) = keygen(dir);
+    // `daemon` exists on every Debian system (gid 1).
+    let origin = start_origin(
+        dir,
+        "origin",
+        &src,
+        &key,
+        "generic",
+        &["--admin-group", "daemon"],
+    );
+    let sock = origin.state.join("admin.sock");
+    wait_for("the admin socket", Duration::from_secs(30), || {
+        sock.exists()
+    });
+    let m = std::fs::metadata(&sock).unwrap();
+    assert_eq!(m.gid(), 1, "socket group");
+    assert_eq!(m.permissions().mode() & 0o777, 0o660);
+    assert_eq!(publish(&origin.state), 1);
+    drop(origin);
+    let out = Command::new(shoal_e2e::bin("shoal-agent"))
+        .args(["origin", "--name", "o2", "--publish-interval", "0s"])
+        .arg("--repo")
+        .arg(&src)
+        .arg("--state")
+        .arg(dir.join("o2-state"))
+        .arg("--key")
+        .arg(&key)
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-group",
+            "no-such-group-x",
+        ])
+        .output()
+        .unwrap();
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        e.contains("'no-such-group-x' does not exist on this host"),
+        "{e}"
+    );
+}
