@@ -565,3 +565,79 @@ fn the_admin_socket_can_belong_to_the_archive_hook_group() {
         "{e}"
     );
 }
+
+/// `publish --changes`: only the listed paths are looked at (what an
+/// archive hook reports); a path the list missed waits for the next full
+/// publish; a path outside the repository is refused by name.
+#[test]
+fn publishing_from_a_change_list_looks_only_at_the_listed_paths() {
+    use std::io::Write;
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path();
+    let src = dir.join("src");
+    std::fs::create_dir_all(src.join("pool")).unwrap();
+    for f in ["pool/a", "pool/c", "index"] {
+        std::fs::write(src.join(f), f).unwrap();
+    }
+    let (key, pubkey) = keygen(dir);
+    let origin = start_origin(dir, "origin", &src, &key, "generic", &[]);
+    assert_eq!(publish(&origin.state), 1);
+    let m1 = start_mirror(
+        dir,
+        "m1",
+        &pubkey,
+        &[origin.url()],
+        &["--delete-grace", "0s"],
+    );
+    m1.wait_generation(1);
+    std::fs::write(src.join("pool/a"), b"a, version 2").unwrap();
+    std::fs::create_dir_all(src.join("pool/new")).unwrap();
+    std::fs::write(src.join("pool/new/b"), b"b").unwrap();
+    std::fs::remove_file(src.join("pool/c")).unwrap();
+    std::fs::write(src.join("index"), b"index, not listed").unwrap();
+    let publish_list = |list: &str| {
+        let mut child = Command::new(shoal_e2e::bin("shoal-agent"))
+            .args(["publish", "--changes", "-", "--state"])
+            .arg(&origin.state)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(list.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let (ok, out) = publish_list("pool/a\n./pool/new/\n# a comment\npool/c\n");
+    assert!(ok, "{out}");
+    assert_eq!(out.trim(), "ok 2");
+    m1.wait_generation(2);
+    assert_eq!(
+        std::fs::read(m1.repo.join("pool/a")).unwrap(),
+        b"a, version 2"
+    );
+    assert_eq!(std::fs::read(m1.repo.join("pool/new/b")).unwrap(), b"b");
+    wait_for("pool/c to go", Duration::from_secs(30), || {
+        !m1.repo.join("pool/c").exists()
+    });
+    // `index` was not listed: still the old one until a full publish.
+    assert_eq!(std::fs::read(m1.repo.join("index")).unwrap(), b"index");
+    let (ok, out) = publish_list("../../etc/passwd\n");
+    assert!(!ok);
+    assert!(
+        out.contains("'../../etc/passwd'") && out.contains("inside the repository"),
+        "{out}"
+    );
+    assert_eq!(publish(&origin.state), 3);
+    m1.wait_generation(3);
+    assert_same_tree(&src, &m1.repo, &["project/trace"]);
+}
