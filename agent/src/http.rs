@@ -9,6 +9,7 @@
 //! | `GET /v1/delta/{G}` | signed delta G → G+1 |
 //! | `GET /v1/torrent/{info-hash}` | a pack's `.torrent` |
 //! | `POST /v1/announce` | exchange peer tables ([`crate::peers`]) |
+//! | `POST /v1/notify` | "a new generation exists": a mirror checks its upstreams now |
 //! | `GET /announce` | BitTorrent tracker listing known agents |
 //!
 //! Everything served is either public status or signed, so any agent may
@@ -35,6 +36,7 @@ pub async fn serve(agent: Arc<Agent>, listener: tokio::net::TcpListener) -> anyh
         .route("/v1/delta/{from}", get(delta))
         .route("/v1/torrent/{info_hash}", get(torrent))
         .route("/v1/announce", post(announce))
+        .route("/v1/notify", post(notify))
         .route("/announce", get(tracker))
         .with_state(agent);
     axum::serve(listener, app).await?;
@@ -102,6 +104,28 @@ async fn announce(State(a): State<Arc<Agent>>, body: Bytes) -> Response {
     let mut list = vec![a.self_info()];
     list.extend(a.peers.lock().unwrap().signed());
     Json(list).into_response()
+}
+
+/// Push: another agent says generation `g` exists. A mirror behind it
+/// checks its upstreams now instead of at the next poll; that is all it
+/// does (it fetches and verifies a signed head, as a poll would). An origin
+/// ignores it: only its admin socket and timer make it publish.
+async fn notify(State(a): State<Arc<Agent>>, body: Bytes) -> Response {
+    #[derive(serde::Deserialize)]
+    struct Notice {
+        generation: u64,
+    }
+    let n: Notice = match serde_json::from_slice(&body) {
+        Ok(n) => n,
+        Err(e) => return (StatusCode::BAD_REQUEST, format!("bad notify: {e}\n")).into_response(),
+    };
+    if a.cfg.role == shoal_config::Role::Mirror {
+        let applied = a.status.lock().unwrap().generation_applied;
+        if n.generation > applied {
+            a.kick.notify_one();
+        }
+    }
+    StatusCode::NO_CONTENT.into_response()
 }
 
 /// The BitTorrent tracker: a strict announce query (BEP 3), answered with

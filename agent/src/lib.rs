@@ -77,6 +77,35 @@ impl Agent {
         (self.cfg.mirror.poll_interval * 10).max(Duration::from_secs(300))
     }
 
+    /// Push: tells every known mirror that generation `generation` exists
+    /// (fire and forget; polling stays the fallback).
+    pub fn notify_mirrors(&self, generation: u64) {
+        let urls: Vec<String> = self
+            .peers
+            .lock()
+            .unwrap()
+            .list()
+            .into_iter()
+            .filter(|(p, _)| p.role == "mirror" && p.generation < generation)
+            .map(|(p, _)| p.url)
+            .collect();
+        for u in urls {
+            let client = self.client.clone();
+            tokio::spawn(async move {
+                let url = format!("{}/v1/notify", u.trim_end_matches('/'));
+                let r = client
+                    .post(&url)
+                    .json(&serde_json::json!({ "generation": generation }))
+                    .timeout(Duration::from_secs(5))
+                    .send()
+                    .await;
+                if let Err(e) = r {
+                    tracing::debug!(peer = %url, error = %e, "notify failed; it will poll");
+                }
+            });
+        }
+    }
+
     /// Verifies a peer entry and records it. Returns why it was refused.
     pub fn learn_peer(&self, p: peers::SignedPeer) -> Result<(), peers::Refusal> {
         p.verify(&self.origin_key, fsutil::now(), self.peer_ttl())?;

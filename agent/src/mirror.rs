@@ -525,6 +525,8 @@ async fn sync(agent: &Arc<Agent>, ms: &mut MirrorState) -> Result<()> {
         st.state = "idle".into();
     }
     ms.manifest = Some(new);
+    // Push: mirrors behind this one hear of it now.
+    agent.notify_mirrors(best);
     if ms.full_check {
         // An earlier apply stopped part-way: sweep what it left.
         converge(agent, ms)?;

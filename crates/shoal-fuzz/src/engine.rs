@@ -3,8 +3,8 @@
 //! and printed), timed (an execution over the timeout is a hang), watched
 //! by a watchdog thread that saves an input still running after the
 //! timeout and ends the process if it never returns. Inputs whose outcome
-//! (accepted shape or refusal reason, numbers and quoted values masked) is
-//! new join the corpus, so the search keeps what reached new code paths.
+//! (accepted shape or refusal reason, reduced to its plain words) is new
+//! join the corpus, so the search keeps what reached new code paths.
 
 use crate::guard;
 use crate::mutate::Mutator;
@@ -105,30 +105,39 @@ fn install_panic_hook() {
     });
 }
 
-/// Masks what varies between inputs of the same code path (digits and
-/// quoted values) and hashes the rest.
+/// Reduces an outcome to what tells code paths apart. A refusal keeps the
+/// words of its message: whitespace-separated tokens made only of
+/// lower-case letters, `_` and `-` (after trailing punctuation), so
+/// numbers, quoted values, paths and echoed input drop out while the kind
+/// of refusal stays. An accepted shape (written by the target) keeps its
+/// text with each number replaced by its count of digits, so inputs of
+/// new sizes are kept too. The result is hashed.
 fn outcome_key(accepted: bool, text: &str) -> u64 {
-    let mut norm = String::with_capacity(text.len().min(120));
-    let mut quote: Option<char> = None;
-    for c in text.chars().take(240) {
-        match quote {
-            Some(q) if c == q => quote = None,
-            Some(_) => {}
-            None if c == '\'' || c == '`' || c == '"' => {
-                quote = Some(c);
-                norm.push('Q');
-            }
-            None if c.is_ascii_digit() => {
-                if !norm.ends_with('#') {
-                    norm.push('#');
-                }
-            }
-            None => norm.push(c),
-        }
-    }
     let mut h = std::collections::hash_map::DefaultHasher::new();
     accepted.hash(&mut h);
-    norm.hash(&mut h);
+    if accepted {
+        let mut digits = 0u8;
+        for c in text.chars() {
+            if c.is_ascii_digit() {
+                digits = digits.saturating_add(1);
+            } else {
+                digits.hash(&mut h);
+                digits = 0;
+                c.hash(&mut h);
+            }
+        }
+        digits.hash(&mut h);
+    } else {
+        text.split_whitespace()
+            .map(|w| w.trim_end_matches([':', ',', ';', '.', ')']))
+            .filter(|w| {
+                !w.is_empty()
+                    && w.bytes()
+                        .all(|b| b.is_ascii_lowercase() || b == b'_' || b == b'-')
+            })
+            .take(40)
+            .for_each(|w| w.hash(&mut h));
+    }
     h.finish()
 }
 
@@ -388,11 +397,28 @@ mod tests {
             outcome_key(false, "bad 'abc' at line 1 column 17"),
             outcome_key(false, "bad 'xyz' at line 3 column 170")
         );
+        assert_eq!(
+            outcome_key(false, "unknown field `x`q`, expected one of `a`, `b`"),
+            outcome_key(false, "unknown field `{{{`, expected one of `a`, `b`")
+        );
+        assert_ne!(
+            outcome_key(false, "'a//b': empty component"),
+            outcome_key(false, "'a/..': '..' component would leave the tree")
+        );
         assert_ne!(
             outcome_key(false, "bad path"),
             outcome_key(false, "bad hash")
         );
         assert_ne!(outcome_key(true, "x"), outcome_key(false, "x"));
+        // accepted shapes keep the size class of their numbers
+        assert_eq!(
+            outcome_key(true, "entries=3"),
+            outcome_key(true, "entries=7")
+        );
+        assert_ne!(
+            outcome_key(true, "entries=3"),
+            outcome_key(true, "entries=30")
+        );
     }
 
     #[test]

@@ -235,6 +235,13 @@ fn self_test(kind: &str, a: &Args) -> ExitCode {
         }
         recurse(pad[(n % 64) as usize] + 1) + pad[1]
     }
+    // no core file for a deliberate abort
+    let no_core = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: setrlimit with a valid struct.
+    unsafe { libc::setrlimit(libc::RLIMIT_CORE, &no_core) };
     let _ = std::fs::create_dir_all(&a.out);
     guard::set_crash_path(&a.out.join("abort-self-test.bin"));
     let input = format!("shoal-fuzz self-test {kind}").into_bytes();

@@ -37,6 +37,10 @@ pub struct Fixture {
     pub configs: Vec<Vec<u8>>,
     /// `site.yaml` files.
     pub sites: Vec<Vec<u8>>,
+    /// `GET /status` documents.
+    pub statuses: Vec<Vec<u8>>,
+    /// Private key files and public key strings.
+    pub keys: Vec<Vec<u8>>,
 }
 
 fn file(path: &str, content: &[u8], pack: Option<u64>, mode: u32) -> Entry {
@@ -441,6 +445,66 @@ impl Fixture {
             SITE_MINIMAL.as_bytes().to_vec(),
         ];
 
+        // --- status documents and keys ------------------------------------
+        let status = shoal_status::Status {
+            role: "mirror".into(),
+            name: "mirror1".into(),
+            version: "0.1.0".into(),
+            url: "http://192.0.2.11:8780".into(),
+            peer_addr: "192.0.2.11:8781".into(),
+            profile: "debian".into(),
+            generation_applied: 3,
+            generation_known: 4,
+            generation_created: 1_700_000_900,
+            generation_expires: 1_700_605_700,
+            state: "downloading".into(),
+            last_sync_seconds: Some(12.25),
+            last_error: Some("fetching pack 7: no peer has it yet".into()),
+            upstream_error: Some("http://192.0.2.1:8780/v1/head: cannot connect".into()),
+            files: 41,
+            bytes: 5_000,
+            pending_deletions: 2,
+            peers: vec![shoal_status::PeerStatus {
+                name: "archive".into(),
+                role: "origin".into(),
+                url: "http://192.0.2.10:8780".into(),
+                peer_addr: "192.0.2.10:8781".into(),
+                generation: 4,
+                last_seen_seconds: 3,
+            }],
+            bytes_down: [
+                ("origin".to_string(), 4_000u64),
+                ("mirrors".to_string(), 1_000),
+            ]
+            .into_iter()
+            .collect(),
+            bytes_down_by_peer: [("archive".to_string(), 4_000u64)].into_iter().collect(),
+            bytes_up: [("mirrors".to_string(), 77u64)].into_iter().collect(),
+            packs: vec![shoal_status::PackStatus {
+                id: 7,
+                info_hash: "00".repeat(20),
+                files: 41,
+                bytes: 5_000,
+                have_bytes: 2_500,
+                state: "downloading".into(),
+                uploaded_bytes: 0,
+                downloaded_bytes: 2_500,
+                peers: 2,
+                waiting: Some("no progress for 20s".into()),
+            }],
+            last_check_seconds: None,
+            last_check_bytes: 0,
+        };
+        let statuses = vec![
+            serde_json::to_vec(&status).expect("status serializes"),
+            serde_json::to_vec_pretty(&shoal_status::Status::default()).expect("serializes"),
+        ];
+        let keys = vec![
+            key.to_file_text().into_bytes(),
+            public.to_string_key().into_bytes(),
+            format!("  {}\n", public.to_string_key()).into_bytes(),
+        ];
+
         Fixture {
             key,
             public,
@@ -454,6 +518,8 @@ impl Fixture {
             queries,
             configs,
             sites,
+            statuses,
+            keys,
         }
     }
 }

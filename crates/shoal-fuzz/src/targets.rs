@@ -9,7 +9,7 @@ use crate::mutate::Grammar;
 use crate::seeds::Fixture;
 use base64::Engine;
 use shoal_config::AgentConfig;
-use shoal_manifest::signed::{envelope, signature_of};
+use shoal_manifest::signed::{envelope, signature_of, PrivateKey, PublicKey};
 use shoal_manifest::{paths, Delta, Head, Manifest, Sha256Hash, FORMAT};
 use shoal_pack::{parse_torrent, tracker, Content, PIECE_LEN};
 
@@ -386,6 +386,44 @@ fn run_site(_fx: &Fixture, data: &[u8]) -> Verdict {
     Ok(format!("site hosts={}", site.hosts.len()))
 }
 
+fn run_status(_fx: &Fixture, data: &[u8]) -> Verdict {
+    let s: shoal_status::Status = serde_json::from_slice(data).map_err(|e| e.to_string())?;
+    let back = serde_json::to_vec(&s).expect("status serializes");
+    let again: shoal_status::Status = serde_json::from_slice(&back).expect("status parses back");
+    assert_eq!(again, s, "status round trip");
+    Ok(format!(
+        "status peers={} packs={}",
+        s.peers.len(),
+        s.packs.len()
+    ))
+}
+
+fn run_keys(_fx: &Fixture, data: &[u8]) -> Verdict {
+    let text = utf8(data)?;
+    let mut what = Vec::new();
+    if let Ok(k) = PrivateKey::from_file_text(text) {
+        let again = PrivateKey::from_file_text(&k.to_file_text()).expect("key file round trip");
+        assert_eq!(again.public(), k.public());
+        what.push("private key");
+    }
+    if let Ok(p) = PublicKey::parse(text) {
+        assert_eq!(PublicKey::parse(&p.to_string_key()).as_ref(), Ok(&p));
+        // the config's check accepts every key the agent can use
+        assert!(shoal_config::is_public_key(text.trim()), "{text:?}");
+        what.push("public key");
+    }
+    if what.is_empty() {
+        return Err(match PublicKey::parse(text) {
+            Err(e) if text.trim_start().starts_with("ed25519:") => e.to_string(),
+            _ => PrivateKey::from_file_text(text)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default(),
+        });
+    }
+    Ok(what.join(", "))
+}
+
 /// Lexically resolves `target` from the directory of `link`; `None` if it
 /// climbs above the root.
 fn resolve(link: &str, target: &str) -> Option<usize> {
@@ -455,6 +493,12 @@ fn config_seeds(fx: &Fixture) -> Vec<Vec<u8>> {
 fn site_seeds(fx: &Fixture) -> Vec<Vec<u8>> {
     fx.sites.clone()
 }
+fn status_seeds(fx: &Fixture) -> Vec<Vec<u8>> {
+    fx.statuses.clone()
+}
+fn key_seeds(fx: &Fixture) -> Vec<Vec<u8>> {
+    fx.keys.clone()
+}
 fn path_seeds(fx: &Fixture) -> Vec<Vec<u8>> {
     let mut v: Vec<Vec<u8>> = fx.manifests[0]
         .entries
@@ -467,6 +511,19 @@ fn path_seeds(fx: &Fixture) -> Vec<Vec<u8>> {
         .collect();
     v.push(b"a/b/c\n../../x".to_vec());
     v
+}
+
+fn key_tokens(_: &Fixture) -> Vec<Vec<u8>> {
+    strings(&[
+        "ed25519:",
+        "shoal-ed25519-private-key ",
+        " ",
+        "\n",
+        "0",
+        "f",
+        "F",
+        "g",
+    ])
 }
 
 fn path_tokens(_: &Fixture) -> Vec<Vec<u8>> {
@@ -665,6 +722,23 @@ pub const TARGETS: &[Target] = &[
         seeds: site_seeds,
         tokens: site_tokens,
         run: run_site,
+    },
+    Target {
+        name: "status",
+        about: "GET /status JSON as `shoal status` reads it (shoal_status::Status)",
+        grammar: Grammar::Json,
+        seeds: status_seeds,
+        tokens: no_tokens,
+        run: run_status,
+    },
+    Target {
+        name: "keys",
+        about: "key files and key strings (PrivateKey::from_file_text, PublicKey::parse, \
+                shoal_config::is_public_key)",
+        grammar: Grammar::Text,
+        seeds: key_seeds,
+        tokens: key_tokens,
+        run: run_keys,
     },
     Target {
         name: "paths",

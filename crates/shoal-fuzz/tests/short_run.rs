@@ -88,6 +88,8 @@ fn every_target_has_a_short_run() {
             "tracker",
             "config",
             "site",
+            "status",
+            "keys",
             "paths"
         ]
     );
@@ -132,6 +134,14 @@ fn config() {
 #[test]
 fn site() {
     short_run("site", 1_000);
+}
+#[test]
+fn status() {
+    short_run("status", 10_000);
+}
+#[test]
+fn keys() {
+    short_run("keys", 10_000);
 }
 #[test]
 fn paths() {
