@@ -110,7 +110,7 @@ struct Common {
     /// Repository profile: debian, rpm or generic (decides the apply order).
     #[arg(long)]
     profile: Option<Profile>,
-    /// Agent name for /status and the trace file [default: host name].
+    /// Agent name for /status and the trace file [default: the fully qualified host name].
     #[arg(long)]
     name: Option<String>,
     /// Upload limit in bytes per second, e.g. 50MB (0 = none).

@@ -78,7 +78,7 @@ pub struct AgentConfig {
     /// `origin` or `mirror`.
     pub role: Role,
     /// The agent's name: shown in /status and used for the trace file
-    /// `project/trace/<name>`. Defaults to the host name.
+    /// `project/trace/<name>`. Defaults to the host's fully qualified name (`/etc/hosts`, as `hostname -f`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// The repository folder. The origin reads it; a mirror owns it (the live tree).
