@@ -570,6 +570,7 @@ pub async fn publish(agent: &Arc<Agent>) -> Result<u64> {
             let secs = started.elapsed().as_secs_f64();
             let mut s = agent.status.lock().unwrap();
             s.last_sync_seconds = Some(secs);
+            s.last_success = Some(fsutil::now());
             s.last_error = None;
             s.state = "idle".into();
             Ok(g)
