@@ -113,13 +113,37 @@ impl Agent {
         self.peers.lock().unwrap().merge(p, &me)
     }
 
-    /// Records an error in /status and the log.
+    /// Records a failed sync or publish in /status (and its failure
+    /// counter) and the log.
     pub fn set_error(&self, e: &anyhow::Error) {
         let msg = format!("{e:#}");
         tracing::error!(error = %msg, "sync failed");
         let mut st = self.status.lock().unwrap();
         st.last_error = Some(msg);
+        st.sync_failures += 1;
         st.state = "error".into();
+    }
+
+    /// Records an error in /status and the log while the sync goes on (a
+    /// pack being retried): not counted as a failed sync.
+    pub fn note_error(&self, e: &anyhow::Error) {
+        let msg = format!("{e:#}");
+        tracing::error!(error = %msg, "sync trouble");
+        let mut st = self.status.lock().unwrap();
+        st.last_error = Some(msg);
+        st.state = "error".into();
+    }
+
+    /// Counts a document or pack refused from an upstream, by kind:
+    /// `head`, `manifest`, `delta`, `rollback`, `pack`.
+    pub fn count_refusal(&self, kind: &str) {
+        *self
+            .status
+            .lock()
+            .unwrap()
+            .refusals
+            .entry(kind.to_string())
+            .or_default() += 1;
     }
 
     pub fn set_state(&self, s: &str) {

@@ -680,6 +680,7 @@ pub async fn publish_changes(agent: &Arc<Agent>, changes: Option<Vec<String>>) -
             let secs = started.elapsed().as_secs_f64();
             let mut s = agent.status.lock().unwrap();
             s.last_sync_seconds = Some(secs);
+            s.last_success = Some(fsutil::now());
             s.last_error = None;
             s.state = "idle".into();
             Ok(g)
