@@ -165,7 +165,12 @@ fn check_invocation(tokens: &[&str], top: &Help) -> Vec<String> {
 
 /// Pages whose bare flags belong to other programs (scripts/bench,
 /// shoal-fuzz); their `shoal`/`shoal-agent` command lines are still checked.
-const OTHER_TOOLS_DOCS: &[&str] = &["docs/benchmarks.md", "docs/fuzzing.md"];
+const OTHER_TOOLS_DOCS: &[&str] = &[
+    "docs/benchmarks.md",
+    "docs/fuzzing.md",
+    // rsync, apt-get and dnf flags of the soak's clients.
+    "docs/reliability.md",
+];
 /// Bare flags of other programs quoted in the docs (start-stop-daemon).
 const FOREIGN_FLAGS: &[&str] = &["--stop"];
 
