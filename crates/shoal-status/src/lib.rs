@@ -125,3 +125,32 @@ mod tests {
         assert!(st.refusals.is_empty() && st.last_success.is_none());
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found by shoal-fuzz (status target): with serde_json's default
+    /// float parsing these read back one unit in the last place off from
+    /// what was written, so `shoal status` did not show exactly what the
+    /// agent reported. The workspace enables `float_roundtrip`.
+    #[test]
+    fn floats_read_back_exactly() {
+        for x in [12.25777777777778, 12.214748364821476, 0.1, 1e-300, f64::MAX] {
+            let s = Status {
+                last_sync_seconds: Some(x),
+                last_check_seconds: Some(x / 3.0),
+                ..Status::default()
+            };
+            let text = serde_json::to_string(&s).unwrap();
+            let back: Status = serde_json::from_str(&text).unwrap();
+            assert_eq!(back, s, "{text}");
+        }
+        // the fuzzer's input: a long decimal, read once, then written and read again
+        let long = format!("{{\"last_sync_seconds\":12.25{}}}", "7".repeat(160));
+        let v: serde_json::Value = serde_json::from_str(&long).unwrap();
+        let x = v["last_sync_seconds"].as_f64().unwrap();
+        let again: f64 = serde_json::from_str(&serde_json::to_string(&x).unwrap()).unwrap();
+        assert_eq!(again.to_bits(), x.to_bits());
+    }
+}
