@@ -10,6 +10,7 @@
 //!   OUT/completions/bash/{shoal-agent,shoal}
 //!   OUT/completions/zsh/{_shoal-agent,_shoal}
 //!   OUT/completions/fish/{shoal-agent.fish,shoal.fish}
+//!   OUT/systemd/shoal-agent.service    (templates/shoal-agent.service.tera, packaged form)
 //! ```
 //!
 //! `scripts/package-deb` runs it and puts the files where Debian expects them.
@@ -42,6 +43,15 @@ fn real_main() -> Result<()> {
             println!("{}", p.display());
         }
     }
+    let unit = shoal_provisioner::render::render_packaged_unit(
+        Path::new("/usr/bin/shoal-agent"),
+        Path::new("/etc/shoal/agent.yaml"),
+    );
+    let dir = out.join("systemd");
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let path = dir.join("shoal-agent.service");
+    std::fs::write(&path, unit).with_context(|| format!("cannot write {}", path.display()))?;
+    println!("{}", path.display());
     Ok(())
 }
 
