@@ -186,7 +186,7 @@ fn debian_package_installs_runs_and_passes_lintian() {
 
     // lintian: no errors (warnings and notes are printed for the record).
     let out = Command::new("lintian")
-        .args(["--no-tag-display-limit", "--display-info"])
+        .args(["--tag-display-limit", "0", "--display-info"])
         .arg(&deb)
         .output()
         .expect("lintian is installed (scripts/install-deps test)");
