@@ -5,6 +5,8 @@
 //!
 //! Protocol: one request line, one reply line.
 //! - `publish` (origin): publish a generation now; reply `ok <generation>`.
+//! - `publish-changes N` (origin), then N lines of paths relative to the
+//!   repository: publish looking only at those paths; reply as `publish`.
 //! - `sync` (mirror): check upstreams now; reply `ok`.
 //! - `status`: reply with the /status JSON.
 //!
@@ -55,9 +57,33 @@ pub async fn serve(agent: Arc<Agent>) -> Result<()> {
 async fn handle(agent: Arc<Agent>, stream: UnixStream) -> Result<()> {
     let (r, mut w) = stream.into_split();
     let mut line = String::new();
-    BufReader::new(r).read_line(&mut line).await?;
-    let reply = match (line.trim(), agent.cfg.role) {
-        ("publish", Role::Origin) => match crate::origin::publish(&agent).await {
+    let mut reader = BufReader::new(r);
+    reader.read_line(&mut line).await?;
+    let mut changes = None;
+    let request = line.trim().to_string();
+    if let Some(n) = request.strip_prefix("publish-changes ") {
+        // `publish-changes N`, then N lines, one changed path each.
+        let n: usize = n.parse().context("publish-changes needs a count")?;
+        let mut paths = Vec::with_capacity(n.min(1 << 20));
+        for _ in 0..n {
+            let mut p = String::new();
+            if reader.read_line(&mut p).await? == 0 {
+                anyhow::bail!(
+                    "publish-changes: the list ended after {} of {n} paths",
+                    paths.len()
+                );
+            }
+            paths.push(p.trim_end_matches('\n').to_string());
+        }
+        changes = Some(paths);
+    }
+    let call = if changes.is_some() {
+        "publish"
+    } else {
+        request.as_str()
+    };
+    let reply = match (call, agent.cfg.role) {
+        ("publish", Role::Origin) => match crate::origin::publish_changes(&agent, changes).await {
             Ok(g) => format!("ok {g}"),
             Err(e) => {
                 agent.set_error(&e);
@@ -80,6 +106,20 @@ async fn handle(agent: Arc<Agent>, stream: UnixStream) -> Result<()> {
     w.write_all(reply.as_bytes()).await?;
     w.write_all(b"\n").await?;
     Ok(())
+}
+
+/// Client side: asks the origin whose state dir is `state` to publish,
+/// looking only at `paths` (relative to its repository).
+pub async fn publish_changes(state: &Path, paths: &[String]) -> Result<String> {
+    if let Some(bad) = paths.iter().find(|p| p.contains('\n')) {
+        anyhow::bail!("change list: a path holds a line break: {bad:?}");
+    }
+    let mut request = format!("publish-changes {}", paths.len());
+    for p in paths {
+        request.push('\n');
+        request.push_str(p);
+    }
+    call(state, &request).await
 }
 
 /// Client side: sends one call to the agent whose state dir is `state`.

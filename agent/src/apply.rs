@@ -13,7 +13,8 @@
 //!      `.asc`/`.key` last;
 //!    - generic: no index files;
 //! 3. **deletions**, only after the grace period ([`Pending`]);
-//! 4. the **trace file** `project/trace/<name>` (ftpsync format).
+//! 4. the **trace file** `project/trace/<name>` (ftpsync format), with
+//!    `_hierarchy` and `_traces`.
 //!
 //! Every file is replaced by link-or-copy to a temp name and `rename(2)`,
 //! so no client ever reads a partial file, and a crash leaves a prefix of
@@ -297,51 +298,221 @@ impl Pending {
     }
 }
 
-/// What the ftpsync-format trace file reports.
+/// What the ftpsync-format trace file reports about one sync.
 pub struct Trace<'a> {
+    /// The agent's name: the trace file's name and `Running on host`.
     pub name: &'a str,
     pub generation: u64,
-    pub created: i64,
+    /// Unix time the sync started (the manifest fetch).
     pub started: i64,
+    /// URL of the agent whose signed head this sync followed.
     pub upstream: &'a str,
+    /// Bytes received over BitTorrent during this sync.
     pub bytes_received: u64,
-    pub seconds: f64,
+    /// Seconds fetching the manifest, downloading and verifying packs
+    /// (ftpsync's stage 1: content).
+    pub stage1_seconds: f64,
+    /// Seconds applying the generation to the live tree (ftpsync's stage 2:
+    /// indices and the switch-over).
+    pub stage2_seconds: f64,
+    pub info: &'a shoal_config::TraceInfo,
+    pub manifest: &'a Manifest,
+    pub profile: Profile,
 }
 
-/// Writes `project/trace/<name>` in ftpsync's format, so existing Debian
-/// mirror checkers see the mirror as healthy and current.
-pub fn write_trace(live: &Path, t: &Trace<'_>) -> Result<()> {
+/// The trace files ftpsync keeps next to each mirror's trace.
+pub const TRACE_MASTER: &str = "project/trace/master";
+pub const TRACE_HIERARCHY: &str = "project/trace/_hierarchy";
+pub const TRACE_HIERARCHY_MIRROR: &str = "project/trace/_hierarchy.mirror";
+pub const TRACE_LIST: &str = "project/trace/_traces";
+
+/// The host an upstream URL names (`Upstream-mirror` is a host, as in
+/// ftpsync's `RSYNC_HOST`).
+pub fn upstream_host(url: &str) -> String {
+    reqwest::Url::parse(url)
+        .ok()
+        .and_then(|u| u.host_str().map(|h| h.trim_matches(['[', ']']).to_string()))
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// The architectures a generation carries, as ftpsync finds them: debian:
+/// `binary-<arch>/Packages*` and `source/Sources*` under `dists/`; rpm:
+/// known architecture names in the path of a `repodata/repomd.xml`.
+pub fn architectures(profile: Profile, m: &Manifest) -> Vec<String> {
+    let mut out = std::collections::BTreeSet::new();
+    for e in &m.entries {
+        let p = e.path.as_str();
+        let segs: Vec<&str> = p.split('/').collect();
+        let base = segs.last().copied().unwrap_or("");
+        match profile {
+            Profile::Debian => {
+                if segs.first() != Some(&"dists") || segs.len() < 3 {
+                    continue;
+                }
+                let parent = segs[segs.len() - 2];
+                if let Some(a) = parent.strip_prefix("binary-") {
+                    if base.starts_with("Packages") && !a.is_empty() {
+                        out.insert(a.to_string());
+                    }
+                } else if parent == "source" && base.starts_with("Sources") {
+                    out.insert("source".to_string());
+                }
+            }
+            Profile::Rpm => {
+                if p.ends_with("repodata/repomd.xml") {
+                    const KNOWN: &[&str] = &[
+                        "x86_64", "aarch64", "ppc64le", "s390x", "i686", "i386", "armhfp",
+                        "noarch", "source", "SRPMS",
+                    ];
+                    for s in &segs {
+                        if KNOWN.contains(s) {
+                            out.insert(s.to_string());
+                        }
+                    }
+                }
+            }
+            Profile::Generic => {}
+        }
+    }
+    out.into_iter().collect()
+}
+
+/// The upstream archive's own serial, from its master trace when the
+/// generation carries one (`project/trace/master`, as ftpsync reads it);
+/// `unknown` otherwise: Shoal never makes one up.
+pub fn archive_serial(live: &Path, m: &Manifest) -> String {
+    if !m.entries.iter().any(|e| e.path == TRACE_MASTER) {
+        return "unknown".into();
+    }
+    std::fs::read_to_string(live.join(TRACE_MASTER))
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .filter_map(|l| l.strip_prefix("Archive serial:"))
+                .map(|v| v.trim().to_string())
+                .find(|v| !v.is_empty())
+        })
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// The text of `project/trace/<name>`, in ftpsync's field order.
+pub fn trace_text(live: &Path, t: &Trace<'_>, now: i64) -> Result<String> {
+    use std::fmt::Write;
     let fmt_long = time::format_description::parse_borrowed::<2>(
-        "[weekday repr:short] [month repr:short] [day] [hour]:[minute]:[second] UTC [year]",
+        "[weekday repr:short] [month repr:short] [day padding:space] [hour]:[minute]:[second] UTC [year]",
     )?;
     let fmt_rfc = time::format_description::well_known::Rfc2822;
     let at = |s: i64| {
         time::OffsetDateTime::from_unix_timestamp(s).unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
     };
-    let now = at(fsutil::now());
-    let serial = at(t.created);
-    let text = format!(
-        "{}\nDate: {}\nDate-Started: {}\nArchive serial: {}{:02}{:02}{:02}\n\
-         Creator: shoal-agent {}\nRunning on host: {}\nTrigger: shoal generation {}\n\
-         Upstream-mirror: {}\nTotal bytes received in rsync: {}\nTotal time spent in stage1 rsync: {}\n\
-         Total time spent in stage2 rsync: 0\n",
-        now.format(&fmt_long)?,
-        now.format(&fmt_rfc)?,
-        at(t.started).format(&fmt_rfc)?,
-        serial.year(),
-        serial.month() as u8,
-        serial.day(),
-        (t.generation % 100) as u8,
-        env!("CARGO_PKG_VERSION"),
-        t.name,
-        t.generation,
-        t.upstream,
-        t.bytes_received,
-        t.seconds.round() as u64,
+    let version = env!("CARGO_PKG_VERSION");
+    let mut o = String::new();
+    writeln!(o, "{}", at(now).format(&fmt_long)?)?;
+    writeln!(o, "Date: {}", at(now).format(&fmt_rfc)?)?;
+    writeln!(o, "Date-Started: {}", at(t.started).format(&fmt_rfc)?)?;
+    writeln!(o, "Archive serial: {}", archive_serial(live, t.manifest))?;
+    writeln!(o, "Used shoal-agent version: {version}")?;
+    writeln!(o, "Creator: shoal-agent {version}")?;
+    writeln!(o, "Running on host: {}", t.name)?;
+    for (key, v) in t.info.fields() {
+        if let Some(v) = v {
+            writeln!(o, "{key}: {}", v.trim())?;
+        }
+    }
+    writeln!(o, "Trigger: shoal generation {}", t.generation)?;
+    let archs = architectures(t.profile, t.manifest);
+    if !archs.is_empty() {
+        writeln!(o, "Architectures: {}", archs.join(" "))?;
+    }
+    writeln!(o, "Architectures-Configuration: ALL")?;
+    writeln!(o, "Upstream-mirror: {}", upstream_host(t.upstream))?;
+    let (s1, s2) = (
+        t.stage1_seconds.round() as u64,
+        t.stage2_seconds.round() as u64,
     );
-    let dir = live.join("project/trace");
-    fsutil::prepare_parent(live, &format!("project/trace/{}", t.name), &|_| false)?;
-    fsutil::atomic_write(&dir.join(t.name), text.as_bytes())
+    writeln!(o, "Total bytes received in rsync: {}", t.bytes_received)?;
+    writeln!(o, "Total time spent in stage1 rsync: {s1}")?;
+    writeln!(o, "Total time spent in stage2 rsync: {s2}")?;
+    writeln!(o, "Total time spent in rsync: {}", s1 + s2)?;
+    if let Some(rate) = t.bytes_received.checked_div(s1 + s2) {
+        writeln!(o, "Average rate: {rate} B/s")?;
+    }
+    Ok(o)
+}
+
+/// Writes `project/trace/<name>` in ftpsync's format, then `_hierarchy`
+/// (and its `.mirror` copy for downstreams) and `_traces`, so existing
+/// Debian mirror checkers see the mirror as healthy and current. A file the
+/// generation itself carries (the origin is an ftpsync mirror) is left as
+/// the origin has it.
+pub fn write_trace(live: &Path, t: &Trace<'_>) -> Result<()> {
+    let carried = |p: &str| t.manifest.entries.iter().any(|e| e.path == p);
+    let own = format!("{TRACE_DIR}/{}", t.name);
+    fsutil::prepare_parent(live, &own, &|_| false)?;
+    fsutil::atomic_write(
+        &live.join(&own),
+        trace_text(live, t, fsutil::now())?.as_bytes(),
+    )?;
+
+    // _hierarchy: the upstream's hierarchy (what the origin's tree carries
+    // as `_hierarchy.mirror`), without an older line of ours, then ours:
+    // "<trace file> <mirror name> <host> <upstream host>".
+    let mut lines: Vec<String> = Vec::new();
+    if carried(TRACE_HIERARCHY_MIRROR) {
+        if let Ok(text) = std::fs::read_to_string(live.join(TRACE_HIERARCHY_MIRROR)) {
+            lines.extend(
+                text.lines()
+                    .filter(|l| !l.trim().is_empty())
+                    .filter(|l| l.split_whitespace().next() != Some(t.name))
+                    .map(str::to_string),
+            );
+        }
+    }
+    lines.push(format!(
+        "{name} {name} {name} {}",
+        upstream_host(t.upstream),
+        name = t.name
+    ));
+    let hierarchy = lines.join("\n") + "\n";
+    for p in [TRACE_HIERARCHY, TRACE_HIERARCHY_MIRROR] {
+        if !carried(p) {
+            fsutil::atomic_write(&live.join(p), hierarchy.as_bytes())?;
+        }
+    }
+
+    // _traces: every trace file, as `find * -type f ! -name '_*'` lists them.
+    if !carried(TRACE_LIST) {
+        let mut names = Vec::new();
+        let mut stack = vec![(live.join(TRACE_DIR), String::new())];
+        while let Some((dir, rel)) = stack.pop() {
+            let Ok(rd) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for e in rd.flatten() {
+                let Some(n) = e.file_name().to_str().map(str::to_string) else {
+                    continue;
+                };
+                if n.starts_with('.') || (rel.is_empty() && n.starts_with('_')) {
+                    continue;
+                }
+                let relp = if rel.is_empty() {
+                    n.clone()
+                } else {
+                    format!("{rel}/{n}")
+                };
+                match e.file_type() {
+                    Ok(ft) if ft.is_dir() => stack.push((e.path(), relp)),
+                    Ok(ft) if ft.is_file() && !n.starts_with('_') => names.push(relp),
+                    _ => {}
+                }
+            }
+        }
+        names.sort();
+        let mut text = names.join("\n");
+        text.push('\n');
+        fsutil::atomic_write(&live.join(TRACE_LIST), text.as_bytes())?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -411,6 +582,86 @@ mod tests {
             },
             entries,
         }
+    }
+
+    #[test]
+    fn trace_fields_hierarchy_and_list() {
+        let t = tempfile::tempdir().unwrap();
+        let live = t.path();
+        let master = b"Wed Apr 27 15:39:01 UTC 2016\nArchive serial: 2016042703\n";
+        let m = manifest(vec![
+            entry("dists/stable/main/binary-amd64/Packages.xz", b"p"),
+            entry("dists/stable/main/binary-arm64/Packages", b"q"),
+            entry("dists/stable/main/binary-i386/Release", b"r"),
+            entry("dists/stable/main/source/Sources.gz", b"s"),
+            entry("pool/main/h/hello_1_amd64.deb", b"d"),
+            entry(TRACE_MASTER, master),
+            entry(
+                TRACE_HIERARCHY_MIRROR,
+                b"master up1 up1 ftp-master.example\n",
+            ),
+        ]);
+        assert_eq!(
+            architectures(Profile::Debian, &m),
+            vec!["amd64", "arm64", "source"]
+        );
+        std::fs::create_dir_all(live.join(TRACE_DIR)).unwrap();
+        std::fs::write(live.join(TRACE_MASTER), master).unwrap();
+        std::fs::write(
+            live.join(TRACE_HIERARCHY_MIRROR),
+            "master up1 up1 ftp-master.example\nm1 m1 m1 old-upstream\n",
+        )
+        .unwrap();
+        let info = shoal_config::TraceInfo {
+            maintainer: Some("Ops <ops@example.org>".into()),
+            country: Some("DE".into()),
+            ..Default::default()
+        };
+        let tr = Trace {
+            name: "m1",
+            generation: 7,
+            started: 1_461_771_541,
+            upstream: "http://origin.example.org:8780",
+            bytes_received: 1000,
+            stage1_seconds: 3.2,
+            stage2_seconds: 1.0,
+            info: &info,
+            manifest: &m,
+            profile: Profile::Debian,
+        };
+        let text = trace_text(live, &tr, 1_461_771_600).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "Wed Apr 27 15:40:00 UTC 2016");
+        assert_eq!(lines[1], "Date: Wed, 27 Apr 2016 15:40:00 +0000");
+        assert_eq!(lines[2], "Date-Started: Wed, 27 Apr 2016 15:39:01 +0000");
+        assert_eq!(lines[3], "Archive serial: 2016042703");
+        assert!(text.contains("\nMaintainer: Ops <ops@example.org>\nCountry: DE\n"));
+        assert!(!text.contains("Sponsor:"));
+        assert!(text.contains("\nArchitectures: amd64 arm64 source\n"));
+        assert!(text.contains("\nArchitectures-Configuration: ALL\n"));
+        assert!(text.contains("\nUpstream-mirror: origin.example.org\n"));
+        assert!(text.contains("\nTotal bytes received in rsync: 1000\n"));
+        assert!(text.contains("\nTotal time spent in stage1 rsync: 3\n"));
+        assert!(text.contains("\nTotal time spent in stage2 rsync: 1\n"));
+        assert!(text.contains("\nTotal time spent in rsync: 4\n"));
+        assert!(text.ends_with("Average rate: 250 B/s\n"));
+
+        write_trace(live, &tr).unwrap();
+        // The hierarchy carried by the generation is the origin's: left as is.
+        let h = std::fs::read_to_string(live.join(TRACE_HIERARCHY)).unwrap();
+        assert_eq!(
+            h,
+            "master up1 up1 ftp-master.example\nm1 m1 m1 origin.example.org\n"
+        );
+        let list = std::fs::read_to_string(live.join(TRACE_LIST)).unwrap();
+        assert_eq!(list, "m1\nmaster\n");
+
+        // Without a master trace, the serial is unknown, never made up.
+        let bare = manifest(vec![entry("pool/a", b"a")]);
+        assert_eq!(archive_serial(live, &bare), "unknown");
+        assert!(architectures(Profile::Generic, &m).is_empty());
+        assert_eq!(upstream_host("http://[::1]:8780/x"), "::1");
+        assert_eq!(upstream_host("not a url"), "unknown");
     }
 
     #[test]

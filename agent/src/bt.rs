@@ -254,10 +254,10 @@ impl Bt {
                         known.insert(addr.clone(), k.clone());
                         k
                     }
-                    None => known
-                        .get(&addr)
-                        .cloned()
-                        .unwrap_or_else(|| classify(resolve(&addr).as_deref())),
+                    None => known.get(&addr).cloned().unwrap_or_else(|| {
+                        tracing::debug!(peer = %addr, "peer without a client name");
+                        classify(resolve(&addr).as_deref())
+                    }),
                 };
                 let key = (t.id, addr);
                 let (f0, u0) = last.get(&key).copied().unwrap_or((0, 0));

@@ -74,6 +74,10 @@ pub enum Command {
         /// The running origin's state directory (it holds admin.sock).
         #[arg(long)]
         state: Option<PathBuf>,
+        /// Look only at the paths listed in this file (`-` for stdin), one
+        /// per line, relative to the repository, instead of walking the tree.
+        #[arg(long, value_name = "FILE")]
+        changes: Option<PathBuf>,
     },
     /// Print the /status JSON of the agent running with this --state.
     Status {
@@ -107,7 +111,7 @@ pub struct Common {
     /// Repository profile: debian, rpm or generic (decides the apply order).
     #[arg(long)]
     pub profile: Option<Profile>,
-    /// Agent name for /status and the trace file [default: host name].
+    /// Agent name for /status and the trace file [default: the fully qualified host name].
     #[arg(long)]
     pub name: Option<String>,
     /// Upload limit in bytes per second, e.g. 50MB (0 = none).

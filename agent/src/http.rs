@@ -9,6 +9,7 @@
 //! | `GET /v1/delta/{G}` | signed delta G → G+1 |
 //! | `GET /v1/torrent/{info-hash}` | a pack's `.torrent` |
 //! | `POST /v1/announce` | exchange peer tables ([`crate::peers`]) |
+//! | `POST /v1/notify` | "a new generation exists": a mirror checks its upstreams now |
 //! | `GET /announce` | BitTorrent tracker listing known agents |
 //!
 //! Everything served is either public status or signed, so any agent may
@@ -35,6 +36,7 @@ pub async fn serve(agent: Arc<Agent>, listener: tokio::net::TcpListener) -> anyh
         .route("/v1/delta/{from}", get(delta))
         .route("/v1/torrent/{info_hash}", get(torrent))
         .route("/v1/announce", post(announce))
+        .route("/v1/notify", post(notify))
         .route("/announce", get(tracker))
         .with_state(agent);
     axum::serve(listener, app).await?;
@@ -104,6 +106,28 @@ async fn announce(State(a): State<Arc<Agent>>, body: Bytes) -> Response {
     Json(list).into_response()
 }
 
+/// Push: another agent says generation `g` exists. A mirror behind it
+/// checks its upstreams now instead of at the next poll; that is all it
+/// does (it fetches and verifies a signed head, as a poll would). An origin
+/// ignores it: only its admin socket and timer make it publish.
+async fn notify(State(a): State<Arc<Agent>>, body: Bytes) -> Response {
+    #[derive(serde::Deserialize)]
+    struct Notice {
+        generation: u64,
+    }
+    let n: Notice = match serde_json::from_slice(&body) {
+        Ok(n) => n,
+        Err(e) => return (StatusCode::BAD_REQUEST, format!("bad notify: {e}\n")).into_response(),
+    };
+    if a.cfg.role == shoal_config::Role::Mirror {
+        let applied = a.status.lock().unwrap().generation_applied;
+        if n.generation > applied {
+            a.kick.notify_one();
+        }
+    }
+    StatusCode::NO_CONTENT.into_response()
+}
+
 /// The BitTorrent tracker: a strict announce query (BEP 3), answered with
 /// every agent this one knows (compact form). A query librqbit or another
 /// client could not have sent gets a BEP 3 failure reason.
@@ -127,89 +151,211 @@ async fn tracker(State(a): State<Arc<Agent>>, RawQuery(q): RawQuery) -> Response
         .into_response()
 }
 
-async fn metrics(State(a): State<Arc<Agent>>) -> Response {
-    let st = a.status.lock().unwrap().clone();
+/// Kinds of refusal counted in `shoal_refusals_total` (all always shown).
+pub const REFUSAL_KINDS: &[&str] = &["head", "manifest", "delta", "rollback", "pack"];
+
+/// The Prometheus text of a status (names follow Prometheus practice:
+/// base units, `_total` counters, `_timestamp_seconds`, `_info`).
+pub fn metrics_text(st: &shoal_status::Status) -> String {
     let mut m = String::new();
-    let mut gauge = |name: &str, help: &str, v: f64| {
-        let _ = writeln!(m, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
+    let head = |m: &mut String, name: &str, kind: &str, help: &str| {
+        let _ = writeln!(m, "# HELP {name} {help}\n# TYPE {name} {kind}");
     };
+    let gauge = |m: &mut String, name: &str, help: &str, v: f64| {
+        head(m, name, "gauge", help);
+        let _ = writeln!(m, "{name} {v}");
+    };
+    let esc = |v: &str| {
+        v.replace('\\', "\\\\")
+            .replace('"', "\\\"")
+            .replace('\n', "\\n")
+    };
+    let _ = writeln!(
+        m,
+        "# HELP shoal_build_info The agent's version and role (always 1).\n# TYPE shoal_build_info gauge\n\
+         shoal_build_info{{version=\"{}\",role=\"{}\"}} 1",
+        esc(&st.version),
+        esc(&st.role)
+    );
     gauge(
+        &mut m,
         "shoal_generation_applied",
         "Generation the live tree holds completely.",
         st.generation_applied as f64,
     );
     gauge(
+        &mut m,
         "shoal_generation_known",
         "Newest generation seen with a valid signature.",
         st.generation_known as f64,
     );
     gauge(
+        &mut m,
         "shoal_generation_created_timestamp_seconds",
         "When the origin created the applied generation.",
         st.generation_created as f64,
     );
     gauge(
+        &mut m,
         "shoal_generation_expires_timestamp_seconds",
         "When the applied generation expires.",
         st.generation_expires as f64,
     );
     gauge(
-        "shoal_files",
+        &mut m,
+        "shoal_generation_files",
         "Files in the applied generation.",
         st.files as f64,
     );
     gauge(
-        "shoal_bytes",
+        &mut m,
+        "shoal_generation_bytes",
         "Bytes in the applied generation.",
         st.bytes as f64,
     );
     gauge(
+        &mut m,
         "shoal_pending_deletions",
         "Removals waiting for their grace period.",
         st.pending_deletions as f64,
     );
-    gauge("shoal_peers", "Other agents known.", st.peers.len() as f64);
     gauge(
+        &mut m,
+        "shoal_peers",
+        "Other agents known.",
+        st.peers.len() as f64,
+    );
+    gauge(
+        &mut m,
         "shoal_up",
-        "1 if the last sync or publish succeeded.",
+        "1 unless the last sync or publish failed (serving the newest verifiable generation while no upstream answers is up).",
         if st.last_error.is_none() { 1.0 } else { 0.0 },
     );
     gauge(
+        &mut m,
         "shoal_upstream_reachable",
         "Mirror: 0 while no upstream answers (the mirror keeps serving the newest generation it can verify).",
         if st.upstream_error.is_none() { 1.0 } else { 0.0 },
     );
     if let Some(s) = st.last_sync_seconds {
         gauge(
-            "shoal_last_sync_seconds",
-            "Seconds the last sync or publish took.",
+            &mut m,
+            "shoal_last_sync_duration_seconds",
+            "How long the last sync took (mirror: manifest fetch to applied) or the last publish.",
             s,
+        );
+    }
+    if let Some(t) = st.last_success {
+        gauge(
+            &mut m,
+            "shoal_last_success_timestamp_seconds",
+            "When the last sync or publish succeeded.",
+            t as f64,
         );
     }
     if let Some(s) = st.last_check_seconds {
         gauge(
-            "shoal_last_check_seconds",
+            &mut m,
+            "shoal_last_check_duration_seconds",
             "Seconds librqbit spent checking packs when they were added.",
             s,
         );
     }
-    let _ = writeln!(m, "# HELP shoal_received_bytes_total Bytes received over BitTorrent by source.\n# TYPE shoal_received_bytes_total counter");
+    head(
+        &mut m,
+        "shoal_sync_failures_total",
+        "counter",
+        "Syncs or publishes that failed since the agent started.",
+    );
+    let _ = writeln!(m, "shoal_sync_failures_total {}", st.sync_failures);
+    head(
+        &mut m,
+        "shoal_refusals_total",
+        "counter",
+        "Documents or packs refused from upstreams, by kind.",
+    );
+    let mut kinds: Vec<&str> = REFUSAL_KINDS.to_vec();
+    for k in st.refusals.keys() {
+        if !kinds.contains(&k.as_str()) {
+            kinds.push(k);
+        }
+    }
+    for k in kinds {
+        let v = st.refusals.get(k).copied().unwrap_or(0);
+        let _ = writeln!(m, "shoal_refusals_total{{kind=\"{}\"}} {v}", esc(k));
+    }
+    head(
+        &mut m,
+        "shoal_received_bytes_total",
+        "counter",
+        "Bytes received over BitTorrent by source.",
+    );
     for src in ["origin", "mirrors", "other"] {
         let v = st.bytes_down.get(src).copied().unwrap_or(0);
         let _ = writeln!(m, "shoal_received_bytes_total{{source=\"{src}\"}} {v}");
     }
-    let _ = writeln!(m, "# HELP shoal_sent_bytes_total Bytes sent over BitTorrent by destination.\n# TYPE shoal_sent_bytes_total counter");
+    head(
+        &mut m,
+        "shoal_sent_bytes_total",
+        "counter",
+        "Bytes sent over BitTorrent by destination.",
+    );
     for dst in ["origin", "mirrors", "other"] {
         let v = st.bytes_up.get(dst).copied().unwrap_or(0);
         let _ = writeln!(m, "shoal_sent_bytes_total{{destination=\"{dst}\"}} {v}");
     }
-    let _ = writeln!(
-        m,
-        "# HELP shoal_packs Packs by state.\n# TYPE shoal_packs gauge"
-    );
+    head(&mut m, "shoal_packs", "gauge", "Packs by state.");
     for state in ["checking", "downloading", "seeding", "paused", "error"] {
         let n = st.packs.iter().filter(|p| p.state == state).count();
         let _ = writeln!(m, "shoal_packs{{state=\"{state}\"}} {n}");
     }
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], m).into_response()
+    m
+}
+
+async fn metrics(State(a): State<Arc<Agent>>) -> Response {
+    let st = a.status.lock().unwrap().clone();
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        metrics_text(&st),
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metric_names_and_labels() {
+        let mut st = shoal_status::Status {
+            role: "mirror".into(),
+            version: "1.2.3".into(),
+            last_sync_seconds: Some(2.5),
+            last_success: Some(1_700_000_000),
+            sync_failures: 3,
+            ..Default::default()
+        };
+        st.refusals.insert("head".into(), 2);
+        let m = metrics_text(&st);
+        assert!(
+            m.contains("shoal_build_info{version=\"1.2.3\",role=\"mirror\"} 1"),
+            "{m}"
+        );
+        assert!(m.contains("shoal_sync_failures_total 3"), "{m}");
+        assert!(m.contains("shoal_refusals_total{kind=\"head\"} 2"), "{m}");
+        assert!(m.contains("shoal_refusals_total{kind=\"pack\"} 0"), "{m}");
+        assert!(m.contains("shoal_last_sync_duration_seconds 2.5"), "{m}");
+        assert!(
+            m.contains("shoal_last_success_timestamp_seconds 1700000000"),
+            "{m}"
+        );
+        for old in ["shoal_files ", "shoal_bytes ", "shoal_last_sync_seconds"] {
+            assert!(!m.contains(old), "{old} in {m}");
+        }
+        // Every sample has HELP and TYPE first.
+        for line in m.lines().filter(|l| !l.starts_with('#')) {
+            let name = line.split(['{', ' ']).next().unwrap();
+            assert!(m.contains(&format!("# TYPE {name} ")), "{name}");
+        }
+    }
 }

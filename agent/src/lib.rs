@@ -78,6 +78,35 @@ impl Agent {
         (self.cfg.mirror.poll_interval * 10).max(Duration::from_secs(300))
     }
 
+    /// Push: tells every known mirror that generation `generation` exists
+    /// (fire and forget; polling stays the fallback).
+    pub fn notify_mirrors(&self, generation: u64) {
+        let urls: Vec<String> = self
+            .peers
+            .lock()
+            .unwrap()
+            .list()
+            .into_iter()
+            .filter(|(p, _)| p.role == "mirror" && p.generation < generation)
+            .map(|(p, _)| p.url)
+            .collect();
+        for u in urls {
+            let client = self.client.clone();
+            tokio::spawn(async move {
+                let url = format!("{}/v1/notify", u.trim_end_matches('/'));
+                let r = client
+                    .post(&url)
+                    .json(&serde_json::json!({ "generation": generation }))
+                    .timeout(Duration::from_secs(5))
+                    .send()
+                    .await;
+                if let Err(e) = r {
+                    tracing::debug!(peer = %url, error = %e, "notify failed; it will poll");
+                }
+            });
+        }
+    }
+
     /// Verifies a peer entry and records it. Returns why it was refused.
     pub fn learn_peer(&self, p: peers::SignedPeer) -> Result<(), peers::Refusal> {
         p.verify(&self.origin_key, fsutil::now(), self.peer_ttl())?;
@@ -85,13 +114,37 @@ impl Agent {
         self.peers.lock().unwrap().merge(p, &me)
     }
 
-    /// Records an error in /status and the log.
+    /// Records a failed sync or publish in /status (and its failure
+    /// counter) and the log.
     pub fn set_error(&self, e: &anyhow::Error) {
         let msg = format!("{e:#}");
         tracing::error!(error = %msg, "sync failed");
         let mut st = self.status.lock().unwrap();
         st.last_error = Some(msg);
+        st.sync_failures += 1;
         st.state = "error".into();
+    }
+
+    /// Records an error in /status and the log while the sync goes on (a
+    /// pack being retried): not counted as a failed sync.
+    pub fn note_error(&self, e: &anyhow::Error) {
+        let msg = format!("{e:#}");
+        tracing::error!(error = %msg, "sync trouble");
+        let mut st = self.status.lock().unwrap();
+        st.last_error = Some(msg);
+        st.state = "error".into();
+    }
+
+    /// Counts a document or pack refused from an upstream, by kind:
+    /// `head`, `manifest`, `delta`, `rollback`, `pack`.
+    pub fn count_refusal(&self, kind: &str) {
+        *self
+            .status
+            .lock()
+            .unwrap()
+            .refusals
+            .entry(kind.to_string())
+            .or_default() += 1;
     }
 
     pub fn set_state(&self, s: &str) {
@@ -221,13 +274,42 @@ pub fn explain_bind(
     anyhow::anyhow!("cannot listen for {what} on {addr}: {e}; {hint}")
 }
 
-/// The host name, for the default agent name.
+/// The default agent name: the host's fully qualified name, as Puppet
+/// (`networking.fqdn`) and Ansible (`ansible_fqdn`) pass it, so trace files
+/// and peer entries are named alike whatever deployed the agent. Like
+/// `hostname -f` on Debian it takes the canonical name from `/etc/hosts`,
+/// but never asks DNS (an agent must not send queries it was not told to);
+/// without a dotted name there, the plain host name.
 pub fn hostname() -> String {
-    nix::unistd::gethostname()
+    let short = nix::unistd::gethostname()
         .ok()
         .and_then(|h| h.into_string().ok())
         .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "localhost".into())
+        .unwrap_or_else(|| "localhost".into());
+    if short.contains('.') {
+        return short;
+    }
+    std::fs::read_to_string("/etc/hosts")
+        .ok()
+        .and_then(|hosts| fqdn_from_hosts(&hosts, &short))
+        .unwrap_or(short)
+}
+
+/// The canonical name of `short` in an `/etc/hosts` text: the first name
+/// with a dot on the first line that lists `short` (what the resolver
+/// returns as the canonical name for it).
+pub fn fqdn_from_hosts(hosts: &str, short: &str) -> Option<String> {
+    hosts
+        .lines()
+        .map(|l| l.split('#').next().unwrap_or(""))
+        .map(|l| l.split_whitespace().skip(1).collect::<Vec<_>>())
+        .find(|names| names.contains(&short))
+        .and_then(|names| {
+            names
+                .into_iter()
+                .find(|n| n.contains('.') && n.split('.').next() == Some(short))
+                .map(str::to_string)
+        })
 }
 
 /// The key this agent signs its peer entry with, and the origin's public
@@ -400,4 +482,24 @@ pub async fn run(cfg: AgentConfig) -> Result<()> {
     agent.bt.session.stop().await;
     let _ = std::fs::remove_file(agent.store.admin_socket());
     result
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_default_name_is_the_canonical_name_from_etc_hosts() {
+        let hosts = "127.0.0.1\tlocalhost\n# 127.0.1.1 m1.wrong.org m1\n\
+                     127.0.1.1\tm1.example.org m1  # Debian's installer line\n\
+                     ::1 localhost ip6-localhost\n";
+        assert_eq!(
+            super::fqdn_from_hosts(hosts, "m1").as_deref(),
+            Some("m1.example.org")
+        );
+        assert_eq!(super::fqdn_from_hosts(hosts, "m2"), None);
+        // A dotted name for another host on the same line is not ours.
+        assert_eq!(
+            super::fqdn_from_hosts("10.0.0.1 other.example.org m3\n", "m3"),
+            None
+        );
+    }
 }

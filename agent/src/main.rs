@@ -126,6 +126,27 @@ fn init_logging(cli: &Cli, cfg: Option<&AgentConfig>) {
     }
 }
 
+/// The paths of a change list (`-` is stdin): one per line, blank lines
+/// and `#` comments skipped.
+fn read_change_list(file: &std::path::Path) -> Result<Vec<String>> {
+    use std::io::Read;
+    let mut text = String::new();
+    if file.as_os_str() == "-" {
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .context("cannot read the change list from stdin")?;
+    } else {
+        text =
+            std::fs::read_to_string(file).map_err(|e| shoal_agent::fsutil::explain_io(e, file))?;
+    }
+    Ok(text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::to_string)
+        .collect())
+}
+
 /// `--config` given after the command, else before it (or SHOAL_CONFIG).
 fn config_file<'a>(cli: &'a Cli, sub: &'a ConfigArg) -> Option<&'a PathBuf> {
     sub.file.as_ref().or(cli.config.as_ref())
@@ -179,7 +200,27 @@ fn real_main(cli: Cli) -> Result<()> {
             println!("{}", key.public().to_string_key());
             return Ok(());
         }
-        Command::Publish { state, config } | Command::Status { state, config } => {
+        Command::Publish {
+            state,
+            config,
+            changes: Some(list),
+        } => {
+            let state = match (state, config_file(&cli, config)) {
+                (Some(s), _) => s.clone(),
+                (None, Some(c)) => AgentConfig::load(c)?.state,
+                (None, None) => {
+                    bail!("give --state DIR (the running origin's state directory) or --config")
+                }
+            };
+            let paths = read_change_list(list)?;
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let reply = rt.block_on(shoal_agent::admin::publish_changes(&state, &paths))?;
+            println!("{reply}");
+            return Ok(());
+        }
+        Command::Publish { state, config, .. } | Command::Status { state, config } => {
             let state = match (state, config_file(&cli, config)) {
                 (Some(s), _) => s.clone(),
                 (None, Some(c)) => AgentConfig::load(c)?.state,

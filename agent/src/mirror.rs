@@ -310,6 +310,7 @@ async fn fetch_heads(agent: &Agent, ms: &MirrorState, srcs: &[String]) -> Heads 
             Ok(h) => out.good.push((u, h, env)),
             Err(e) => {
                 tracing::warn!(upstream = %u, error = %format!("{e:#}"), "head refused");
+                agent.count_refusal("head");
                 out.refused.push(format!("{u}/v1/head: {e:#}"));
             }
         }
@@ -375,6 +376,7 @@ async fn sync(agent: &Arc<Agent>, ms: &mut MirrorState) -> Result<()> {
     }
     if best < applied {
         ms.full_check = false;
+        agent.count_refusal("rollback");
         bail!(
             "every upstream offers an older generation (newest {best}) than the one applied here \
              ({applied}): refusing to roll back; check that the upstreams follow the same origin"
@@ -393,6 +395,7 @@ async fn sync(agent: &Arc<Agent>, ms: &mut MirrorState) -> Result<()> {
         .expect("best exists");
     if best == applied {
         if Some(&head.manifest_sha256) != ms.manifest_sha.as_ref() {
+            agent.count_refusal("manifest");
             bail!(
                 "{best_url} signs a different manifest for generation {best} than the one applied \
                  here; refusing it (the origin key may be used by two origins)"
@@ -403,12 +406,15 @@ async fn sync(agent: &Arc<Agent>, ms: &mut MirrorState) -> Result<()> {
         }
         let mut st = agent.status.lock().unwrap();
         st.last_error = refused(&problems);
+        st.last_success = Some(fsutil::now());
         st.state = "idle".into();
         return Ok(());
     }
 
     // 2. Manifest G.
     let started = Instant::now();
+    let started_at = fsutil::now();
+    let received_before: u64 = agent.bt.totals().down.values().sum();
     agent.set_state("fetching-manifest");
     let urls_with_best: Vec<String> = std::iter::once(best_url.clone())
         .chain(
@@ -426,7 +432,10 @@ async fn sync(agent: &Arc<Agent>, ms: &mut MirrorState) -> Result<()> {
         }
     }
     let (new, new_env, delta_envs) = get_manifest(agent, ms, &head, &urls).await?;
-    new.check_fresh(now)?;
+    if let Err(e) = new.check_fresh(now) {
+        agent.count_refusal("manifest");
+        return Err(e.into());
+    }
     let profile: Profile = new.header.profile.parse().unwrap_or(agent.cfg.profile);
     if profile != agent.cfg.profile {
         tracing::warn!(manifest = %profile, configured = %agent.cfg.profile, "the origin publishes another profile; using the origin's order");
@@ -453,6 +462,8 @@ async fn sync(agent: &Arc<Agent>, ms: &mut MirrorState) -> Result<()> {
     }
 
     // 4. Apply.
+    let stage1 = started.elapsed().as_secs_f64();
+    let applying = Instant::now();
     agent.set_state("applying");
     let plan = apply::plan_from(profile, ms.manifest.as_ref(), &new);
     let live = agent.cfg.repo.clone();
@@ -481,8 +492,15 @@ async fn sync(agent: &Arc<Agent>, ms: &mut MirrorState) -> Result<()> {
     let grace = agent.cfg.mirror.delete_grace.as_secs() as i64;
     ms.pending.schedule(&removals, &new, fsutil::now() + grace);
     ms.pending.save(&store.pending())?;
+    let stage2 = applying.elapsed().as_secs_f64();
     let secs = started.elapsed().as_secs_f64();
-    let since_publish = (fsutil::now() - new.header.created).max(0) as f64;
+    let received = agent
+        .bt
+        .totals()
+        .down
+        .values()
+        .sum::<u64>()
+        .saturating_sub(received_before);
     tracing::info!(
         generation = best,
         upserts = plan.upserts.len(),
@@ -502,17 +520,19 @@ async fn sync(agent: &Arc<Agent>, ms: &mut MirrorState) -> Result<()> {
     ms.manifest_sha = Some(head.manifest_sha256);
 
     if agent.cfg.mirror.trace {
-        let totals = agent.bt.totals();
         apply::write_trace(
             &live,
             &apply::Trace {
                 name: &agent.name,
                 generation: best,
-                created: new.header.created,
-                started: fsutil::now() - secs as i64,
+                started: started_at,
                 upstream: &best_url,
-                bytes_received: totals.down.values().sum(),
-                seconds: secs,
+                bytes_received: received,
+                stage1_seconds: stage1,
+                stage2_seconds: stage2,
+                info: &agent.cfg.mirror.trace_info,
+                manifest: &new,
+                profile,
             },
         )?;
     }
@@ -520,11 +540,14 @@ async fn sync(agent: &Arc<Agent>, ms: &mut MirrorState) -> Result<()> {
         agent.record_generation(&new);
         let mut st = agent.status.lock().unwrap();
         st.pending_deletions = ms.pending.due.len() as u64;
-        st.last_sync_seconds = Some(since_publish.max(secs));
+        st.last_sync_seconds = Some(secs);
+        st.last_success = Some(fsutil::now());
         st.last_error = refused(&problems);
         st.state = "idle".into();
     }
     ms.manifest = Some(new);
+    // Push: mirrors behind this one hear of it now.
+    agent.notify_mirrors(best);
     if ms.full_check {
         // An earlier apply stopped part-way: sweep what it left.
         converge(agent, ms)?;
@@ -643,8 +666,11 @@ async fn get_manifest(
     }
     let mut errs = Vec::new();
     for u in urls {
+        let mut answered = false;
         let r = async {
             let env = fetch(agent, &format!("{u}/v1/manifest/{g}")).await?;
+            // From here on the upstream answered: a failure is a refusal.
+            answered = true;
             let body = ms.key.open("manifest", &env)?;
             let got = Sha256Hash::of(&body);
             if got != head.manifest_sha256 {
@@ -667,6 +693,9 @@ async fn get_manifest(
         match r {
             Ok((m, env)) => return Ok((m, env, Vec::new())),
             Err(e) => {
+                if answered {
+                    agent.count_refusal("manifest");
+                }
                 tracing::warn!(upstream = %u, error = %format!("{e:#}"), "manifest refused");
                 errs.push(format!("{u}: {e:#}"));
             }
@@ -706,7 +735,10 @@ async fn by_deltas(
                     got = Some((d, env));
                     break;
                 }
-                Err(e) => tracing::warn!(upstream = %u, error = %format!("{e:#}"), "delta refused"),
+                Err(e) => {
+                    agent.count_refusal("delta");
+                    tracing::warn!(upstream = %u, error = %format!("{e:#}"), "delta refused")
+                }
             }
         }
         let (d, env) =
@@ -858,7 +890,7 @@ async fn download(
                     "pack {why}; adding it again with the peers known now"
                 );
                 if errored {
-                    agent.set_error(&anyhow!("pack {} {why}", f.torrent.id));
+                    agent.note_error(&anyhow!("pack {} {why}", f.torrent.id));
                     agent.set_state("downloading");
                 }
                 f.torrent = readd(agent, f).await?;
@@ -932,6 +964,7 @@ async fn download(
         let bad = tokio::task::spawn_blocking(move || verify_contents(&dir, &files)).await??;
         if let Some((sha, why)) = bad {
             let _ = std::fs::remove_file(store.content(id, &sha));
+            agent.count_refusal("pack");
             bail!(
                 "pack {id} content {} fails SHA-256 ({why}) although its BitTorrent pieces matched: \
                  the pack and the signed manifest disagree; refusing generation {} and leaving the \

@@ -352,7 +352,10 @@ async fn seed_packs(agent: &Arc<Agent>, packs: Vec<ToSeed>) -> Result<Vec<(u64, 
 }
 
 /// One path found by the scan.
+#[derive(Debug, PartialEq)]
 enum Found {
+    /// Only while walking: a directory to descend into.
+    Dir,
     File {
         size: u64,
         mtime_ns: i64,
@@ -373,14 +376,27 @@ type Scanned = (Vec<(String, Found)>, Vec<String>);
 fn scan(root: &Path, exclude: &globset::GlobSet) -> Result<Scanned> {
     let mut out = Vec::new();
     let mut warnings = Vec::new();
-    let mut stack = vec![(root.to_path_buf(), String::new())];
+    walk(root, "", exclude, &mut out, &mut warnings)?;
+    out.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+    Ok((out, warnings))
+}
+
+/// Adds to `out` everything under `dir` (whose path relative to the root
+/// is `rel`), unsorted.
+fn walk(
+    dir: &Path,
+    rel: &str,
+    exclude: &globset::GlobSet,
+    out: &mut Vec<(String, Found)>,
+    warnings: &mut Vec<String>,
+) -> Result<()> {
+    let mut stack = vec![(dir.to_path_buf(), rel.to_string())];
     while let Some((dir, rel)) = stack.pop() {
         let rd = std::fs::read_dir(&dir).map_err(|e| fsutil::explain_io(e, &dir))?;
         let names: Vec<std::ffi::OsString> = rd
             .map(|e| e.map(|e| e.file_name()))
             .collect::<std::io::Result<_>>()
             .map_err(|e| fsutil::explain_io(e, &dir))?;
-        let mut subdirs = Vec::new();
         for name in names {
             let Some(n) = name.to_str() else {
                 bail!(
@@ -399,47 +415,132 @@ fn scan(root: &Path, exclude: &globset::GlobSet) -> Result<Scanned> {
                 continue;
             }
             let full = dir.join(&name);
-            let m = std::fs::symlink_metadata(&full).map_err(|e| fsutil::explain_io(e, &full))?;
-            let ft = m.file_type();
-            if ft.is_dir() {
-                subdirs.push((full, relp));
-            } else if ft.is_file() {
-                out.push((
-                    relp,
-                    Found::File {
-                        size: m.len(),
-                        mtime_ns: fsutil::mtime_ns(&m),
-                        mode: m.mode() & 0o7777,
-                    },
-                ));
-            } else if ft.is_symlink() {
-                let target = std::fs::read_link(&full)?;
-                let Some(t) = target.to_str() else {
-                    warnings.push(format!("{relp}: symlink target is not UTF-8; skipped"));
-                    continue;
-                };
-                if let Err(why) = shoal_manifest::paths::check_symlink(&relp, t) {
-                    warnings.push(format!("{relp} -> {t}: {why}; skipped"));
-                    continue;
-                }
-                out.push((
-                    relp,
-                    Found::Symlink {
-                        target: t.to_string(),
-                        mode: 0o777,
-                        mtime_ns: fsutil::mtime_ns(&m),
-                    },
-                ));
-            } else {
-                warnings.push(format!(
-                    "{relp}: not a regular file, directory or symlink; skipped"
-                ));
+            match found_at(&full, &relp, warnings)? {
+                Some(Found::Dir) => stack.push((full, relp)),
+                Some(f) => out.push((relp, f)),
+                None => {}
             }
         }
-        stack.extend(subdirs);
     }
-    out.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
-    Ok((out, warnings))
+    Ok(())
+}
+
+/// What is at `full` (relative path `relp`): a file, a symlink inside the
+/// tree, a directory, or nothing to publish (with a warning).
+fn found_at(full: &Path, relp: &str, warnings: &mut Vec<String>) -> Result<Option<Found>> {
+    let m = std::fs::symlink_metadata(full).map_err(|e| fsutil::explain_io(e, full))?;
+    let ft = m.file_type();
+    if ft.is_dir() {
+        Ok(Some(Found::Dir))
+    } else if ft.is_file() {
+        Ok(Some(Found::File {
+            size: m.len(),
+            mtime_ns: fsutil::mtime_ns(&m),
+            mode: m.mode() & 0o7777,
+        }))
+    } else if ft.is_symlink() {
+        let target = std::fs::read_link(full).map_err(|e| fsutil::explain_io(e, full))?;
+        let Some(t) = target.to_str() else {
+            warnings.push(format!("{relp}: symlink target is not UTF-8; skipped"));
+            return Ok(None);
+        };
+        if let Err(why) = shoal_manifest::paths::check_symlink(relp, t) {
+            warnings.push(format!("{relp} -> {t}: {why}; skipped"));
+            return Ok(None);
+        }
+        Ok(Some(Found::Symlink {
+            target: t.to_string(),
+            mode: 0o777,
+            mtime_ns: fsutil::mtime_ns(&m),
+        }))
+    } else {
+        warnings.push(format!(
+            "{relp}: not a regular file, directory or symlink; skipped"
+        ));
+        Ok(None)
+    }
+}
+
+/// Scan from a change list: the previous generation's entries, with every
+/// listed path (and everything under a listed directory) looked at again;
+/// a listed path that is gone is removed. Nothing else is walked or
+/// stat-ed. Listed paths must be relative to the repository.
+fn scan_listed(
+    root: &Path,
+    prev: &Manifest,
+    listed: &[String],
+    exclude: &globset::GlobSet,
+) -> Result<Scanned> {
+    let mut map: BTreeMap<String, Found> = prev
+        .entries
+        .iter()
+        .map(|e| {
+            let f = match &e.kind {
+                EntryKind::File { size, .. } => Found::File {
+                    size: *size,
+                    mtime_ns: e.mtime_ns,
+                    mode: e.mode,
+                },
+                EntryKind::Symlink { target } => Found::Symlink {
+                    target: target.clone(),
+                    mode: e.mode,
+                    mtime_ns: e.mtime_ns,
+                },
+            };
+            (e.path.clone(), f)
+        })
+        .collect();
+    let mut warnings = Vec::new();
+    for raw in listed {
+        let p = raw.trim().trim_start_matches("./").trim_end_matches('/');
+        if p.is_empty() || p == "." {
+            continue;
+        }
+        shoal_manifest::paths::check(p).map_err(|why| {
+            anyhow::anyhow!(
+                "change list: '{raw}' is not a path inside the repository ({why}); list paths \
+                 relative to {}",
+                root.display()
+            )
+        })?;
+        // `p` and everything under it ('0' follows '/' in byte order).
+        map.remove(p);
+        let under: Vec<String> = map
+            .range(format!("{p}/")..format!("{p}0"))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in under {
+            map.remove(&k);
+        }
+        // A file or symlink that became a directory holding `p`.
+        for (i, _) in p.match_indices('/') {
+            let anc = &p[..i];
+            if map.contains_key(anc) && root.join(anc).is_dir() {
+                map.remove(anc);
+            }
+        }
+        if exclude.is_match(p) {
+            continue;
+        }
+        let full = root.join(p);
+        match std::fs::symlink_metadata(&full) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(fsutil::explain_io(e, &full)),
+            Ok(_) => {}
+        }
+        match found_at(&full, p, &mut warnings)? {
+            Some(Found::Dir) => {
+                let mut sub = Vec::new();
+                walk(&full, p, exclude, &mut sub, &mut warnings)?;
+                map.extend(sub);
+            }
+            Some(f) => {
+                map.insert(p.to_string(), f);
+            }
+            None => {}
+        }
+    }
+    Ok((map.into_iter().collect(), warnings))
 }
 
 fn globs(patterns: &[String]) -> Result<globset::GlobSet> {
@@ -539,6 +640,15 @@ fn hash_one(root: &Path, staging: &Path, i: usize, j: &Job) -> Result<Hashed> {
 /// the origin as it was, in memory and on disk, and says why; the next one
 /// starts afresh.
 pub async fn publish(agent: &Arc<Agent>) -> Result<u64> {
+    publish_changes(agent, None).await
+}
+
+/// [`publish`], looking only at the paths listed in `changes` (relative to
+/// the repository: what reprepro, dak or createrepo_c hooks report) instead
+/// of walking the tree. Without a previous generation it walks the tree;
+/// the timer's publishes always walk it, so anything a list missed is
+/// published by the next timed publish.
+pub async fn publish_changes(agent: &Arc<Agent>, changes: Option<Vec<String>>) -> Result<u64> {
     let mut st = agent.origin.lock().await;
     if !st.loaded {
         load_state(agent, &mut st).await?;
@@ -546,7 +656,7 @@ pub async fn publish(agent: &Arc<Agent>) -> Result<u64> {
     expire_retired(agent, &mut st).await;
     agent.set_state("publishing");
     let started = Instant::now();
-    let r = prepare(agent, &st).await;
+    let r = prepare(agent, &st, changes.as_deref()).await;
     let _ = std::fs::remove_dir_all(agent.store.staging());
     let current = st
         .manifest
@@ -570,6 +680,7 @@ pub async fn publish(agent: &Arc<Agent>) -> Result<u64> {
             let secs = started.elapsed().as_secs_f64();
             let mut s = agent.status.lock().unwrap();
             s.last_sync_seconds = Some(secs);
+            s.last_success = Some(fsutil::now());
             s.last_error = None;
             s.state = "idle".into();
             Ok(g)
@@ -605,10 +716,14 @@ struct NewPack {
 
 /// Scan → hash → pack → manifest. Touches only the staging folder and the
 /// new packs' folders. `Ok(None)` when nothing needs publishing.
-async fn prepare(agent: &Arc<Agent>, st: &OriginState) -> Result<Option<Candidate>> {
+async fn prepare(
+    agent: &Arc<Agent>,
+    st: &OriginState,
+    changes: Option<&[String]>,
+) -> Result<Option<Candidate>> {
     let cfg = &agent.cfg;
     let prev = st.manifest.as_ref();
-    let found = scan_phase(agent).await?;
+    let found = scan_phase(agent, prev, changes).await?;
     let (jobs, reuse) = hash_jobs(cfg, st, prev, &found)?;
     let hashed = hash_phase(agent, &jobs).await?;
     let entries = entries_of(&found, &reuse, &jobs, &hashed);
@@ -651,11 +766,22 @@ async fn prepare(agent: &Arc<Agent>, st: &OriginState) -> Result<Option<Candidat
     }))
 }
 
-/// Scan: the tree, sorted, with warnings for what is skipped.
-async fn scan_phase(agent: &Arc<Agent>) -> Result<Vec<(String, Found)>> {
+/// Scan: the tree (or, with a change list, only the paths it names),
+/// sorted, with warnings for what is skipped.
+async fn scan_phase(
+    agent: &Arc<Agent>,
+    prev: Option<&Manifest>,
+    changes: Option<&[String]>,
+) -> Result<Vec<(String, Found)>> {
     let root = agent.cfg.repo.clone();
     let exclude = globs(&agent.cfg.origin.exclude)?;
-    let (found, warnings) = tokio::task::spawn_blocking(move || scan(&root, &exclude)).await??;
+    let (found, warnings) = match (prev, changes) {
+        (Some(prev), Some(list)) => {
+            tracing::info!(paths = list.len(), "publishing from a change list");
+            scan_listed(&root, prev, list, &exclude)?
+        }
+        _ => tokio::task::spawn_blocking(move || scan(&root, &exclude)).await??,
+    };
     for w in &warnings {
         tracing::warn!("{w}");
     }
@@ -779,6 +905,7 @@ fn entries_of(
                 mode: *mode,
                 mtime_ns: *mtime_ns,
             },
+            Found::Dir => unreachable!("scans list no directories"),
         })
         .collect()
 }
@@ -1098,6 +1225,7 @@ fn commit(agent: &Arc<Agent>, st: &mut OriginState, c: Candidate) -> Result<u64>
     );
     agent.record_generation(&c.manifest);
     st.manifest = Some(c.manifest);
+    agent.notify_mirrors(generation);
     Ok(generation)
 }
 
@@ -1152,4 +1280,109 @@ fn place_in_store(src: &Path, dst: &Path, is_copy: bool) -> Result<()> {
 pub fn scan_tree(root: &Path) -> Result<usize> {
     let (v, _) = scan(root, &globs(&[])?)?;
     Ok(v.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A manifest listing what `scan` found (hashes and packs do not
+    /// matter to a scan).
+    fn manifest_of_scan(found: &[(String, Found)]) -> Manifest {
+        let entries = found
+            .iter()
+            .map(|(path, f)| match f {
+                Found::File {
+                    size,
+                    mtime_ns,
+                    mode,
+                } => Entry {
+                    path: path.clone(),
+                    kind: EntryKind::File {
+                        size: *size,
+                        sha256: Sha256Hash::of(b""),
+                        pack: None,
+                    },
+                    mode: *mode,
+                    mtime_ns: *mtime_ns,
+                },
+                Found::Symlink {
+                    target,
+                    mode,
+                    mtime_ns,
+                } => Entry {
+                    path: path.clone(),
+                    kind: EntryKind::Symlink {
+                        target: target.clone(),
+                    },
+                    mode: *mode,
+                    mtime_ns: *mtime_ns,
+                },
+                Found::Dir => unreachable!(),
+            })
+            .collect();
+        Manifest {
+            header: Header {
+                format: FORMAT,
+                generation: 1,
+                profile: "generic".into(),
+                created: 0,
+                expires: 1,
+                prev_sha256: None,
+                packs: vec![],
+            },
+            entries,
+        }
+    }
+
+    #[test]
+    fn a_change_list_scan_equals_a_full_scan_of_the_listed_changes() {
+        let t = tempfile::tempdir().unwrap();
+        let r = t.path();
+        let none = globs(&[]).unwrap();
+        for p in [
+            "pool/a",
+            "pool/b",
+            "pool/sub/c",
+            "dists/s/Release",
+            "gone/x",
+            "was-file",
+        ] {
+            std::fs::create_dir_all(r.join(p).parent().unwrap()).unwrap();
+            std::fs::write(r.join(p), p).unwrap();
+        }
+        let (before, _) = scan(r, &none).unwrap();
+        let prev = manifest_of_scan(&before);
+        // The archive changes: a new file in a new folder, a changed file,
+        // a removed folder, a file replaced by a folder, a symlink.
+        std::fs::create_dir_all(r.join("pool/new")).unwrap();
+        std::fs::write(r.join("pool/new/d"), b"d").unwrap();
+        std::fs::write(r.join("dists/s/Release"), b"changed!").unwrap();
+        std::fs::remove_dir_all(r.join("gone")).unwrap();
+        std::fs::remove_file(r.join("was-file")).unwrap();
+        std::fs::create_dir_all(r.join("was-file")).unwrap();
+        std::fs::write(r.join("was-file/inner"), b"i").unwrap();
+        std::os::unix::fs::symlink("pool/a", r.join("link")).unwrap();
+        let listed: Vec<String> = [
+            "pool/new",
+            "./dists/s/Release",
+            "gone/",
+            "was-file/inner",
+            "link",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let (by_list, _) = scan_listed(r, &prev, &listed, &none).unwrap();
+        let (full, _) = scan(r, &none).unwrap();
+        assert_eq!(by_list, full);
+        // A path that leaves the repository is refused, by name.
+        let e = scan_listed(r, &prev, &["../etc/passwd".into()], &none).unwrap_err();
+        assert!(e.to_string().contains("'../etc/passwd'"), "{e}");
+        let e = scan_listed(r, &prev, &["/etc/passwd".into()], &none).unwrap_err();
+        assert!(
+            e.to_string().contains("not a path inside the repository"),
+            "{e}"
+        );
+    }
 }

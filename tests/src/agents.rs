@@ -313,8 +313,12 @@ pub fn start_mirror_at(
             &http.to_string(),
             "--peer-listen",
             &peer.to_string(),
-        ])
-        .args(["--poll-interval", "1s", "--announce-interval", "1s"]);
+        ]);
+    for (flag, default) in [("--poll-interval", "1s"), ("--announce-interval", "1s")] {
+        if !extra.contains(&flag) {
+            cmd.args([flag, default]);
+        }
+    }
     for u in upstreams {
         cmd.args(["--upstream", u]);
     }

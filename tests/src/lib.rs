@@ -5,13 +5,18 @@
 //! `cargo test` runs; `SHOAL_BIN_DIR` overrides where they are looked for.
 
 pub mod agents;
+pub mod churn;
+pub mod clients;
 pub mod daemon;
 pub mod fake;
 pub mod files;
+pub mod gpg;
 pub mod local;
 pub mod netns;
+pub mod nginx;
 pub mod ns_agents;
 pub mod repo;
+pub mod rpm;
 
 use std::path::PathBuf;
 

@@ -465,3 +465,179 @@ fn disk_full_during_apply_is_explained_and_recovers() {
     drop(m1);
     drop(fs);
 }
+
+/// Push, not poll: the origin tells its mirrors about a new generation at
+/// once (a mirror polling once an hour still gets it), and a notice makes
+/// an origin do nothing.
+#[test]
+fn a_new_generation_is_pushed_to_mirrors_and_notices_cannot_make_an_origin_publish() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path();
+    let src = dir.join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("a"), b"one").unwrap();
+    let (key, pubkey) = keygen(dir);
+    let origin = start_origin(dir, "origin", &src, &key, "generic", &[]);
+    assert_eq!(publish(&origin.state), 1);
+    let m1 = start_mirror(
+        dir,
+        "m1",
+        &pubkey,
+        &[origin.url()],
+        &["--poll-interval", "3600s"],
+    );
+    m1.wait_generation(1);
+    wait_for("the origin to know m1", Duration::from_secs(30), || {
+        origin
+            .status()
+            .map(|s| s.peers.iter().any(|p| p.name == "m1"))
+            .unwrap_or(false)
+    });
+    std::fs::write(src.join("b"), b"two").unwrap();
+    assert_eq!(publish(&origin.state), 2);
+    // Far sooner than the hour-long poll: only the push can bring it.
+    m1.wait_generation(2);
+    assert_same_tree(&src, &m1.repo, &["project/trace"]);
+    assert!(log_of(&m1).contains("applied"));
+    // A notice to the origin is acknowledged and ignored.
+    std::fs::write(src.join("c"), b"three").unwrap();
+    let r = ureq::post(&format!("{}/v1/notify", origin.url()))
+        .set("Content-Type", "application/json")
+        .send_string(r#"{"generation": 99}"#)
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let bad = ureq::post(&format!("{}/v1/notify", origin.url())).send_string("nonsense");
+    assert!(matches!(bad, Err(ureq::Error::Status(400, _))), "{bad:?}");
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(origin.status().unwrap().generation_applied, 2);
+    assert_eq!(publish(&origin.state), 3);
+}
+
+/// The admin socket's group is configurable, so an archive's hook user can
+/// call `publish`; a group the host lacks is named.
+#[test]
+fn the_admin_socket_can_belong_to_the_archive_hook_group() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path();
+    let src = dir.join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("a"), b"one").unwrap();
+    let (key, _) = keygen(dir);
+    // `daemon` exists on every Debian system (gid 1).
+    let origin = start_origin(
+        dir,
+        "origin",
+        &src,
+        &key,
+        "generic",
+        &["--admin-group", "daemon"],
+    );
+    let sock = origin.state.join("admin.sock");
+    wait_for("the admin socket", Duration::from_secs(30), || {
+        sock.exists()
+    });
+    let m = std::fs::metadata(&sock).unwrap();
+    assert_eq!(m.gid(), 1, "socket group");
+    assert_eq!(m.permissions().mode() & 0o777, 0o660);
+    assert_eq!(publish(&origin.state), 1);
+    drop(origin);
+    let out = Command::new(shoal_e2e::bin("shoal-agent"))
+        .args(["origin", "--name", "o2", "--publish-interval", "0s"])
+        .arg("--repo")
+        .arg(&src)
+        .arg("--state")
+        .arg(dir.join("o2-state"))
+        .arg("--key")
+        .arg(&key)
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-group",
+            "no-such-group-x",
+        ])
+        .output()
+        .unwrap();
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        e.contains("'no-such-group-x' does not exist on this host"),
+        "{e}"
+    );
+}
+
+/// `publish --changes`: only the listed paths are looked at (what an
+/// archive hook reports); a path the list missed waits for the next full
+/// publish; a path outside the repository is refused by name.
+#[test]
+fn publishing_from_a_change_list_looks_only_at_the_listed_paths() {
+    use std::io::Write;
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path();
+    let src = dir.join("src");
+    std::fs::create_dir_all(src.join("pool")).unwrap();
+    for f in ["pool/a", "pool/c", "index"] {
+        std::fs::write(src.join(f), f).unwrap();
+    }
+    let (key, pubkey) = keygen(dir);
+    let origin = start_origin(dir, "origin", &src, &key, "generic", &[]);
+    assert_eq!(publish(&origin.state), 1);
+    let m1 = start_mirror(
+        dir,
+        "m1",
+        &pubkey,
+        &[origin.url()],
+        &["--delete-grace", "0s"],
+    );
+    m1.wait_generation(1);
+    std::fs::write(src.join("pool/a"), b"a, version 2").unwrap();
+    std::fs::create_dir_all(src.join("pool/new")).unwrap();
+    std::fs::write(src.join("pool/new/b"), b"b").unwrap();
+    std::fs::remove_file(src.join("pool/c")).unwrap();
+    std::fs::write(src.join("index"), b"index, not listed").unwrap();
+    let publish_list = |list: &str| {
+        let mut child = Command::new(shoal_e2e::bin("shoal-agent"))
+            .args(["publish", "--changes", "-", "--state"])
+            .arg(&origin.state)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(list.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let (ok, out) = publish_list("pool/a\n./pool/new/\n# a comment\npool/c\n");
+    assert!(ok, "{out}");
+    assert_eq!(out.trim(), "ok 2");
+    m1.wait_generation(2);
+    assert_eq!(
+        std::fs::read(m1.repo.join("pool/a")).unwrap(),
+        b"a, version 2"
+    );
+    assert_eq!(std::fs::read(m1.repo.join("pool/new/b")).unwrap(), b"b");
+    wait_for("pool/c to go", Duration::from_secs(30), || {
+        !m1.repo.join("pool/c").exists()
+    });
+    // `index` was not listed: still the old one until a full publish.
+    assert_eq!(std::fs::read(m1.repo.join("index")).unwrap(), b"index");
+    let (ok, out) = publish_list("../../etc/passwd\n");
+    assert!(!ok);
+    assert!(
+        out.contains("'../../etc/passwd'") && out.contains("inside the repository"),
+        "{out}"
+    );
+    assert_eq!(publish(&origin.state), 3);
+    m1.wait_generation(3);
+    assert_same_tree(&src, &m1.repo, &["project/trace"]);
+}

@@ -78,7 +78,7 @@ pub struct AgentConfig {
     /// `origin` or `mirror`.
     pub role: Role,
     /// The agent's name: shown in /status and used for the trace file
-    /// `project/trace/<name>`. Defaults to the host name.
+    /// `project/trace/<name>`. Defaults to the host's fully qualified name (`/etc/hosts`, as `hostname -f`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// The repository folder. The origin reads it; a mirror owns it (the live tree).
@@ -186,8 +186,47 @@ pub struct MirrorConfig {
     /// still holding older indices.
     #[serde(with = "duration")]
     pub delete_grace: Duration,
-    /// Write the ftpsync-format trace file `project/trace/<name>`.
+    /// Write the ftpsync-format trace file `project/trace/<name>` (and
+    /// `_hierarchy`, `_traces`).
     pub trace: bool,
+    /// What the trace tells mirror checkers about this mirror (the fields
+    /// ftpsync takes from `INFO_MAINTAINER` and friends); unset fields are
+    /// left out of the trace.
+    pub trace_info: TraceInfo,
+}
+
+/// Optional mirror metadata written into the trace file.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TraceInfo {
+    /// `Maintainer:`, e.g. `Admins <mirror@example.org>`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub maintainer: Option<String>,
+    /// `Sponsor:`, e.g. `Example Org https://example.org`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sponsor: Option<String>,
+    /// `Country:`, an ISO 3166 code such as `DE`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub country: Option<String>,
+    /// `Location:`, e.g. `Berlin`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
+    /// `Throughput:`, e.g. `10Gb`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub throughput: Option<String>,
+}
+
+impl TraceInfo {
+    /// The fields in trace order, with their trace keys.
+    pub fn fields(&self) -> [(&'static str, Option<&str>); 5] {
+        [
+            ("Maintainer", self.maintainer.as_deref()),
+            ("Sponsor", self.sponsor.as_deref()),
+            ("Country", self.country.as_deref()),
+            ("Location", self.location.as_deref()),
+            ("Throughput", self.throughput.as_deref()),
+        ]
+    }
 }
 
 impl Default for MirrorConfig {
@@ -198,6 +237,7 @@ impl Default for MirrorConfig {
             poll_interval: Duration::from_secs(30),
             delete_grace: Duration::from_secs(3600),
             trace: true,
+            trace_info: TraceInfo::default(),
         }
     }
 }
@@ -450,6 +490,17 @@ impl AgentConfig {
                 if self.mirror.poll_interval.is_zero() {
                     return Err(bad("mirror.poll_interval", "must be more than 0s".into()));
                 }
+                for (key, v) in self.mirror.trace_info.fields() {
+                    if let Some(v) = v {
+                        if v.trim().is_empty() || v.contains(['\n', '\r']) {
+                            return Err(bad(
+                                &format!("mirror.trace_info.{}", key.to_lowercase()),
+                                "must be one non-empty line (it becomes a line of the trace file)"
+                                    .into(),
+                            ));
+                        }
+                    }
+                }
             }
         }
         if self.network.announce_interval < Duration::from_secs(1) {
@@ -598,6 +649,33 @@ mod tests {
             "role: mirror\nrepo: /srv/repo\nstate: /var/lib/shoal\nlisten: 127.0.0.1:8780\n\
              mirror:\n  origin_key: {KEY}\n  upstreams: [http://127.0.0.1:8700]\n{extra}"
         )
+    }
+
+    #[test]
+    fn trace_info_is_optional_and_one_line_each() {
+        let c = AgentConfig::from_yaml(&mirror_yaml(""), "a.yaml").unwrap();
+        assert_eq!(c.mirror.trace_info, TraceInfo::default());
+        let c = AgentConfig::from_yaml(
+            &mirror_yaml("  trace_info:\n    maintainer: Ops <ops@example.org>\n    country: DE\n"),
+            "a.yaml",
+        )
+        .unwrap();
+        assert_eq!(
+            c.mirror.trace_info.maintainer.as_deref(),
+            Some("Ops <ops@example.org>")
+        );
+        assert_eq!(c.mirror.trace_info.country.as_deref(), Some("DE"));
+        let e = AgentConfig::from_yaml(
+            &mirror_yaml("  trace_info:\n    location: \"a\\nb\"\n"),
+            "a.yaml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("mirror.trace_info.location"), "{e}");
+        let e = AgentConfig::from_yaml(&mirror_yaml("  trace_info:\n    colour: red\n"), "a.yaml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown field"), "{e}");
     }
 
     #[test]

@@ -34,8 +34,20 @@ pub struct Status {
     /// `upstream-unreachable` when it serves the newest generation it can
     /// verify but no upstream answers.
     pub state: String,
-    /// Seconds the last sync took (publish start → applied), if any.
+    /// Seconds the last sync took: mirror, from starting to fetch the new
+    /// generation's manifest to applied; origin, the publish.
     pub last_sync_seconds: Option<f64>,
+    /// Unix time of the last successful sync (mirror: a generation applied,
+    /// or an upstream confirmed the one held is the newest) or publish.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_success: Option<i64>,
+    /// Syncs (or publishes) that failed since the agent started.
+    #[serde(default)]
+    pub sync_failures: u64,
+    /// Documents and packs refused from upstreams since the agent started,
+    /// by kind: `head`, `manifest`, `delta`, `rollback`, `pack`.
+    #[serde(default)]
+    pub refusals: BTreeMap<String, u64>,
     /// The last error, with what to do about it; `None` once a sync succeeds.
     pub last_error: Option<String>,
     /// Mirror: why no upstream could be asked, while this agent still holds
@@ -93,4 +105,23 @@ pub struct PackStatus {
     /// While downloading: what the pack waits on (no progress, retries).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub waiting: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `shoal status` reads older agents too: counters they do not report
+    /// deserialize as zero.
+    #[test]
+    fn older_agents_status_still_reads() {
+        let mut v = serde_json::to_value(Status::default()).unwrap();
+        let o = v.as_object_mut().unwrap();
+        for k in ["last_success", "sync_failures", "refusals"] {
+            o.remove(k);
+        }
+        let st: Status = serde_json::from_value(v).unwrap();
+        assert_eq!(st.sync_failures, 0);
+        assert!(st.refusals.is_empty() && st.last_success.is_none());
+    }
 }

@@ -124,7 +124,10 @@ pub(super) fn parse_error(e: &serde_yaml::Error, file: &str, spans: &Spans) -> S
         };
         format!("unknown key `{field}`: {hint}remove it or fix its spelling (see {DOC}).{allowed}")
     } else if rest.contains("invalid type") || rest.contains("invalid value") {
-        format!("{rest}; see {DOC} for the expected form")
+        format!(
+            "{rest}{}; see {DOC} for the expected form",
+            yaml11_hint(&rest)
+        )
     } else {
         format!("{rest}; fix the YAML syntax here (see {DOC})")
     };
@@ -139,6 +142,26 @@ pub(super) fn parse_error(e: &serde_yaml::Error, file: &str, spans: &Spans) -> S
         },
         message,
     }
+}
+
+/// YAML 1.1 wrote booleans as yes/no/on/off; Shoal reads YAML 1.2, where
+/// only `true` and `false` are booleans. Says so when a boolean got one.
+fn yaml11_hint(rest: &str) -> String {
+    let Some(word) = between(rest, "invalid type: string \"", "\"") else {
+        return String::new();
+    };
+    if !rest.contains("expected a boolean") {
+        return String::new();
+    }
+    let v = match word.to_ascii_lowercase().as_str() {
+        "yes" | "y" | "on" => "true",
+        "no" | "n" | "off" => "false",
+        _ => return String::new(),
+    };
+    format!(
+        " (`{word}` is a boolean only in YAML 1.1; site.yaml is read as YAML 1.2, where \
+         booleans are `true` and `false`: write `{v}`)"
+    )
 }
 
 fn between(s: &str, start: &str, end: &str) -> Option<String> {
@@ -176,6 +199,29 @@ fn edit_distance(a: &str, b: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn yaml11_booleans_get_a_hint() {
+        let Err(e) =
+            crate::site::Site::from_yaml("name: s\ndefaults:\n  manage_user: yes\n", "site.yaml")
+        else {
+            panic!("manage_user: yes was accepted");
+        };
+        let e = e.to_string();
+        assert!(e.contains("manage_user"), "{e}");
+        assert!(e.contains("YAML 1.1") && e.contains("write `true`"), "{e}");
+        assert!(
+            yaml11_hint("invalid type: string \"off\", expected a boolean").contains("`false`")
+        );
+        assert_eq!(
+            yaml11_hint("invalid type: string \"maybe\", expected a boolean"),
+            ""
+        );
+        assert_eq!(
+            yaml11_hint("invalid type: string \"yes\", expected u64"),
+            ""
+        );
+    }
 
     #[test]
     fn typo_suggestions() {
