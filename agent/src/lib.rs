@@ -17,6 +17,7 @@
 pub mod admin;
 pub mod apply;
 pub mod bt;
+pub mod cli;
 pub mod fsutil;
 pub mod http;
 pub mod mirror;

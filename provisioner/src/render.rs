@@ -399,6 +399,32 @@ pub fn render_unit(site: &Site, host: &Host) -> String {
     .expect("unit renders for a validated site")
 }
 
+/// The unit the Debian package installs (`/lib/systemd/system/shoal-agent.service`),
+/// from the same template as a host's unit: it runs
+/// `<agent_binary> --config <config_file> run`, so one unit serves an origin
+/// or a mirror, and starts only once the config file exists. It runs as
+/// root with the root capability set of [`render_unit`], because the
+/// package cannot know which user owns the configured folders.
+pub fn render_packaged_unit(agent_binary: &Path, config_file: &Path) -> String {
+    render(
+        &engine(),
+        "shoal-agent.service.tera",
+        json!({
+            "packaged": true,
+            "role": "",
+            "agent_binary": agent_binary,
+            "config_file": config_file,
+            "user": "root",
+            "group": "root",
+            "rw_paths": Vec::<String>::new(),
+            "protect_home": "yes",
+            "capabilities": "CAP_CHOWN CAP_DAC_OVERRIDE CAP_FOWNER CAP_NET_BIND_SERVICE",
+            "capabilities_why": "Running as root: keep only what managing files owned by others and a low port need.",
+        }),
+    )
+    .expect("the packaged unit renders")
+}
+
 fn unit_context(site: &Site, h: &Host) -> Value {
     let under = |p: &Path, prefixes: &[&str]| prefixes.iter().any(|x| p.starts_with(x));
     // ProtectSystem=full makes these read-only; folders the agent writes
@@ -911,5 +937,34 @@ mod tests {
         for n in TEMPLATE_NAMES {
             assert!(t.get_template_names().any(|x| x == *n), "{n}");
         }
+    }
+
+    #[test]
+    fn packaged_unit() {
+        let u = render_packaged_unit(
+            Path::new("/usr/bin/shoal-agent"),
+            Path::new("/etc/shoal/agent.yaml"),
+        );
+        assert!(
+            u.starts_with("# shoal-agent, as installed by the Debian package"),
+            "{u}"
+        );
+        assert!(
+            u.contains("\nExecStart=/usr/bin/shoal-agent --config /etc/shoal/agent.yaml run\n"),
+            "{u}"
+        );
+        assert!(
+            u.contains("\nConditionPathExists=/etc/shoal/agent.yaml\n"),
+            "{u}"
+        );
+        assert!(u.contains(" remote-fs.target\n\n[Service]\n"), "{u}");
+        assert!(
+            !u.contains("ExecReload") && !u.contains("\nRequiresMountsFor="),
+            "{u}"
+        );
+        assert!(
+            u.contains("\nUser=root\n") && u.ends_with("WantedBy=multi-user.target\n"),
+            "{u}"
+        );
     }
 }

@@ -4,9 +4,9 @@
 //! The JSON is parsed with the shared [`shoal_status::Status`] type, the same
 //! type the agent serializes, so both sides agree on one shape.
 
+use crate::site::Site;
 use anyhow::{bail, Context as _, Result};
 use clap::Args;
-use shoal_provisioner::site::Site;
 use shoal_status::Status;
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -79,7 +79,7 @@ pub fn run(args: &StatusArgs) -> Result<ExitCode> {
         }
     }
     for u in &args.agents {
-        shoal_provisioner::site::check_url(u).map_err(|why| {
+        crate::site::check_url(u).map_err(|why| {
             anyhow::anyhow!("--agent {u}: {why}; write http://HOST:PORT, such as http://mirror1.example.org:8780")
         })?;
         targets.push(Target {

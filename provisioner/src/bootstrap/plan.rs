@@ -5,10 +5,10 @@
 use super::args::{BootstrapArgs, ManagerChoice};
 use super::ssh::Dest;
 use super::UNIT_NAME;
+use crate::render::{render_agent_config, render_unit};
+use crate::site::{self, Site};
 use anyhow::{anyhow, bail, Result};
 use shoal_config::{AgentConfig, MirrorConfig, Role};
-use shoal_provisioner::render::{render_agent_config, render_unit};
-use shoal_provisioner::site::{self, Site};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
