@@ -261,7 +261,10 @@ fn documented_metrics() -> (BTreeSet<String>, BTreeSet<String>) {
                 let name = &span[s..e];
                 let before_ok = s == 0 || !(b[s - 1].is_ascii_alphanumeric() || b[s - 1] == b'_');
                 let after = &span[e..];
+                // Metric names go on with a letter (`shoal_0.1.0` is a file).
+                let starts_with_letter = b.get(s + 6).is_some_and(|c| c.is_ascii_alphabetic());
                 if !before_ok
+                    || !starts_with_letter
                     || name.ends_with('_')
                     || after.starts_with("::")
                     || after.starts_with('<')

@@ -124,11 +124,6 @@ mod tests {
         assert_eq!(st.sync_failures, 0);
         assert!(st.refusals.is_empty() && st.last_success.is_none());
     }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
 
     /// Found by shoal-fuzz (status target): with serde_json's default
     /// float parsing these read back one unit in the last place off from
