@@ -419,6 +419,12 @@ fn disk_full_during_download_is_explained_and_recovers() {
     std::fs::remove_file(&filler).unwrap();
     m1.wait_generation(2);
     assert_same_tree(&src, &repo, &["project/trace"]);
+    // A download this long logged its progress (bytes, rate, packs).
+    let log = log_of(&m1);
+    let progress = log.lines().find(|l| {
+        l.contains("have_bytes=") && l.contains("mb_per_s=") && l.contains("packs_done=")
+    });
+    assert!(progress.is_some(), "no progress line in:\n{log}");
     drop(m1);
     drop(fs);
 }
