@@ -1289,38 +1289,7 @@ mod tests {
     /// A manifest listing what `scan` found (hashes and packs do not
     /// matter to a scan).
     fn manifest_of_scan(found: &[(String, Found)]) -> Manifest {
-        let entries = found
-            .iter()
-            .map(|(path, f)| match f {
-                Found::File {
-                    size,
-                    mtime_ns,
-                    mode,
-                } => Entry {
-                    path: path.clone(),
-                    kind: EntryKind::File {
-                        size: *size,
-                        sha256: Sha256Hash::of(b""),
-                        pack: None,
-                    },
-                    mode: *mode,
-                    mtime_ns: *mtime_ns,
-                },
-                Found::Symlink {
-                    target,
-                    mode,
-                    mtime_ns,
-                } => Entry {
-                    path: path.clone(),
-                    kind: EntryKind::Symlink {
-                        target: target.clone(),
-                    },
-                    mode: *mode,
-                    mtime_ns: *mtime_ns,
-                },
-                Found::Dir => unreachable!(),
-            })
-            .collect();
+        let reuse = vec![Some(Sha256Hash::of(b"")); found.len()];
         Manifest {
             header: Header {
                 format: FORMAT,
@@ -1331,7 +1300,7 @@ mod tests {
                 prev_sha256: None,
                 packs: vec![],
             },
-            entries,
+            entries: entries_of(found, &reuse, &[], &[]),
         }
     }
 
