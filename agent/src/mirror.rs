@@ -809,12 +809,18 @@ async fn download(
     let offset = (Sha256Hash::of(agent.name.as_bytes()).0[0] as usize) % todo.len();
     todo.rotate_left(offset);
     agent.set_state("downloading");
-    check_space(&store, &todo)?;
-    let mut packs = Vec::new();
+    // Torrents first, and contents already held linked in, so the space
+    // check counts only what must still come over the wire.
+    let mut fetched = Vec::new();
     for p in &todo {
         let bytes = fetch_torrent(agent, p, urls).await?;
         let parsed = shoal_pack::parse_torrent(&bytes, Some(&p.info_hash))?;
         prelink(ms, &store, p.id, &parsed)?;
+        fetched.push((p, bytes, parsed));
+    }
+    check_space(&store, &todo)?;
+    let mut packs = Vec::new();
+    for (p, bytes, parsed) in fetched {
         let torrent = add_pack(agent, p.id, &p.info_hash, bytes.clone(), true).await?;
         let walk = Walk::new(agent, &torrent);
         packs.push(Fetching {
