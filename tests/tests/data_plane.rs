@@ -425,6 +425,8 @@ fn disk_full_during_download_is_explained_and_recovers() {
         l.contains("have_bytes=") && l.contains("mb_per_s=") && l.contains("packs_done=")
     });
     assert!(progress.is_some(), "no progress line in:\n{log}");
+    // Written to a file, the text log carries no ANSI colour codes.
+    assert!(!log.contains('\x1b'), "colour codes in a log file");
     drop(m1);
     drop(fs);
 }
