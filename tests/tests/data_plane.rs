@@ -20,6 +20,22 @@ fn temp_files(root: &Path) -> Vec<String> {
         .collect()
 }
 
+/// An origin (generic profile) publishing `src` as generation 1, and a
+/// mirror `m1` (with `mirror_flags`) that has applied it.
+fn origin_and_mirror(
+    dir: &Path,
+    src: &Path,
+    key: &Path,
+    pubkey: &str,
+    mirror_flags: &[&str],
+) -> (Agent, Agent) {
+    let origin = start_origin(dir, "origin", src, key, "generic", &[]);
+    assert_eq!(publish(&origin.state), 1);
+    let m1 = start_mirror(dir, "m1", pubkey, &[origin.url()], mirror_flags);
+    m1.wait_generation(1);
+    (origin, m1)
+}
+
 fn log_of(a: &Agent) -> String {
     std::fs::read_to_string(&a.proc.log).unwrap_or_default()
 }
@@ -58,16 +74,7 @@ fn compacting_a_packs_last_content_publishes_and_leaves_no_temp_files() {
         std::fs::write(src.join(format!("pool/f{i}")), &c[i]).unwrap();
     }
     let (key, pubkey) = keygen(dir);
-    let origin = start_origin(dir, "origin", &src, &key, "generic", &[]);
-    assert_eq!(publish(&origin.state), 1);
-    let m1 = start_mirror(
-        dir,
-        "m1",
-        &pubkey,
-        &[origin.url()],
-        &["--delete-grace", "0s"],
-    );
-    m1.wait_generation(1);
+    let (origin, m1) = origin_and_mirror(dir, &src, &key, &pubkey, &["--delete-grace", "0s"]);
     // Generation 2: only c[10] stays (1/6 of the pack is live: compacted),
     // and two contents hashing above it join, so it lands mid-pack.
     for i in [0usize, 1, 2, 3, 4] {
@@ -168,10 +175,7 @@ fn spoofed_announces_are_refused_and_change_nothing() {
     std::fs::create_dir_all(&src).unwrap();
     std::fs::write(src.join("a"), b"hello").unwrap();
     let (key, pubkey) = keygen(dir);
-    let origin = start_origin(dir, "origin", &src, &key, "generic", &[]);
-    publish(&origin.state);
-    let m1 = start_mirror(dir, "m1", &pubkey, &[origin.url()], &[]);
-    m1.wait_generation(1);
+    let (origin, _m1) = origin_and_mirror(dir, &src, &key, &pubkey, &[]);
     wait_for("the origin to know m1", Duration::from_secs(30), || {
         origin
             .status()
@@ -235,10 +239,7 @@ fn an_unreachable_origin_is_reported_honestly_not_as_down() {
     std::fs::create_dir_all(&src).unwrap();
     std::fs::write(src.join("a"), b"hello").unwrap();
     let (key, pubkey) = keygen(dir);
-    let mut origin = start_origin(dir, "origin", &src, &key, "generic", &[]);
-    publish(&origin.state);
-    let m1 = start_mirror(dir, "m1", &pubkey, &[origin.url()], &[]);
-    m1.wait_generation(1);
+    let (mut origin, m1) = origin_and_mirror(dir, &src, &key, &pubkey, &[]);
     let url = origin.url();
     origin.proc.crash();
     wait_for(
@@ -485,16 +486,7 @@ fn a_new_generation_is_pushed_to_mirrors_and_notices_cannot_make_an_origin_publi
     std::fs::create_dir_all(&src).unwrap();
     std::fs::write(src.join("a"), b"one").unwrap();
     let (key, pubkey) = keygen(dir);
-    let origin = start_origin(dir, "origin", &src, &key, "generic", &[]);
-    assert_eq!(publish(&origin.state), 1);
-    let m1 = start_mirror(
-        dir,
-        "m1",
-        &pubkey,
-        &[origin.url()],
-        &["--poll-interval", "3600s"],
-    );
-    m1.wait_generation(1);
+    let (origin, m1) = origin_and_mirror(dir, &src, &key, &pubkey, &["--poll-interval", "3600s"]);
     wait_for("the origin to know m1", Duration::from_secs(30), || {
         origin
             .status()
@@ -588,16 +580,7 @@ fn publishing_from_a_change_list_looks_only_at_the_listed_paths() {
         std::fs::write(src.join(f), f).unwrap();
     }
     let (key, pubkey) = keygen(dir);
-    let origin = start_origin(dir, "origin", &src, &key, "generic", &[]);
-    assert_eq!(publish(&origin.state), 1);
-    let m1 = start_mirror(
-        dir,
-        "m1",
-        &pubkey,
-        &[origin.url()],
-        &["--delete-grace", "0s"],
-    );
-    m1.wait_generation(1);
+    let (origin, m1) = origin_and_mirror(dir, &src, &key, &pubkey, &["--delete-grace", "0s"]);
     std::fs::write(src.join("pool/a"), b"a, version 2").unwrap();
     std::fs::create_dir_all(src.join("pool/new")).unwrap();
     std::fs::write(src.join("pool/new/b"), b"b").unwrap();
