@@ -984,7 +984,6 @@ async fn download(
         for (sha, _) in &f.parsed.files {
             ms.contents.insert(*sha, id);
         }
-        let _ = &f.info_hash;
     }
     Ok(Downloaded::Done)
 }
