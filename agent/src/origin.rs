@@ -64,6 +64,10 @@ pub struct OriginState {
     /// Packs dropped by a recent generation, still seeded for a while.
     pub retiring: BTreeMap<u64, Retiring>,
     pub loaded: bool,
+    /// Every pack id below this was used once (kept in `state/last-pack-id`):
+    /// an id is never given to a second pack, since a mirror that was away
+    /// may still hold the first one under it.
+    pub id_floor: u64,
 }
 
 impl OriginState {
@@ -71,7 +75,7 @@ impl OriginState {
     fn next_pack_id(&self) -> u64 {
         let live = self.packs.keys().max().copied().unwrap_or(0);
         let old = self.retiring.keys().max().copied().unwrap_or(0);
-        live.max(old) + 1
+        (live.max(old) + 1).max(self.id_floor)
     }
 }
 
@@ -225,6 +229,11 @@ async fn load_state(agent: &Arc<Agent>, st: &mut OriginState) -> Result<()> {
         st.retiring.remove(&id);
     }
     save_retiring(agent, st)?;
+    st.id_floor = std::fs::read_to_string(agent.store.last_pack_id())
+        .ok()
+        .and_then(|t| t.trim().parse::<u64>().ok())
+        .map(|last| last + 1)
+        .unwrap_or(0);
     remove_stray_packs(agent, st);
     if !damaged.is_empty() {
         agent.status.lock().unwrap().last_error = Some(format!(
@@ -1200,6 +1209,12 @@ fn commit(agent: &Arc<Agent>, st: &mut OriginState, c: Candidate) -> Result<u64>
         }
     }
     let new_ids: Vec<u64> = c.new_packs.iter().map(|p| p.id).collect();
+    if let Some(last) = new_ids.iter().max() {
+        st.id_floor = st.id_floor.max(last + 1);
+        if let Err(e) = fsutil::atomic_write(&store.last_pack_id(), last.to_string().as_bytes()) {
+            tracing::warn!(error = %format!("{e:#}"), "cannot record the last pack id");
+        }
+    }
     for p in c.new_packs {
         st.packs.insert(p.id, p.live);
     }

@@ -13,6 +13,7 @@
 //!   verified/<pack-id>          marker: every content of the pack passed SHA-256
 //!   staging/                    origin: copies being hashed
 //!   retiring.json               origin: dropped packs still seeded, and until when
+//!   last-pack-id                origin: highest pack id ever used (ids are never reused)
 //!   applied.json                mirror: generation the live tree holds
 //!   pending-deletions.json      mirror: removals waiting for their grace period
 //! ```
@@ -71,6 +72,9 @@ impl Store {
     }
     pub fn verified(&self, pack: u64) -> PathBuf {
         self.root.join("verified").join(pack.to_string())
+    }
+    pub fn last_pack_id(&self) -> PathBuf {
+        self.root.join("last-pack-id")
     }
     pub fn retiring(&self) -> PathBuf {
         self.root.join("retiring.json")
