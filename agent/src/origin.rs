@@ -685,8 +685,8 @@ pub async fn publish_changes(agent: &Arc<Agent>, changes: Option<Vec<String>>) -
     };
     match go_live(agent, &st, &cand).await {
         Ok(()) => {
-            let g = commit(agent, &mut st, cand)?;
             let secs = started.elapsed().as_secs_f64();
+            let g = commit(agent, &mut st, cand, secs)?;
             let mut s = agent.status.lock().unwrap();
             s.last_sync_seconds = Some(secs);
             s.last_success = Some(fsutil::now());
@@ -1193,7 +1193,7 @@ async fn roll_back(agent: &Arc<Agent>, c: &Candidate) {
 }
 
 /// Makes the candidate the origin's state (after its head is written).
-fn commit(agent: &Arc<Agent>, st: &mut OriginState, c: Candidate) -> Result<u64> {
+fn commit(agent: &Arc<Agent>, st: &mut OriginState, c: Candidate, seconds: f64) -> Result<u64> {
     let store = &agent.store;
     let generation = c.manifest.header.generation;
     let until = fsutil::now() + agent.cfg.origin.retire_grace.as_secs() as i64;
@@ -1236,6 +1236,7 @@ fn commit(agent: &Arc<Agent>, st: &mut OriginState, c: Candidate) -> Result<u64>
         retired_packs = ?c.retire,
         hashed_files = c.hashed_files,
         hashed_bytes = c.hashed_bytes,
+        seconds,
         "published"
     );
     agent.record_generation(&c.manifest);
