@@ -67,6 +67,9 @@ pub struct Bt {
     /// Class and name per peer address, remembered from the handshake
     /// (librqbit forgets the client name once a peer disconnects).
     known: Mutex<HashMap<String, (String, Option<String>)>>,
+    /// The agents this one knows, by BitTorrent listen address, as
+    /// client names ([`Bt::set_directory`]).
+    directory: Mutex<Vec<(SocketAddr, String)>>,
 }
 
 /// The client name this agent announces to peers.
@@ -136,6 +139,7 @@ impl Bt {
             totals: Mutex::new(Totals::default()),
             last: Mutex::new(HashMap::new()),
             known: Mutex::new(HashMap::new()),
+            directory: Mutex::new(Vec::new()),
         })
     }
 
@@ -208,6 +212,42 @@ impl Bt {
         Ok(())
     }
 
+    /// Pauses a pack and starts it again at once: every connection is
+    /// dropped and made anew (initial peers, a fresh tracker announce), so
+    /// requesters that sleep on a peer without news wake up. Unpausing
+    /// does not re-check data.
+    pub async fn kick(&self, t: &Torrent) -> Result<()> {
+        if t.handle.is_paused() || t.handle.live().is_none() {
+            return Ok(());
+        }
+        self.sample();
+        self.session
+            .pause(&t.handle)
+            .await
+            .with_context(|| format!("cannot pause pack {}", t.id))?;
+        self.session
+            .unpause(&t.handle)
+            .await
+            .with_context(|| format!("cannot restart pack {}", t.id))?;
+        tracing::debug!(pack = t.id, "pack restarted to wake its requesters");
+        Ok(())
+    }
+
+    /// Whether the pack has a live connection to the peer listening at
+    /// `addr`.
+    pub fn connected_to(&self, t: &Torrent, addr: SocketAddr) -> bool {
+        let Some(live) = t.handle.live() else {
+            return false;
+        };
+        let filter =
+            serde_json::from_value(serde_json::json!({"state": "live"})).expect("peer filter");
+        let a = addr.to_string();
+        live.per_peer_stats_snapshot(filter)
+            .peers
+            .keys()
+            .any(|k| *k == a)
+    }
+
     pub fn get(&self, id: u64) -> Option<Arc<Torrent>> {
         self.torrents.lock().unwrap().get(&id).cloned()
     }
@@ -223,7 +263,7 @@ impl Bt {
     pub async fn remove(&self, id: u64) -> Result<()> {
         let t = self.torrents.lock().unwrap().remove(&id);
         if let Some(t) = t {
-            self.sample(&|_| None);
+            self.sample();
             self.session
                 .delete(t.handle.id().into(), false)
                 .await
@@ -232,10 +272,32 @@ impl Bt {
         Ok(())
     }
 
+    /// Tells the counters which agents exist: `(listen address, client
+    /// name)` of each (see [`client_name`]).
+    pub fn set_directory(&self, agents: Vec<(SocketAddr, String)>) {
+        *self.directory.lock().unwrap() = agents;
+    }
+
+    /// The client name of the agent at `addr`: the one listening there, or
+    /// else the only agent with that IP address. librqbit never learns the
+    /// client name of a peer that connected in (the origin's uploads all
+    /// arrive that way, from an ephemeral port), so without this the
+    /// origin would count its uploads to mirrors as `other`.
+    fn resolve(&self, addr: &str) -> Option<String> {
+        let a: SocketAddr = addr.parse().ok()?;
+        let dir = self.directory.lock().unwrap();
+        if let Some((_, c)) = dir.iter().find(|(l, _)| *l == a) {
+            return Some(c.clone());
+        }
+        let mut same_ip = dir.iter().filter(|(l, _)| l.ip() == a.ip());
+        match (same_ip.next(), same_ip.next()) {
+            (Some((_, c)), None) => Some(c.clone()),
+            _ => None,
+        }
+    }
+
     /// Folds librqbit's per-peer counters into the running totals.
-    /// `resolve` maps a peer's listen address to the client name of the
-    /// agent known there, for peers whose handshake was not seen live.
-    pub fn sample(&self, resolve: &dyn Fn(&str) -> Option<String>) {
+    pub fn sample(&self) {
         let torrents = self.all();
         let mut known = self.known.lock().unwrap();
         let mut last = self.last.lock().unwrap();
@@ -254,10 +316,17 @@ impl Bt {
                         known.insert(addr.clone(), k.clone());
                         k
                     }
-                    None => known.get(&addr).cloned().unwrap_or_else(|| {
-                        tracing::debug!(peer = %addr, "peer without a client name");
-                        classify(resolve(&addr).as_deref())
-                    }),
+                    None => match known.get(&addr) {
+                        Some(k) if k.0 != "other" => k.clone(),
+                        _ => {
+                            let k = classify(self.resolve(&addr).as_deref());
+                            if k.0 == "other" {
+                                tracing::debug!(peer = %addr, "peer without a client name");
+                            }
+                            known.insert(addr.clone(), k.clone());
+                            k
+                        }
+                    },
                 };
                 let key = (t.id, addr);
                 let (f0, u0) = last.get(&key).copied().unwrap_or((0, 0));

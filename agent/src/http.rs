@@ -129,26 +129,89 @@ async fn notify(State(a): State<Arc<Agent>>, body: Bytes) -> Response {
 }
 
 /// The BitTorrent tracker: a strict announce query (BEP 3), answered with
-/// every agent this one knows (compact form). A query librqbit or another
-/// client could not have sent gets a BEP 3 failure reason.
+/// the agents the asker may fetch from (compact form). The origin is listed
+/// only by the origin itself, and only to the mirror [`shoal_swarm`] makes
+/// the pack's feeder (or to a client that is not a Shoal mirror); so the
+/// origin sends each pack about once and mirrors trade the rest. A query
+/// librqbit or another client could not have sent gets a BEP 3 failure
+/// reason.
 async fn tracker(State(a): State<Arc<Agent>>, RawQuery(q): RawQuery) -> Response {
-    if let Err(e) = shoal_pack::tracker::parse_announce(q.as_deref().unwrap_or("")) {
-        tracing::debug!(error = %e, "tracker query refused");
-        return (
-            [(header::CONTENT_TYPE, "text/plain")],
-            shoal_pack::tracker::failure_response(&e.to_string()),
-        )
-            .into_response();
-    }
-    let mut addrs = a.peers.lock().unwrap().peer_addrs();
-    if let Some(me) = a.cfg.peer_listen() {
-        addrs.push(me);
+    let q = match shoal_pack::tracker::parse_announce(q.as_deref().unwrap_or("")) {
+        Ok(q) => q,
+        Err(e) => {
+            tracing::debug!(error = %e, "tracker query refused");
+            return (
+                [(header::CONTENT_TYPE, "text/plain")],
+                shoal_pack::tracker::failure_response(&e.to_string()),
+            )
+                .into_response();
+        }
+    };
+    let known = a.peers.lock().unwrap().list();
+    let asker = q
+        .agent
+        .as_deref()
+        .and_then(|n| {
+            known
+                .iter()
+                .find(|(p, _)| p.name == n && p.role == "mirror")
+        })
+        .map(|(p, _)| p.clone());
+    let mut addrs: Vec<std::net::SocketAddr> = shoal_swarm::relay_peers(
+        known
+            .iter()
+            .filter(|(p, _)| Some(&p.name) != asker.as_ref().map(|x| &x.name))
+            .map(|(p, _)| (p.role.as_str(), p.peer_addr)),
+    );
+    let me = a.cfg.peer_listen();
+    match a.cfg.role {
+        shoal_config::Role::Origin => {
+            if schedule_origin(&a, &q, asker.as_ref().map(|p| p.name.as_str())) {
+                addrs.extend(me);
+            }
+        }
+        shoal_config::Role::Mirror => addrs.extend(me),
     }
     (
         [(header::CONTENT_TYPE, "text/plain")],
         tracker_response(&addrs, a.cfg.network.announce_interval),
     )
         .into_response()
+}
+
+/// The origin's part of a tracker answer: does `asker` get the origin for
+/// the pack it asks about? Packs the origin does not seed are not
+/// scheduled (it has nothing to give).
+fn schedule_origin(a: &Agent, q: &shoal_pack::tracker::AnnounceQuery, asker: Option<&str>) -> bool {
+    let ih = hex::encode(q.info_hash);
+    let torrents = a.bt.all();
+    let Some(t) = torrents.iter().find(|t| t.info_hash == ih) else {
+        return false;
+    };
+    let size = t.handle.stats().total_bytes;
+    let params = shoal_swarm::Params::for_interval(a.cfg.network.announce_interval.as_secs_f64());
+    let live = a.live_mirrors(params.dead_after);
+    let mut s = a.schedule.lock().unwrap();
+    if s.len() > torrents.len() + 64 {
+        s.retain(&|k| torrents.iter().any(|t| t.info_hash == k));
+    }
+    let ask = shoal_swarm::Announce {
+        pack: &ih,
+        size,
+        asker,
+        left: q.left,
+    };
+    let (origin, handover) = s.ask(&ask, &live, a.clock(), &params);
+    match handover {
+        Some(shoal_swarm::Handover::Assigned { to }) => {
+            tracing::debug!(pack = t.id, feeder = %to, "pack assigned a feeder")
+        }
+        Some(shoal_swarm::Handover::Moved { from, to, why }) => {
+            tracing::info!(pack = t.id, from = %from, to = %to, "pack's feeder {why}: moved")
+        }
+        None => {}
+    }
+    origin
 }
 
 /// Kinds of refusal counted in `shoal_refusals_total` (all always shown).

@@ -55,9 +55,18 @@ pub struct Agent {
     pub node_key: shoal_manifest::signed::PrivateKey,
     /// The origin's public key, `ed25519:…`: only it may be listed as origin.
     pub origin_key: String,
+    /// Origin: which mirror takes each pack from the origin
+    /// ([`shoal_swarm`]), kept by the tracker ([`http`]).
+    pub schedule: Mutex<shoal_swarm::Schedule>,
+    /// The schedule's clock starts here.
+    pub epoch: std::time::Instant,
     /// Held for the agent's lifetime: one agent per state directory.
     _lock: std::fs::File,
 }
+
+/// How many other mirrors' trackers a mirror's pack announces to, besides
+/// its upstreams.
+const PEER_TRACKERS: usize = 2;
 
 impl Agent {
     /// This agent as other agents see it, signed now.
@@ -162,37 +171,76 @@ impl Agent {
         st.bytes = m.total_bytes();
     }
 
-    /// BitTorrent trackers for packs: every known agent's `/announce`.
-    pub fn trackers(&self) -> Vec<String> {
-        let mut urls: Vec<String> = self.cfg.mirror.upstreams.clone();
-        urls.extend(self.peers.lock().unwrap().urls());
-        urls.push(self.cfg.advertise_url());
-        urls.sort();
-        urls.dedup();
+    /// BitTorrent trackers for a mirror's pack `info_hash`: the upstreams'
+    /// and every known origin's `/announce` (the origin's tracker schedules
+    /// the swarm), and a few known mirrors' (chosen by rendezvous on the
+    /// pack, so the load spreads and a running torrent still learns of
+    /// peers while the origin is away), each URL naming this agent
+    /// (`shoal_agent=`) so the tracker can answer it its own way; then
+    /// configured trackers as they are.
+    pub fn trackers(&self, info_hash: &str) -> Vec<String> {
+        let norm = |u: &str| u.trim_end_matches('/').to_string();
+        let mut urls: Vec<String> = self.cfg.mirror.upstreams.iter().map(|u| norm(u)).collect();
+        let known = self.peers.lock().unwrap().list();
+        for (p, _) in known.iter().filter(|(p, _)| p.role == "origin") {
+            if !urls.contains(&norm(&p.url)) {
+                urls.push(norm(&p.url));
+            }
+        }
+        let me = norm(&self.cfg.advertise_url());
+        let mut mirrors: Vec<String> = known
+            .iter()
+            .filter(|(p, _)| p.role != "origin")
+            .map(|(p, _)| norm(&p.url))
+            .filter(|u| !urls.contains(u) && *u != me)
+            .collect();
+        mirrors.sort_by_key(|u| shoal_swarm::rendezvous(info_hash, u));
+        urls.extend(mirrors.into_iter().take(PEER_TRACKERS));
+        let name = shoal_pack::tracker::encode_value(&self.name);
         let mut t: Vec<String> = urls
             .into_iter()
-            .map(|u| format!("{}/announce", u.trim_end_matches('/')))
+            .map(|u| format!("{u}/announce?shoal_agent={name}"))
             .collect();
         t.extend(self.cfg.network.trackers.iter().cloned());
         t
     }
 
-    /// Refreshes the per-pack part of /status from librqbit.
-    pub fn refresh_pack_status(&self) {
-        let table: std::collections::HashMap<String, String> = self
-            .peers
+    /// Mirrors heard from within `secs` seconds, as feeder candidates.
+    pub fn live_mirrors(&self, secs: f64) -> Vec<shoal_swarm::Candidate> {
+        self.peers
             .lock()
             .unwrap()
             .list()
             .into_iter()
-            .map(|(p, _)| {
-                (
-                    p.peer_addr.to_string(),
-                    format!("shoal/- {} {}", p.role, p.name),
-                )
-            })
-            .collect();
-        self.bt.sample(&|addr| table.get(addr).cloned());
+            .filter(|(p, heard)| p.role == "mirror" && heard.as_secs_f64() < secs)
+            .map(|(p, _)| shoal_swarm::Candidate::new(&p.name))
+            .collect()
+    }
+
+    /// Seconds on the swarm schedule's clock.
+    pub fn clock(&self) -> shoal_swarm::Secs {
+        self.epoch.elapsed().as_secs_f64()
+    }
+
+    /// Refreshes the per-pack part of /status from librqbit.
+    pub fn refresh_pack_status(&self) {
+        self.bt.set_directory(
+            self.peers
+                .lock()
+                .unwrap()
+                .list()
+                .into_iter()
+                .map(|(p, _)| {
+                    let role = if p.role == "origin" {
+                        shoal_config::Role::Origin
+                    } else {
+                        shoal_config::Role::Mirror
+                    };
+                    (p.peer_addr, bt::client_name(role, &p.name))
+                })
+                .collect(),
+        );
+        self.bt.sample();
         let totals = self.bt.totals();
         let mut packs = Vec::new();
         for t in self.bt.all() {
@@ -433,6 +481,8 @@ pub async fn run(cfg: AgentConfig) -> Result<()> {
         origin: tokio::sync::Mutex::new(origin::OriginState::default()),
         client,
         pack_notes: Mutex::new(Default::default()),
+        schedule: Mutex::new(shoal_swarm::Schedule::new()),
+        epoch: std::time::Instant::now(),
         node_key,
         origin_key,
         _lock: lock,

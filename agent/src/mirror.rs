@@ -174,6 +174,10 @@ async fn reseed(agent: &Arc<Agent>, ms: &MirrorState) {
     st.last_check_bytes = bytes;
 }
 
+/// Adds a pack to the session: its initial peers are the mirrors this one
+/// knows (never the origin: only the origin's tracker hands the origin out,
+/// to the pack's feeder; see [`shoal_swarm`]), and its trackers name this
+/// agent.
 async fn add_pack(
     agent: &Arc<Agent>,
     id: u64,
@@ -181,10 +185,27 @@ async fn add_pack(
     torrent: Vec<u8>,
     paused: bool,
 ) -> Result<Arc<crate::bt::Torrent>> {
-    let mut peers = agent.peers.lock().unwrap().peer_addrs();
-    peers.extend(agent.cfg.network.peers.iter().copied());
+    let known = agent.peers.lock().unwrap().list();
+    let origins: Vec<std::net::SocketAddr> = known
+        .iter()
+        .filter(|(p, _)| p.role == "origin")
+        .map(|(p, _)| p.peer_addr)
+        .collect();
+    let mut peers =
+        shoal_swarm::relay_peers(known.iter().map(|(p, _)| (p.role.as_str(), p.peer_addr)));
+    peers.extend(
+        agent
+            .cfg
+            .network
+            .peers
+            .iter()
+            .filter(|p| !origins.contains(p))
+            .copied(),
+    );
     let me = agent.cfg.peer_listen();
     peers.retain(|p| Some(*p) != me);
+    peers.sort();
+    peers.dedup();
     agent
         .bt
         .add(crate::bt::AddPack {
@@ -193,7 +214,7 @@ async fn add_pack(
             torrent,
             folder: agent.store.pack_dir(id),
             peers,
-            trackers: agent.trackers(),
+            trackers: agent.trackers(ih),
             announce_interval: agent.cfg.network.announce_interval,
             read_only: false,
             paused,
@@ -765,19 +786,22 @@ struct Fetching {
     info_hash: String,
     bytes: Vec<u8>,
     parsed: shoal_pack::ParsedPack,
-    walk: Walk,
     /// Progress last seen, and when it last grew.
     have: u64,
     since: Instant,
     /// Times re-added to the session, and the wait before the next time.
     retries: u32,
     backoff: Duration,
+    /// When the pack was last restarted to wake librqbit's requesters.
+    kicked: Instant,
 }
 
 /// First wait without progress before a pack is re-added with fresh peers.
 const PACK_RETRY: Duration = Duration::from_secs(15);
 /// Longest wait between re-adds.
 const PACK_RETRY_MAX: Duration = Duration::from_secs(300);
+/// See [`shoal_swarm::KICK_AFTER_SECS`].
+const KICK_AFTER: Duration = Duration::from_millis((shoal_swarm::KICK_AFTER_SECS * 1000.0) as u64);
 /// No progress on any pack for this long: look for a newer generation.
 const SUPERSEDE_AFTER: Duration = Duration::from_secs(10);
 
@@ -821,22 +845,18 @@ async fn download(
     check_space(&store, &todo)?;
     let mut packs = Vec::new();
     for (p, bytes, parsed) in fetched {
-        let torrent = add_pack(agent, p.id, &p.info_hash, bytes.clone(), true).await?;
-        let walk = Walk::new(agent, &torrent);
+        let torrent = add_pack(agent, p.id, &p.info_hash, bytes.clone(), false).await?;
         packs.push(Fetching {
             torrent,
             info_hash: p.info_hash.clone(),
             bytes,
             parsed,
-            walk,
             have: 0,
             since: Instant::now(),
             retries: 0,
             backoff: PACK_RETRY,
+            kicked: Instant::now(),
         });
-    }
-    for f in packs.iter_mut() {
-        f.walk.advance(agent, &f.torrent).await?;
     }
 
     let mut last_progress = Instant::now();
@@ -844,6 +864,15 @@ async fn download(
     let mut last_look = Instant::now();
     let total: u64 = todo.iter().map(|p| p.bytes).sum();
     let mut report = Progress::new(total, packs.len());
+    let origins: Vec<std::net::SocketAddr> = agent
+        .peers
+        .lock()
+        .unwrap()
+        .list()
+        .into_iter()
+        .filter(|(p, _)| p.role == "origin")
+        .map(|(p, _)| p.peer_addr)
+        .collect();
     loop {
         let mut all = true;
         let mut have = 0;
@@ -858,16 +887,23 @@ async fn download(
                 agent.pack_notes.lock().unwrap().remove(&f.torrent.id);
             }
             if s.finished && !errored {
-                if !f.walk.done() {
-                    f.walk.advance(agent, &f.torrent).await?;
-                    all = false;
-                } else {
-                    agent.pack_notes.lock().unwrap().remove(&f.torrent.id);
-                }
+                agent.pack_notes.lock().unwrap().remove(&f.torrent.id);
                 continue;
             }
             all = false;
             let idle = f.since.elapsed();
+            if !errored
+                && idle >= KICK_AFTER
+                && f.kicked.elapsed() >= KICK_AFTER
+                && !origins
+                    .iter()
+                    .any(|o| agent.bt.connected_to(&f.torrent, *o))
+            {
+                // Never the pack the origin feeds this mirror: a restart
+                // would throw away what the origin has in flight.
+                f.kicked = Instant::now();
+                agent.bt.kick(&f.torrent).await?;
+            }
             let why = if errored {
                 let e = s.error.clone().unwrap_or_default();
                 format!(
@@ -917,7 +953,7 @@ async fn download(
         }
         let done = packs
             .iter()
-            .filter(|f| f.walk.done() && f.torrent.handle.stats().finished)
+            .filter(|f| f.torrent.handle.stats().finished)
             .count();
         report.tick(new.header.generation, have, done);
         if have > last_have {
@@ -1113,70 +1149,7 @@ fn prelink(
 async fn readd(agent: &Arc<Agent>, f: &mut Fetching) -> Result<Arc<crate::bt::Torrent>> {
     let id = f.torrent.id;
     agent.bt.remove(id).await?;
-    let t = add_pack(agent, id, &f.info_hash, f.bytes.clone(), true).await?;
-    f.walk = Walk::new(agent, &t);
-    f.walk.advance(agent, &t).await?;
-    Ok(t)
-}
-
-/// The order in which a mirror asks for a pack's files. librqbit picks
-/// pieces sequentially, so mirrors that all start at the first file hold
-/// the same pieces at the same time and have nothing to trade. Each of the
-/// N mirrors it knows of (itself included, sorted by name) therefore first
-/// selects only its own share of the pack (every N-th file, offset by its
-/// rank), which the origin sends it, and then everything, so the rest
-/// comes mostly from the other mirrors, which hold their own shares.
-struct Walk {
-    phases: Vec<HashSet<usize>>,
-    taken: usize,
-}
-
-impl Walk {
-    fn new(agent: &Agent, t: &crate::bt::Torrent) -> Walk {
-        let n = t.handle.with_metadata(|m| m.file_infos.len()).unwrap_or(0);
-        let mut names: Vec<String> = agent
-            .peers
-            .lock()
-            .unwrap()
-            .list()
-            .into_iter()
-            .filter(|(p, _)| p.role == "mirror")
-            .map(|(p, _)| p.name)
-            .collect();
-        names.push(agent.name.clone());
-        names.sort();
-        names.dedup();
-        let mirrors = names.len();
-        let rank = names.iter().position(|n| *n == agent.name).unwrap_or(0);
-        tracing::info!(
-            pack = t.id,
-            mirrors,
-            rank,
-            "fetching this mirror's share of the pack first"
-        );
-        let all: HashSet<usize> = (0..n).collect();
-        let mut phases = Vec::new();
-        if mirrors > 1 && n > mirrors {
-            // Files come in pairs (content, padding): share whole pairs.
-            phases.push((0..n).filter(|i| (i / 2) % mirrors == rank).collect());
-        }
-        phases.push(all);
-        Walk { phases, taken: 0 }
-    }
-
-    fn done(&self) -> bool {
-        self.taken >= self.phases.len()
-    }
-
-    /// Moves to the next phase.
-    async fn advance(&mut self, agent: &Agent, t: &crate::bt::Torrent) -> Result<()> {
-        if self.done() {
-            return Ok(());
-        }
-        let sel = &self.phases[self.taken];
-        self.taken += 1;
-        agent.bt.select(t, sel).await
-    }
+    add_pack(agent, id, &f.info_hash, f.bytes.clone(), false).await
 }
 
 /// Checks every content of a pack folder; returns the first bad one.

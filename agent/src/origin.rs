@@ -993,10 +993,15 @@ fn pack_plan(
         }
     }
     contents.sort_by_key(|c| c.sha256);
+    let new_bytes: u64 = contents.iter().map(|c| c.size).sum();
     let groups = shoal_pack::group(
         contents,
         agent.cfg.origin.pack_max_files,
-        agent.cfg.origin.pack_max_bytes,
+        shoal_swarm::pack_target(
+            new_bytes,
+            agent.cfg.origin.pack_split,
+            agent.cfg.origin.pack_max_bytes,
+        ),
     );
     Ok(PackPlan {
         groups,
@@ -1215,6 +1220,7 @@ fn commit(agent: &Arc<Agent>, st: &mut OriginState, c: Candidate, seconds: f64) 
             tracing::warn!(error = %format!("{e:#}"), "cannot record the last pack id");
         }
     }
+    plan_feeders(agent, &c.new_packs);
     for p in c.new_packs {
         st.packs.insert(p.id, p.live);
     }
@@ -1243,6 +1249,23 @@ fn commit(agent: &Arc<Agent>, st: &mut OriginState, c: Candidate, seconds: f64) 
     st.manifest = Some(c.manifest);
     agent.notify_mirrors(generation);
     Ok(generation)
+}
+
+/// Serve: chooses the mirror the origin feeds each new pack to (the
+/// tracker hands the origin out to that mirror only; see [`shoal_swarm`]).
+fn plan_feeders(agent: &Agent, packs: &[NewPack]) {
+    let params =
+        shoal_swarm::Params::for_interval(agent.cfg.network.announce_interval.as_secs_f64());
+    let live = agent.live_mirrors(params.dead_after);
+    let sizes: Vec<(&str, u64)> = packs
+        .iter()
+        .map(|p| (p.live.info_hash.as_str(), p.live.bytes()))
+        .collect();
+    agent
+        .schedule
+        .lock()
+        .unwrap()
+        .plan(&sizes, &live, agent.clock(), &params);
 }
 
 fn same_content(a: &Entry, b: &Entry) -> bool {

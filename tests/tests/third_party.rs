@@ -57,7 +57,8 @@ fn aria2c_downloads_a_pack_from_an_origin() {
         .unwrap()
         .map(|e| e.unwrap().path())
         .collect();
-    assert_eq!(torrents.len(), 1);
+    // A publish of 2.5 MB is cut into packs of at least 1 MiB; take one.
+    assert!(!torrents.is_empty(), "the publish made no pack");
     let torrent = &torrents[0];
     let out = dir.join("aria2-out");
     let mut a = aria2c(
@@ -76,7 +77,7 @@ fn aria2c_downloads_a_pack_from_an_origin() {
     assert_eq!(code, Some(0), "aria2c failed:\n{}", a.log_tail(20));
     // Every content file hashes to its own name.
     let parsed = shoal_pack::parse_torrent(&std::fs::read(torrent).unwrap(), None).unwrap();
-    assert_eq!(parsed.files.len(), 12);
+    assert!(!parsed.files.is_empty());
     for (sha, size) in &parsed.files {
         let p = out.join(&parsed.name).join(shoal_pack::content_path(sha));
         let data = std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
@@ -188,6 +189,13 @@ fn pack_data_that_mismatches_the_manifest_is_refused() {
         &key
     )]);
     fake.put("/v1/announce", peer.to_string().into_bytes());
+    // Its BitTorrent tracker hands the seeder out: mirrors learn an
+    // origin's peer address only from the origin's own tracker.
+    let mut tracker = b"d8:intervali1e5:peers6:".to_vec();
+    tracker.extend_from_slice(&[127, 0, 0, 1]);
+    tracker.extend_from_slice(&port.to_be_bytes());
+    tracker.push(b'e');
+    fake.put("/announce", tracker);
     let mirror = start_mirror(dir, "m1", &pubkey, &[fake.url()], &[]);
     let mut last = String::new();
     wait_for(
@@ -254,45 +262,44 @@ fn a_peer_sending_bad_pieces_does_not_corrupt_the_mirror() {
         &["--upload-limit", "300KB"],
     );
     publish(&origin.state);
-    let torrent = std::fs::read_dir(origin.state.join("torrents"))
+    // The publish is cut into several packs: the liar seeds them all.
+    let torrents: Vec<_> = std::fs::read_dir(origin.state.join("torrents"))
         .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
-    let parsed = shoal_pack::parse_torrent(&std::fs::read(&torrent).unwrap(), None).unwrap();
-    // A corrupted copy of every content.
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert!(!torrents.is_empty());
     let seed_dir = dir.join("bad");
-    for (sha, size) in &parsed.files {
-        let p = seed_dir
-            .join(&parsed.name)
-            .join(shoal_pack::content_path(sha));
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(&p, vec![0xEE; *size as usize]).unwrap();
+    let fake = FakeUpstream::start();
+    for torrent in &torrents {
+        let parsed = shoal_pack::parse_torrent(&std::fs::read(torrent).unwrap(), None).unwrap();
+        // A corrupted copy of every content.
+        for (sha, size) in &parsed.files {
+            let p = seed_dir
+                .join(&parsed.name)
+                .join(shoal_pack::content_path(sha));
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(&p, vec![0xEE; *size as usize]).unwrap();
+        }
+        fake.put(
+            &format!("/v1/torrent/{}", hex::encode(parsed.info_hash)),
+            std::fs::read(torrent).unwrap(),
+        );
     }
     let port = free_port("127.0.0.1".parse().unwrap());
-    let _liar = aria2c(
-        dir,
-        "aria2c-liar",
-        &[
-            format!("--dir={}", seed_dir.display()),
-            format!("--listen-port={port}"),
-            "--bt-seed-unverified=true".into(),
-            "--seed-ratio=0.0".into(),
-            "--seed-time=5".into(),
-            torrent.display().to_string(),
-        ],
-    );
-    let fake = FakeUpstream::start();
+    let mut args = vec![
+        format!("--dir={}", seed_dir.display()),
+        format!("--listen-port={port}"),
+        "--bt-seed-unverified=true".into(),
+        "--seed-ratio=0.0".into(),
+        "--seed-time=5".into(),
+    ];
+    args.extend(torrents.iter().map(|t| t.display().to_string()));
+    let _liar = aria2c(dir, "aria2c-liar", &args);
     let docs = origin.state.join("docs");
     fake.put("/v1/head", std::fs::read(docs.join("head.shoal")).unwrap());
     fake.put(
         "/v1/manifest/1",
         std::fs::read(docs.join("manifests/1.shoal")).unwrap(),
-    );
-    fake.put(
-        &format!("/v1/torrent/{}", hex::encode(parsed.info_hash)),
-        std::fs::read(&torrent).unwrap(),
     );
     let st = origin.status().unwrap();
     let origin_key = PrivateKey::from_file_text(&std::fs::read_to_string(&key).unwrap()).unwrap();

@@ -131,6 +131,10 @@ pub struct OriginConfig {
     /// At most this many bytes in one pack.
     #[serde(with = "bytesize")]
     pub pack_max_bytes: u64,
+    /// A publish cuts what it adds into about this many packs (none under
+    /// 1 MiB), so the origin can feed each mirror its own part and the
+    /// mirrors trade the rest (see `shoal_swarm`).
+    pub pack_split: usize,
     /// Glob patterns (relative to the repo) of files that are never rewritten
     /// in place, so the origin may hard-link them into its pack store instead
     /// of copying them. Defaults per profile (`pool/**` for debian,
@@ -161,6 +165,7 @@ impl Default for OriginConfig {
             manifest_ttl: Duration::from_secs(7 * 86400),
             pack_max_files: 10_000,
             pack_max_bytes: 4 << 30,
+            pack_split: 32,
             immutable: None,
             exclude: Vec::new(),
             keep_deltas: 64,
@@ -442,6 +447,9 @@ impl AgentConfig {
                 }
                 if self.origin.pack_max_files == 0 {
                     return Err(bad("origin.pack_max_files", "must be at least 1".into()));
+                }
+                if !(1..=1024).contains(&self.origin.pack_split) {
+                    return Err(bad("origin.pack_split", "must be 1 to 1024".into()));
                 }
                 if self.origin.pack_max_bytes < (1 << 20) {
                     return Err(bad("origin.pack_max_bytes", "must be at least 1MiB".into()));

@@ -132,6 +132,7 @@ fn query(
         event,
         numwant: None,
         ip: None,
+        agent: None,
     };
     format!("{}{extra}", q.to_query()).into_bytes()
 }

@@ -61,6 +61,11 @@ pub fn info_dict(files: &List, name: &str, piece_len: u64, pieces: &[u8]) -> Vec
     int(&mut out, piece_len);
     bytes(&mut out, b"pieces");
     bytes(&mut out, pieces);
+    // BEP 27: peers come only from the trackers and peers Shoal gives
+    // (librqbit then sends no PEX, which would hand every mirror the
+    // origin's address; see shoal-swarm).
+    bytes(&mut out, b"private");
+    int(&mut out, 1);
     out.push(b'e');
     out
 }

@@ -63,6 +63,11 @@ pub struct AnnounceQuery {
     pub numwant: Option<u32>,
     /// The address the peer says it has (an IP literal; names are refused).
     pub ip: Option<IpAddr>,
+    /// `shoal_agent=NAME`: the Shoal agent asking (it puts its name in the
+    /// tracker URL it gives librqbit), so the tracker can answer each
+    /// mirror its own way. Not an authentication: it only chooses whom the
+    /// asker is told of.
+    pub agent: Option<String>,
 }
 
 /// Why an announce query was refused; the text is meant for the BEP 3
@@ -171,7 +176,7 @@ fn flag(v: &[u8], key: &'static str) -> Result<bool, QueryError> {
 }
 
 /// The parameters this parser reads, each accepted once.
-const KNOWN: [&str; 11] = [
+const KNOWN: [&str; 12] = [
     "info_hash",
     "peer_id",
     "port",
@@ -183,6 +188,7 @@ const KNOWN: [&str; 11] = [
     "event",
     "numwant",
     "ip",
+    "shoal_agent",
 ];
 
 /// Parses the query string of `GET /announce` (without the leading `?`).
@@ -204,7 +210,7 @@ pub fn parse_announce(query: &str) -> Result<AnnounceQuery, QueryError> {
         }
         values[slot] = Some(decode(v, k)?);
     }
-    let [info_hash, peer_id, port, uploaded, downloaded, left, compact, no_peer_id, event, numwant, ip] =
+    let [info_hash, peer_id, port, uploaded, downloaded, left, compact, no_peer_id, event, numwant, ip, agent] =
         values;
     let need = |v: Option<Vec<u8>>, k: &'static str| v.ok_or(QueryError::Missing(k));
     let port_n = number(&need(port, "port")?, "port")?;
@@ -252,6 +258,20 @@ pub fn parse_announce(query: &str) -> Result<AnnounceQuery, QueryError> {
                 })?,
         ),
     };
+    let agent = match agent {
+        None => None,
+        Some(v) => {
+            let name = text(&v, "shoal_agent")?;
+            if name.is_empty() || name.len() > MAX_AGENT_NAME || name.chars().any(char::is_control)
+            {
+                return Err(QueryError::BadValue {
+                    key: "shoal_agent",
+                    detail: format!("must be 1-{MAX_AGENT_NAME} printable characters"),
+                });
+            }
+            Some(name.to_string())
+        }
+    };
     Ok(AnnounceQuery {
         info_hash: id20(&need(info_hash, "info_hash")?, "info_hash")?,
         peer_id: id20(&need(peer_id, "peer_id")?, "peer_id")?,
@@ -270,8 +290,12 @@ pub fn parse_announce(query: &str) -> Result<AnnounceQuery, QueryError> {
         event,
         numwant,
         ip,
+        agent,
     })
 }
+
+/// Longest agent name a `shoal_agent` parameter may carry.
+pub const MAX_AGENT_NAME: usize = 255;
 
 /// Percent-encodes every byte that is not RFC 3986 unreserved.
 fn encode(out: &mut String, bytes: &[u8]) {
@@ -282,6 +306,13 @@ fn encode(out: &mut String, bytes: &[u8]) {
             out.push_str(&format!("%{b:02X}"));
         }
     }
+}
+
+/// `value` percent-encoded for a query string.
+pub fn encode_value(value: &str) -> String {
+    let mut s = String::new();
+    encode(&mut s, value.as_bytes());
+    s
 }
 
 impl AnnounceQuery {
@@ -313,6 +344,10 @@ impl AnnounceQuery {
         if let Some(ip) = self.ip {
             s.push_str("&ip=");
             encode(&mut s, ip.to_string().as_bytes());
+        }
+        if let Some(a) = &self.agent {
+            s.push_str("&shoal_agent=");
+            encode(&mut s, a.as_bytes());
         }
         s
     }
@@ -371,6 +406,9 @@ mod tests {
         assert_eq!(q3.ip, Some("::1".parse().unwrap()));
         assert_eq!(q3.event, Some(AnnounceEvent::Paused));
         assert_eq!(parse_announce(&q3.to_query()).unwrap(), q3);
+        let q4 = parse_announce(&format!("{base}&shoal_agent=mirror%20one")).unwrap();
+        assert_eq!(q4.agent.as_deref(), Some("mirror one"));
+        assert_eq!(parse_announce(&q4.to_query()).unwrap(), q4);
     }
 
     #[test]
@@ -403,6 +441,10 @@ mod tests {
             (ok.replace("ip=127.0.0.1", "ip=example.com"), "IPv4 or IPv6"),
             (format!("{ok}&port=1"), "more than once"),
             (format!("{ok}&numwant=4294967296"), "too large"),
+            (format!("{ok}&shoal_agent="), "printable"),
+            (format!("{ok}&shoal_agent=a%0Ab"), "printable"),
+            (format!("{ok}&shoal_agent={}", "a".repeat(256)), "printable"),
+            (format!("{ok}&shoal_agent=%FF"), "UTF-8"),
             (
                 ok.replace("info_hash=", "info%5Fhash="),
                 "lacks 'info_hash'",
