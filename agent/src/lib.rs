@@ -19,7 +19,9 @@ pub mod apply;
 pub mod bt;
 pub mod cli;
 pub mod fsutil;
+pub mod gate;
 pub mod http;
+pub mod linkcheck;
 pub mod mirror;
 pub mod origin;
 pub mod peers;
@@ -400,6 +402,7 @@ pub async fn run(cfg: AgentConfig) -> Result<()> {
         Role::Mirror => fsutil::check_writable_dir(&cfg.repo, "repository")?,
     }
     fsutil::check_writable_dir(&cfg.state, "state directory")?;
+    linkcheck::check(&cfg)?;
     let store = Store::new(&cfg.state);
     let lock = lock_state(&store)?;
     let (node_key, origin_key) = keys(&cfg, &store)?;

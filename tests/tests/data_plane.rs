@@ -544,6 +544,7 @@ fn the_admin_socket_can_belong_to_the_archive_hook_group() {
     drop(origin);
     let out = Command::new(shoal_e2e::bin("shoal-agent"))
         .args(["origin", "--name", "o2", "--publish-interval", "0s"])
+        .args(["--quiet-period", "0s"])
         .arg("--repo")
         .arg(&src)
         .arg("--state")

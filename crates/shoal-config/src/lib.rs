@@ -109,6 +109,20 @@ pub struct AgentConfig {
     /// Logging.
     #[serde(default)]
     pub log: LogConfig,
+    /// How the live tree and the pack store share the disk.
+    #[serde(default)]
+    pub storage: StorageConfig,
+}
+
+/// Storage settings.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    /// The live tree is made of hard links into the pack store, so `repo`
+    /// and `state` must be on one mount. When they are not, the agent
+    /// refuses to start; `true` accepts copying every file instead (twice
+    /// the disk space), with a warning.
+    pub allow_copy: bool,
 }
 
 /// Origin settings.
@@ -151,6 +165,16 @@ pub struct OriginConfig {
     /// Unset: only the agent's user (and root) may call it (mode 0600).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub admin_group: Option<String>,
+    /// Lock files that mean "the archive is being updated: do not publish".
+    /// Absolute, or relative to the repository. ftpsync's own lock
+    /// (`Archive-Update-in-Progress-*` at the top of the repository) is
+    /// always honoured and need not be listed.
+    pub publish_locks: Vec<PathBuf>,
+    /// Publish only when nothing in the tree changed (ctime or mtime) for
+    /// this long, so a half-written archive is never published. `0s` turns
+    /// the check off.
+    #[serde(with = "duration")]
+    pub quiet_period: Duration,
 }
 
 impl Default for OriginConfig {
@@ -166,6 +190,8 @@ impl Default for OriginConfig {
             keep_deltas: 64,
             retire_grace: Duration::from_secs(1800),
             admin_group: None,
+            publish_locks: Vec::new(),
+            quiet_period: Duration::from_secs(10),
         }
     }
 }
@@ -448,6 +474,32 @@ impl AgentConfig {
                 }
                 if self.origin.manifest_ttl < Duration::from_secs(60) {
                     return Err(bad("origin.manifest_ttl", "must be at least 1m".into()));
+                }
+                if self.origin.quiet_period * 4 > self.origin.manifest_ttl {
+                    return Err(bad(
+                        "origin.quiet_period",
+                        "must be at most a quarter of origin.manifest_ttl (a tree that never \
+                         stays quiet that long would let the generation expire)"
+                            .into(),
+                    ));
+                }
+                for l in &self.origin.publish_locks {
+                    let text = l.to_string_lossy();
+                    if text.is_empty() || text.ends_with('/') {
+                        return Err(bad(
+                            "origin.publish_locks",
+                            format!(
+                                "'{text}' is not a lock file path; list files (absolute, or \
+                                 relative to the repository)"
+                            ),
+                        ));
+                    }
+                    if l.components().any(|c| c == std::path::Component::ParentDir) {
+                        return Err(bad(
+                            "origin.publish_locks",
+                            format!("'{text}' holds '..'; write the lock file's absolute path"),
+                        ));
+                    }
                 }
             }
             Role::Mirror => {
