@@ -7,11 +7,14 @@
 //!   `origin.publish_locks` exists ([`find_lock`]);
 //! - **quiet tree**: nothing the publish looks at changed within
 //!   `origin.quiet_period` ([`quiet`]). The scan the publish does anyway
-//!   records the newest ctime it sees ([`Newest`]): a full scan sees every
-//!   file and folder, a change-list publish only the listed paths (and, for
-//!   a listed path that is gone, its nearest folder). ctime, not mtime:
-//!   the kernel sets it on every write, rename and chmod, while mtime can
-//!   be set back (rsync `-t`, `touch -d`).
+//!   records the newest ctime ([`Newest`]) of the folders it walks and of
+//!   the files that differ from the previous generation (a file it holds
+//!   unchanged does not count: the origin's own hard link into its pack
+//!   store moves its ctime). A full scan sees every file and folder, a
+//!   change-list publish only the listed paths (and, for a listed path that
+//!   is gone, its nearest folder). ctime, not mtime: the kernel sets it on
+//!   every write and rename, while mtime can be set back (rsync `-t`,
+//!   `touch -d`).
 //!
 //! A closed gate is a [`GateClosed`] error: the timer waits and looks
 //! again ([`Closed::retry_after`]), logging the reason once at INFO

@@ -10,7 +10,10 @@
 //! checks once at start: a temp file made in the state folder is linked
 //! into the repository. On EXDEV the agent refuses to start, naming both
 //! folders and the fix, unless `storage.allow_copy` accepts copying (then
-//! it warns once).
+//! it warns once). A repository on a network file system (FUSE such as a
+//! GlusterFS mount, NFS, SMB, Ceph) can never hold links into local state:
+//! copying is how such a mirror works (`shoal gluster layout`), so the agent
+//! only warns.
 
 use crate::fsutil;
 use anyhow::{bail, Result};
@@ -24,6 +27,8 @@ pub enum Links {
     Work,
     /// They are on different mounts and copying was accepted.
     Copy,
+    /// The repository is on a network file system: copying is by design.
+    NetworkCopy,
     /// The probe could not run (an origin's repository it may not write).
     Unknown,
 }
@@ -41,6 +46,14 @@ pub fn check(cfg: &AgentConfig) -> Result<Links> {
     match linked {
         Ok(()) => Ok(Links::Work),
         Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {
+            if let Some(fs) = network_fs(&cfg.repo) {
+                tracing::warn!(
+                    repo = %cfg.repo.display(),
+                    "the repository is on a {fs} file system: files are copied there from the \
+                     state folder, not hard-linked"
+                );
+                return Ok(Links::NetworkCopy);
+            }
             if !cfg.storage.allow_copy {
                 bail!("{}", refusal(&cfg.state, &cfg.repo));
             }
@@ -64,6 +77,24 @@ pub fn check(cfg: &AgentConfig) -> Result<Links> {
             cfg.state.display(),
             cfg.repo.display()
         )),
+    }
+}
+
+/// The name of `dir`'s file system type if it is a network one.
+fn network_fs(dir: &Path) -> Option<&'static str> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    // SAFETY: statfs fills the zeroed struct we pass; `c` outlives the call.
+    let mut s: libc::statfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statfs(c.as_ptr(), &mut s) } != 0 {
+        return None;
+    }
+    match s.f_type as i64 {
+        0x6573_5546 => Some("FUSE (e.g. GlusterFS)"),
+        0x6969 => Some("NFS"),
+        0xFF53_4D42 | 0xFE53_4D42 | 0x517B => Some("SMB"),
+        0x00C3_6400 => Some("Ceph"),
+        _ => None,
     }
 }
 
@@ -101,6 +132,8 @@ mod tests {
         assert_eq!(check(&cfg).unwrap(), Links::Work);
         assert_eq!(std::fs::read_dir(&cfg.repo).unwrap().count(), 0);
         assert_eq!(std::fs::read_dir(&cfg.state).unwrap().count(), 0);
+        // A temp folder is on a local file system.
+        assert_eq!(network_fs(t.path()), None);
         let r = refusal(&cfg.state, &cfg.repo);
         assert!(r.contains(&cfg.state.display().to_string()), "{r}");
         assert!(r.contains("storage.allow_copy: true"), "{r}");

@@ -381,22 +381,37 @@ async fn seed_packs(agent: &Arc<Agent>, packs: Vec<ToSeed>) -> Result<Vec<(u64, 
 enum Found {
     /// Only while walking: a directory to descend into.
     Dir,
+    /// `ctime_ns`: when the inode last changed (0 when not stat-ed: an
+    /// unlisted path of a change-list scan), for the publish gate.
     File {
         size: u64,
         mtime_ns: i64,
         mode: u32,
+        ctime_ns: i64,
     },
     Symlink {
         target: String,
         mode: u32,
         mtime_ns: i64,
+        ctime_ns: i64,
     },
+}
+
+impl Found {
+    /// The inode change time, if this is a file or symlink that was stat-ed.
+    fn ctime_ns(&self) -> i64 {
+        match self {
+            Found::Dir => 0,
+            Found::File { ctime_ns, .. } | Found::Symlink { ctime_ns, .. } => *ctime_ns,
+        }
+    }
 }
 
 /// Walks `root` in sorted order. Non-UTF-8 names are an error; symlinks
 /// leaving the tree and special files are skipped with a warning.
-/// Paths found, warnings about paths skipped, and the newest change seen
-/// (for the publish gate's quiet-tree check).
+/// Paths found, warnings about paths skipped, and the newest change to a
+/// folder seen (for the publish gate's quiet-tree check; files carry their
+/// own ctime, see [`newest_change`]).
 type Scanned = (Vec<(String, Found)>, Vec<String>, gate::Newest);
 
 fn scan(root: &Path, exclude: &globset::GlobSet) -> Result<Scanned> {
@@ -460,8 +475,9 @@ fn walk(
 }
 
 /// What is at `full` (relative path `relp`): a file, a symlink inside the
-/// tree, a directory, or nothing to publish (with a warning). Its ctime
-/// goes into `newest`.
+/// tree, a directory, or nothing to publish (with a warning). A
+/// directory's ctime goes into `newest` (an entry added, removed or
+/// renamed in it).
 fn found_at(
     full: &Path,
     relp: &str,
@@ -469,15 +485,17 @@ fn found_at(
     newest: &mut gate::Newest,
 ) -> Result<Option<Found>> {
     let m = std::fs::symlink_metadata(full).map_err(|e| fsutil::explain_io(e, full))?;
-    newest.note(relp, &m);
     let ft = m.file_type();
+    let ctime_ns = m.ctime() * 1_000_000_000 + m.ctime_nsec();
     if ft.is_dir() {
+        newest.note(relp, &m);
         Ok(Some(Found::Dir))
     } else if ft.is_file() {
         Ok(Some(Found::File {
             size: m.len(),
             mtime_ns: fsutil::mtime_ns(&m),
             mode: m.mode() & 0o7777,
+            ctime_ns,
         }))
     } else if ft.is_symlink() {
         let target = std::fs::read_link(full).map_err(|e| fsutil::explain_io(e, full))?;
@@ -493,6 +511,7 @@ fn found_at(
             target: t.to_string(),
             mode: 0o777,
             mtime_ns: fsutil::mtime_ns(&m),
+            ctime_ns,
         }))
     } else {
         warnings.push(format!(
@@ -521,11 +540,13 @@ fn scan_listed(
                     size: *size,
                     mtime_ns: e.mtime_ns,
                     mode: e.mode,
+                    ctime_ns: 0,
                 },
                 EntryKind::Symlink { target } => Found::Symlink {
                     target: target.clone(),
                     mode: e.mode,
                     mtime_ns: e.mtime_ns,
+                    ctime_ns: 0,
                 },
             };
             (e.path.clone(), f)
@@ -810,7 +831,8 @@ async fn prepare(
 ) -> Result<Option<Candidate>> {
     let cfg = &agent.cfg;
     let prev = st.manifest.as_ref();
-    let (found, newest) = scan_phase(agent, prev, changes).await?;
+    let (found, folders) = scan_phase(agent, prev, changes).await?;
+    let newest = newest_change(prev, &found, folders);
     if let Some(c) = gate::quiet(&newest, gate::now_ns(), cfg.origin.quiet_period) {
         gate_closed(agent, c, force)?;
     }
@@ -876,6 +898,37 @@ async fn scan_phase(
         tracing::warn!("{w}");
     }
     Ok((found, newest))
+}
+
+/// The newest change the publish gate must wait for: the newest folder
+/// change, and the ctime of every file or symlink that differs from the
+/// previous generation (new, or another size, mtime or target). A file the
+/// previous generation holds unchanged does not count: its ctime also moves
+/// when the origin hard-links it into its pack store, or on a chmod.
+fn newest_change(
+    prev: Option<&Manifest>,
+    found: &[(String, Found)],
+    folders: gate::Newest,
+) -> gate::Newest {
+    let prev_entries: HashMap<&str, &Entry> = prev
+        .map(|m| m.entries.iter().map(|e| (e.path.as_str(), e)).collect())
+        .unwrap_or_default();
+    let mut newest = folders;
+    for (path, f) in found {
+        let unchanged = prev_entries
+            .get(path.as_str())
+            .is_some_and(|e| match (f, &e.kind) {
+                (Found::File { size, mtime_ns, .. }, EntryKind::File { size: s, .. }) => {
+                    size == s && *mtime_ns == e.mtime_ns
+                }
+                (Found::Symlink { target, .. }, EntryKind::Symlink { target: t }) => target == t,
+                _ => false,
+            });
+        if !unchanged {
+            newest.note_ns(path, f.ctime_ns());
+        }
+    }
+    newest
 }
 
 /// What must be hashed: files whose size or mtime changed, and files whose
@@ -966,6 +1019,7 @@ fn entries_of(
                 size,
                 mtime_ns,
                 mode,
+                ..
             } => {
                 let sha = match (same, by_path.get(path.as_str())) {
                     (Some(sha), _) => *sha,
@@ -987,6 +1041,7 @@ fn entries_of(
                 target,
                 mode,
                 mtime_ns,
+                ..
             } => Entry {
                 path: path.clone(),
                 kind: EntryKind::Symlink {
@@ -1401,6 +1456,72 @@ mod tests {
         }
     }
 
+    /// A scan's paths with their ctimes zeroed (a change-list scan does
+    /// not stat unlisted paths).
+    fn without_ctime(found: Vec<(String, Found)>) -> Vec<(String, Found)> {
+        found
+            .into_iter()
+            .map(|(p, f)| {
+                let f = match f {
+                    Found::File {
+                        size,
+                        mtime_ns,
+                        mode,
+                        ..
+                    } => Found::File {
+                        size,
+                        mtime_ns,
+                        mode,
+                        ctime_ns: 0,
+                    },
+                    Found::Symlink {
+                        target,
+                        mode,
+                        mtime_ns,
+                        ..
+                    } => Found::Symlink {
+                        target,
+                        mode,
+                        mtime_ns,
+                        ctime_ns: 0,
+                    },
+                    Found::Dir => Found::Dir,
+                };
+                (p, f)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn only_changes_since_the_previous_generation_hold_the_gate() {
+        let t = tempfile::tempdir().unwrap();
+        let r = &t.path().join("repo");
+        let store = t.path().join("store");
+        let none = globs(&[]).unwrap();
+        std::fs::create_dir_all(r.join("pool")).unwrap();
+        std::fs::create_dir_all(&store).unwrap();
+        std::fs::write(r.join("pool/a"), b"a").unwrap();
+        std::fs::write(r.join("pool/b"), b"b").unwrap();
+        let (before, _, _) = scan(r, &none).unwrap();
+        let prev = manifest_of_scan(&before);
+        // A hard link into a store outside the tree (as the origin's pack
+        // store makes) moves the file's ctime only: it does not count.
+        std::fs::hard_link(r.join("pool/a"), store.join("a")).unwrap();
+        let (found, _, _) = scan(r, &none).unwrap();
+        let n = newest_change(Some(&prev), &found, gate::Newest::default());
+        assert_eq!(n, gate::Newest::default(), "{n:?}");
+        // A new file counts, with its own ctime; its folder changed too.
+        std::fs::write(r.join("pool/c"), b"c").unwrap();
+        let (found, _, folders) = scan(r, &none).unwrap();
+        let n = newest_change(Some(&prev), &found, gate::Newest::default());
+        assert_eq!(n.path, "pool/c");
+        assert!(n.ns > 0);
+        assert_eq!(folders.path, "pool");
+        // Without a previous generation every file counts.
+        let n = newest_change(None, &found, gate::Newest::default());
+        assert!(n.ns > 0);
+    }
+
     #[test]
     fn a_change_list_scan_equals_a_full_scan_of_the_listed_changes() {
         let t = tempfile::tempdir().unwrap();
@@ -1441,7 +1562,7 @@ mod tests {
         .collect();
         let (by_list, _, _) = scan_listed(r, &prev, &listed, &none).unwrap();
         let (full, _, _) = scan(r, &none).unwrap();
-        assert_eq!(by_list, full);
+        assert_eq!(without_ctime(by_list), without_ctime(full));
         // A path that leaves the repository is refused, by name.
         let e = scan_listed(r, &prev, &["../etc/passwd".into()], &none).unwrap_err();
         assert!(e.to_string().contains("'../etc/passwd'"), "{e}");

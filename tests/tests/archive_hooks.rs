@@ -149,10 +149,11 @@ fn the_timer_waits_for_an_archive_lock_and_publishes_once_it_is_gone() {
     assert!(log_of(&origin).contains("publish gate open"));
 }
 
-/// A tree written within the quiet period is refused by name, `--wait`
-/// publishes once it is quiet.
+/// A tree written within the quiet period is refused, naming the changed
+/// file (a change list: the listed one); `--force` publishes anyway. (The
+/// hook tests below publish with `--wait` once the tree is quiet.)
 #[test]
-fn a_changing_tree_is_refused_by_name_and_published_once_quiet() {
+fn a_changing_tree_is_refused_naming_the_changed_file() {
     let t = tempfile::tempdir().unwrap();
     let dir = t.path();
     let src = dir.join("src");
