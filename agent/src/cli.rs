@@ -134,6 +134,11 @@ pub struct Common {
     /// How often peers re-announce to the agents' trackers, e.g. 30s.
     #[arg(long)]
     pub announce_interval: Option<String>,
+    /// Start even when --repo and --state are on different mounts, copying
+    /// files instead of hard-linking them (twice the disk space); without
+    /// it such an agent refuses to start (storage.allow_copy).
+    #[arg(long)]
+    pub allow_copy: bool,
 }
 
 #[derive(Args, Clone)]

@@ -821,6 +821,50 @@ mod tests {
     }
 
     #[test]
+    fn publish_gate_and_storage_settings_are_checked() {
+        let origin = |extra: &str| {
+            format!(
+                "role: origin\nrepo: /srv/r\nstate: /var/s\nlisten: 127.0.0.1:1\n\
+                 origin:\n  key: /k\n{extra}"
+            )
+        };
+        let c = AgentConfig::from_yaml(&origin(""), "o.yaml").unwrap();
+        assert_eq!(c.origin.quiet_period, Duration::from_secs(10));
+        assert!(c.origin.publish_locks.is_empty());
+        assert!(!c.storage.allow_copy);
+        let c = AgentConfig::from_yaml(
+            &origin("  quiet_period: 0s\n  publish_locks: [/srv/lock, db/lockfile]\nstorage:\n  allow_copy: true\n"),
+            "o.yaml",
+        )
+        .unwrap();
+        assert_eq!(c.origin.quiet_period, Duration::ZERO);
+        assert_eq!(c.origin.publish_locks.len(), 2);
+        assert!(c.storage.allow_copy);
+        let e = AgentConfig::from_yaml(&origin("  publish_locks: [../up/lock]\n"), "o.yaml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("o.yaml: origin.publish_locks: '../up/lock'"),
+            "{e}"
+        );
+        let e = AgentConfig::from_yaml(&origin("  publish_locks: [locks/]\n"), "o.yaml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("is not a lock file path"), "{e}");
+        let e = AgentConfig::from_yaml(
+            &origin("  manifest_ttl: 1h\n  quiet_period: 30m\n"),
+            "o.yaml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("origin.quiet_period"), "{e}");
+        let e = AgentConfig::from_yaml(&origin("storage:\n  copy: yes\n"), "o.yaml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown field `copy`"), "{e}");
+    }
+
+    #[test]
     fn sizes_and_durations_round_trip() {
         assert_eq!(parse_bytes("4GiB").unwrap(), 4 << 30);
         assert_eq!(parse_bytes("10MB").unwrap(), 10_000_000);
