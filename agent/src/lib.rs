@@ -12,7 +12,10 @@
 //!
 //! Both serve `/status`, `/metrics`, the signed documents, `.torrent` files
 //! and a small tracker over HTTP ([`http`]), and take admin calls on a Unix
-//! socket in the state directory ([`admin`]).
+//! socket in the state directory ([`admin`]). An origin publishes only
+//! through the publish gate ([`gate`]: no archive lock, a quiet tree); every
+//! agent checks at start that it can hard-link between its state folder and
+//! its repository ([`linkcheck`]).
 
 pub mod admin;
 pub mod apply;
