@@ -30,9 +30,10 @@ pub struct Status {
     /// Unix time the applied generation expires.
     pub generation_expires: i64,
     /// What the agent is doing: `idle`, `publishing`, `fetching-manifest`,
-    /// `downloading`, `verifying`, `applying`, `error`, or (mirror)
-    /// `upstream-unreachable` when it serves the newest generation it can
-    /// verify but no upstream answers.
+    /// `downloading`, `verifying`, `applying`, `error`, (origin) `waiting`
+    /// while the publish gate holds a publish back (see `publish_waiting`),
+    /// or (mirror) `upstream-unreachable` when it serves the newest
+    /// generation it can verify but no upstream answers.
     pub state: String,
     /// Seconds the last sync took: mirror, from starting to fetch the new
     /// generation's manifest to applied; origin, the publish.
