@@ -4,9 +4,13 @@
 //! archive's hook user can call `publish`.
 //!
 //! Protocol: one request line, one reply line.
-//! - `publish` (origin): publish a generation now; reply `ok <generation>`.
-//! - `publish-changes N` (origin), then N lines of paths relative to the
-//!   repository: publish looking only at those paths; reply as `publish`.
+//! - `publish [force] [wait=SECONDS]` (origin): publish a generation now;
+//!   reply `ok <generation>`. A closed publish gate ([`crate::gate`]) is an
+//!   error unless `force`; with `wait=` the call waits up to that long for
+//!   the gate to open.
+//! - `publish-changes N [force] [wait=SECONDS]` (origin), then N lines of
+//!   paths relative to the repository: publish looking only at those
+//!   paths; reply as `publish`.
 //! - `sync` (mirror): check upstreams now; reply `ok`.
 //! - `status`: reply with the /status JSON.
 //!
@@ -60,10 +64,15 @@ async fn handle(agent: Arc<Agent>, stream: UnixStream) -> Result<()> {
     let mut reader = BufReader::new(r);
     reader.read_line(&mut line).await?;
     let mut changes = None;
-    let request = line.trim().to_string();
-    if let Some(n) = request.strip_prefix("publish-changes ") {
-        // `publish-changes N`, then N lines, one changed path each.
-        let n: usize = n.parse().context("publish-changes needs a count")?;
+    let mut words = line.split_whitespace();
+    let request = words.next().unwrap_or("").to_string();
+    let mut opts = PublishOptions::default();
+    if request == "publish-changes" {
+        // `publish-changes N [options]`, then N lines, one changed path each.
+        let n: usize = words
+            .next()
+            .and_then(|n| n.parse().ok())
+            .context("publish-changes needs a count")?;
         let mut paths = Vec::with_capacity(n.min(1 << 20));
         for _ in 0..n {
             let mut p = String::new();
@@ -82,11 +91,24 @@ async fn handle(agent: Arc<Agent>, stream: UnixStream) -> Result<()> {
     } else {
         request.as_str()
     };
+    if call == "publish" {
+        opts = match PublishOptions::parse(words) {
+            Ok(o) => o,
+            Err(e) => {
+                w.write_all(format!("error: {e}\n").as_bytes()).await?;
+                return Ok(());
+            }
+        };
+    }
     let reply = match (call, agent.cfg.role) {
-        ("publish", Role::Origin) => match crate::origin::publish_changes(&agent, changes).await {
+        ("publish", Role::Origin) => match publish_when_open(&agent, changes, opts).await {
             Ok(g) => format!("ok {g}"),
             Err(e) => {
-                agent.set_error(&e);
+                if let Some(c) = crate::gate::closed_of(&e) {
+                    tracing::info!(reason = %c.summary(), "publish call refused: the gate is closed");
+                } else {
+                    agent.set_error(&e);
+                }
                 format!("error: {e:#}")
             }
         },
@@ -108,13 +130,89 @@ async fn handle(agent: Arc<Agent>, stream: UnixStream) -> Result<()> {
     Ok(())
 }
 
-/// Client side: asks the origin whose state dir is `state` to publish,
-/// looking only at `paths` (relative to its repository).
-pub async fn publish_changes(state: &Path, paths: &[String]) -> Result<String> {
+/// How a publish call treats a closed publish gate.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct PublishOptions {
+    /// Publish even when the gate is closed.
+    pub force: bool,
+    /// Wait up to this long for the gate to open.
+    pub wait: Option<std::time::Duration>,
+}
+
+impl PublishOptions {
+    /// The words after the call: `force`, `wait=SECONDS`.
+    fn parse<'a>(words: impl Iterator<Item = &'a str>) -> Result<PublishOptions> {
+        let mut o = PublishOptions::default();
+        for w in words {
+            if w == "force" {
+                o.force = true;
+            } else if let Some(secs) = w.strip_prefix("wait=") {
+                let secs: f64 = secs
+                    .parse()
+                    .ok()
+                    .filter(|s: &f64| s.is_finite() && *s >= 0.0)
+                    .with_context(|| format!("publish: '{w}' needs seconds, e.g. wait=60"))?;
+                o.wait = Some(std::time::Duration::from_secs_f64(secs));
+            } else {
+                anyhow::bail!("publish: unknown option '{w}'; use force or wait=SECONDS");
+            }
+        }
+        Ok(o)
+    }
+
+    /// The words sent after the call.
+    fn words(&self) -> String {
+        let mut s = String::new();
+        if self.force {
+            s.push_str(" force");
+        }
+        if let Some(w) = self.wait {
+            s.push_str(&format!(" wait={}", w.as_secs_f64()));
+        }
+        s
+    }
+}
+
+/// Publishes; with `opts.wait`, a closed gate is waited on (looking again
+/// when it may have opened) until that time has passed.
+async fn publish_when_open(
+    agent: &Arc<Agent>,
+    changes: Option<Vec<String>>,
+    opts: PublishOptions,
+) -> Result<u64> {
+    let deadline = opts.wait.map(|w| tokio::time::Instant::now() + w);
+    loop {
+        let r = crate::origin::publish_changes(agent, changes.clone(), opts.force).await;
+        let (Err(e), Some(deadline)) = (&r, deadline) else {
+            return r;
+        };
+        let Some(c) = crate::gate::closed_of(e) else {
+            return r;
+        };
+        let now = tokio::time::Instant::now();
+        if now >= deadline {
+            return r;
+        }
+        let nap = c.retry_after(crate::gate::now_ns()).min(deadline - now);
+        tracing::debug!(reason = %c.summary(), "publish call waits for the gate");
+        tokio::time::sleep(nap).await;
+    }
+}
+
+/// Client side: asks the origin whose state dir is `state` to publish
+/// (looking only at `paths`, relative to its repository, when given).
+pub async fn publish(
+    state: &Path,
+    paths: Option<&[String]>,
+    opts: PublishOptions,
+) -> Result<String> {
+    let Some(paths) = paths else {
+        return call(state, &format!("publish{}", opts.words())).await;
+    };
     if let Some(bad) = paths.iter().find(|p| p.contains('\n')) {
         anyhow::bail!("change list: a path holds a line break: {bad:?}");
     }
-    let mut request = format!("publish-changes {}", paths.len());
+    let mut request = format!("publish-changes {}{}", paths.len(), opts.words());
     for p in paths {
         request.push('\n');
         request.push_str(p);

@@ -78,6 +78,17 @@ pub enum Command {
         /// per line, relative to the repository, instead of walking the tree.
         #[arg(long, value_name = "FILE")]
         changes: Option<PathBuf>,
+        /// Publish even while an archive update holds a lock
+        /// (`Archive-Update-in-Progress-*`, origin.publish_locks) or files
+        /// changed within origin.quiet_period. Without it such a publish is
+        /// refused with the lock or file named.
+        #[arg(long)]
+        force: bool,
+        /// When the archive is locked or still changing, wait (at most MAX,
+        /// default 10m) and publish as soon as it is quiet and unlocked,
+        /// instead of failing at once. What archive hooks should use.
+        #[arg(long, value_name = "MAX", num_args = 0..=1, default_missing_value = "10m")]
+        wait: Option<String>,
     },
     /// Print the /status JSON of the agent running with this --state.
     Status {
@@ -123,6 +134,11 @@ pub struct Common {
     /// How often peers re-announce to the agents' trackers, e.g. 30s.
     #[arg(long)]
     pub announce_interval: Option<String>,
+    /// Start even when --repo and --state are on different mounts, copying
+    /// files instead of hard-linking them (twice the disk space); without
+    /// it such an agent refuses to start (storage.allow_copy).
+    #[arg(long)]
+    pub allow_copy: bool,
 }
 
 #[derive(Args, Clone)]
@@ -147,6 +163,14 @@ pub struct OriginArgs {
     /// Group allowed to call `shoal-agent publish` on the admin socket.
     #[arg(long)]
     pub admin_group: Option<String>,
+    /// Publish only once nothing in the tree changed for this long, e.g. 10s (0s = off).
+    #[arg(long)]
+    pub quiet_period: Option<String>,
+    /// A lock file that holds publishing back while it exists (absolute or
+    /// relative to --repo); repeat for more. ftpsync's
+    /// Archive-Update-in-Progress-* is always honoured.
+    #[arg(long = "publish-lock", value_name = "FILE")]
+    pub publish_locks: Vec<PathBuf>,
 }
 
 #[derive(Args, Clone)]

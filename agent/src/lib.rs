@@ -12,14 +12,19 @@
 //!
 //! Both serve `/status`, `/metrics`, the signed documents, `.torrent` files
 //! and a small tracker over HTTP ([`http`]), and take admin calls on a Unix
-//! socket in the state directory ([`admin`]).
+//! socket in the state directory ([`admin`]). An origin publishes only
+//! through the publish gate ([`gate`]: no archive lock, a quiet tree); every
+//! agent checks at start that it can hard-link between its state folder and
+//! its repository ([`linkcheck`]).
 
 pub mod admin;
 pub mod apply;
 pub mod bt;
 pub mod cli;
 pub mod fsutil;
+pub mod gate;
 pub mod http;
+pub mod linkcheck;
 pub mod mirror;
 pub mod origin;
 pub mod peers;
@@ -448,6 +453,7 @@ pub async fn run(cfg: AgentConfig) -> Result<()> {
         Role::Mirror => fsutil::check_writable_dir(&cfg.repo, "repository")?,
     }
     fsutil::check_writable_dir(&cfg.state, "state directory")?;
+    linkcheck::check(&cfg)?;
     let store = Store::new(&cfg.state);
     let lock = lock_state(&store)?;
     let (node_key, origin_key) = keys(&cfg, &store)?;

@@ -55,6 +55,7 @@ fn build_config(file: Option<&PathBuf>, role: Role, c: &Common) -> Result<(Agent
                     mirror: Default::default(),
                     network: Default::default(),
                     log: Default::default(),
+                    storage: Default::default(),
                 },
                 "command line".to_string(),
             )
@@ -89,6 +90,9 @@ fn build_config(file: Option<&PathBuf>, role: Role, c: &Common) -> Result<(Agent
     }
     if let Some(v) = &c.announce_interval {
         cfg.network.announce_interval = parse_dur(v, "announce-interval")?;
+    }
+    if c.allow_copy {
+        cfg.storage.allow_copy = true;
     }
     Ok((cfg, label))
 }
@@ -147,6 +151,17 @@ fn read_change_list(file: &std::path::Path) -> Result<Vec<String>> {
         .collect())
 }
 
+/// The running agent's state directory: `--state`, else the config's.
+fn state_of(state: &Option<PathBuf>, config: Option<&PathBuf>) -> Result<PathBuf> {
+    match (state, config) {
+        (Some(s), _) => Ok(s.clone()),
+        (None, Some(c)) => Ok(AgentConfig::load(c)?.state),
+        (None, None) => {
+            bail!("give --state DIR (the running agent's state directory) or --config")
+        }
+    }
+}
+
 /// `--config` given after the command, else before it (or SHOAL_CONFIG).
 fn config_file<'a>(cli: &'a Cli, sub: &'a ConfigArg) -> Option<&'a PathBuf> {
     sub.file.as_ref().or(cli.config.as_ref())
@@ -203,40 +218,29 @@ fn real_main(cli: Cli) -> Result<()> {
         Command::Publish {
             state,
             config,
-            changes: Some(list),
+            changes,
+            force,
+            wait,
         } => {
-            let state = match (state, config_file(&cli, config)) {
-                (Some(s), _) => s.clone(),
-                (None, Some(c)) => AgentConfig::load(c)?.state,
-                (None, None) => {
-                    bail!("give --state DIR (the running origin's state directory) or --config")
-                }
+            let state = state_of(state, config_file(&cli, config))?;
+            let paths = changes.as_deref().map(read_change_list).transpose()?;
+            let opts = shoal_agent::admin::PublishOptions {
+                force: *force,
+                wait: wait.as_deref().map(|w| parse_dur(w, "wait")).transpose()?,
             };
-            let paths = read_change_list(list)?;
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
-            let reply = rt.block_on(shoal_agent::admin::publish_changes(&state, &paths))?;
+            let reply = rt.block_on(shoal_agent::admin::publish(&state, paths.as_deref(), opts))?;
             println!("{reply}");
             return Ok(());
         }
-        Command::Publish { state, config, .. } | Command::Status { state, config } => {
-            let state = match (state, config_file(&cli, config)) {
-                (Some(s), _) => s.clone(),
-                (None, Some(c)) => AgentConfig::load(c)?.state,
-                (None, None) => {
-                    bail!("give --state DIR (the running agent's state directory) or --config")
-                }
-            };
-            let req = if matches!(cli.command, Command::Publish { .. }) {
-                "publish"
-            } else {
-                "status"
-            };
+        Command::Status { state, config } => {
+            let state = state_of(state, config_file(&cli, config))?;
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
-            let reply = rt.block_on(shoal_agent::admin::call(&state, req))?;
+            let reply = rt.block_on(shoal_agent::admin::call(&state, "status"))?;
             println!("{reply}");
             return Ok(());
         }
@@ -264,6 +268,12 @@ fn real_main(cli: Cli) -> Result<()> {
             }
             if let Some(v) = a.pack_max_files {
                 cfg.origin.pack_max_files = v;
+            }
+            if let Some(v) = &a.quiet_period {
+                cfg.origin.quiet_period = parse_dur(v, "quiet-period")?;
+            }
+            if !a.publish_locks.is_empty() {
+                cfg.origin.publish_locks = a.publish_locks.clone();
             }
             cfg.validate(&label)?;
             cfg

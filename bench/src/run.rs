@@ -232,6 +232,9 @@ impl<'a> NsAgent<'a> {
             "debian".into(),
             "--publish-interval".into(),
             "0s".into(),
+            // The bench publishes right after it changes the archive.
+            "--quiet-period".into(),
+            "0s".into(),
             "--repo".into(),
             repo.display().to_string(),
             "--state".into(),

@@ -508,6 +508,9 @@ pub fn run(args: &DemoArgs) -> Result<()> {
             op.to_string(),
             "--publish-interval".into(),
             "0s".into(),
+            // The demo publishes right after it writes the archive.
+            "--quiet-period".into(),
+            "0s".into(),
             "--upload-limit".into(),
             args.origin_upload_limit.clone(),
             "--announce-interval".into(),

@@ -224,9 +224,10 @@ fn agents_configured_from_a_site_file_sync_a_tree() {
         );
     }
 
-    // Publish on demand (publish_interval: 0s), as the archive team would.
+    // Publish on demand (publish_interval: 0s), as the archive team's hook
+    // would: once the tree just written is quiet (origin.quiet_period).
     let out = Command::new(&agent)
-        .args(["publish", "--state"])
+        .args(["publish", "--wait", "2m", "--state"])
         .arg(d.join("origin-state"))
         .output()
         .unwrap();

@@ -227,29 +227,28 @@ pub fn start_origin(
     let (http, peer) = addrs();
     let state = dir.join(format!("{name}-state"));
     let mut cmd = Command::new(crate::bin("shoal-agent"));
-    cmd.args([
-        "origin",
-        "--name",
-        name,
-        "--profile",
-        profile,
-        "--publish-interval",
-        "0s",
-    ])
-    .arg("--repo")
-    .arg(repo)
-    .arg("--state")
-    .arg(&state)
-    .arg("--key")
-    .arg(key)
-    .args([
-        "--listen",
-        &http.to_string(),
-        "--peer-listen",
-        &peer.to_string(),
-    ])
-    .args(["--announce-interval", "1s"])
-    .args(extra);
+    cmd.args(["origin", "--name", name, "--profile", profile]);
+    if !extra.contains(&"--publish-interval") {
+        cmd.args(["--publish-interval", "0s"]);
+    }
+    cmd.arg("--repo")
+        .arg(repo)
+        .arg("--state")
+        .arg(&state)
+        .arg("--key")
+        .arg(key)
+        .args([
+            "--listen",
+            &http.to_string(),
+            "--peer-listen",
+            &peer.to_string(),
+        ])
+        .args(["--announce-interval", "1s"]);
+    // Tests publish right after writing: no quiet period unless asked.
+    if !extra.contains(&"--quiet-period") {
+        cmd.args(["--quiet-period", "0s"]);
+    }
+    cmd.args(extra);
     let proc = Proc::spawn(name, cmd, &dir.join(format!("{name}.log")));
     let a = Agent {
         proc,
@@ -335,12 +334,15 @@ pub fn start_mirror_at(
     a
 }
 
-/// Asks the origin with this state dir to publish; returns the generation.
+/// Asks the origin with this state dir to publish (waiting, as archive
+/// hooks do, while files changed within its quiet period: origins a
+/// deployment tool configured keep the default); returns the generation.
 pub fn publish(state: &Path) -> u64 {
     let out = Command::new(crate::bin("shoal-agent"))
         .arg("publish")
         .arg("--state")
         .arg(state)
+        .args(["--wait", "2m"])
         .output()
         .unwrap();
     assert!(

@@ -107,6 +107,8 @@ impl Restartable {
             profile.into(),
             "--publish-interval".into(),
             "0s".into(),
+            "--quiet-period".into(),
+            "0s".into(),
             "--repo".into(),
             repo.into(),
             "--state".into(),

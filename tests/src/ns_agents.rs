@@ -34,6 +34,7 @@ pub fn start_origin(h: &Host, name: &str, repo: &Path, key: &Path, listen: Socke
         ("--key", key.as_os_str()),
         ("--listen", listen_s.as_ref()),
         ("--publish-interval", "0s".as_ref()),
+        ("--quiet-period", "0s".as_ref()),
         ("--name", name.as_ref()),
     ] {
         cmd.arg(flag).arg(value);

@@ -449,7 +449,15 @@ fn disk_full_during_apply_is_explained_and_recovers() {
     let origin = start_origin(dir, "origin", &src, &key, "debian", &[]);
     assert_eq!(publish(&origin.state), 1);
     let fs = Tmpfs::mount(&dir.join("live"), 4);
-    let m1 = start_mirror_in(dir, "m1", &fs.0, &pubkey, &[origin.url()], &[]);
+    // The live tree is a mount of its own: files are copied, on purpose.
+    let m1 = start_mirror_in(
+        dir,
+        "m1",
+        &fs.0,
+        &pubkey,
+        &[origin.url()],
+        &["--allow-copy"],
+    );
     m1.wait_generation(1);
     let served = index_of(&fs.0);
     write_generation(&src, 2, 4, 2_000_000);
@@ -544,6 +552,7 @@ fn the_admin_socket_can_belong_to_the_archive_hook_group() {
     drop(origin);
     let out = Command::new(shoal_e2e::bin("shoal-agent"))
         .args(["origin", "--name", "o2", "--publish-interval", "0s"])
+        .args(["--quiet-period", "0s"])
         .arg("--repo")
         .arg(&src)
         .arg("--state")

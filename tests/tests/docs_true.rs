@@ -170,6 +170,8 @@ const OTHER_TOOLS_DOCS: &[&str] = &[
     "docs/fuzzing.md",
     // rsync, apt-get and dnf flags of the soak's clients.
     "docs/reliability.md",
+    // rsync, reprepro and createrepo_c flags of the archive hooks.
+    "docs/archive-integration.md",
 ];
 /// Bare flags of other programs quoted in the docs (start-stop-daemon).
 const FOREIGN_FLAGS: &[&str] = &["--stop"];

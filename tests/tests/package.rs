@@ -10,6 +10,7 @@
 //! Needs root (dpkg into a scratch root runs the maintainer scripts), dpkg-dev,
 //! man-db and lintian (`scripts/install-deps test`).
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -102,6 +103,16 @@ fn debian_package_installs_runs_and_passes_lintian() {
                 b.display()
             );
         }
+    }
+
+    // The archive hooks are installed, executable, and are the repository's.
+    for h in ["reprepro-outhook", "createrepo-publish", "ftpsync-pull"] {
+        let p = root.join("usr/share/shoal/hooks").join(h);
+        let m = std::fs::metadata(&p)
+            .unwrap_or_else(|e| panic!("{} ({e}) is not in the package:\n{listing}", p.display()));
+        assert_eq!(m.permissions().mode() & 0o777, 0o755, "{}", p.display());
+        let shipped = shoal_e2e::workspace_root().join("packaging/hooks").join(h);
+        assert_eq!(std::fs::read(&p).unwrap(), std::fs::read(&shipped).unwrap());
     }
 
     // The man pages render, from the clap definitions.

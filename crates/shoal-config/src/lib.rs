@@ -109,6 +109,20 @@ pub struct AgentConfig {
     /// Logging.
     #[serde(default)]
     pub log: LogConfig,
+    /// How the live tree and the pack store share the disk.
+    #[serde(default)]
+    pub storage: StorageConfig,
+}
+
+/// Storage settings.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    /// The live tree is made of hard links into the pack store, so `repo`
+    /// and `state` must be on one mount. When they are not, the agent
+    /// refuses to start; `true` accepts copying every file instead (twice
+    /// the disk space), with a warning.
+    pub allow_copy: bool,
 }
 
 /// Origin settings.
@@ -155,6 +169,16 @@ pub struct OriginConfig {
     /// Unset: only the agent's user (and root) may call it (mode 0600).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub admin_group: Option<String>,
+    /// Lock files that mean "the archive is being updated: do not publish".
+    /// Absolute, or relative to the repository. ftpsync's own lock
+    /// (`Archive-Update-in-Progress-*` at the top of the repository) is
+    /// always honoured and need not be listed.
+    pub publish_locks: Vec<PathBuf>,
+    /// Publish only when nothing in the tree changed (ctime or mtime) for
+    /// this long, so a half-written archive is never published. `0s` turns
+    /// the check off.
+    #[serde(with = "duration")]
+    pub quiet_period: Duration,
 }
 
 impl Default for OriginConfig {
@@ -171,6 +195,8 @@ impl Default for OriginConfig {
             keep_deltas: 64,
             retire_grace: Duration::from_secs(1800),
             admin_group: None,
+            publish_locks: Vec::new(),
+            quiet_period: Duration::from_secs(10),
         }
     }
 }
@@ -456,6 +482,32 @@ impl AgentConfig {
                 }
                 if self.origin.manifest_ttl < Duration::from_secs(60) {
                     return Err(bad("origin.manifest_ttl", "must be at least 1m".into()));
+                }
+                if self.origin.quiet_period * 4 > self.origin.manifest_ttl {
+                    return Err(bad(
+                        "origin.quiet_period",
+                        "must be at most a quarter of origin.manifest_ttl (a tree that never \
+                         stays quiet that long would let the generation expire)"
+                            .into(),
+                    ));
+                }
+                for l in &self.origin.publish_locks {
+                    let text = l.to_string_lossy();
+                    if text.is_empty() || text.ends_with('/') {
+                        return Err(bad(
+                            "origin.publish_locks",
+                            format!(
+                                "'{text}' is not a lock file path; list files (absolute, or \
+                                 relative to the repository)"
+                            ),
+                        ));
+                    }
+                    if l.components().any(|c| c == std::path::Component::ParentDir) {
+                        return Err(bad(
+                            "origin.publish_locks",
+                            format!("'{text}' holds '..'; write the lock file's absolute path"),
+                        ));
+                    }
                 }
             }
             Role::Mirror => {
@@ -774,6 +826,50 @@ mod tests {
         let y = "role: origin\nrepo: /srv/r\nstate: /var/s\nlisten: 127.0.0.1:1\n";
         let e = AgentConfig::from_yaml(y, "o.yaml").unwrap_err().to_string();
         assert!(e.contains("origin.key"), "{e}");
+    }
+
+    #[test]
+    fn publish_gate_and_storage_settings_are_checked() {
+        let origin = |extra: &str| {
+            format!(
+                "role: origin\nrepo: /srv/r\nstate: /var/s\nlisten: 127.0.0.1:1\n\
+                 origin:\n  key: /k\n{extra}"
+            )
+        };
+        let c = AgentConfig::from_yaml(&origin(""), "o.yaml").unwrap();
+        assert_eq!(c.origin.quiet_period, Duration::from_secs(10));
+        assert!(c.origin.publish_locks.is_empty());
+        assert!(!c.storage.allow_copy);
+        let c = AgentConfig::from_yaml(
+            &origin("  quiet_period: 0s\n  publish_locks: [/srv/lock, db/lockfile]\nstorage:\n  allow_copy: true\n"),
+            "o.yaml",
+        )
+        .unwrap();
+        assert_eq!(c.origin.quiet_period, Duration::ZERO);
+        assert_eq!(c.origin.publish_locks.len(), 2);
+        assert!(c.storage.allow_copy);
+        let e = AgentConfig::from_yaml(&origin("  publish_locks: [../up/lock]\n"), "o.yaml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("o.yaml: origin.publish_locks: '../up/lock'"),
+            "{e}"
+        );
+        let e = AgentConfig::from_yaml(&origin("  publish_locks: [locks/]\n"), "o.yaml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("is not a lock file path"), "{e}");
+        let e = AgentConfig::from_yaml(
+            &origin("  manifest_ttl: 1h\n  quiet_period: 30m\n"),
+            "o.yaml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("origin.quiet_period"), "{e}");
+        let e = AgentConfig::from_yaml(&origin("storage:\n  copy: yes\n"), "o.yaml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown field `copy`"), "{e}");
     }
 
     #[test]

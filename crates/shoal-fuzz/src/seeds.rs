@@ -465,6 +465,9 @@ impl Fixture {
             refusals: [("head".to_string(), 1)].into_iter().collect(),
             last_error: Some("fetching pack 7: no peer has it yet".into()),
             upstream_error: Some("http://192.0.2.1:8780/v1/head: cannot connect".into()),
+            publish_waiting: Some(
+                "Archive-Update-in-Progress-m1 exists since 2026-11-30T00:12:00Z".into(),
+            ),
             files: 41,
             bytes: 5_000,
             pending_deletions: 2,

@@ -30,9 +30,10 @@ pub struct Status {
     /// Unix time the applied generation expires.
     pub generation_expires: i64,
     /// What the agent is doing: `idle`, `publishing`, `fetching-manifest`,
-    /// `downloading`, `verifying`, `applying`, `error`, or (mirror)
-    /// `upstream-unreachable` when it serves the newest generation it can
-    /// verify but no upstream answers.
+    /// `downloading`, `verifying`, `applying`, `error`, (origin) `waiting`
+    /// while the publish gate holds a publish back (see `publish_waiting`),
+    /// or (mirror) `upstream-unreachable` when it serves the newest
+    /// generation it can verify but no upstream answers.
     pub state: String,
     /// Seconds the last sync took: mirror, from starting to fetch the new
     /// generation's manifest to applied; origin, the publish.
@@ -54,6 +55,12 @@ pub struct Status {
     /// the newest generation it can verify (serving it is not an error).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upstream_error: Option<String>,
+    /// Origin: why the publish timer is holding back (an archive update's
+    /// lock file, or files changed within `origin.quiet_period`), e.g.
+    /// `Archive-Update-in-Progress-host exists since 2026-11-30T00:12:00Z`.
+    /// `None` when nothing holds it back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub publish_waiting: Option<String>,
     /// Number of files in the applied manifest.
     pub files: u64,
     /// Total bytes of the applied manifest.

@@ -403,6 +403,7 @@ fn flags_config(
         },
         network: Default::default(),
         log: Default::default(),
+        storage: Default::default(),
     };
     cfg.validate("the command line")
         .map_err(|e| anyhow!("{e}: fix the flag and run again"))?;
