@@ -289,11 +289,25 @@ impl Bt {
         if let Some((_, c)) = dir.iter().find(|(l, _)| *l == a) {
             return Some(c.clone());
         }
-        let mut same_ip = dir.iter().filter(|(l, _)| l.ip() == a.ip());
-        match (same_ip.next(), same_ip.next()) {
+        let only = |mut it: Box<dyn Iterator<Item = &(SocketAddr, String)> + '_>| match (
+            it.next(),
+            it.next(),
+        ) {
             (Some((_, c)), None) => Some(c.clone()),
             _ => None,
-        }
+        };
+        only(Box::new(dir.iter().filter(|(l, _)| l.ip() == a.ip()))).or_else(|| {
+            // On one host every connection comes from 127.0.0.1, whatever
+            // loopback address the agent listens on; librqbit records the
+            // peer's listen port from its extended handshake.
+            if a.ip().is_loopback() {
+                only(Box::new(dir.iter().filter(|(l, _)| {
+                    l.ip().is_loopback() && l.port() == a.port()
+                })))
+            } else {
+                None
+            }
+        })
     }
 
     /// Folds librqbit's per-peer counters into the running totals.

@@ -207,6 +207,7 @@ fn schedule_origin(a: &Agent, q: &shoal_pack::tracker::AnnounceQuery, asker: Opt
             tracing::debug!(pack = t.id, feeder = %to, "pack assigned a feeder")
         }
         Some(shoal_swarm::Handover::Moved { from, to, why }) => {
+            a.status.lock().unwrap().feeder_handovers += 1;
             tracing::info!(pack = t.id, from = %from, to = %to, "pack's feeder {why}: moved")
         }
         None => {}
@@ -331,6 +332,15 @@ pub fn metrics_text(st: &shoal_status::Status) -> String {
         "Syncs or publishes that failed since the agent started.",
     );
     let _ = writeln!(m, "shoal_sync_failures_total {}", st.sync_failures);
+    if st.role == "origin" {
+        head(
+            &mut m,
+            "shoal_feeder_handovers_total",
+            "counter",
+            "Packs whose feeder went quiet or stopped progressing, so another mirror took over.",
+        );
+        let _ = writeln!(m, "shoal_feeder_handovers_total {}", st.feeder_handovers);
+    }
     head(
         &mut m,
         "shoal_refusals_total",

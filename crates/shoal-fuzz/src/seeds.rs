@@ -462,6 +462,7 @@ impl Fixture {
             last_sync_seconds: Some(12.25),
             last_success: Some(1_700_000_000),
             sync_failures: 2,
+            feeder_handovers: 1,
             refusals: [("head".to_string(), 1)].into_iter().collect(),
             last_error: Some("fetching pack 7: no peer has it yet".into()),
             upstream_error: Some("http://192.0.2.1:8780/v1/head: cannot connect".into()),

@@ -45,6 +45,11 @@ pub struct Status {
     /// Syncs (or publishes) that failed since the agent started.
     #[serde(default)]
     pub sync_failures: u64,
+    /// Origin: packs whose feeder (the one mirror the origin sends the pack
+    /// to) went quiet or stopped progressing, so another mirror took over,
+    /// since the agent started.
+    #[serde(default)]
+    pub feeder_handovers: u64,
     /// Documents and packs refused from upstreams since the agent started,
     /// by kind: `head`, `manifest`, `delta`, `rollback`, `pack`.
     #[serde(default)]
