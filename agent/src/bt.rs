@@ -310,12 +310,43 @@ impl Bt {
         })
     }
 
+    /// Remembers the client name of every live peer of packs that have
+    /// live peers. librqbit drops a peer's name when the connection ends,
+    /// and a connection that dialled in may end (a pack done) between two
+    /// samples: the agent calls this often, so even the first transfer is
+    /// attributed (the origin's uploads all go over such connections).
+    pub fn note_names(&self) {
+        let torrents = self.all();
+        let mut seen = Vec::new();
+        for t in torrents {
+            let Some(live) = t.handle.live() else {
+                continue;
+            };
+            if live.stats_snapshot().peer_stats.live == 0 {
+                continue;
+            }
+            let filter =
+                serde_json::from_value(serde_json::json!({"state": "live"})).expect("peer filter");
+            for (addr, ps) in live.per_peer_stats_snapshot(filter).peers {
+                if let Some(c) = ps.client_name {
+                    seen.push((addr, classify(Some(&c))));
+                }
+            }
+        }
+        if !seen.is_empty() {
+            self.known.lock().unwrap().extend(seen);
+        }
+    }
+
     /// Folds librqbit's per-peer counters into the running totals.
     pub fn sample(&self) {
         let torrents = self.all();
         let mut known = self.known.lock().unwrap();
         let mut last = self.last.lock().unwrap();
         let mut totals = self.totals.lock().unwrap();
+        // What librqbit still lists: the rest is forgotten, so neither map
+        // grows with every connection ever made.
+        let mut present = std::collections::HashSet::new();
         for t in torrents {
             let Some(live) = t.handle.live() else {
                 continue;
@@ -324,6 +355,7 @@ impl Bt {
                 serde_json::from_value(serde_json::json!({"state": "all"})).expect("peer filter");
             let snap = live.per_peer_stats_snapshot(filter);
             for (addr, ps) in snap.peers {
+                present.insert((t.id, addr.clone()));
                 let (class, name) = match ps.client_name.as_deref() {
                     Some(c) => {
                         let k = classify(Some(c));
@@ -359,6 +391,9 @@ impl Bt {
                 last.insert(key, (f, u));
             }
         }
+        last.retain(|k, _| present.contains(k));
+        let addrs: std::collections::HashSet<&String> = present.iter().map(|(_, a)| a).collect();
+        known.retain(|a, _| addrs.contains(a));
     }
 
     pub fn totals(&self) -> Totals {

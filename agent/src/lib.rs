@@ -510,9 +510,15 @@ pub async fn run(cfg: AgentConfig) -> Result<()> {
     let sampler = {
         let agent = agent.clone();
         tokio::spawn(async move {
+            let mut tick = 0u32;
             loop {
-                agent.refresh_pack_status();
-                tokio::time::sleep(Duration::from_millis(500)).await;
+                if tick.is_multiple_of(10) {
+                    agent.refresh_pack_status();
+                } else {
+                    agent.bt.note_names();
+                }
+                tick = tick.wrapping_add(1);
+                tokio::time::sleep(Duration::from_millis(50)).await;
             }
         })
     };
