@@ -416,62 +416,137 @@ pub fn render_packaged_unit(agent_binary: &Path, config_file: &Path) -> String {
             "config_file": config_file,
             "user": "root",
             "group": "root",
+            "protect_system": "full",
             "rw_paths": Vec::<String>::new(),
             "protect_home": "yes",
             "capabilities": "CAP_CHOWN CAP_DAC_OVERRIDE CAP_FOWNER CAP_NET_BIND_SERVICE",
             "capabilities_why": "Running as root: keep only what managing files owned by others and a low port need.",
+            "ambient": false,
         }),
     )
     .expect("the packaged unit renders")
 }
 
-fn unit_context(site: &Site, h: &Host) -> Value {
+/// The hardening settings of a unit that depend on its parameters. Puppet
+/// (`shoal::unit_settings`) and the Ansible role (`templates/shoal-agent.service.j2`)
+/// compute the same from the same parameters; `tests/tests/unit_same.rs`
+/// renders all three and compares the bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnitHardening {
+    /// `strict` when the repository and the state folder have a common
+    /// folder below `/`, else `full`.
+    pub protect_system: &'static str,
+    /// The `ReadWritePaths=` entries: the one common folder (strict), or the
+    /// folders under /usr, /boot, /efi or /etc (full).
+    pub rw_paths: Vec<PathBuf>,
+    /// `yes`, `read-only` (the binary, the config or the key is under a home
+    /// folder) or `no` (the repository or the state is).
+    pub protect_home: &'static str,
+    /// The capability bounding set, space-separated; empty for none.
+    pub capabilities: &'static str,
+    /// Why the capabilities are there (a comment in the unit).
+    pub capabilities_why: &'static str,
+    /// Whether the capabilities are also ambient (a non-root user).
+    pub ambient: bool,
+}
+
+/// The inputs of [`unit_hardening`].
+pub struct UnitInputs<'a> {
+    pub repo_dir: &'a Path,
+    pub state_dir: &'a Path,
+    /// Files the agent reads: binary, config, origin key.
+    pub reads: Vec<&'a Path>,
+    pub user: &'a str,
+    /// A listen or BitTorrent port below 1024.
+    pub low_port: bool,
+}
+
+/// The deepest folder that contains both paths (`/` at worst).
+pub fn common_folder(a: &Path, b: &Path) -> PathBuf {
+    a.components()
+        .zip(b.components())
+        .take_while(|(x, y)| x == y)
+        .map(|(x, _)| x)
+        .collect()
+}
+
+/// Computes the hardening settings of a unit (see [`UnitHardening`]).
+pub fn unit_hardening(i: &UnitInputs) -> UnitHardening {
     let under = |p: &Path, prefixes: &[&str]| prefixes.iter().any(|x| p.starts_with(x));
-    // ProtectSystem=full makes these read-only; folders the agent writes
-    // that live there need an explicit exception.
-    let protected = ["/usr", "/boot", "/efi", "/etc"];
-    let rw_paths: Vec<String> = [&h.repo_dir, &h.state_dir]
-        .into_iter()
-        .filter(|p| under(p, &protected))
-        .map(|p| p.display().to_string())
-        .collect();
+    let common = common_folder(i.repo_dir, i.state_dir);
+    let (protect_system, rw_paths) = if common != Path::new("/") {
+        ("strict", vec![common])
+    } else {
+        // ProtectSystem=full makes these read-only; folders the agent
+        // writes that live there need an exception of their own.
+        let protected = ["/usr", "/boot", "/efi", "/etc"];
+        let rw = [i.repo_dir, i.state_dir]
+            .into_iter()
+            .filter(|p| under(p, &protected))
+            .map(Path::to_path_buf)
+            .collect();
+        ("full", rw)
+    };
     let homes = ["/home", "/root", "/run/user"];
-    let protect_home = if [&h.repo_dir, &h.state_dir].iter().any(|p| under(p, &homes)) {
+    let protect_home = if [i.repo_dir, i.state_dir].iter().any(|p| under(p, &homes)) {
         "no"
-    } else if [&h.install_dir, &h.config_dir, &h.origin_key_file]
-        .iter()
-        .any(|p| under(p, &homes))
-    {
+    } else if i.reads.iter().any(|p| under(p, &homes)) {
         "read-only"
     } else {
         "yes"
     };
-    let low_port = h.listen.port() < 1024 || h.peer_addr().is_some_and(|a| a.port() < 1024);
-    let (capabilities, why) = if h.user == "root" {
+    let (capabilities, capabilities_why, ambient) = if i.user == "root" {
         (
             "CAP_CHOWN CAP_DAC_OVERRIDE CAP_FOWNER CAP_NET_BIND_SERVICE",
             "Running as root: keep only what managing files owned by others and a low port need.",
+            false,
         )
-    } else if low_port {
-        ("CAP_NET_BIND_SERVICE", "A listen port below 1024.")
+    } else if i.low_port {
+        ("CAP_NET_BIND_SERVICE", "A listen port below 1024.", true)
     } else {
-        ("", "")
+        ("", "", false)
     };
+    UnitHardening {
+        protect_system,
+        rw_paths,
+        protect_home,
+        capabilities,
+        capabilities_why,
+        ambient,
+    }
+}
+
+fn unit_context(site: &Site, h: &Host) -> Value {
+    let binary = h.agent_binary();
+    let config = h.config_file();
+    let mut reads = vec![binary.as_path(), config.as_path()];
+    if h.role == shoal_config::Role::Origin {
+        reads.push(&h.origin_key_file);
+    }
+    let low_port = h.listen.port() < 1024 || h.peer_addr().is_some_and(|a| a.port() < 1024);
+    let hard = unit_hardening(&UnitInputs {
+        repo_dir: &h.repo_dir,
+        state_dir: &h.state_dir,
+        reads,
+        user: &h.user,
+        low_port,
+    });
     json!({
         "site": site.name,
-        "site_file": agent_context(site, h)["site_file"],
         "host": h.host,
         "role": h.role.to_string(),
         "repo_dir": h.repo_dir,
         "state_dir": h.state_dir,
-        "agent_binary": h.agent_binary(),
-        "config_file": h.config_file(),
+        "agent_binary": binary,
+        "config_file": config,
         "user": h.user,
         "group": h.group,
-        "rw_paths": rw_paths,
-        "protect_home": protect_home,
-        "capabilities": capabilities,
-        "capabilities_why": why,
+        "protect_system": hard.protect_system,
+        "rw_paths": hard.rw_paths,
+        "protect_home": hard.protect_home,
+        "capabilities": hard.capabilities,
+        "capabilities_why": hard.capabilities_why,
+        "ambient": hard.ambient,
     })
 }
 

@@ -467,10 +467,8 @@ fn systemd_unit_passes_systemd_analyze_and_is_hardened() {
         "Restart=on-failure".into(),
         "NoNewPrivileges=yes".into(),
         "ProtectSystem=strict".into(),
-        format!(
-            "ReadWritePaths={p}/srv/repo {p}/var/lib/shoal",
-            p = p.display()
-        ),
+        // One writable entry, the common folder: hard links stay on one mount.
+        format!("ReadWritePaths={}", sb.path().join("prefix").display()),
         // Started only once the repository (GlusterFS from fstab) is mounted.
         format!(
             "RequiresMountsFor={p}/srv/repo {p}/var/lib/shoal",
@@ -480,7 +478,7 @@ fn systemd_unit_passes_systemd_analyze_and_is_hardened() {
         "PrivateTmp=yes".into(),
         "ProtectHome=yes".into(),
         "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6".into(),
-        "CapabilityBoundingSet=".into(),
+        "CapabilityBoundingSet=CAP_CHOWN CAP_DAC_OVERRIDE CAP_FOWNER CAP_NET_BIND_SERVICE".into(),
         "User=root".into(),
     ] {
         assert!(

@@ -561,16 +561,31 @@ fn systemd_unit_passes_systemd_analyze_verify() {
             "ProtectSystem=strict",
             "PrivateTmp=yes",
             "ProtectHome=yes",
-            "RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX",
+            "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6",
+            "ProtectProc=invisible",
+            "LimitNOFILE=524288",
+            "CapabilityBoundingSet=",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} missing:\n{text}");
         }
+        // One writable entry, the deepest common folder, so the hard links
+        // between the state and the repository stay on one mount.
         let rw = if sibling {
             sb.s("srv/shoal")
         } else {
-            format!("{repo} {state}")
+            sb.root()
         };
-        assert!(text.contains(&format!("\nReadWritePaths={rw}\n")), "{text}");
+        assert!(
+            text.contains(&format!("\nProtectSystem=strict\nReadWritePaths={rw}\n")),
+            "{text}"
+        );
+        assert_eq!(
+            text.lines()
+                .filter(|l| l.starts_with("ReadWritePaths="))
+                .count(),
+            1,
+            "{text}"
+        );
         // The agent starts only once its folders are mounted (a GlusterFS
         // repository comes from fstab at boot), whatever ReadWritePaths merged.
         assert!(
