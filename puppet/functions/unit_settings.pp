@@ -30,7 +30,7 @@
 # @param peer_listen
 #   The BitTorrent address; `undef` means the `listen` port + 1.
 #
-# @return [Hash] The keys `protect_system`, `rw_paths`, `protect_home`,
+# @return [Hash[String, Variant[String, Boolean, Array[String]]]] The keys `protect_system`, `rw_paths`, `protect_home`,
 #   `capabilities`, `capabilities_why` and `ambient`.
 #
 # @example
