@@ -1721,3 +1721,57 @@ fn walk(root: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+#[test]
+fn each_repository_gets_a_unit_of_its_own_that_verifies() {
+    let sb = Sandbox::new();
+    let p = sb.prefix("");
+    let mut vars = mirror_vars(
+        &sb,
+        &shoal_e2e::bin("shoal-agent"),
+        "0.0.0.0:8780",
+        "http://127.0.0.1:1",
+        KEY,
+    );
+    set(&mut vars, "shoal_service_manager", "systemd".into());
+    set(&mut vars, "shoal_service_ensure", "stopped".into());
+    let repos = yaml(&format!(
+        "- {{name: debian, repo_dir: {p}/srv/debian/repo, state_dir: {p}/srv/debian/state}}\n\
+         - {{name: fedora, repo_dir: {p}/srv/fedora/repo, state_dir: {p}/var/fedora, listen: '0.0.0.0:8790', profile: rpm}}\n",
+        p = p.display()
+    ));
+    set(&mut vars, "shoal_repositories", repos);
+    let inv = sb.inventory(&[], &[("localhost", vars)]);
+    let site = sb.site(false);
+    // No systemd here to start them: the binary and the units only.
+    sb.playbook(&inv, &site, &["--tags", "shoal_install,shoal_unit"])
+        .ok();
+    let units = p.join("etc/systemd/system");
+    assert!(!units.join("shoal-agent.service").exists());
+    let prefix = p.components().collect::<PathBuf>();
+    for (name, rw) in [
+        ("debian", prefix.join("srv/debian")),
+        ("fedora", prefix.clone()),
+    ] {
+        let unit = units.join(format!("shoal-agent@{name}.service"));
+        let text = std::fs::read_to_string(&unit).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(
+            text.contains(&format!(
+                "--config {}/etc/shoal/{name}.yaml run\n",
+                p.display()
+            )),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("\nReadWritePaths={}\n", rw.display())),
+            "{text}"
+        );
+        let verify = Run::of(Command::new("systemd-analyze").arg("verify").arg(&unit));
+        assert!(
+            verify.status.success() && !verify.all().contains(&format!("shoal-agent@{name}")),
+            "systemd-analyze verify on {}:\n{}",
+            unit.display(),
+            verify.all()
+        );
+    }
+}
