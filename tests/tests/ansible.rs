@@ -998,6 +998,7 @@ fn playbook_installs_a_mirror_that_follows_a_real_origin() {
 
     // A configuration change restarts the daemon (a new PID) and it comes back.
     set(&mut vars, "shoal_poll_interval", "2s".into());
+    let vars_at_poll_2s = vars.clone();
     let inv = sb.inventory(&[], &[("localhost", vars)]);
     let third = sb.playbook(&inv, &site, &[]);
     cleanup.pid(&pidfile);
@@ -1033,6 +1034,26 @@ fn playbook_installs_a_mirror_that_follows_a_real_origin() {
         &mirror_repo.join("dists/stable/Release"),
     );
     assert_same_file(&origin_repo.join("NEWS"), &mirror_repo.join("NEWS"));
+
+    // The host's single repository removed: shoal_state absent stops the
+    // agent and removes its config, keeps the data, and is idempotent.
+    let mut gone = vars_at_poll_2s.clone();
+    set(&mut gone, "shoal_state", "absent".into());
+    let inv = sb.inventory(&[], &[("localhost", gone)]);
+    let absent = sb.playbook(&inv, &site, &[]).ok();
+    assert!(
+        absent.counter("localhost", "changed") > 0,
+        "{}",
+        absent.all()
+    );
+    assert!(
+        !alive(new_pid),
+        "the agent {new_pid} still runs after shoal_state: absent"
+    );
+    assert!(!p.join("etc/shoal/agent.yaml").exists() && !pidfile.exists());
+    assert!(mirror_repo.join("NEWS").is_file(), "the data was removed");
+    let again = sb.playbook(&inv, &site, &[]).ok();
+    assert_eq!(again.counter("localhost", "changed"), 0, "{}", again.all());
 
     // Stop everything by PID; the daemon's pidfile PID must go away.
     drop(cleanup);

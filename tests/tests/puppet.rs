@@ -962,6 +962,35 @@ fn puppet_apply_runs_a_mirror_that_follows_an_origin() {
     );
     assert!(!pidfile.exists(), "the pidfile is left behind");
 
+    // The single repository of a host removed: shoal::ensure => absent runs
+    // the agent down (started again first), removes its config, keeps its
+    // data, and a second run changes nothing.
+    sb.hiera(&hiera("shoal::poll_interval: '3s'\n"));
+    let again = sb.apply(&site, &[]);
+    assert_eq!(again.code, 2, "{}", again.text());
+    let pid = daemon.pid(&pidfile).expect("started again");
+    sb.hiera(&hiera(
+        "shoal::poll_interval: '3s'\nshoal::ensure: 'absent'\n",
+    ));
+    let absent = sb.apply(&site, &[]);
+    assert_eq!(absent.code, 2, "{}", absent.text());
+    assert!(
+        !alive(pid),
+        "the agent {pid} still runs after ensure => absent"
+    );
+    assert!(!sb.path("etc/shoal/agent.yaml").exists() && !pidfile.exists());
+    assert!(
+        sb.path("srv/shoal/repo/README").is_file(),
+        "the data was removed"
+    );
+    let again = sb.apply(&site, &[]);
+    assert_eq!(
+        again.code,
+        0,
+        "ensure => absent is not idempotent:\n{}",
+        again.text()
+    );
+
     drop(daemon);
     drop(origin);
 }
