@@ -8,7 +8,7 @@
 //! files whose content changed and removes files a previous render wrote
 //! that are no longer produced.
 
-use crate::site::{agent_context, Gluster, GlusterServer, Host, Site};
+use crate::site::{agent_context, Gluster, GlusterServer, Host, Site, Sites, PER_REPOSITORY};
 use anyhow::{bail, Context as _};
 use clap::{Args, Subcommand};
 use include_dir::{include_dir, Dir, DirEntry};
@@ -108,10 +108,21 @@ pub fn run(cmd: &RenderCommand) -> anyhow::Result<ExitCode> {
     };
     match cmd {
         RenderCommand::Puppet(a) | RenderCommand::Ansible(a) => {
-            let site = load(&a.site)?;
-            let (tool, files) = match cmd {
-                RenderCommand::Puppet(_) => ("Puppet", render_puppet(&site)?),
-                _ => ("Ansible", render_ansible(&site)?),
+            let site = Sites::load(&a.site).map_err(|e| {
+                anyhow::anyhow!(
+                    "{e}\n{}: {} problem(s); fix them (`shoal check --site {}` lists them) and render again",
+                    a.site.display(),
+                    e.0.len(),
+                    a.site.display()
+                )
+            })?;
+            let one = (site.repositories.len() == 1 && site.repositories[0].repository.is_none())
+                .then(|| &site.repositories[0]);
+            let (tool, files) = match (cmd, one) {
+                (RenderCommand::Puppet(_), Some(one)) => ("Puppet", render_puppet(one)?),
+                (RenderCommand::Puppet(_), None) => ("Puppet", render_puppet_repositories(&site)?),
+                (_, Some(one)) => ("Ansible", render_ansible(one)?),
+                (_, None) => ("Ansible", render_ansible_repositories(&site)?),
             };
             let report = write_tree(&a.out, &files, a.force)?;
             println!(
@@ -243,13 +254,33 @@ fn puppet_value(v: &Value, indent: usize) -> String {
                 s
             }
         }
-        Value::Object(m) => format!(
-            "{{ {} }}",
-            m.iter()
-                .map(|(k, x)| format!("{} => {}", puppet_quote(k), puppet_value(x, indent + 2)))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
+        Value::Object(m) => {
+            let inline = format!(
+                "{{ {} }}",
+                m.iter()
+                    .map(|(k, x)| format!("{} => {}", puppet_quote(k), puppet_value(x, indent + 2)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            if inline.len() <= 72 {
+                return inline;
+            }
+            // One key a line, arrows aligned (puppet-lint's arrow_alignment).
+            let width = m.keys().map(|k| puppet_quote(k).len()).max().unwrap_or(0);
+            let pad = " ".repeat(indent + 2);
+            let mut s = String::from("{\n");
+            for (k, x) in m {
+                let key = puppet_quote(k);
+                s.push_str(&format!(
+                    "{pad}{key}{} => {},\n",
+                    " ".repeat(width - key.len()),
+                    puppet_value(x, indent + 2)
+                ));
+            }
+            s.push_str(&" ".repeat(indent));
+            s.push('}');
+            s
+        }
     }
 }
 
@@ -837,6 +868,170 @@ pub fn render_ansible(site: &Site) -> anyhow::Result<Vec<OutFile>> {
                 with(json!({"gluster": gluster.is_some()})),
             )?
             .into_bytes(),
+        },
+    ];
+    files.extend(embedded_tree(
+        &ANSIBLE_ROLE,
+        Path::new("roles/shoal"),
+        "the Ansible role (ansible/roles/shoal)",
+    )?);
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(files)
+}
+
+/// A host's values of a multi-repository site: its shared settings (from
+/// its first agent; `shoal check` made sure its agents agree on them) and
+/// `repositories`, each repository's own settings by name.
+fn repositories_values(g: &crate::site::HostAgents) -> (Vec<(String, Value)>, Value) {
+    let (site, first) = g.agents[0];
+    let shared = site
+        .merged_values(first)
+        .into_iter()
+        .filter(|(n, _)| !PER_REPOSITORY.contains(&n.as_str()))
+        .collect();
+    let mut repos = serde_json::Map::new();
+    for (site, h) in &g.agents {
+        let own: serde_json::Map<String, Value> = site
+            .merged_values(h)
+            .into_iter()
+            .filter(|(n, _)| PER_REPOSITORY.contains(&n.as_str()))
+            .collect();
+        let name = site.repository.clone().unwrap_or_default();
+        repos.insert(name, Value::Object(own));
+    }
+    (shared, Value::Object(repos))
+}
+
+/// The files of `shoal render puppet` for a site with `repositories:`: each
+/// node declares the class `shoal` with its shared settings and
+/// `repositories` (one `shoal::repository` each), in site.pp and as Hiera
+/// node data.
+pub fn render_puppet_repositories(sites: &Sites) -> anyhow::Result<Vec<OutFile>> {
+    let t = engine();
+    let file_name = Path::new(&sites.file)
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let base = json!({"site": sites.name, "site_file": file_name});
+    let with = |extra: Value| merged(&base, extra);
+    let hosts = sites.hosts();
+    let mut nodes = Vec::new();
+    let mut files = Vec::new();
+    for g in &hosts {
+        let (mut params, repos) = repositories_values(g);
+        params.push(("repositories".into(), repos));
+        nodes.push(json!({"host": g.first.host, "params": aligned(params.clone()), "gluster": []}));
+        let roles: Vec<String> = g
+            .agents
+            .iter()
+            .map(|(s, h)| format!("{} of {}", h.role, s.repository.as_deref().unwrap_or("")))
+            .collect();
+        files.push(OutFile {
+            path: PathBuf::from("data/nodes").join(format!("{}.yaml", g.first.host)),
+            contents: render(
+                &t,
+                "puppet/hiera/node.yaml.tera",
+                with(json!({"host": g.first.host, "role": roles.join(", "), "params": named(params, "")})),
+            )?
+            .into_bytes(),
+        });
+    }
+    files.push(OutFile {
+        path: "manifests/site.pp".into(),
+        contents: render(
+            &t,
+            "puppet/site.pp.tera",
+            with(json!({"nodes": nodes, "has_gluster": false})),
+        )?
+        .into_bytes(),
+    });
+    files.push(OutFile {
+        path: "hiera.yaml".into(),
+        contents: render(&t, "puppet/hiera.yaml.tera", base.clone())?.into_bytes(),
+    });
+    files.push(OutFile {
+        path: "data/common.yaml".into(),
+        contents: render(
+            &t,
+            "puppet/hiera/common.yaml.tera",
+            with(json!({"params": []})),
+        )?
+        .into_bytes(),
+    });
+    files.extend(embedded_tree(
+        &PUPPET_MODULE,
+        Path::new("modules/shoal"),
+        "the Puppet module (puppet/)",
+    )?);
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(files)
+}
+
+/// The files of `shoal render ansible` for a site with `repositories:`:
+/// each host's shared settings and `shoal_repositories` as host variables;
+/// hosts that are the origin of any repository in `shoal_origin` (played
+/// first), the others in `shoal_mirrors`.
+pub fn render_ansible_repositories(sites: &Sites) -> anyhow::Result<Vec<OutFile>> {
+    let t = engine();
+    let file_name = Path::new(&sites.file)
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let base = json!({"site": sites.name, "site_file": file_name});
+    let with = |extra: Value| merged(&base, extra);
+    let (mut origin, mut mirrors) = (Vec::new(), Vec::new());
+    for g in sites.hosts() {
+        let (shared, repos) = repositories_values(&g);
+        let mut vars = Vec::new();
+        if g.first.address != g.first.host {
+            vars.push(json!({"name": "ansible_host", "value": g.first.address}));
+        }
+        vars.extend(named(shared, "shoal_"));
+        let list: Vec<Value> = repos
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .map(|(name, v)| {
+                        let mut item = serde_json::Map::new();
+                        item.insert("name".into(), json!(name));
+                        if let Value::Object(o) = v {
+                            item.extend(o.clone());
+                        }
+                        Value::Object(item)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        vars.push(json!({"name": "shoal_repositories", "value": list}));
+        let entry = json!({"host": g.first.host, "vars": vars});
+        if g.agents
+            .iter()
+            .any(|(_, h)| h.role == shoal_config::Role::Origin)
+        {
+            origin.push(entry);
+        } else {
+            mirrors.push(entry);
+        }
+    }
+    let mut files = vec![
+        OutFile {
+            path: "inventory.yml".into(),
+            contents: render(
+                &t,
+                "ansible/inventory.yml.tera",
+                with(json!({"origin": origin, "mirrors": mirrors, "gluster": []})),
+            )?
+            .into_bytes(),
+        },
+        OutFile {
+            path: "group_vars/shoal.yml".into(),
+            contents: render(&t, "ansible/group_vars.yml.tera", with(json!({"vars": []})))?
+                .into_bytes(),
+        },
+        OutFile {
+            path: "site.yml".into(),
+            contents: render(&t, "ansible/site.yml.tera", with(json!({"gluster": false})))?
+                .into_bytes(),
         },
     ];
     files.extend(embedded_tree(

@@ -31,7 +31,7 @@ mod validate;
 pub use error::{SiteError, SiteErrors};
 pub use file::{GlusterHost, GlusterHostEntry, GlusterStorage, Params, Scalar, SiteFile, Storage};
 pub use gluster::{Gluster, GlusterServer};
-pub use multi::Sites;
+pub use multi::{HostAgents, Sites, PER_REPOSITORY};
 pub use params::{agent_context, short_duration, Applies, ServiceManager, PARAMS};
 pub use spans::Spans;
 pub use validate::check_url;
@@ -162,11 +162,11 @@ impl Site {
                 &spans,
                 "repositories",
                 format!(
-                    "this site lists several repositories, and `shoal render` and `shoal bootstrap` \
-                     deploy one repository per site file so far: deploy several repositories on a host \
-                     with the Puppet class shoal (repositories) or the Ansible role (shoal_repositories), \
-                     or split the file into one site per repository (`shoal check` and `shoal status` \
-                     read it as it is; see {DOC})"
+                    "this site lists several repositories, and `shoal bootstrap`, `shoal render unit` and \
+                     `shoal render agent-config` take one repository per site file so far: deploy it with \
+                     `shoal render puppet` or `shoal render ansible` (the Puppet class's repositories, the \
+                     Ansible role's shoal_repositories), or split the file into one site per repository \
+                     (`shoal check` and `shoal status` read it as it is; see {DOC})"
                 ),
             )]));
         }

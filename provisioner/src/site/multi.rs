@@ -21,11 +21,62 @@ use std::path::Path;
 pub struct Sites {
     /// The file name as given.
     pub file: String,
+    /// The site's name (`name:`), or the file's stem.
+    pub name: String,
     /// Each repository's network, in file order.
     pub repositories: Vec<Site>,
 }
 
+/// The parameters of one repository's agent; the others belong to the host
+/// (one binary, account, service manager and web server for all its agents).
+pub const PER_REPOSITORY: &[&str] = &[
+    "role",
+    "agent_name",
+    "repo_dir",
+    "state_dir",
+    "profile",
+    "listen",
+    "peer_listen",
+    "advertise_url",
+    "origin_key_file",
+    "origin_public_key",
+    "upstreams",
+    "publish_interval",
+    "manifest_ttl",
+    "poll_interval",
+    "delete_grace",
+    "upload_limit",
+    "download_limit",
+    "log_format",
+    "service_ensure",
+];
+
+/// The agents of one host of a multi-repository site.
+pub struct HostAgents<'a> {
+    /// The first of them (its host name, address and shared settings).
+    pub first: &'a Host,
+    /// Each repository's site and this host's agent in it.
+    pub agents: Vec<(&'a Site, &'a Host)>,
+}
+
 impl Sites {
+    /// Every host with its agents, in the order hosts first appear.
+    pub fn hosts(&self) -> Vec<HostAgents<'_>> {
+        let mut out: Vec<HostAgents> = Vec::new();
+        for site in &self.repositories {
+            for h in &site.hosts {
+                match out.iter_mut().find(|g| g.first.host == h.host) {
+                    Some(g) => g.agents.push((site, h)),
+                    None => out.push(HostAgents {
+                        first: h,
+                        agents: vec![(site, h)],
+                    }),
+                }
+            }
+        }
+        out
+    }
+
     /// Reads, parses and validates a site file of one or several repositories.
     pub fn load(path: &Path) -> Result<Sites, SiteErrors> {
         let file = path.display().to_string();
@@ -44,9 +95,11 @@ impl Sites {
                 .map_err(|e| SiteErrors(vec![parse_error(&e, file, &spans)]))?
         };
         let Some(repos) = raw.repositories.clone() else {
+            let site = Site::from_yaml(text, file)?;
             return Ok(Sites {
                 file: file.to_string(),
-                repositories: vec![Site::from_yaml(text, file)?],
+                name: site.name.clone(),
+                repositories: vec![site],
             });
         };
         let mut errors = top_level_errors(&raw, &repos, file, &spans);
@@ -81,8 +134,19 @@ impl Sites {
             errors.extend(shared_host_errors(&sites, file, &spans));
         }
         if errors.is_empty() {
+            let name = raw
+                .name
+                .clone()
+                .filter(|n| !n.trim().is_empty())
+                .unwrap_or_else(|| {
+                    Path::new(file)
+                        .file_stem()
+                        .map(|s| s.to_string_lossy().into_owned())
+                        .unwrap_or_else(|| "site".into())
+                });
             Ok(Sites {
                 file: file.to_string(),
+                name,
                 repositories: sites,
             })
         } else {
