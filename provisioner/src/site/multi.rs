@@ -119,8 +119,14 @@ impl Sites {
                 Ok(mut site) => {
                     site.repository = Some(r.name.clone());
                     site.spans = spans.clone();
+                    let key_set = site.defaults.origin_key_file.is_some();
                     for h in &mut site.hosts {
                         h.path = format!("{prefix}{}", h.path);
+                        // Each origin of a host has a key of its own, as the
+                        // Puppet module and the Ansible role name it.
+                        if !key_set && h.params.origin_key_file.is_none() {
+                            h.origin_key_file = h.config_dir.join(format!("{}.key", r.name));
+                        }
                     }
                     sites.push(site);
                 }
@@ -398,6 +404,10 @@ mod tests {
         assert_eq!(rpm.mirrors()[0].origin_public_key.as_deref(), Some(K2));
         assert_eq!(rpm.mirrors()[0].listen.port(), 8790);
         assert_eq!(rpm.mirrors()[0].path, "repositories[1].mirrors[0]");
+        assert_eq!(
+            rpm.origin().origin_key_file,
+            Path::new("/etc/shoal/fedora.key")
+        );
     }
 
     #[test]
