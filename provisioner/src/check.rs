@@ -1,6 +1,6 @@
 //! `shoal check`: validate a site file and summarize it.
 
-use crate::site::{Site, DOC};
+use crate::site::{Site, Sites, DOC};
 use clap::Args;
 use shoal_config::Role;
 use std::path::PathBuf;
@@ -9,7 +9,9 @@ use std::process::ExitCode;
 /// Validate a site file without touching any host.
 ///
 /// Prints a short summary (hosts, roles, addresses, what each mirror
-/// follows) when the file is valid. Otherwise prints every problem as
+/// follows), per repository for a site with `repositories:`, when the
+/// file is valid; two repositories on one host that would share a folder or
+/// a port are an error naming both. Otherwise prints every problem as
 /// `FILE:LINE:COLUMN: KEY: what is wrong and what to do` and exits with 1.
 #[derive(Debug, Args)]
 pub struct CheckArgs {
@@ -20,7 +22,7 @@ pub struct CheckArgs {
 
 /// Runs `shoal check`.
 pub fn run(args: &CheckArgs) -> anyhow::Result<ExitCode> {
-    let site = match Site::load(&args.site) {
+    let sites = match Sites::load(&args.site) {
         Ok(s) => s,
         Err(errors) => {
             for e in &errors.0 {
@@ -35,21 +37,28 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::FAILURE);
         }
     };
-    if let Err(e) = crate::render::verify_agent_configs(&site) {
-        eprintln!("{}: {e}", args.site.display());
-        return Ok(ExitCode::FAILURE);
+    for site in &sites.repositories {
+        if let Err(e) = crate::render::verify_agent_configs(site) {
+            eprintln!("{}: {e}", args.site.display());
+            return Ok(ExitCode::FAILURE);
+        }
     }
-    print!("{}", summary(&site));
+    for site in &sites.repositories {
+        print!("{}", summary(site));
+    }
     Ok(ExitCode::SUCCESS)
 }
 
 /// The summary `shoal check` prints for a valid site.
 pub fn summary(site: &Site) -> String {
     let o = site.origin();
+    let what = match &site.repository {
+        Some(name) => format!("repository '{name}'"),
+        None => format!("site '{}'", site.name),
+    };
     let mut s = format!(
-        "{}: site '{}' is valid: 1 origin, {} mirror(s), profile {}, repository {}\n",
+        "{}: {what} is valid: 1 origin, {} mirror(s), profile {}, repository {}\n",
         site.file,
-        site.name,
         site.mirrors().len(),
         o.profile,
         o.repo_dir.display()

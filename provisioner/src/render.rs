@@ -8,7 +8,7 @@
 //! files whose content changed and removes files a previous render wrote
 //! that are no longer produced.
 
-use crate::site::{agent_context, Gluster, GlusterServer, Host, Site};
+use crate::site::{agent_context, Gluster, GlusterServer, Host, Site, Sites, PER_REPOSITORY};
 use anyhow::{bail, Context as _};
 use clap::{Args, Subcommand};
 use include_dir::{include_dir, Dir, DirEntry};
@@ -108,10 +108,21 @@ pub fn run(cmd: &RenderCommand) -> anyhow::Result<ExitCode> {
     };
     match cmd {
         RenderCommand::Puppet(a) | RenderCommand::Ansible(a) => {
-            let site = load(&a.site)?;
-            let (tool, files) = match cmd {
-                RenderCommand::Puppet(_) => ("Puppet", render_puppet(&site)?),
-                _ => ("Ansible", render_ansible(&site)?),
+            let site = Sites::load(&a.site).map_err(|e| {
+                anyhow::anyhow!(
+                    "{e}\n{}: {} problem(s); fix them (`shoal check --site {}` lists them) and render again",
+                    a.site.display(),
+                    e.0.len(),
+                    a.site.display()
+                )
+            })?;
+            let one = (site.repositories.len() == 1 && site.repositories[0].repository.is_none())
+                .then(|| &site.repositories[0]);
+            let (tool, files) = match (cmd, one) {
+                (RenderCommand::Puppet(_), Some(one)) => ("Puppet", render_puppet(one)?),
+                (RenderCommand::Puppet(_), None) => ("Puppet", render_puppet_repositories(&site)?),
+                (_, Some(one)) => ("Ansible", render_ansible(one)?),
+                (_, None) => ("Ansible", render_ansible_repositories(&site)?),
             };
             let report = write_tree(&a.out, &files, a.force)?;
             println!(
@@ -243,13 +254,33 @@ fn puppet_value(v: &Value, indent: usize) -> String {
                 s
             }
         }
-        Value::Object(m) => format!(
-            "{{ {} }}",
-            m.iter()
-                .map(|(k, x)| format!("{} => {}", puppet_quote(k), puppet_value(x, indent + 2)))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
+        Value::Object(m) => {
+            let inline = format!(
+                "{{ {} }}",
+                m.iter()
+                    .map(|(k, x)| format!("{} => {}", puppet_quote(k), puppet_value(x, indent + 2)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            if inline.len() <= 72 {
+                return inline;
+            }
+            // One key a line, arrows aligned (puppet-lint's arrow_alignment).
+            let width = m.keys().map(|k| puppet_quote(k).len()).max().unwrap_or(0);
+            let pad = " ".repeat(indent + 2);
+            let mut s = String::from("{\n");
+            for (k, x) in m {
+                let key = puppet_quote(k);
+                s.push_str(&format!(
+                    "{pad}{key}{} => {},\n",
+                    " ".repeat(width - key.len()),
+                    puppet_value(x, indent + 2)
+                ));
+            }
+            s.push_str(&" ".repeat(indent));
+            s.push('}');
+            s
+        }
     }
 }
 
@@ -416,62 +447,137 @@ pub fn render_packaged_unit(agent_binary: &Path, config_file: &Path) -> String {
             "config_file": config_file,
             "user": "root",
             "group": "root",
+            "protect_system": "full",
             "rw_paths": Vec::<String>::new(),
             "protect_home": "yes",
             "capabilities": "CAP_CHOWN CAP_DAC_OVERRIDE CAP_FOWNER CAP_NET_BIND_SERVICE",
             "capabilities_why": "Running as root: keep only what managing files owned by others and a low port need.",
+            "ambient": false,
         }),
     )
     .expect("the packaged unit renders")
 }
 
-fn unit_context(site: &Site, h: &Host) -> Value {
+/// The hardening settings of a unit that depend on its parameters. Puppet
+/// (`shoal::unit_settings`) and the Ansible role (`templates/shoal-agent.service.j2`)
+/// compute the same from the same parameters; `tests/tests/unit_same.rs`
+/// renders all three and compares the bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnitHardening {
+    /// `strict` when the repository and the state folder have a common
+    /// folder below `/`, else `full`.
+    pub protect_system: &'static str,
+    /// The `ReadWritePaths=` entries: the one common folder (strict), or the
+    /// folders under /usr, /boot, /efi or /etc (full).
+    pub rw_paths: Vec<PathBuf>,
+    /// `yes`, `read-only` (the binary, the config or the key is under a home
+    /// folder) or `no` (the repository or the state is).
+    pub protect_home: &'static str,
+    /// The capability bounding set, space-separated; empty for none.
+    pub capabilities: &'static str,
+    /// Why the capabilities are there (a comment in the unit).
+    pub capabilities_why: &'static str,
+    /// Whether the capabilities are also ambient (a non-root user).
+    pub ambient: bool,
+}
+
+/// The inputs of [`unit_hardening`].
+pub struct UnitInputs<'a> {
+    pub repo_dir: &'a Path,
+    pub state_dir: &'a Path,
+    /// Files the agent reads: binary, config, origin key.
+    pub reads: Vec<&'a Path>,
+    pub user: &'a str,
+    /// A listen or BitTorrent port below 1024.
+    pub low_port: bool,
+}
+
+/// The deepest folder that contains both paths (`/` at worst).
+pub fn common_folder(a: &Path, b: &Path) -> PathBuf {
+    a.components()
+        .zip(b.components())
+        .take_while(|(x, y)| x == y)
+        .map(|(x, _)| x)
+        .collect()
+}
+
+/// Computes the hardening settings of a unit (see [`UnitHardening`]).
+pub fn unit_hardening(i: &UnitInputs) -> UnitHardening {
     let under = |p: &Path, prefixes: &[&str]| prefixes.iter().any(|x| p.starts_with(x));
-    // ProtectSystem=full makes these read-only; folders the agent writes
-    // that live there need an explicit exception.
-    let protected = ["/usr", "/boot", "/efi", "/etc"];
-    let rw_paths: Vec<String> = [&h.repo_dir, &h.state_dir]
-        .into_iter()
-        .filter(|p| under(p, &protected))
-        .map(|p| p.display().to_string())
-        .collect();
+    let common = common_folder(i.repo_dir, i.state_dir);
+    let (protect_system, rw_paths) = if common != Path::new("/") {
+        ("strict", vec![common])
+    } else {
+        // ProtectSystem=full makes these read-only; folders the agent
+        // writes that live there need an exception of their own.
+        let protected = ["/usr", "/boot", "/efi", "/etc"];
+        let rw = [i.repo_dir, i.state_dir]
+            .into_iter()
+            .filter(|p| under(p, &protected))
+            .map(Path::to_path_buf)
+            .collect();
+        ("full", rw)
+    };
     let homes = ["/home", "/root", "/run/user"];
-    let protect_home = if [&h.repo_dir, &h.state_dir].iter().any(|p| under(p, &homes)) {
+    let protect_home = if [i.repo_dir, i.state_dir].iter().any(|p| under(p, &homes)) {
         "no"
-    } else if [&h.install_dir, &h.config_dir, &h.origin_key_file]
-        .iter()
-        .any(|p| under(p, &homes))
-    {
+    } else if i.reads.iter().any(|p| under(p, &homes)) {
         "read-only"
     } else {
         "yes"
     };
-    let low_port = h.listen.port() < 1024 || h.peer_addr().is_some_and(|a| a.port() < 1024);
-    let (capabilities, why) = if h.user == "root" {
+    let (capabilities, capabilities_why, ambient) = if i.user == "root" {
         (
             "CAP_CHOWN CAP_DAC_OVERRIDE CAP_FOWNER CAP_NET_BIND_SERVICE",
             "Running as root: keep only what managing files owned by others and a low port need.",
+            false,
         )
-    } else if low_port {
-        ("CAP_NET_BIND_SERVICE", "A listen port below 1024.")
+    } else if i.low_port {
+        ("CAP_NET_BIND_SERVICE", "A listen port below 1024.", true)
     } else {
-        ("", "")
+        ("", "", false)
     };
+    UnitHardening {
+        protect_system,
+        rw_paths,
+        protect_home,
+        capabilities,
+        capabilities_why,
+        ambient,
+    }
+}
+
+fn unit_context(site: &Site, h: &Host) -> Value {
+    let binary = h.agent_binary();
+    let config = h.config_file();
+    let mut reads = vec![binary.as_path(), config.as_path()];
+    if h.role == shoal_config::Role::Origin {
+        reads.push(&h.origin_key_file);
+    }
+    let low_port = h.listen.port() < 1024 || h.peer_addr().is_some_and(|a| a.port() < 1024);
+    let hard = unit_hardening(&UnitInputs {
+        repo_dir: &h.repo_dir,
+        state_dir: &h.state_dir,
+        reads,
+        user: &h.user,
+        low_port,
+    });
     json!({
         "site": site.name,
-        "site_file": agent_context(site, h)["site_file"],
         "host": h.host,
         "role": h.role.to_string(),
         "repo_dir": h.repo_dir,
         "state_dir": h.state_dir,
-        "agent_binary": h.agent_binary(),
-        "config_file": h.config_file(),
+        "agent_binary": binary,
+        "config_file": config,
         "user": h.user,
         "group": h.group,
-        "rw_paths": rw_paths,
-        "protect_home": protect_home,
-        "capabilities": capabilities,
-        "capabilities_why": why,
+        "protect_system": hard.protect_system,
+        "rw_paths": hard.rw_paths,
+        "protect_home": hard.protect_home,
+        "capabilities": hard.capabilities,
+        "capabilities_why": hard.capabilities_why,
+        "ambient": hard.ambient,
     })
 }
 
@@ -762,6 +868,170 @@ pub fn render_ansible(site: &Site) -> anyhow::Result<Vec<OutFile>> {
                 with(json!({"gluster": gluster.is_some()})),
             )?
             .into_bytes(),
+        },
+    ];
+    files.extend(embedded_tree(
+        &ANSIBLE_ROLE,
+        Path::new("roles/shoal"),
+        "the Ansible role (ansible/roles/shoal)",
+    )?);
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(files)
+}
+
+/// A host's values of a multi-repository site: its shared settings (from
+/// its first agent; `shoal check` made sure its agents agree on them) and
+/// `repositories`, each repository's own settings by name.
+fn repositories_values(g: &crate::site::HostAgents) -> (Vec<(String, Value)>, Value) {
+    let (site, first) = g.agents[0];
+    let shared = site
+        .merged_values(first)
+        .into_iter()
+        .filter(|(n, _)| !PER_REPOSITORY.contains(&n.as_str()))
+        .collect();
+    let mut repos = serde_json::Map::new();
+    for (site, h) in &g.agents {
+        let own: serde_json::Map<String, Value> = site
+            .merged_values(h)
+            .into_iter()
+            .filter(|(n, _)| PER_REPOSITORY.contains(&n.as_str()))
+            .collect();
+        let name = site.repository.clone().unwrap_or_default();
+        repos.insert(name, Value::Object(own));
+    }
+    (shared, Value::Object(repos))
+}
+
+/// The files of `shoal render puppet` for a site with `repositories:`: each
+/// node declares the class `shoal` with its shared settings and
+/// `repositories` (one `shoal::repository` each), in site.pp and as Hiera
+/// node data.
+pub fn render_puppet_repositories(sites: &Sites) -> anyhow::Result<Vec<OutFile>> {
+    let t = engine();
+    let file_name = Path::new(&sites.file)
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let base = json!({"site": sites.name, "site_file": file_name});
+    let with = |extra: Value| merged(&base, extra);
+    let hosts = sites.hosts();
+    let mut nodes = Vec::new();
+    let mut files = Vec::new();
+    for g in &hosts {
+        let (mut params, repos) = repositories_values(g);
+        params.push(("repositories".into(), repos));
+        nodes.push(json!({"host": g.first.host, "params": aligned(params.clone()), "gluster": []}));
+        let roles: Vec<String> = g
+            .agents
+            .iter()
+            .map(|(s, h)| format!("{} of {}", h.role, s.repository.as_deref().unwrap_or("")))
+            .collect();
+        files.push(OutFile {
+            path: PathBuf::from("data/nodes").join(format!("{}.yaml", g.first.host)),
+            contents: render(
+                &t,
+                "puppet/hiera/node.yaml.tera",
+                with(json!({"host": g.first.host, "role": roles.join(", "), "params": named(params, "")})),
+            )?
+            .into_bytes(),
+        });
+    }
+    files.push(OutFile {
+        path: "manifests/site.pp".into(),
+        contents: render(
+            &t,
+            "puppet/site.pp.tera",
+            with(json!({"nodes": nodes, "has_gluster": false})),
+        )?
+        .into_bytes(),
+    });
+    files.push(OutFile {
+        path: "hiera.yaml".into(),
+        contents: render(&t, "puppet/hiera.yaml.tera", base.clone())?.into_bytes(),
+    });
+    files.push(OutFile {
+        path: "data/common.yaml".into(),
+        contents: render(
+            &t,
+            "puppet/hiera/common.yaml.tera",
+            with(json!({"params": []})),
+        )?
+        .into_bytes(),
+    });
+    files.extend(embedded_tree(
+        &PUPPET_MODULE,
+        Path::new("modules/shoal"),
+        "the Puppet module (puppet/)",
+    )?);
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(files)
+}
+
+/// The files of `shoal render ansible` for a site with `repositories:`:
+/// each host's shared settings and `shoal_repositories` as host variables;
+/// hosts that are the origin of any repository in `shoal_origin` (played
+/// first), the others in `shoal_mirrors`.
+pub fn render_ansible_repositories(sites: &Sites) -> anyhow::Result<Vec<OutFile>> {
+    let t = engine();
+    let file_name = Path::new(&sites.file)
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let base = json!({"site": sites.name, "site_file": file_name});
+    let with = |extra: Value| merged(&base, extra);
+    let (mut origin, mut mirrors) = (Vec::new(), Vec::new());
+    for g in sites.hosts() {
+        let (shared, repos) = repositories_values(&g);
+        let mut vars = Vec::new();
+        if g.first.address != g.first.host {
+            vars.push(json!({"name": "ansible_host", "value": g.first.address}));
+        }
+        vars.extend(named(shared, "shoal_"));
+        let list: Vec<Value> = repos
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .map(|(name, v)| {
+                        let mut item = serde_json::Map::new();
+                        item.insert("name".into(), json!(name));
+                        if let Value::Object(o) = v {
+                            item.extend(o.clone());
+                        }
+                        Value::Object(item)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        vars.push(json!({"name": "shoal_repositories", "value": list}));
+        let entry = json!({"host": g.first.host, "vars": vars});
+        if g.agents
+            .iter()
+            .any(|(_, h)| h.role == shoal_config::Role::Origin)
+        {
+            origin.push(entry);
+        } else {
+            mirrors.push(entry);
+        }
+    }
+    let mut files = vec![
+        OutFile {
+            path: "inventory.yml".into(),
+            contents: render(
+                &t,
+                "ansible/inventory.yml.tera",
+                with(json!({"origin": origin, "mirrors": mirrors, "gluster": []})),
+            )?
+            .into_bytes(),
+        },
+        OutFile {
+            path: "group_vars/shoal.yml".into(),
+            contents: render(&t, "ansible/group_vars.yml.tera", with(json!({"vars": []})))?
+                .into_bytes(),
+        },
+        OutFile {
+            path: "site.yml".into(),
+            contents: render(&t, "ansible/site.yml.tera", with(json!({"gluster": false})))?
+                .into_bytes(),
         },
     ];
     files.extend(embedded_tree(

@@ -4,7 +4,7 @@
 //! The JSON is parsed with the shared [`shoal_status::Status`] type, the same
 //! type the agent serializes, so both sides agree on one shape.
 
-use crate::site::Site;
+use crate::site::Sites;
 use anyhow::{bail, Context as _, Result};
 use clap::Args;
 use shoal_status::Status;
@@ -17,8 +17,9 @@ use std::time::Duration;
 /// received from the origin and from peers, and last error.
 ///
 /// The agents are read over HTTP (`GET <url>/status`), all at once. With
-/// --site, every host of the site is read at its advertise_url; with --agent,
-/// the URLs given. The lag is how many generations an agent is behind the
+/// --site, every host of the site is read at its advertise_url (for a site
+/// with several repositories, every agent of each, in one table per
+/// repository); with --agent, the URLs given. The lag is how many generations an agent is behind the
 /// origin's newest (when the origin is not among the agents read, behind the
 /// newest generation any agent knows of). Exits with 1 when an agent cannot
 /// be read, so that scripts notice; the table is printed either way.
@@ -35,7 +36,7 @@ pub struct StatusArgs {
     /// How long to wait for each agent's answer, e.g. 5s.
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
     pub timeout: Duration,
-    /// Print the statuses as JSON (a list of {agent, url, status, error})
+    /// Print the statuses as JSON (a list of {repository, agent, url, status, error})
     /// instead of the table.
     #[arg(long)]
     pub json: bool,
@@ -53,7 +54,7 @@ pub struct Target {
 }
 
 /// What reading one agent gave.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Row {
     pub target: Target,
     pub result: Result<Status, String>,
@@ -62,8 +63,11 @@ pub struct Row {
 /// Runs `shoal status`.
 pub fn run(args: &StatusArgs) -> Result<ExitCode> {
     let mut targets = Vec::new();
+    // Which repository each target belongs to (a site with `repositories:`
+    // gets one table per repository, each with its own reference generation).
+    let mut groups: Vec<Option<String>> = Vec::new();
     if let Some(path) = &args.site {
-        let site = Site::load(path).map_err(|e| {
+        let sites = Sites::load(path).map_err(|e| {
             anyhow::anyhow!(
                 "{e}\n{}: {} problem(s); fix them (`shoal check --site {}` lists them)",
                 path.display(),
@@ -71,11 +75,14 @@ pub fn run(args: &StatusArgs) -> Result<ExitCode> {
                 path.display()
             )
         })?;
-        for h in &site.hosts {
-            targets.push(Target {
-                label: h.host.clone(),
-                url: h.advertise_url.clone(),
-            });
+        for site in &sites.repositories {
+            for h in &site.hosts {
+                targets.push(Target {
+                    label: h.host.clone(),
+                    url: h.advertise_url.clone(),
+                });
+                groups.push(site.repository.clone());
+            }
         }
     }
     for u in &args.agents {
@@ -86,6 +93,7 @@ pub fn run(args: &StatusArgs) -> Result<ExitCode> {
             label: u.clone(),
             url: u.clone(),
         });
+        groups.push(None);
     }
     if targets.is_empty() {
         bail!("no agents to read: the site has no hosts and no --agent was given");
@@ -99,8 +107,10 @@ pub fn run(args: &StatusArgs) -> Result<ExitCode> {
     if args.json {
         let list: Vec<serde_json::Value> = rows
             .iter()
-            .map(|r| {
+            .zip(&groups)
+            .map(|(r, repository)| {
                 serde_json::json!({
+                    "repository": repository,
                     "agent": r.target.label,
                     "url": r.target.url,
                     "status": r.result.as_ref().ok(),
@@ -110,7 +120,7 @@ pub fn run(args: &StatusArgs) -> Result<ExitCode> {
             .collect();
         println!("{}", serde_json::to_string_pretty(&list)?);
     } else {
-        print!("{}", table(&rows));
+        print!("{}", grouped_tables(&rows, &groups));
     }
     let failed = rows.iter().filter(|r| r.result.is_err()).count();
     if failed > 0 {
@@ -122,6 +132,36 @@ pub fn run(args: &StatusArgs) -> Result<ExitCode> {
         return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// One table, or one per repository (titled) when the rows belong to
+/// several; `groups[i]` is the repository of `rows[i]`.
+pub fn grouped_tables(rows: &[Row], groups: &[Option<String>]) -> String {
+    let mut names: Vec<&Option<String>> = Vec::new();
+    for g in groups {
+        if !names.contains(&g) {
+            names.push(g);
+        }
+    }
+    if names.len() <= 1 {
+        return table(rows);
+    }
+    let mut out = String::new();
+    for name in names {
+        let own: Vec<Row> = rows
+            .iter()
+            .zip(groups)
+            .filter(|(_, g)| *g == name)
+            .map(|(r, _)| r.clone())
+            .collect();
+        match name {
+            Some(n) => out.push_str(&format!("repository {n}:\n")),
+            None => out.push_str("other agents:\n"),
+        }
+        out.push_str(&table(&own));
+        out.push('\n');
+    }
+    out
 }
 
 /// Reads `GET <url>/status` of every target at once.

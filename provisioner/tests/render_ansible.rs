@@ -208,3 +208,51 @@ fn playbook_passes_syntax_check_and_ansible_lint() {
         "{all}"
     );
 }
+
+#[test]
+fn a_site_of_several_repositories_gives_each_host_its_repositories() {
+    let key = "ed25519:3b6a27bcceb6a42d62a3a8d02a6f0d73653215771de243a63ac048a18b59da29";
+    let site = format!(
+        "name: two\ndefaults:\n  binary_source: /srv/dist/shoal-agent\n\
+         repositories:\n\
+         \x20 - name: debian\n    defaults: {{profile: debian}}\n\
+         \x20   origin: {{host: deb.example.org, origin_public_key: '{key}'}}\n\
+         \x20   mirrors:\n      - {{host: m1.example.org, repo_dir: /srv/shoal/debian/repo, state_dir: /srv/shoal/debian/state}}\n\
+         \x20 - name: fedora\n    defaults: {{profile: rpm}}\n\
+         \x20   origin: {{host: m1.example.org, origin_public_key: '{key}', repo_dir: /srv/fedora, state_dir: /srv/fedora-state, listen: '0.0.0.0:8790'}}\n"
+    );
+    let t = Tree::render(&site);
+    let (ok, stdout, stderr) =
+        run(t
+            .ansible("ansible-inventory")
+            .args(["-i", "inventory.yml", "--list"]));
+    assert!(ok, "{stderr}");
+    let inv: Value = serde_json::from_str(&stdout).unwrap();
+    // m1 is the origin of fedora: it is played with the origins.
+    assert_eq!(
+        inv["shoal_origin"]["hosts"],
+        serde_json::json!(["deb.example.org", "m1.example.org"])
+    );
+    assert_eq!(inv["shoal_mirrors"]["hosts"], Value::Null, "{stdout}");
+    let repos = &inv["_meta"]["hostvars"]["m1.example.org"]["shoal_repositories"];
+    assert_eq!(repos[0]["name"], "debian");
+    assert_eq!(repos[0]["role"], "mirror");
+    assert_eq!(
+        repos[0]["upstreams"],
+        serde_json::json!(["http://deb.example.org:8780"])
+    );
+    assert_eq!(repos[1]["name"], "fedora");
+    assert_eq!(repos[1]["role"], "origin");
+    assert_eq!(repos[1]["listen"], "0.0.0.0:8790");
+    assert_eq!(
+        inv["_meta"]["hostvars"]["m1.example.org"]["shoal_binary_source"],
+        "/srv/dist/shoal-agent"
+    );
+    let (ok, stdout, stderr) = run(t.ansible("ansible-playbook").args([
+        "-i",
+        "inventory.yml",
+        "site.yml",
+        "--syntax-check",
+    ]));
+    assert!(ok, "{stdout}{stderr}");
+}

@@ -296,3 +296,70 @@ fn a_bad_site_renders_nothing() {
     );
     assert!(!out.exists());
 }
+
+/// A site of two repositories whose mirrors share one host.
+fn repositories_site(root: &Path) -> PathBuf {
+    let r = root.display();
+    let bin = root.join("dist/shoal-agent");
+    std::fs::create_dir_all(bin.parent().unwrap()).unwrap();
+    std::fs::write(&bin, "#!/bin/sh\nexit 0\n").unwrap();
+    let text = format!(
+        "name: two\n\
+         defaults:\n  binary_source: {r}/dist/shoal-agent\n  install_dir: {r}/bin\n  config_dir: {r}/etc/shoal\n\
+         \x20 unit_dir: {r}/etc/systemd\n  service_manager: daemon\n  service_ensure: stopped\n\
+         repositories:\n\
+         \x20 - name: debian\n    defaults: {{profile: debian}}\n\
+         \x20   origin: {{host: deb.example.org, origin_public_key: '{KEY}', repo_dir: {r}/deb, state_dir: {r}/deb-state}}\n\
+         \x20   mirrors:\n      - {{host: m1.example.org, repo_dir: {r}/srv/debian/repo, state_dir: {r}/srv/debian/state}}\n\
+         \x20 - name: fedora\n    defaults: {{profile: rpm}}\n\
+         \x20   origin: {{host: rpm.example.org, origin_public_key: '{KEY}', repo_dir: {r}/rpm, state_dir: {r}/rpm-state}}\n\
+         \x20   mirrors:\n      - {{host: m1.example.org, repo_dir: {r}/srv/fedora/repo, state_dir: {r}/srv/fedora/state, listen: '0.0.0.0:8790'}}\n"
+    );
+    let site = root.join("site.yaml");
+    std::fs::write(&site, text).unwrap();
+    site
+}
+
+#[test]
+fn a_site_of_several_repositories_renders_one_class_per_node_with_its_repositories() {
+    let tmp = tempfile::Builder::new()
+        .prefix("shoal-render-puppet-repos-")
+        .tempdir()
+        .unwrap();
+    let site = repositories_site(tmp.path());
+    let out = tmp.path().join("out");
+    render(&site, &out);
+    let pp = out.join("manifests/site.pp");
+    let (ok, text) = run(Command::new("puppet-lint")
+        .args(["--fail-on-warnings"])
+        .arg(&pp));
+    assert!(ok && text.trim().is_empty(), "puppet-lint:\n{text}");
+    for node in ["deb.example.org", "rpm.example.org", "m1.example.org"] {
+        let (_, text) = run(Command::new("puppet")
+            .args(["apply", "--noop", "--color=false", "--certname", node])
+            .args(puppet_settings(tmp.path()))
+            .arg("--modulepath")
+            .arg(out.join("modules"))
+            .arg("--hiera_config")
+            .arg(out.join("hiera.yaml"))
+            .arg(&pp)
+            .env("NO_COLOR", "1"));
+        assert!(
+            text.contains(&format!("Compiled catalog for {node}"))
+                && !text.contains("Evaluation Error"),
+            "the catalog of {node} does not compile:\n{text}"
+        );
+        if node == "m1.example.org" {
+            // Both agents, each with its own config and service.
+            for name in ["debian", "fedora"] {
+                assert!(
+                    text.contains(&format!(
+                        "Shoal::Repository[{name}]/File[{}/etc/shoal/{name}.yaml]",
+                        tmp.path().display()
+                    )),
+                    "{text}"
+                );
+            }
+        }
+    }
+}

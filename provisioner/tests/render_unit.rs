@@ -19,7 +19,8 @@ fn site(bin_dir: &Path) -> Site {
          mirrors:\n\
          \x20 - host: low.example.org\n    user: shoal\n    group: shoal\n    listen: 0.0.0.0:80\n\
          \x20 - host: etc.example.org\n    user: shoal\n    group: shoal\n    state_dir: /etc/shoal-state\n\
-         \x20 - host: home.example.org\n    repo_dir: /home/mirror/repo\n",
+         \x20 - host: home.example.org\n    repo_dir: /home/mirror/repo\n\
+         \x20 - host: sibling.example.org\n    repo_dir: /srv/shoal/repo\n    state_dir: /srv/shoal/state\n",
         bin_dir.display()
     );
     Site::from_yaml(&text, "site.yaml").unwrap_or_else(|e| panic!("{e}"))
@@ -90,10 +91,15 @@ fn every_hosts_unit_verifies_without_warnings() {
             unit.contains("\nAfter=network-online.target remote-fs.target\n"),
             "{unit}"
         );
-        assert!(
-            unit.contains("NoNewPrivileges=yes") && unit.contains("ProtectSystem=full"),
-            "{unit}"
-        );
+        assert!(unit.contains("NoNewPrivileges=yes"), "{unit}");
+        // Repository and state share only `/`, except on the sibling host:
+        // there their one common folder is the one writable entry.
+        let protect = if h.host == "sibling.example.org" {
+            "\nProtectSystem=strict\nReadWritePaths=/srv/shoal\n"
+        } else {
+            "\nProtectSystem=full\n"
+        };
+        assert!(unit.contains(protect), "{unit}");
         match h.host.as_str() {
             "origin.example.org" => {
                 assert!(unit.contains("User=root"), "{unit}");
@@ -121,6 +127,15 @@ fn every_hosts_unit_verifies_without_warnings() {
                 assert!(unit.contains("ProtectHome=no"), "{unit}");
                 assert!(
                     unit.contains("\nRequiresMountsFor=/home/mirror/repo /var/lib/shoal\n"),
+                    "{unit}"
+                );
+            }
+            "sibling.example.org" => {
+                assert_eq!(
+                    unit.lines()
+                        .filter(|l| l.starts_with("ReadWritePaths="))
+                        .count(),
+                    1,
                     "{unit}"
                 );
             }

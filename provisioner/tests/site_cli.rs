@@ -172,3 +172,66 @@ fn help_explains_each_command_and_option() {
     let (_, out, _) = shoal(&["render", "agent-config", "--help"]);
     assert!(out.contains("--host <NAME>"), "{out}");
 }
+
+/// A site of two repositories whose networks share a mirror host.
+fn two_repositories(fedora_mirror: &str) -> String {
+    "name: archive\n\
+     defaults:\n  binary_source: /srv/dist/shoal-agent\n\
+     repositories:\n\
+     \x20 - name: debian\n\
+     \x20   defaults: {profile: debian}\n\
+     \x20   origin: {host: deb.example.org, origin_public_key: 'ed25519:3b6a27bcceb6a42d62a3a8d02a6f0d73653215771de243a63ac048a18b59da29'}\n\
+     \x20   mirrors:\n\
+     \x20     - {host: m1.example.org, repo_dir: /srv/shoal/debian/repo, state_dir: /srv/shoal/debian/state}\n\
+     \x20 - name: fedora\n\
+     \x20   defaults: {profile: rpm}\n\
+     \x20   origin: {host: rpm.example.org, origin_public_key: 'ed25519:8f0d73653215771de243a63ac048a18b59da293b6a27bcceb6a42d62a3a8d02a'}\n\
+     \x20   mirrors:\n"
+        .to_string()
+        + &format!("      - {{host: m1.example.org, {fedora_mirror}}}\n")
+}
+
+#[test]
+fn check_reads_several_repositories_and_refuses_a_shared_folder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let f = tmp.path().join("site.yaml");
+    std::fs::write(
+        &f,
+        two_repositories("repo_dir: /srv/shoal/fedora/repo, state_dir: /srv/shoal/fedora/state, listen: '0.0.0.0:8790'"),
+    )
+    .unwrap();
+    let (code, out, err) = shoal(&["check", "--site", f.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("repository 'debian' is valid: 1 origin, 1 mirror(s), profile debian"),
+        "{out}"
+    );
+    assert!(
+        out.contains("repository 'fedora' is valid: 1 origin, 1 mirror(s), profile rpm"),
+        "{out}"
+    );
+
+    std::fs::write(
+        &f,
+        two_repositories("repo_dir: /srv/shoal/fedora/repo, state_dir: /srv/shoal/debian/state, listen: '0.0.0.0:8790'"),
+    )
+    .unwrap();
+    let (code, out, err) = shoal(&["check", "--site", f.to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        err.contains(&format!("{}:14:", f.display()))
+            && err.contains("repositories 'debian' (line 9) and 'fedora' (line 14) both use the folder /srv/shoal/debian/state"),
+        "{err}"
+    );
+    // The one-repository commands say what to do instead.
+    let (code, _, err) = shoal(&[
+        "render",
+        "unit",
+        "--site",
+        f.to_str().unwrap(),
+        "--host",
+        "m1.example.org",
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("shoal_repositories"), "{err}");
+}

@@ -284,7 +284,7 @@ class shoal::gluster (
 
     # The agent's folders and the agent itself come after the mount, so that
     # the mirror never syncs into the folder the volume will cover.
-    Exec['shoal-gluster mount'] -> File <| tag == 'shoal::config' |>
-    Exec['shoal-gluster mount'] -> Service <| title == 'shoal-agent' |>
+    Exec['shoal-gluster mount'] -> File <| tag == 'shoal::config' or tag == 'shoal::repository' |>
+    Exec['shoal-gluster mount'] -> Service <| tag == 'shoal::repository' |>
   }
 }

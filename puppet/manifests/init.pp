@@ -154,6 +154,24 @@
 # @param web_port
 #   The port the vhost listens on.
 #   Default: `80`.
+# @param repositories
+#   Several repositories on this host, one agent each: a hash from a name to
+#   the parameters of `shoal::repository` (any left out come from this
+#   class). Each runs as `shoal-agent@<name>.service` with
+#   `<config_dir>/<name>.yaml`; they must not share a folder or a port.
+#   `{}` declares none, for repositories declared as `shoal::repository`
+#   resources. `undef` means one repository made of this class's parameters,
+#   configured in `<config_dir>/agent.yaml` and run as `shoal-agent.service`.
+#   Default: `undef`.
+# @param ensure
+#   For the one repository of a host without `repositories`: `absent` stops
+#   the agent and removes its unit and configuration, keeping its data
+#   unless `purge_data`.
+#   Default: `'present'`.
+# @param purge_data
+#   With `ensure => absent`, also remove the state folder, a mirror's
+#   repository folder and an origin's key.
+#   Default: `false`.
 class shoal (
   Enum['origin', 'mirror']                               $role,
   Optional[Pattern[/\A[^\/.\s][^\/\s]*\z/]]              $agent_name,
@@ -186,10 +204,14 @@ class shoal (
   Boolean                                                $manage_web,
   Optional[Pattern[/\A[A-Za-z0-9*_.-]+\z/]]              $web_server_name,
   Integer[1, 65535]                                      $web_port,
+  Optional[Hash[Pattern[/\A[a-z0-9][a-z0-9_.-]{0,63}\z/], Hash[String[1], Any]]] $repositories,
+  Enum['present', 'absent']                              $ensure,
+  Boolean                                                $purge_data,
   Optional[Variant[Sensitive[String[1]], String[1]]]     $origin_private_key = undef,
 ) {
   # Checks the types cannot express; each message says what to change.
-  if $role == 'mirror' {
+  # With `repositories`, shoal::repository checks each entry instead.
+  if $role == 'mirror' and $repositories =~ Undef and $ensure == 'present' {
     if $origin_public_key =~ Undef {
       fail(@(MSG/L))
         shoal: a mirror needs the origin's public key: set shoal::origin_public_key \
@@ -211,7 +233,8 @@ class shoal (
   }
   $_repo = regsubst($repo_dir, '/+\z', '')
   $_state = regsubst($state_dir, '/+\z', '')
-  if $_repo == $_state or $_state[0, length($_repo) + 1] == "${_repo}/" or $_repo[0, length($_state) + 1] == "${_state}/" {
+  $_nested = $_repo == $_state or $_state[0, length($_repo) + 1] == "${_repo}/" or $_repo[0, length($_state) + 1] == "${_state}/"
+  if $repositories =~ Undef and $_nested {
     fail(@("MSG"/L))
       shoal: state_dir (${state_dir}) and repo_dir (${repo_dir}) must not contain each other: \
       put the state outside the repository, for example next to it

@@ -1,80 +1,66 @@
-# @summary Runs `shoal-agent` under systemd or start-stop-daemon.
+# @summary Declares the host's repositories, each with an agent of its own (see `shoal::repository`).
 #
-# With `service_manager => 'systemd'`, installs the hardened unit
-# `<unit_dir>/shoal-agent.service`, reloads systemd when it changes, and
-# manages the service with the systemd provider.
-#
-# With `service_manager => 'daemon'`, manages the agent with
-# `start-stop-daemon`: it runs in the background with the pidfile
-# `<state_dir>/agent.pid` and writes its output to `<state_dir>/agent.log`.
-# This is for hosts without systemd, such as containers and test machines.
+# Without `shoal::repositories` (undef), the host serves one repository made
+# of the class's own parameters, with the file names of a single-repository
+# host: `<config_dir>/agent.yaml` and, under systemd, `shoal-agent.service`
+# (or the pidfile `<state_dir>/agent.pid` with `service_manager => 'daemon'`).
+# With a hash, one `shoal::repository` per entry; before any is declared,
+# the entries are checked not to share a repository folder, a state folder
+# or a port, and a clash fails the run naming both entries.
 #
 # Declared by the `shoal` class; set that class's parameters instead.
 #
 # @api private
 class shoal::service {
-  $run_args = ['--config', $shoal::config_file, 'run']
-
-  case $shoal::service_manager {
-    'systemd': {
-      $unit_file = "${shoal::unit_dir}/shoal-agent.service"
-
-      file { $unit_file:
-        ensure  => file,
-        owner   => 'root',
-        group   => 'root',
-        mode    => '0644',
-        content => epp('shoal/shoal-agent.service.epp', {
-            'role'           => $shoal::role,
-            'exec_start'     => join([$shoal::binary] + $run_args, ' '),
-            'user'           => $shoal::user,
-            'group'          => $shoal::group,
-            'writable_paths' => shoal::writable_paths($shoal::repo_dir, $shoal::state_dir),
-            'mount_paths'    => [$shoal::repo_dir, $shoal::state_dir],
-        }),
-        notify  => Exec['shoal-agent systemctl daemon-reload'],
-      }
-
-      exec { 'shoal-agent systemctl daemon-reload':
-        command     => ['systemctl', 'daemon-reload'],
-        path        => ['/usr/bin', '/bin', '/usr/sbin', '/sbin'],
-        refreshonly => true,
-        notify      => Service['shoal-agent'],
-      }
-
-      service { 'shoal-agent':
-        ensure   => $shoal::service_ensure,
-        enable   => $shoal::service_ensure == 'running',
-        provider => 'systemd',
+  if $shoal::repositories =~ Undef {
+    shoal::repository { 'agent':
+      ensure          => $shoal::ensure,
+      purge_data      => $shoal::purge_data,
+      origin_key_file => $shoal::_origin_key_file,
+      single          => true,
+    }
+  } else {
+    $present = $shoal::repositories.filter |$name, $p| { ($p['ensure'].lest || { 'present' }) == 'present' }
+    # [setting, folder] of every present repository.
+    $folders = $present.reduce([]) |$acc, $kv| {
+      $acc + [
+        ["${kv[0]}.repo_dir", regsubst($kv[1]['repo_dir'].lest || { $shoal::repo_dir }, '/+\z', '')],
+        ["${kv[0]}.state_dir", regsubst($kv[1]['state_dir'].lest || { $shoal::state_dir }, '/+\z', '')],
+      ]
+    }
+    $folders.each |$i, $a| {
+      $folders.each |$j, $b| {
+        $inside = $b[1][0, length($a[1]) + 1] == "${a[1]}/" or $a[1][0, length($b[1]) + 1] == "${b[1]}/"
+        if $i < $j and ($a[1] == $b[1] or $inside) {
+          fail(@("MSG"/L))
+            shoal::repositories: ${a[0]} (${a[1]}) and ${b[0]} (${b[1]}) are the same folder or one \
+            contains the other: give every repository its own repo_dir and state_dir
+            |- MSG
+        }
       }
     }
-    'daemon': {
-      $ssd = '/sbin/start-stop-daemon'
-      $pidfile = "${shoal::state_dir}/agent.pid"
-      $logfile = "${shoal::state_dir}/agent.log"
-      $chuid = $shoal::user ? {
-        'root'  => [],
-        default => ['--chuid', "${shoal::user}:${shoal::group}"],
-      }
-      # --name (not --exec) finds the process, so that an agent whose binary
-      # was just replaced is still found and restarted.
-      $start = [$ssd, '--start', '--quiet', '--oknodo', '--background', '--make-pidfile',
-        '--pidfile', $pidfile, '--output', $logfile] + $chuid + ['--exec', $shoal::binary, '--'] + $run_args
-      $stop = [$ssd, '--stop', '--quiet', '--oknodo', '--retry', 'TERM/30/KILL/5',
-        '--remove-pidfile', '--pidfile', $pidfile, '--name', 'shoal-agent']
-      $status = [$ssd, '--status', '--pidfile', $pidfile, '--name', 'shoal-agent']
-
-      service { 'shoal-agent':
-        ensure     => $shoal::service_ensure,
-        provider   => 'base',
-        start      => shellquote($start),
-        stop       => shellquote($stop),
-        status     => shellquote($status),
-        hasrestart => false,
+    # [setting, port] of every present repository: HTTP, and BitTorrent
+    # (peer_listen, or the listen port + 1).
+    $ports = $present.reduce([]) |$acc, $kv| {
+      $listen = $kv[1]['listen'].lest || { $shoal::listen }
+      $http = Integer(regsubst($listen, '\A.*:', ''))
+      $peer = ($kv[1]['peer_listen'].lest || { $shoal::peer_listen }).then |$pl| { Integer(regsubst($pl, '\A.*:', '')) }
+      $acc + [["${kv[0]}.listen", $http], ["${kv[0]}.peer_listen", $peer.lest || { $http + 1 }]]
+    }
+    $ports.each |$i, $a| {
+      $ports.each |$j, $b| {
+        if $i < $j and $a[1] == $b[1] {
+          fail(@("MSG"/L))
+            shoal::repositories: ${a[0]} and ${b[0]} both use port ${a[1]}: give every repository its own \
+            listen (BitTorrent uses the listen port + 1 unless peer_listen is set)
+            |- MSG
+        }
       }
     }
-    default: {
-      fail("shoal: unknown service_manager '${shoal::service_manager}': use 'systemd' or 'daemon'")
+    $shoal::repositories.each |$name, $params| {
+      shoal::repository { $name:
+        * => $params,
+      }
     }
   }
 }

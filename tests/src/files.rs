@@ -1,5 +1,5 @@
 //! Small file helpers the tool tests share: permission bits, writing a
-//! tree of text files, comparing two files.
+//! tree of text files, comparing two files, finding a hard link.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -40,4 +40,36 @@ pub fn assert_same_file(a: &Path, b: &Path) {
     let x = std::fs::read(a).unwrap_or_else(|e| panic!("{}: {e}", a.display()));
     let y = std::fs::read(b).unwrap_or_else(|e| panic!("{}: {e}", b.display()));
     assert!(x == y, "{} and {} differ", a.display(), b.display());
+}
+
+/// Asserts that `file` is hard-linked into `store`: some file under `store`
+/// has the same device and inode (the agent linked the live tree to its
+/// pack store instead of copying). Returns that file.
+pub fn assert_linked_into(file: &Path, store: &Path) -> std::path::PathBuf {
+    use std::os::unix::fs::MetadataExt;
+    let want = std::fs::metadata(file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+    let mut stack = vec![store.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            let Ok(m) = std::fs::symlink_metadata(&p) else {
+                continue;
+            };
+            if m.is_dir() {
+                stack.push(p);
+            } else if m.dev() == want.dev() && m.ino() == want.ino() {
+                return p;
+            }
+        }
+    }
+    panic!(
+        "{} (inode {}, {} link(s)) is not hard-linked into {}: the agent copied it",
+        file.display(),
+        want.ino(),
+        want.nlink(),
+        store.display()
+    );
 }

@@ -467,10 +467,8 @@ fn systemd_unit_passes_systemd_analyze_and_is_hardened() {
         "Restart=on-failure".into(),
         "NoNewPrivileges=yes".into(),
         "ProtectSystem=strict".into(),
-        format!(
-            "ReadWritePaths={p}/srv/repo {p}/var/lib/shoal",
-            p = p.display()
-        ),
+        // One writable entry, the common folder: hard links stay on one mount.
+        format!("ReadWritePaths={}", sb.path().join("prefix").display()),
         // Started only once the repository (GlusterFS from fstab) is mounted.
         format!(
             "RequiresMountsFor={p}/srv/repo {p}/var/lib/shoal",
@@ -480,7 +478,7 @@ fn systemd_unit_passes_systemd_analyze_and_is_hardened() {
         "PrivateTmp=yes".into(),
         "ProtectHome=yes".into(),
         "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6".into(),
-        "CapabilityBoundingSet=".into(),
+        "CapabilityBoundingSet=CAP_CHOWN CAP_DAC_OVERRIDE CAP_FOWNER CAP_NET_BIND_SERVICE".into(),
         "User=root".into(),
     ] {
         assert!(
@@ -1000,6 +998,7 @@ fn playbook_installs_a_mirror_that_follows_a_real_origin() {
 
     // A configuration change restarts the daemon (a new PID) and it comes back.
     set(&mut vars, "shoal_poll_interval", "2s".into());
+    let vars_at_poll_2s = vars.clone();
     let inv = sb.inventory(&[], &[("localhost", vars)]);
     let third = sb.playbook(&inv, &site, &[]);
     cleanup.pid(&pidfile);
@@ -1009,7 +1008,7 @@ fn playbook_installs_a_mirror_that_follows_a_real_origin() {
     assert!(
         third
             .stdout
-            .contains("RUNNING HANDLER [shoal : Start shoal-agent"),
+            .contains("TASK [shoal : Start with start-stop-daemon the agent of agent]"),
         "{}",
         third.all()
     );
@@ -1035,6 +1034,26 @@ fn playbook_installs_a_mirror_that_follows_a_real_origin() {
         &mirror_repo.join("dists/stable/Release"),
     );
     assert_same_file(&origin_repo.join("NEWS"), &mirror_repo.join("NEWS"));
+
+    // The host's single repository removed: shoal_state absent stops the
+    // agent and removes its config, keeps the data, and is idempotent.
+    let mut gone = vars_at_poll_2s.clone();
+    set(&mut gone, "shoal_state", "absent".into());
+    let inv = sb.inventory(&[], &[("localhost", gone)]);
+    let absent = sb.playbook(&inv, &site, &[]).ok();
+    assert!(
+        absent.counter("localhost", "changed") > 0,
+        "{}",
+        absent.all()
+    );
+    assert!(
+        !alive(new_pid),
+        "the agent {new_pid} still runs after shoal_state: absent"
+    );
+    assert!(!p.join("etc/shoal/agent.yaml").exists() && !pidfile.exists());
+    assert!(mirror_repo.join("NEWS").is_file(), "the data was removed");
+    let again = sb.playbook(&inv, &site, &[]).ok();
+    assert_eq!(again.counter("localhost", "changed"), 0, "{}", again.all());
 
     // Stop everything by PID; the daemon's pidfile PID must go away.
     drop(cleanup);
@@ -1438,4 +1457,342 @@ fn gluster_mount_is_kept_in_fstab() {
         .ok();
     assert_eq!(run.counter("localhost", "changed"), 0, "{}", run.all());
     assert_eq!(std::fs::read_to_string(&fstab).unwrap(), others_before);
+}
+
+// ---------------------------------------------------------------------------
+// Several repositories on one host, removal, check mode.
+
+/// An origin of its own for one repository: (agent, repo folder, public key).
+fn repo_origin(
+    sb: &Sandbox,
+    name: &str,
+    files: &[(&str, &str)],
+) -> (agents::Agent, PathBuf, String) {
+    let dir = sb.path().join(format!("origin-{name}"));
+    let repo = dir.join("repo");
+    write_tree(&repo, files);
+    let (key_file, public_key) = agents::keygen(&dir);
+    let origin = agents::start_origin(&dir, name, &repo, &key_file, "generic", &[]);
+    (origin, repo, public_key)
+}
+
+/// Host vars with the shared settings and `shoal_repositories` as given.
+fn host_with_repositories(sb: &Sandbox, repositories: serde_yaml::Value) -> serde_yaml::Value {
+    let mut v = yaml(&format!(
+        "shoal_binary_source: {bin}\n\
+         shoal_install_dir: {p}/usr/local/bin\n\
+         shoal_config_dir: {p}/etc/shoal\n\
+         shoal_unit_dir: {p}/etc/systemd/system\n\
+         shoal_service_manager: daemon\n\
+         shoal_poll_interval: 1s\n\
+         shoal_delete_grace: 0s\n",
+        bin = shoal_e2e::bin("shoal-agent").display(),
+        p = sb.prefix("").display(),
+    ));
+    set(&mut v, "shoal_repositories", repositories);
+    v
+}
+
+#[test]
+fn two_repositories_on_one_host_sync_hard_link_and_one_is_removed_cleanly() {
+    let sb = Sandbox::new();
+    let mut cleanup = Daemons::new();
+    let p = sb.prefix("");
+    let (alpha_origin, alpha_src, alpha_key) = repo_origin(
+        &sb,
+        "alpha",
+        &[("dists/a/Release", "alpha\n"), ("pool/a.deb", "A bytes\n")],
+    );
+    let (beta_origin, beta_src, beta_key) = repo_origin(
+        &sb,
+        "beta",
+        &[
+            ("repodata/repomd.xml", "<beta/>\n"),
+            ("Packages/b.rpm", "B bytes\n"),
+        ],
+    );
+    let ga = publish(&alpha_origin.state, alpha_origin.http);
+    let gb = publish(&beta_origin.state, beta_origin.http);
+
+    let (port_a, port_b) = (free_port_pair(), free_port_pair());
+    let entry = |name: &str, port: u16, key: &str, upstream: String| {
+        yaml(&format!(
+            "name: {name}\nagent_name: test-{name}\nrepo_dir: {p}/srv/{name}/repo\n\
+             state_dir: {p}/srv/{name}/state\nlisten: '127.0.0.1:{port}'\n\
+             origin_public_key: '{key}'\nupstreams: ['{upstream}']\n",
+            p = p.display()
+        ))
+    };
+    let alpha = entry("alpha", port_a, &alpha_key, alpha_origin.url());
+    let mut beta = entry("beta", port_b, &beta_key, beta_origin.url());
+    let pidfile = |name: &str| p.join(format!("srv/{name}/state/agent.pid"));
+    let config = |name: &str| p.join(format!("etc/shoal/{name}.yaml"));
+    for name in ["alpha", "beta"] {
+        cleanup.watch(&pidfile(name), &config(name));
+    }
+    let site = sb.site(false);
+    let inventory = |beta: &serde_yaml::Value| {
+        let repos = serde_yaml::Value::Sequence(vec![alpha.clone(), beta.clone()]);
+        sb.inventory(&[], &[("localhost", host_with_repositories(&sb, repos))])
+    };
+
+    // Both repositories: two agents, each with its own config and pidfile.
+    let inv = inventory(&beta);
+    let first = sb.playbook(&inv, &site, &[]);
+    cleanup.note();
+    let first = first.ok();
+    println!("first run:\n{}", first.recap_text());
+    assert!(first.counter("localhost", "changed") > 0, "{}", first.all());
+    let pid_a = cleanup.pid(&pidfile("alpha")).expect("alpha's pidfile");
+    let pid_b = cleanup.pid(&pidfile("beta")).expect("beta's pidfile");
+    assert_ne!(pid_a, pid_b);
+    assert!(alive(pid_a) && alive(pid_b));
+    assert_eq!(
+        AgentConfig::load(&config("alpha")).unwrap().listen.port(),
+        port_a
+    );
+    assert_eq!(
+        AgentConfig::load(&config("beta")).unwrap().listen.port(),
+        port_b
+    );
+
+    // Both sync, each from its own origin, into its own tree, by hard links.
+    mirror_reaches(port_a, ga);
+    mirror_reaches(port_b, gb);
+    for (name, src, files) in [
+        ("alpha", &alpha_src, ["dists/a/Release", "pool/a.deb"]),
+        ("beta", &beta_src, ["repodata/repomd.xml", "Packages/b.rpm"]),
+    ] {
+        let live = p.join(format!("srv/{name}/repo"));
+        for f in files {
+            assert_same_file(&src.join(f), &live.join(f));
+        }
+        // The agent writes its trace file into its own tree under its own name.
+        assert!(live.join(format!("project/trace/test-{name}")).is_file());
+        let linked = shoal_e2e::files::assert_linked_into(
+            &live.join(files[1]),
+            &p.join(format!("srv/{name}/state")),
+        );
+        println!("{name}: {} is linked from {}", files[1], linked.display());
+    }
+    assert!(
+        !p.join("srv/alpha/repo/Packages").exists(),
+        "beta's files leaked into alpha"
+    );
+
+    let second = sb.playbook(&inv, &site, &[]).ok();
+    assert_eq!(
+        second.counter("localhost", "changed"),
+        0,
+        "{}",
+        second.all()
+    );
+
+    // beta absent: its agent stops, its config goes, its data and alpha stay.
+    set(&mut beta, "state", "absent".into());
+    let inv = inventory(&beta);
+    let third = sb.playbook(&inv, &site, &[]).ok();
+    println!("beta absent:\n{}", third.recap_text());
+    assert!(third.counter("localhost", "changed") > 0, "{}", third.all());
+    assert!(!alive(pid_b), "beta's agent {pid_b} still runs");
+    assert!(!config("beta").exists() && !pidfile("beta").exists());
+    assert!(
+        p.join("srv/beta/repo/Packages/b.rpm").is_file(),
+        "beta's data was removed"
+    );
+    assert!(p.join("srv/beta/state").is_dir());
+    assert_eq!(
+        cleanup.pid(&pidfile("alpha")),
+        Some(pid_a),
+        "alpha was restarted"
+    );
+    assert!(alive(pid_a));
+    let again = sb.playbook(&inv, &site, &[]).ok();
+    assert_eq!(
+        again.counter("localhost", "changed"),
+        0,
+        "removal is not idempotent:\n{}",
+        again.all()
+    );
+
+    // purge_data removes the data too, once.
+    set(&mut beta, "purge_data", true.into());
+    let inv = inventory(&beta);
+    let purge = sb.playbook(&inv, &site, &[]).ok();
+    assert!(purge.counter("localhost", "changed") > 0, "{}", purge.all());
+    assert!(!p.join("srv/beta").join("repo").exists() && !p.join("srv/beta/state").exists());
+    let again = sb.playbook(&inv, &site, &[]).ok();
+    assert_eq!(again.counter("localhost", "changed"), 0, "{}", again.all());
+    assert!(alive(pid_a));
+
+    drop(cleanup);
+    assert!(!alive(pid_a));
+}
+
+#[test]
+fn repositories_that_share_a_folder_or_a_port_are_refused() {
+    let sb = Sandbox::new();
+    let p = sb.prefix("");
+    let site = sb.site(false);
+    let entry = |name: &str, repo: &str, state: &str, listen: &str| {
+        yaml(&format!(
+            "name: {name}\nrepo_dir: {p}/{repo}\nstate_dir: {p}/{state}\nlisten: '{listen}'\n\
+             origin_public_key: '{KEY}'\nupstreams: ['http://127.0.0.1:1']\n",
+            p = p.display()
+        ))
+    };
+    for (what, b) in [
+        (
+            "state folder",
+            entry("b", "b/repo", "a/state", "127.0.0.1:9000"),
+        ),
+        (
+            "repository folder",
+            entry("b", "a/repo", "b/state", "127.0.0.1:9000"),
+        ),
+        (
+            "nested folder",
+            entry("b", "a/repo/b", "b/state", "127.0.0.1:9000"),
+        ),
+        (
+            "BitTorrent port",
+            entry("b", "b/repo", "b/state", "127.0.0.1:8781"),
+        ),
+        ("name", entry("a", "b/repo", "b/state", "127.0.0.1:9000")),
+    ] {
+        let a = entry("a", "a/repo", "a/state", "127.0.0.1:8780");
+        let repos = serde_yaml::Value::Sequence(vec![a, b]);
+        let inv = sb.inventory(&[], &[("localhost", host_with_repositories(&sb, repos))]);
+        let run = sb.playbook(&inv, &site, &[]);
+        assert!(
+            !run.status.success(),
+            "two repositories sharing a {what} were accepted"
+        );
+        let text = run.all();
+        assert!(
+            text.contains("must each have their own") || text.contains("the names must differ"),
+            "{what}: {text}"
+        );
+        assert!(
+            !p.join("etc/shoal").exists(),
+            "{what}: something was written before the check"
+        );
+    }
+}
+
+#[test]
+fn check_mode_on_a_fresh_host_reports_changes_and_changes_nothing() {
+    let bytes = std::fs::read(shoal_e2e::bin("shoal-agent")).unwrap();
+    let server = FileServer::start("/shoal-agent", bytes);
+    let url = format!("http://127.0.0.1:{}/shoal-agent", server.port);
+    let site = {
+        let sb = Sandbox::new();
+        let site = sb.site(false);
+        (sb, site)
+    };
+    let (sb, site) = site;
+    let p = sb.prefix("");
+    for source in [shoal_e2e::bin("shoal-agent").display().to_string(), url] {
+        for repositories in [false, true] {
+            let mut vars = mirror_vars(
+                &sb,
+                Path::new(&source),
+                "127.0.0.1:8780",
+                "http://127.0.0.1:1",
+                KEY,
+            );
+            if repositories {
+                let repos = yaml(&format!(
+                    "- {{name: one, repo_dir: {p}/srv/one/repo, state_dir: {p}/srv/one/state}}\n\
+                     - {{name: two, repo_dir: {p}/srv/two/repo, state_dir: {p}/srv/two/state, listen: '127.0.0.1:8790'}}\n",
+                    p = p.display()
+                ));
+                set(&mut vars, "shoal_repositories", repos);
+            }
+            let inv = sb.inventory(&[], &[("localhost", vars)]);
+            let run = sb.playbook(&inv, &site, &["--check"]);
+            assert!(
+                run.status.success(),
+                "check mode failed ({source}, repositories: {repositories}):\n{}",
+                run.all()
+            );
+            assert_eq!(run.counter("localhost", "failed"), 0);
+            assert!(
+                run.counter("localhost", "changed") >= 4,
+                "check mode reports too few changes:\n{}",
+                run.all()
+            );
+            let written: Vec<_> = walk(&p);
+            assert!(written.is_empty(), "check mode wrote {written:?}");
+        }
+    }
+}
+
+/// Every file and folder under `root`.
+fn walk(root: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            out.push(e.path());
+            if e.path().is_dir() {
+                stack.push(e.path());
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn each_repository_gets_a_unit_of_its_own_that_verifies() {
+    let sb = Sandbox::new();
+    let p = sb.prefix("");
+    let mut vars = mirror_vars(
+        &sb,
+        &shoal_e2e::bin("shoal-agent"),
+        "0.0.0.0:8780",
+        "http://127.0.0.1:1",
+        KEY,
+    );
+    set(&mut vars, "shoal_service_manager", "systemd".into());
+    set(&mut vars, "shoal_service_ensure", "stopped".into());
+    let repos = yaml(&format!(
+        "- {{name: debian, repo_dir: {p}/srv/debian/repo, state_dir: {p}/srv/debian/state}}\n\
+         - {{name: fedora, repo_dir: {p}/srv/fedora/repo, state_dir: {p}/var/fedora, listen: '0.0.0.0:8790', profile: rpm}}\n",
+        p = p.display()
+    ));
+    set(&mut vars, "shoal_repositories", repos);
+    let inv = sb.inventory(&[], &[("localhost", vars)]);
+    let site = sb.site(false);
+    // No systemd here to start them: the binary and the units only.
+    sb.playbook(&inv, &site, &["--tags", "shoal_install,shoal_unit"])
+        .ok();
+    let units = p.join("etc/systemd/system");
+    assert!(!units.join("shoal-agent.service").exists());
+    let prefix = p.components().collect::<PathBuf>();
+    for (name, rw) in [
+        ("debian", prefix.join("srv/debian")),
+        ("fedora", prefix.clone()),
+    ] {
+        let unit = units.join(format!("shoal-agent@{name}.service"));
+        let text = std::fs::read_to_string(&unit).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(
+            text.contains(&format!(
+                "--config {}/etc/shoal/{name}.yaml run\n",
+                p.display()
+            )),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("\nReadWritePaths={}\n", rw.display())),
+            "{text}"
+        );
+        let verify = Run::of(Command::new("systemd-analyze").arg("verify").arg(&unit));
+        assert!(
+            verify.status.success() && !verify.all().contains(&format!("shoal-agent@{name}")),
+            "systemd-analyze verify on {}:\n{}",
+            unit.display(),
+            verify.all()
+        );
+    }
 }

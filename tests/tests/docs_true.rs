@@ -242,6 +242,10 @@ const NOT_METRICS: &[&str] = &[
     "shoal_e2e",
     "shoal_origin",
     "shoal_mirrors",
+    // Ansible role variables named in the docs.
+    "shoal_repositories",
+    "shoal_state",
+    "shoal_purge_data",
 ];
 
 /// `shoal_*` metric names in code spans, and the old names listed under

@@ -561,16 +561,31 @@ fn systemd_unit_passes_systemd_analyze_verify() {
             "ProtectSystem=strict",
             "PrivateTmp=yes",
             "ProtectHome=yes",
-            "RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX",
+            "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6",
+            "ProtectProc=invisible",
+            "LimitNOFILE=524288",
+            "CapabilityBoundingSet=",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} missing:\n{text}");
         }
+        // One writable entry, the deepest common folder, so the hard links
+        // between the state and the repository stay on one mount.
         let rw = if sibling {
             sb.s("srv/shoal")
         } else {
-            format!("{repo} {state}")
+            sb.root()
         };
-        assert!(text.contains(&format!("\nReadWritePaths={rw}\n")), "{text}");
+        assert!(
+            text.contains(&format!("\nProtectSystem=strict\nReadWritePaths={rw}\n")),
+            "{text}"
+        );
+        assert_eq!(
+            text.lines()
+                .filter(|l| l.starts_with("ReadWritePaths="))
+                .count(),
+            1,
+            "{text}"
+        );
         // The agent starts only once its folders are mounted (a GlusterFS
         // repository comes from fstab at boot), whatever ReadWritePaths merged.
         assert!(
@@ -947,6 +962,230 @@ fn puppet_apply_runs_a_mirror_that_follows_an_origin() {
     );
     assert!(!pidfile.exists(), "the pidfile is left behind");
 
+    // The single repository of a host removed: shoal::ensure => absent runs
+    // the agent down (started again first), removes its config, keeps its
+    // data, and a second run changes nothing.
+    sb.hiera(&hiera("shoal::poll_interval: '3s'\n"));
+    let again = sb.apply(&site, &[]);
+    assert_eq!(again.code, 2, "{}", again.text());
+    let pid = daemon.pid(&pidfile).expect("started again");
+    sb.hiera(&hiera(
+        "shoal::poll_interval: '3s'\nshoal::ensure: 'absent'\n",
+    ));
+    let absent = sb.apply(&site, &[]);
+    assert_eq!(absent.code, 2, "{}", absent.text());
+    assert!(
+        !alive(pid),
+        "the agent {pid} still runs after ensure => absent"
+    );
+    assert!(!sb.path("etc/shoal/agent.yaml").exists() && !pidfile.exists());
+    assert!(
+        sb.path("srv/shoal/repo/README").is_file(),
+        "the data was removed"
+    );
+    let again = sb.apply(&site, &[]);
+    assert_eq!(
+        again.code,
+        0,
+        "ensure => absent is not idempotent:\n{}",
+        again.text()
+    );
+
     drop(daemon);
     drop(origin);
+}
+
+/// Two repositories on one host from the class's `repositories` hash: two
+/// agents (own config, pidfile, ports, trace file), each following its own
+/// origin and hard-linking its live tree into its own pack store. Then one
+/// goes `ensure => absent` (stopped, config gone, data kept), idempotently,
+/// and `purge_data` removes its data.
+#[test]
+fn two_repositories_on_one_host_sync_hard_link_and_one_is_removed_cleanly() {
+    let agent = shoal_e2e::bin("shoal-agent");
+    let sb = Sandbox::new();
+    let mut daemons = Daemons::new();
+    let mut origins = Vec::new();
+    let names = ["alpha", "beta"];
+    for name in names {
+        let repo = sb.path(&format!("origin-{name}/repo"));
+        write_tree(
+            &repo,
+            &[
+                ("index", &format!("{name} index\n")),
+                ("pool/file", &format!("{name} payload\n")),
+            ],
+        );
+        let (key_file, public) = agents::keygen(&sb.path(&format!("origin-{name}")));
+        let origin = agents::start_origin(
+            &sb.path(&format!("origin-{name}")),
+            name,
+            &repo,
+            &key_file,
+            "generic",
+            &[],
+        );
+        let g = agents::publish(&origin.state);
+        origin.wait_generation(g);
+        origins.push((origin, public, g, free_port_pair()));
+    }
+    let pidfile = |n: &str| sb.path(&format!("srv/{n}/state/agent.pid"));
+    let config = |n: &str| sb.path(&format!("etc/shoal/{n}.yaml"));
+    for n in names {
+        daemons.watch(&pidfile(n), &config(n));
+        // The folder holding a repository's two folders is the operator's,
+        // as /srv/shoal is (Puppet's file type makes no parents).
+        fs::create_dir_all(sb.path(&format!("srv/{n}"))).unwrap();
+    }
+    let hiera = |beta_extra: &str| {
+        let mut y = format!(
+            "---\nshoal::binary_source: '{}'\nshoal::install_dir: '{}'\nshoal::config_dir: '{}'\n\
+             shoal::service_manager: 'daemon'\nshoal::poll_interval: '1s'\nshoal::delete_grace: '0s'\n\
+             shoal::repositories:\n",
+            agent.display(),
+            sb.s("usr/local/bin"),
+            sb.s("etc/shoal"),
+        );
+        for (n, (origin, public, _, port)) in names.iter().zip(&origins) {
+            y.push_str(&format!(
+                "  {n}:\n    agent_name: 'puppet-{n}'\n    repo_dir: '{}'\n    state_dir: '{}'\n    \
+                 listen: '127.0.0.1:{port}'\n    origin_public_key: '{public}'\n    upstreams: ['{}']\n",
+                sb.s(&format!("srv/{n}/repo")),
+                sb.s(&format!("srv/{n}/state")),
+                origin.url()
+            ));
+            if *n == "beta" {
+                y.push_str(beta_extra);
+            }
+        }
+        y
+    };
+    let site = sb.write("site.pp", "include shoal\n");
+
+    sb.hiera(&hiera(""));
+    let first = sb.apply(&site, &[]);
+    daemons.note();
+    assert_eq!(first.code, 2, "{}", first.text());
+    for n in names {
+        assert!(
+            first.text().contains(&format!(
+                "Service[shoal-agent@{n}]/ensure: ensure changed 'stopped' to 'running'"
+            )),
+            "{}",
+            first.text()
+        );
+    }
+    let pid_a = daemons.pid(&pidfile("alpha")).expect("alpha runs");
+    let pid_b = daemons.pid(&pidfile("beta")).expect("beta runs");
+    assert!(pid_a != pid_b && daemons.ours(pid_a) && daemons.ours(pid_b));
+    for (n, (_, _, g, port)) in names.iter().zip(&origins) {
+        wait_until(
+            &format!("{n} to apply generation {g}"),
+            Duration::from_secs(120),
+            || match agents::status(local(*port)) {
+                Some(s) if s.generation_applied >= *g => Ok(()),
+                s => Err(format!("{s:?}")),
+            },
+        );
+        let live = sb.path(&format!("srv/{n}/repo"));
+        assert_eq!(
+            fs::read_to_string(live.join("pool/file")).unwrap(),
+            format!("{n} payload\n")
+        );
+        assert!(live.join(format!("project/trace/puppet-{n}")).is_file());
+        shoal_e2e::files::assert_linked_into(
+            &live.join("pool/file"),
+            &sb.path(&format!("srv/{n}/state")),
+        );
+    }
+    let second = sb.apply(&site, &[]);
+    assert_eq!(
+        second.code,
+        0,
+        "second run changed something:\n{}",
+        second.text()
+    );
+
+    // beta absent: stopped, config gone, data kept; alpha untouched.
+    sb.hiera(&hiera("    ensure: 'absent'\n"));
+    let third = sb.apply(&site, &[]);
+    assert_eq!(third.code, 2, "{}", third.text());
+    assert!(!alive(pid_b), "beta's agent {pid_b} still runs");
+    assert!(!config("beta").exists() && !pidfile("beta").exists());
+    assert!(
+        sb.path("srv/beta/repo/pool/file").is_file(),
+        "beta's data was removed"
+    );
+    assert_eq!(
+        daemons.pid(&pidfile("alpha")),
+        Some(pid_a),
+        "alpha was restarted"
+    );
+    let again = sb.apply(&site, &[]);
+    assert_eq!(
+        again.code,
+        0,
+        "removal is not idempotent:\n{}",
+        again.text()
+    );
+
+    sb.hiera(&hiera("    ensure: 'absent'\n    purge_data: true\n"));
+    let purge = sb.apply(&site, &[]);
+    assert_eq!(purge.code, 2, "{}", purge.text());
+    assert!(!sb.path("srv/beta/repo").exists() && !sb.path("srv/beta/state").exists());
+    let again = sb.apply(&site, &[]);
+    assert_eq!(again.code, 0, "{}", again.text());
+    assert!(alive(pid_a));
+
+    drop(daemons);
+    assert!(!alive(pid_a));
+}
+
+#[test]
+fn repositories_that_share_a_folder_or_a_port_are_refused() {
+    let sb = Sandbox::new();
+    let bin = placeholder_binary(&sb);
+    let site = sb.write("site.pp", "include shoal\n");
+    let entry = |n: &str, repo: &str, state: &str, listen: &str| {
+        format!(
+            "  {n}:\n    repo_dir: '{}'\n    state_dir: '{}'\n    listen: '{listen}'\n    \
+             origin_public_key: '{KEY}'\n    upstreams: ['http://127.0.0.1:1']\n",
+            sb.s(repo),
+            sb.s(state)
+        )
+    };
+    for (b, want) in [
+        (
+            entry("b", "b/repo", "a/state", "127.0.0.1:9000"),
+            "a.state_dir",
+        ),
+        (
+            entry("b", "a/repo/sub", "b/state", "127.0.0.1:9000"),
+            "one contains the other",
+        ),
+        (
+            entry("b", "b/repo", "b/state", "127.0.0.1:8781"),
+            "both use port 8781",
+        ),
+    ] {
+        sb.hiera(&format!(
+            "---\nshoal::binary_source: '{}'\nshoal::install_dir: '{}'\nshoal::config_dir: '{}'\n\
+             shoal::service_manager: 'daemon'\nshoal::repositories:\n{}{b}",
+            bin.display(),
+            sb.s("usr/local/bin"),
+            sb.s("etc/shoal"),
+            entry("a", "a/repo", "a/state", "127.0.0.1:8780"),
+        ));
+        let out = sb.apply(&site, &[]);
+        assert_eq!(out.code, 1, "{}", out.text());
+        assert!(
+            out.text().contains("shoal::repositories: ") && out.text().contains(want),
+            "{}",
+            out.text()
+        );
+        assert!(
+            !sb.path("etc/shoal").exists(),
+            "something was written before the check"
+        );
+    }
 }

@@ -344,6 +344,7 @@ fn flags_plan(args: &BootstrapArgs, flags: &Flags<'_>, d: &Dest) -> Result<Plan>
         hosts: vec![host.clone()],
         storage: None,
         spans: site::Spans::parse(""),
+        repository: None,
     };
     let unit_text = render_unit(&fake_site, &host);
     let manager = check_manager_with_prefix(&label, manager_from(args, None), prefix.is_some())?;

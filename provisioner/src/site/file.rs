@@ -25,6 +25,29 @@ pub struct SiteFile {
     /// Storage layout for the mirrors' repository folders.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage: Option<Storage>,
+    /// Several repositories, each with its own origin and mirrors, instead
+    /// of the top-level `origin:` and `mirrors:` (see [`super::multi`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repositories: Option<Vec<RepositoryFile>>,
+}
+
+/// One entry of `repositories:`: a repository's own network.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RepositoryFile {
+    /// The repository's name: it names the agent's unit
+    /// (`shoal-agent@<name>.service`) and config (`<config_dir>/<name>.yaml`).
+    #[serde(default)]
+    pub name: String,
+    /// Settings of this repository's hosts, over the site's `defaults:`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub defaults: Option<Params>,
+    /// This repository's origin.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<Params>,
+    /// This repository's mirrors.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mirrors: Option<Vec<Params>>,
 }
 
 /// The settings of one host (in `origin:` and `mirrors:`) or of all hosts (in

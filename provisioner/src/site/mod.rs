@@ -23,6 +23,7 @@
 mod error;
 mod file;
 mod gluster;
+mod multi;
 mod params;
 mod spans;
 mod validate;
@@ -30,6 +31,7 @@ mod validate;
 pub use error::{SiteError, SiteErrors};
 pub use file::{GlusterHost, GlusterHostEntry, GlusterStorage, Params, Scalar, SiteFile, Storage};
 pub use gluster::{Gluster, GlusterServer};
+pub use multi::{HostAgents, Sites, PER_REPOSITORY};
 pub use params::{agent_context, short_duration, Applies, ServiceManager, PARAMS};
 pub use spans::Spans;
 pub use validate::check_url;
@@ -60,6 +62,9 @@ pub struct Site {
     pub storage: Option<Storage>,
     /// Key positions in the file.
     pub spans: Spans,
+    /// The repository's name when the file lists several (`repositories:`);
+    /// `None` for a file with one top-level `origin:`.
+    pub repository: Option<String>,
 }
 
 /// One host with every setting resolved (host entry, then `defaults:`, then
@@ -151,6 +156,28 @@ impl Site {
             serde_yaml::from_str(text)
                 .map_err(|e| SiteErrors(vec![parse_error(&e, file, &spans)]))?
         };
+        if raw.repositories.is_some() {
+            return Err(SiteErrors(vec![SiteError::at(
+                file,
+                &spans,
+                "repositories",
+                format!(
+                    "this site lists several repositories, and `shoal bootstrap`, `shoal render unit` and \
+                     `shoal render agent-config` take one repository per site file so far: deploy it with \
+                     `shoal render puppet` or `shoal render ansible` (the Puppet class's repositories, the \
+                     Ansible role's shoal_repositories), or split the file into one site per repository \
+                     (`shoal check` and `shoal status` read it as it is; see {DOC})"
+                ),
+            )]));
+        }
+        let mut v = Validator::new(file, spans);
+        let site = v.site(raw, file);
+        v.finish(site)
+    }
+
+    /// Validates one repository's network of a multi-repository file, with
+    /// the spans of its entry (see [`Spans::sub`]).
+    pub(crate) fn from_parts(raw: SiteFile, file: &str, spans: Spans) -> Result<Site, SiteErrors> {
         let mut v = Validator::new(file, spans);
         let site = v.site(raw, file);
         v.finish(site)

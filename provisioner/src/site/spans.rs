@@ -117,6 +117,25 @@ impl Spans {
         Spans { map: b.map }
     }
 
+    /// The positions of the keys under `prefix` (such as
+    /// `repositories[1].`), with the prefix taken off, over the top-level
+    /// `name` and `defaults`: what the rules of one repository of a
+    /// multi-repository site see.
+    pub fn sub(&self, prefix: &str) -> Spans {
+        let mut map: HashMap<String, (usize, usize)> = self
+            .map
+            .iter()
+            .filter(|(k, _)| *k == "name" || *k == "defaults" || k.starts_with("defaults."))
+            .map(|(k, v)| (k.clone(), *v))
+            .collect();
+        for (k, v) in &self.map {
+            if let Some(rest) = k.strip_prefix(prefix) {
+                map.insert(rest.to_string(), *v);
+            }
+        }
+        Spans { map }
+    }
+
     /// The position of exactly this path.
     pub fn get(&self, path: &str) -> Option<(usize, usize)> {
         self.map.get(path).copied()

@@ -35,15 +35,16 @@ describe 'shoal::service' do
     end
 
     it 'is hardened' do
-      ['NoNewPrivileges=yes', 'ProtectSystem=strict', 'PrivateTmp=yes', 'ProtectHome=yes',
-       'RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX', 'CapabilityBoundingSet=',
+      ['NoNewPrivileges=yes', 'ProtectSystem=full', 'PrivateTmp=yes', 'ProtectHome=yes',
+       'RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6',
+       'CapabilityBoundingSet=CAP_CHOWN CAP_DAC_OVERRIDE CAP_FOWNER CAP_NET_BIND_SERVICE',
        'SystemCallFilter=@system-service'].each do |line|
         expect(unit).to match(%r{^#{Regexp.escape(line)}$})
       end
     end
 
-    it 'makes only the repository and the state folder writable' do
-      expect(unit).to match(%r{^ReadWritePaths=/srv/shoal/repo /var/lib/shoal$})
+    it 'adds no ReadWritePaths= when the folders share only / (a second mount would break hard links)' do
+      expect(unit).not_to match(%r{^ReadWritePaths=})
     end
 
     it 'starts only once the repository and the state folder are mounted (GlusterFS from fstab)' do
@@ -56,7 +57,7 @@ describe 'shoal::service' do
     let(:extra) { { 'repo_dir' => '/srv/shoal/repo', 'state_dir' => '/srv/shoal/state/' } }
 
     it 'makes their parent writable, so hard links between them stay on one mount' do
-      expect(unit).to match(%r{^ReadWritePaths=/srv/shoal$})
+      expect(unit).to match(%r{^ProtectSystem=strict\nReadWritePaths=/srv/shoal$})
       expect(unit).to match(%r{^RequiresMountsFor=/srv/shoal/repo /srv/shoal/state/$})
     end
   end

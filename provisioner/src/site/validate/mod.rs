@@ -186,6 +186,7 @@ impl Validator {
             hosts,
             storage: raw.storage,
             spans: self.spans.clone(),
+            repository: None,
         })
     }
 
