@@ -119,6 +119,11 @@ pub enum Handover {
 #[derive(Debug, Default, Clone)]
 pub struct Schedule {
     packs: BTreeMap<String, Pack>,
+    /// Planned packs without a feeder yet, largest first.
+    pending: Vec<(String, u64)>,
+    /// A mirror is given another pending pack while its unfinished fed
+    /// bytes are below this: two average packs of the newest plan.
+    lead: u64,
 }
 
 impl Schedule {
@@ -126,17 +131,76 @@ impl Schedule {
         Schedule::default()
     }
 
-    /// Assigns feeders to the packs a publish added, largest first, each to
-    /// the live mirror with the least unfinished fed bytes per weight
-    /// (greedy longest-processing-time: every feeder ends up with about
-    /// the same bytes, so the origin's upload never waits on one of them).
+    /// Queues the packs a publish added, largest first, and gives every
+    /// live mirror its first ones. A mirror is then given the next queued
+    /// pack whenever its unfinished fed bytes fall below two average packs
+    /// (checked at each of its announces): each mirror is fed as fast as it
+    /// takes, so a slow mirror is fed less and never holds back the others,
+    /// and big packs go first, so no feeder ends with a big one alone.
     /// Packs that already have a feeder keep it.
-    pub fn plan(&mut self, packs: &[(&str, u64)], live: &[Candidate], now: Secs, p: &Params) {
-        let mut order: Vec<&(&str, u64)> = packs.iter().collect();
-        order.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
-        for (pack, size) in order {
-            self.review(pack, *size, live, now, p);
+    pub fn plan(&mut self, packs: &[(&str, u64)], live: &[Candidate], now: Secs, _p: &Params) {
+        let mut added = 0u64;
+        let mut n = 0u64;
+        for (k, size) in packs {
+            let known = self.packs.get(*k).is_some_and(|st| st.feeder.is_some())
+                || self.pending.iter().any(|(q, _)| q == k);
+            if !known {
+                self.pending.push((k.to_string(), *size));
+                added += size;
+                n += 1;
+            }
         }
+        if let Some(avg) = added.checked_div(n) {
+            self.lead = (2 * avg).max(1);
+        }
+        self.pending
+            .sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        self.fill(live, now);
+    }
+
+    /// Gives queued packs to live mirrors below the lead, least loaded
+    /// (per weight) first.
+    fn fill(&mut self, live: &[Candidate], now: Secs) {
+        if self.pending.is_empty() || live.is_empty() {
+            return;
+        }
+        let mut load = self.load();
+        while let Some((pack, size)) = self.pending.first().cloned() {
+            let best = live
+                .iter()
+                .min_by(|a, b| {
+                    let la = load.get(&a.name).copied().unwrap_or(0) as f64 / a.weight.max(1e-9);
+                    let lb = load.get(&b.name).copied().unwrap_or(0) as f64 / b.weight.max(1e-9);
+                    la.total_cmp(&lb)
+                        .then_with(|| rendezvous(&pack, &a.name).cmp(&rendezvous(&pack, &b.name)))
+                })
+                .expect("live is not empty");
+            let have = load.get(&best.name).copied().unwrap_or(0);
+            if have as f64 >= self.lead as f64 * best.weight.max(1e-9) {
+                break;
+            }
+            self.pending.remove(0);
+            *load.entry(best.name.clone()).or_default() += size;
+            self.packs.insert(
+                pack,
+                Pack {
+                    size,
+                    feeder: Some(Feeder {
+                        name: best.name.clone(),
+                        since: now,
+                        heard: now,
+                        progressed: now,
+                        left: size,
+                    }),
+                    lost: HashSet::new(),
+                },
+            );
+        }
+    }
+
+    /// How many planned packs wait for a feeder.
+    pub fn queued(&self) -> usize {
+        self.pending.len()
     }
 
     /// An announce `a`; `live` are the mirrors heard from recently.
@@ -155,6 +219,13 @@ impl Schedule {
             asker,
             left,
         } = *a;
+        self.note(pack, asker, left, now);
+        self.fill(live, now);
+        if self.pending.iter().any(|(k, _)| k == pack) {
+            // Queued: it gets a feeder when one has room; outsiders are
+            // served at once.
+            return (asker.is_none(), None);
+        }
         let handover = self.review(pack, size, live, now, p);
         let Some(asker) = asker else {
             // Not a Shoal mirror (a plain BitTorrent client): it gets the
@@ -169,12 +240,26 @@ impl Schedule {
         if f.name != asker {
             return (false, handover);
         }
+        if handover.is_some() {
+            f.heard = now;
+            f.left = f.left.min(left);
+        }
+        (left > 0, handover)
+    }
+
+    /// Records a feeder's announce of its pack: heard now, and progress.
+    fn note(&mut self, pack: &str, asker: Option<&str>, left: u64, now: Secs) {
+        let Some(f) = self.packs.get_mut(pack).and_then(|st| st.feeder.as_mut()) else {
+            return;
+        };
+        if Some(f.name.as_str()) != asker {
+            return;
+        }
         f.heard = now;
         if left < f.left {
             f.left = left;
             f.progressed = now;
         }
-        (left > 0, handover)
     }
 
     /// Chooses or keeps the feeder of `pack`.
@@ -263,6 +348,7 @@ impl Schedule {
     /// Forgets packs no longer published.
     pub fn retain(&mut self, keep: &dyn Fn(&str) -> bool) {
         self.packs.retain(|k, _| keep(k));
+        self.pending.retain(|(k, _)| keep(k));
     }
 
     /// How many packs the schedule tracks.
@@ -379,50 +465,128 @@ mod tests {
         assert_eq!(fed.iter().filter(|f| *f == "b").count(), 6, "{fed:?}");
     }
 
+    /// Drives a schedule as the tracker would: every `dt` each mirror
+    /// fetches its fed packs at its rate (bytes per second, shared by its
+    /// fed packs) and announces every pack. Returns the fed bytes per
+    /// mirror, and checks that each pack was fed by exactly one mirror.
+    fn drive(packs: &[(&str, u64)], rates: &[(&str, f64)]) -> BTreeMap<String, u64> {
+        let m: Vec<Candidate> = rates.iter().map(|(n, _)| Candidate::new(n)).collect();
+        let mut s = Schedule::new();
+        s.plan(packs, &m, 0.0, &P);
+        let mut left: BTreeMap<(String, String), f64> = BTreeMap::new();
+        let dt = 0.25;
+        let mut t = 0.0;
+        while t < 10_000.0 {
+            t += dt;
+            let mut all_fed = true;
+            for (name, rate) in rates {
+                let mine: Vec<&str> = packs
+                    .iter()
+                    .filter(|(k, _)| s.feeder(k) == Some(*name))
+                    .map(|(k, _)| *k)
+                    .collect();
+                let open: Vec<&str> = mine
+                    .iter()
+                    .copied()
+                    .filter(|k| {
+                        left.get(&(k.to_string(), name.to_string()))
+                            .copied()
+                            .unwrap_or(1.0)
+                            > 0.0
+                    })
+                    .collect();
+                for k in &open {
+                    let size = packs.iter().find(|(q, _)| q == k).unwrap().1 as f64;
+                    let e = left
+                        .entry((k.to_string(), name.to_string()))
+                        .or_insert(size);
+                    *e = (*e - rate * dt / open.len() as f64).max(0.0);
+                }
+                for (k, size) in packs {
+                    let l = left
+                        .get(&(k.to_string(), name.to_string()))
+                        .copied()
+                        .unwrap_or(*size as f64);
+                    let (origin, _) = s.ask(
+                        &Announce {
+                            pack: k,
+                            size: *size,
+                            asker: Some(name),
+                            left: l.ceil() as u64,
+                        },
+                        &m,
+                        t,
+                        &P,
+                    );
+                    assert!(
+                        !origin || s.feeder(k) == Some(*name),
+                        "{k}: origin to a non-feeder"
+                    );
+                }
+            }
+            for (k, _) in packs {
+                match s.feeder(k) {
+                    Some(f) => all_fed &= left.get(&(k.to_string(), f.to_string())) == Some(&0.0),
+                    None => all_fed = false,
+                }
+            }
+            if all_fed {
+                break;
+            }
+        }
+        let mut fed = BTreeMap::new();
+        for (k, size) in packs {
+            *fed.entry(s.feeder(k).unwrap().to_string()).or_default() += size;
+        }
+        fed
+    }
+
     #[test]
-    fn a_plan_balances_bytes_with_big_packs() {
-        // Four big packs and sixteen small ones, over four mirrors: each
-        // mirror is fed one big pack and four small ones.
-        let m = live(&["a", "b", "c", "d"]);
+    fn a_plan_feeds_every_mirror_about_the_same_bytes_big_packs_first() {
+        // Four big packs and sixteen small ones, over four equal mirrors.
         let names: Vec<String> = (0..20).map(|i| format!("p{i:02}")).collect();
         let packs: Vec<(&str, u64)> = names
             .iter()
             .enumerate()
-            .map(|(i, k)| (k.as_str(), if i % 5 == 0 { 30 } else { 5 }))
+            .map(|(i, k)| (k.as_str(), if i % 5 == 0 { 3000 } else { 500 }))
             .collect();
         let mut s = Schedule::new();
-        s.plan(&packs, &m, 0.0, &P);
-        for c in &m {
-            let fed: u64 = packs
+        s.plan(&packs, &live(&["a", "b", "c", "d"]), 0.0, &P);
+        // The big packs go out first, one to each mirror; the rest waits.
+        for c in ["a", "b", "c", "d"] {
+            let first: Vec<u64> = packs
                 .iter()
-                .filter(|(k, _)| s.feeder(k) == Some(c.name.as_str()))
-                .map(|(_, size)| size)
-                .sum();
-            assert_eq!(fed, 50, "{}", c.name);
+                .filter(|(k, _)| s.feeder(k) == Some(c))
+                .map(|(_, size)| *size)
+                .collect();
+            assert_eq!(first, vec![3000], "{c}");
         }
-        // Asking later changes nothing.
-        let before: Vec<Option<String>> = names
-            .iter()
-            .map(|k| s.feeder(k).map(str::to_string))
-            .collect();
-        for (k, size) in &packs {
-            s.ask(
-                &Announce {
-                    pack: k,
-                    size: *size,
-                    asker: Some("a"),
-                    left: *size,
-                },
-                &m,
-                0.5,
-                &P,
+        assert_eq!(s.queued(), 16);
+        let fed = drive(
+            &packs,
+            &[("a", 100.0), ("b", 100.0), ("c", 100.0), ("d", 100.0)],
+        );
+        for (m, b) in &fed {
+            assert!(
+                (4500..=5500).contains(b),
+                "{m} was fed {b} of 20000: {fed:?}"
             );
         }
-        let after: Vec<Option<String>> = names
-            .iter()
-            .map(|k| s.feeder(k).map(str::to_string))
-            .collect();
-        assert_eq!(before, after);
+    }
+
+    #[test]
+    fn a_slow_mirror_is_fed_less_and_the_fast_ones_take_the_rest() {
+        let names: Vec<String> = (0..32).map(|i| format!("p{i:02}")).collect();
+        let packs: Vec<(&str, u64)> = names.iter().map(|k| (k.as_str(), 1000)).collect();
+        let fed = drive(
+            &packs,
+            &[("a", 400.0), ("b", 400.0), ("c", 400.0), ("slow", 100.0)],
+        );
+        let slow = fed.get("slow").copied().unwrap_or(0);
+        for f in ["a", "b", "c"] {
+            assert!(fed[f] >= 2 * slow, "{fed:?}");
+        }
+        assert_eq!(fed.values().sum::<u64>(), 32_000);
     }
 
     #[test]
