@@ -85,6 +85,8 @@ pub struct Outcome {
     pub bytes: u64,
     /// The Kumar–Ross bound for the case, seconds.
     pub bound: f64,
+    /// Seconds until the origin sent its last byte.
+    pub origin_done: f64,
     /// Pack restarts (kicks) and feeder handovers.
     pub kicks: u64,
     pub handovers: u64,
@@ -137,6 +139,36 @@ pub fn cut_packs_default(sizes: &[u64]) -> Vec<u64> {
     cut_packs(sizes, o.pack_split, o.pack_max_bytes, o.pack_max_files)
 }
 
+/// Every mirror shaped like the origin: `rate` bits/s up and down.
+pub fn uniform(packs: Vec<u64>, n: usize, rate: f64, params: SimParams) -> Case {
+    Case {
+        origin_up: rate,
+        mirrors: vec![(rate, rate); n],
+        packs,
+        params,
+    }
+}
+
+/// The model of the netns fan-out: the bench runs agents with 1 s
+/// announces and a 1 s poll, every mirror connected to every other.
+pub fn netns_params() -> SimParams {
+    SimParams::default()
+}
+
+/// The model at network scale: the agent's default announce interval,
+/// each mirror's torrents connected to `degree` chosen peers (symmetric),
+/// a coarser step.
+pub fn scale_params(degree: usize) -> SimParams {
+    SimParams {
+        dt: 0.25,
+        announce_interval: shoal_config::NetworkConfig::default()
+            .announce_interval
+            .as_secs_f64(),
+        degree,
+        ..SimParams::default()
+    }
+}
+
 const ORIGIN: usize = usize::MAX;
 const EPS: f64 = 0.5; // bytes
 
@@ -144,6 +176,9 @@ const EPS: f64 = 0.5; // bytes
 /// `dst` for pack `pack`, at most `cap` bytes/s.
 struct Flow {
     src: usize,
+    /// The neighbour slot of `src` in the downloader's list (unused for
+    /// the origin).
+    slot: usize,
     dst: usize,
     pack: usize,
     cap: f64,
@@ -249,6 +284,7 @@ pub fn simulate(case: &Case) -> Result<Outcome> {
         .map(|r| r * prm.efficiency / 8.0)
         .collect();
     let mut origin_bytes = 0.0;
+    let mut origin_done = 0.0;
     let (mut kicks, mut handovers) = (0u64, 0u64);
     let mut t = 0.0;
     while w.done.iter().any(|d| d.is_none()) {
@@ -262,7 +298,11 @@ pub fn simulate(case: &Case) -> Result<Outcome> {
         handovers += announce(&mut w, &mut sched, &names, &mnames, &live, t, prm, &sp);
         let mut flows = flows(&mut w, t, prm);
         share(&mut flows, &up, &down);
-        origin_bytes += deliver(&mut w, &flows, t, prm.dt);
+        let sent = deliver(&mut w, &flows, t, prm);
+        if sent > 0.0 {
+            origin_bytes += sent;
+            origin_done = t + prm.dt;
+        }
         kicks += kick(&mut w, t + prm.dt, prm);
         t += prm.dt;
         for m in 0..n {
@@ -276,6 +316,7 @@ pub fn simulate(case: &Case) -> Result<Outcome> {
         done: w.done.iter().map(|d| d.unwrap_or(0.0)).collect(),
         bytes,
         bound,
+        origin_done,
         kicks,
         handovers,
     })
@@ -295,8 +336,8 @@ fn announce(
     sp: &shoal_swarm::Params,
 ) -> u64 {
     let mut handovers = 0;
-    for m in 0..w.n {
-        for p in 0..w.np {
+    for (m, mname) in mnames.iter().enumerate() {
+        for (p, name) in names.iter().enumerate() {
             let i = m * w.np + p;
             if t + 1e-9 < w.next_announce[i] {
                 continue;
@@ -304,9 +345,9 @@ fn announce(
             let left = (w.sizes[p] - w.have[i]).max(0.0).ceil() as u64;
             let (listed, h) = sched.ask(
                 &Announce {
-                    pack: &names[p],
+                    pack: name,
                     size: w.sizes[p] as u64,
-                    asker: Some(&mnames[m]),
+                    asker: Some(mname),
                     left,
                 },
                 live,
@@ -339,6 +380,7 @@ fn flows(w: &mut World, t: f64, prm: &SimParams) -> Vec<Flow> {
             if w.fed[i] {
                 out.push(Flow {
                     src: ORIGIN,
+                    slot: 0,
                     dst: m,
                     pack: p,
                     cap: f64::INFINITY,
@@ -354,6 +396,7 @@ fn flows(w: &mut World, t: f64, prm: &SimParams) -> Vec<Flow> {
                 if theirs > mine + EPS {
                     out.push(Flow {
                         src: j,
+                        slot: k,
                         dst: m,
                         pack: p,
                         cap: (theirs - mine) / prm.dt,
@@ -421,10 +464,14 @@ fn share(flows: &mut [Flow], up: &[f64], down: &[f64]) {
 }
 
 /// Moves the bytes of a step (a mirror never gets past the furthest of its
-/// sources); returns the origin's payload bytes.
-fn deliver(w: &mut World, flows: &[Flow], t: f64, dt: f64) -> f64 {
-    // Per (m, p): bytes offered, of which from the origin, and the limit.
-    let mut got: std::collections::HashMap<usize, (f64, f64, f64)> = Default::default();
+/// sources); a connection that drained all its source had is caught up,
+/// and its requester sleeps. Returns the origin's payload bytes.
+fn deliver(w: &mut World, flows: &[Flow], t: f64, prm: &SimParams) -> f64 {
+    let dt = prm.dt;
+    // Per (m, p), in the order first seen: bytes offered, of which from
+    // the origin, and the furthest source.
+    let mut at: std::collections::HashMap<usize, usize> = Default::default();
+    let mut got: Vec<(usize, f64, f64, f64)> = Vec::new();
     for f in flows {
         let i = f.dst * w.np + f.pack;
         let limit = if f.src == ORIGIN {
@@ -432,15 +479,21 @@ fn deliver(w: &mut World, flows: &[Flow], t: f64, dt: f64) -> f64 {
         } else {
             w.have[f.src * w.np + f.pack]
         };
-        let e = got.entry(i).or_insert((0.0, 0.0, 0.0));
-        e.0 += f.rate * dt;
+        let k = *at.entry(i).or_insert_with(|| {
+            got.push((i, 0.0, 0.0, 0.0));
+            got.len() - 1
+        });
+        let e = &mut got[k];
+        e.1 += f.rate * dt;
         if f.src == ORIGIN {
-            e.1 += f.rate * dt;
+            e.2 += f.rate * dt;
+        } else if f.rate >= f.cap * (1.0 - 1e-9) {
+            w.wake[i][f.slot] = t + dt + prm.requester_sleep;
         }
-        e.2 = e.2.max(limit);
+        e.3 = e.3.max(limit);
     }
     let mut origin = 0.0;
-    for (i, (sum, from_origin, limit)) in got {
+    for (i, sum, from_origin, limit) in got {
         let take = sum.min(limit - w.have[i]).max(0.0);
         if sum > 0.0 {
             origin += from_origin * take / sum;

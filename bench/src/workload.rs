@@ -252,13 +252,12 @@ pub fn fanout_snapshot(total: u64, seed: u64, lists: &Path) -> (Vec<FileSpec>, S
         return (fanout_mix(total, seed), SizeSource::Mix { reason: why });
     }
     let mut out = draw_sizes(&sizes, total, seed);
-    let mut s = seed.wrapping_add(out.len() as u64);
-    for (p, size) in INDEX_FILES {
-        s += 1;
+    let first = seed.wrapping_add(out.len() as u64 + 1);
+    for (k, (p, size)) in INDEX_FILES.into_iter().enumerate() {
         out.push(FileSpec {
             path: p.to_string(),
             size,
-            seed: s,
+            seed: first.wrapping_add(k as u64),
         });
     }
     let n = sizes.len();
