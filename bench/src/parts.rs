@@ -216,13 +216,19 @@ fn fanout_packs(specs: &[workload::FileSpec]) -> Vec<u64> {
     sim::cut_packs_default(&pool)
 }
 
-/// The sizes of a snapshot, for the report: source, count, quantiles.
+/// The sizes of a snapshot's packages (under `pool/`), for the report:
+/// source, count, quantiles.
 fn describe_sizes(specs: &[workload::FileSpec], src: &workload::SizeSource) -> String {
-    let q = workload::size_quantiles(specs, &[0.0, 0.5, 0.9, 0.99, 1.0]);
+    let pool: Vec<workload::FileSpec> = specs
+        .iter()
+        .filter(|f| f.path.starts_with("pool/"))
+        .cloned()
+        .collect();
+    let q = workload::size_quantiles(&pool, &[0.0, 0.5, 0.9, 0.99, 1.0]);
     format!(
-        "{}; {} files, sizes min {} / median {} / p90 {} / p99 {} / max {} (no cap)",
+        "{}; {} packages, sizes min {} / median {} / p90 {} / p99 {} / max {} (no cap)",
         src.describe(),
-        specs.len(),
+        pool.len(),
         bytes(q[0]),
         bytes(q[1]),
         bytes(q[2]),
@@ -604,18 +610,32 @@ fn simulation(ctx: &Ctx) -> Result<Section> {
         sp.dt,
     );
     body.push_str(&t.render());
+    let ideal = uniform.bytes as f64 * 8.0 / (rate * p.efficiency);
     let _ = writeln!(
         body,
-        "\n**Reading.** The model's origin upload stays at S because each pack has one \
-         feeder and the tracker lists the origin to nobody else; the rest of the swarm \
-         follows the feeders. Its time is the bound divided by the payload share plus the \
-         start, the relay stall behind each feeder (a relay catches up, sleeps until the \
-         kick, reconnects) and the tail after the last feeder finishes. With a quarter of \
-         the mirrors at a quarter of the rate, the bound is the slow mirrors' download \
-         (S/d_min); packs fed to slow mirrors also reach the rest only at a slow \
-         mirror's upload rate, unless feeders are weighted by capacity. Set the fan-out \
-         rows next to the measured ones in the Fan-out section: the gap is what the model \
-         leaves out (CPU, hashing and apply, piece-level scheduling)."
+        "\n**Reading.** The origin uploads each byte once ({:.2} S with {big_n} mirrors): \
+         each pack has one feeder, and the origin's tracker lists the origin to nobody else. \
+         Time is another matter. Sending S at the payload rate takes {}, but the origin \
+         sent its last byte at {}: once few packs are left it feeds few mirrors, and each \
+         feeder's download link is shared by its flow from the origin and its relay flows \
+         for the other packs, so the origin idles. The last mirror finishes {} after that: \
+         every mirror asks for a pack's pieces in the same order, so a pack spreads no \
+         faster than its feeder's upload divided among the peers asking it; the pack every \
+         mirror held last is {} ({} of the {} packs; at {}). With a quarter \
+         of the mirrors at a quarter of the rate the bound is their download (S/d_min) and \
+         the model lands at {} of it: feeders are not weighted by capacity, so packs fed \
+         to slow mirrors reach the rest at a slow mirror's upload rate. The fan-out rows \
+         sit next to the measurements in the Fan-out section; the gap there is what the \
+         model leaves out (CPU, hashing and the apply, TCP and piece-level scheduling).",
+        uniform.origin_s(),
+        secs(ideal),
+        secs(uniform.origin_done),
+        secs(uniform.last() - uniform.origin_done),
+        bytes(uniform.last_pack(&big_packs).0),
+        rank_by_size(&big_packs, uniform.last_pack(&big_packs).0),
+        big_packs.len(),
+        secs(uniform.last_pack(&big_packs).1),
+        times(ratio(slowed.last(), slowed.bound)),
     );
     let headlines = vec![
         headline(
@@ -642,6 +662,16 @@ fn simulation(ctx: &Ctx) -> Result<Section> {
         body,
         headlines,
     })
+}
+
+/// "the largest", "the 3rd largest", ... of a pack size among `packs`.
+fn rank_by_size(packs: &[u64], size: u64) -> String {
+    match packs.iter().filter(|p| **p > size).count() {
+        0 => "the largest".into(),
+        1 => "the 2nd largest".into(),
+        2 => "the 3rd largest".into(),
+        k => format!("the {}th largest", k + 1),
+    }
 }
 
 fn list(v: &[usize]) -> String {

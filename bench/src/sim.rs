@@ -85,6 +85,8 @@ pub struct Outcome {
     pub bytes: u64,
     /// The Kumar–Ross bound for the case, seconds.
     pub bound: f64,
+    /// Seconds until every mirror held each pack.
+    pub pack_done: Vec<f64>,
     /// Seconds until the origin sent its last byte.
     pub origin_done: f64,
     /// Pack restarts (kicks) and feeder handovers.
@@ -96,6 +98,14 @@ impl Outcome {
     /// Seconds until the last mirror is done.
     pub fn last(&self) -> f64 {
         self.done.iter().copied().fold(0.0, f64::max)
+    }
+    /// The pack every mirror held last: (its size, when).
+    pub fn last_pack(&self, packs: &[u64]) -> (u64, f64) {
+        self.pack_done
+            .iter()
+            .zip(packs)
+            .map(|(t, s)| (*s, *t))
+            .fold((0, 0.0), |a, b| if b.1 > a.1 { b } else { a })
     }
     /// Origin upload in units of S.
     pub fn origin_s(&self) -> f64 {
@@ -201,6 +211,8 @@ struct World {
     /// wakes.
     wake: Vec<Vec<f64>>,
     neighbours: Vec<Vec<usize>>,
+    /// Scratch for [`deliver`]: per (m, p), its entry this step.
+    slot: Vec<usize>,
     done: Vec<Option<f64>>,
 }
 
@@ -268,6 +280,7 @@ pub fn simulate(case: &Case) -> Result<Outcome> {
             .map(|i| vec![0.0; nb[i / np.max(1)].len()])
             .collect(),
         neighbours: nb,
+        slot: vec![usize::MAX; n * np],
         done: vec![None; n],
     };
     for m in 0..n {
@@ -285,6 +298,7 @@ pub fn simulate(case: &Case) -> Result<Outcome> {
         .collect();
     let mut origin_bytes = 0.0;
     let mut origin_done = 0.0;
+    let mut pack_done: Vec<Option<f64>> = vec![None; np];
     let (mut kicks, mut handovers) = (0u64, 0u64);
     let mut t = 0.0;
     while w.done.iter().any(|d| d.is_none()) {
@@ -305,6 +319,11 @@ pub fn simulate(case: &Case) -> Result<Outcome> {
         }
         kicks += kick(&mut w, t + prm.dt, prm);
         t += prm.dt;
+        for (p, d) in pack_done.iter_mut().enumerate() {
+            if d.is_none() && (0..n).all(|m| w.have[m * np + p] >= w.sizes[p]) {
+                *d = Some(t);
+            }
+        }
         for m in 0..n {
             if w.done[m].is_none() && (0..np).all(|p| w.have[m * np + p] >= w.sizes[p]) {
                 w.done[m] = Some(t);
@@ -316,6 +335,7 @@ pub fn simulate(case: &Case) -> Result<Outcome> {
         done: w.done.iter().map(|d| d.unwrap_or(0.0)).collect(),
         bytes,
         bound,
+        pack_done: pack_done.iter().map(|d| d.unwrap_or(0.0)).collect(),
         origin_done,
         kicks,
         handovers,
@@ -470,7 +490,6 @@ fn deliver(w: &mut World, flows: &[Flow], t: f64, prm: &SimParams) -> f64 {
     let dt = prm.dt;
     // Per (m, p), in the order first seen: bytes offered, of which from
     // the origin, and the furthest source.
-    let mut at: std::collections::HashMap<usize, usize> = Default::default();
     let mut got: Vec<(usize, f64, f64, f64)> = Vec::new();
     for f in flows {
         let i = f.dst * w.np + f.pack;
@@ -479,11 +498,11 @@ fn deliver(w: &mut World, flows: &[Flow], t: f64, prm: &SimParams) -> f64 {
         } else {
             w.have[f.src * w.np + f.pack]
         };
-        let k = *at.entry(i).or_insert_with(|| {
+        if w.slot[i] == usize::MAX {
+            w.slot[i] = got.len();
             got.push((i, 0.0, 0.0, 0.0));
-            got.len() - 1
-        });
-        let e = &mut got[k];
+        }
+        let e = &mut got[w.slot[i]];
         e.1 += f.rate * dt;
         if f.src == ORIGIN {
             e.2 += f.rate * dt;
@@ -494,6 +513,7 @@ fn deliver(w: &mut World, flows: &[Flow], t: f64, prm: &SimParams) -> f64 {
     }
     let mut origin = 0.0;
     for (i, sum, from_origin, limit) in got {
+        w.slot[i] = usize::MAX;
         let take = sum.min(limit - w.have[i]).max(0.0);
         if sum > 0.0 {
             origin += from_origin * take / sum;
