@@ -603,8 +603,13 @@ mod tests {
                 "n={n}: {}",
                 o.origin_s()
             );
-            // The feeders and relays share: the origin sends S, not N·S.
-            assert!(o.origin_s() < 1.5, "n={n}: {}", o.origin_s());
+            // One feeder per pack and no handover: the origin sends each
+            // byte once, not N times.
+            assert_eq!(o.handovers, 0);
+            assert!(o.origin_s() < 1.0 + 1e-6, "n={n}: {}", o.origin_s());
+            // Relays catch up with their feeders and stall until kicked.
+            assert!(o.kicks > 0, "n={n}");
+            assert!(o.pack_done.iter().all(|t| *t > 0.0 && *t <= o.last()));
         }
     }
 
