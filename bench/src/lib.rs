@@ -11,4 +11,5 @@ pub mod logs;
 pub mod model;
 pub mod procfs;
 pub mod report;
+pub mod sim;
 pub mod workload;

@@ -6,7 +6,7 @@ use crate::run::{
 use anyhow::{bail, Context, Result};
 use shoal_bench::model::{median, ratio, FanOut};
 use shoal_bench::report::{bytes, mb_per_s, secs, times, verdict, Table};
-use shoal_bench::{logs, procfs, workload};
+use shoal_bench::{logs, procfs, sim, workload};
 use shoal_e2e::netns::TestNet;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -62,8 +62,9 @@ pub fn run_all(ctx: &Ctx) -> Result<String> {
     let mut sections = Vec::new();
     let only = &ctx.cli.only;
     type Part = fn(&Ctx) -> Result<Section>;
-    let parts: [(&str, &str, Part); 4] = [
+    let parts: [(&str, &str, Part); 5] = [
         ("fanout", "fan-out part", fanout),
+        ("sim", "simulation part", simulation),
         ("update", "small-update part", update),
         ("hash", "hashing part", hashing),
         ("memory", "memory part", memory),
@@ -186,7 +187,8 @@ fn render(
 
 // ---------------------------------------------------------------- fan-out
 
-fn fanout(ctx: &Ctx) -> Result<Section> {
+/// The fan-out's snapshot size in MB and mirror counts.
+fn fanout_sizes(ctx: &Ctx) -> (u64, Vec<usize>) {
     let quick = ctx.cli.quick;
     let mb = ctx.cli.fanout_mb.unwrap_or(if quick { 24 } else { 200 });
     let ns: Vec<usize> = if !ctx.cli.mirrors.is_empty() {
@@ -196,11 +198,53 @@ fn fanout(ctx: &Ctx) -> Result<Section> {
     } else {
         vec![2, 4, 8]
     };
+    (mb, ns)
+}
+
+/// The fan-out snapshot (sizes from the Debian index when there is one).
+fn fanout_specs(mb: u64) -> (Vec<workload::FileSpec>, workload::SizeSource) {
+    workload::fanout_snapshot(mb * 1_000_000, 1, Path::new(workload::APT_LISTS))
+}
+
+/// The packs the origin cuts from the fan-out's pool (generation 2).
+fn fanout_packs(specs: &[workload::FileSpec]) -> Vec<u64> {
+    let pool: Vec<u64> = specs
+        .iter()
+        .filter(|f| f.path.starts_with("pool/"))
+        .map(|f| f.size)
+        .collect();
+    sim::cut_packs_default(&pool)
+}
+
+/// The sizes of a snapshot's packages (under `pool/`), for the report:
+/// source, count, quantiles.
+fn describe_sizes(specs: &[workload::FileSpec], src: &workload::SizeSource) -> String {
+    let pool: Vec<workload::FileSpec> = specs
+        .iter()
+        .filter(|f| f.path.starts_with("pool/"))
+        .cloned()
+        .collect();
+    let q = workload::size_quantiles(&pool, &[0.0, 0.5, 0.9, 0.99, 1.0]);
+    format!(
+        "{}; {} packages, sizes min {} / median {} / p90 {} / p99 {} / max {} (no cap)",
+        src.describe(),
+        pool.len(),
+        bytes(q[0]),
+        bytes(q[1]),
+        bytes(q[2]),
+        bytes(q[3]),
+        bytes(q[4]),
+    )
+}
+
+fn fanout(ctx: &Ctx) -> Result<Section> {
+    let (mb, ns) = fanout_sizes(ctx);
     let rate = ctx.rate_bits();
     let dir = ctx.dir("fanout")?;
     let repo = dir.join("origin-repo");
     log(&format!("fan-out: writing a {mb} MB snapshot"));
-    let specs = workload::fanout_mix(mb * 1_000_000, 1);
+    let (specs, source) = fanout_specs(mb);
+    let packs = fanout_packs(&specs);
     workload::write_tree(&repo, &specs, cores())?;
     // The snapshot is the pool; the index files are there from the start
     // (generation 1), so mirrors are running and know each other when the
@@ -223,6 +267,9 @@ fn fanout(ctx: &Ctx) -> Result<Section> {
         ">origin sent, rsync",
         ">origin sent, Shoal",
         ">mirrors' bytes from mirrors",
+        ">model",
+        ">model ÷ bound",
+        ">origin sent, model",
     ]);
     let mut detail = Table::new(&[
         ">N",
@@ -275,6 +322,7 @@ fn fanout(ctx: &Ctx) -> Result<Section> {
         rsync_all(&jobs, &rsyncd.url, &ndir)?;
         std::fs::rename(&parked, repo.join("pool"))?;
         let bound = FanOut::uniform(s, rate, n).lower_bound_seconds();
+        let model = sim::simulate(&sim::uniform(packs.clone(), n, rate, sim::netns_params()))?;
         let limit = Duration::from_secs_f64((bound * n as f64 * 4.0).max(120.0));
         let result = (|| -> Result<()> {
             // (a) rsync: every mirror at once from the origin's rsyncd.
@@ -336,6 +384,9 @@ fn fanout(ctx: &Ctx) -> Result<Section> {
                     "{:.0} %",
                     100.0 * ratio(from_mirrors as f64, (from_origin + from_mirrors) as f64)
                 ),
+                secs(model.last()),
+                times(ratio(model.last(), bound)),
+                format!("{:.2} S", model.origin_s() / sim::netns_params().efficiency),
             ]);
             let mut sorted = done.clone();
             sorted.sort_by(|a, b| a.partial_cmp(b).unwrap());
@@ -368,8 +419,8 @@ fn fanout(ctx: &Ctx) -> Result<Section> {
     let mut body = String::new();
     let _ = writeln!(
         body,
-        "Snapshot S = {} in {files} package files (four large ones, ~1.5 MB ones, 2–64 kB \
-         ones); every host shaped to {} Mbit/s up and down. Bound = \
+        "Snapshot S = {} in {files} package files ({}) cut into {} packs; every host shaped \
+         to {} Mbit/s up and down. Bound = \
          `max(S/u_origin, S/d_min, N·S/(u_origin+Σu_mirrors))`, here S/u. Each mirror already \
          holds the archive's index files (generation 1) and knows the other mirrors; then the \
          packages arrive. rsync: every mirror runs `rsync -a --delete` from the origin's rsync \
@@ -378,9 +429,17 @@ fn fanout(ctx: &Ctx) -> Result<Section> {
          (Shoal: from the start of the `publish` call); \"origin sent\" is what the origin's \
          interface put on the wire (payload plus TCP/IP and protocol overhead) in units of S.\n",
         bytes(s),
+        describe_sizes(&specs, &source),
+        packs.len(),
         ctx.cli.rate_mbit,
     );
     body.push_str(&table.render());
+    let _ = writeln!(
+        body,
+        "\n\"model\" is the simulation's prediction for the same packs and rates (see the \
+         Simulation section); its origin upload is payload ÷ {:.2} for the TCP/IP overhead.",
+        sim::netns_params().efficiency
+    );
     let _ = writeln!(body, "\nShoal per mirror, and the origin's own counters:\n");
     body.push_str(&detail.render());
     let _ = writeln!(
@@ -427,6 +486,192 @@ fn fanout(ctx: &Ctx) -> Result<Section> {
         body,
         headlines,
     })
+}
+
+// ------------------------------------------------------------- simulation
+
+/// Runs a simulated case; returns the outcome and the CPU seconds it took.
+fn sim_case(c: &sim::Case) -> Result<(sim::Outcome, f64)> {
+    let started = Instant::now();
+    let o = sim::simulate(c)?;
+    Ok((o, started.elapsed().as_secs_f64()))
+}
+
+/// One row of the simulation table.
+fn sim_row(t: &mut Table, case: &str, c: &sim::Case, (o, took): &(sim::Outcome, f64)) {
+    let slow = c.mirrors.iter().filter(|m| m.1 < c.origin_up).count();
+    t.row(&[
+        case.to_string(),
+        c.mirrors.len().to_string(),
+        if slow > 0 {
+            format!("{slow} at ¼")
+        } else {
+            "–".into()
+        },
+        bytes(o.bytes),
+        c.packs.len().to_string(),
+        secs(o.bound),
+        secs(median(&o.done)),
+        secs(o.last()),
+        times(ratio(o.last(), o.bound)),
+        format!("{:.2} S", o.origin_s()),
+        secs(o.origin_done),
+        o.kicks.to_string(),
+        o.handovers.to_string(),
+        secs(*took),
+    ]);
+}
+
+fn simulation(ctx: &Ctx) -> Result<Section> {
+    let quick = ctx.cli.quick;
+    let rate = ctx.rate_bits();
+    let (mb, ns) = fanout_sizes(ctx);
+    let mut t = Table::new(&[
+        "case",
+        ">N",
+        ">slow mirrors",
+        ">S",
+        ">packs",
+        ">bound",
+        ">median mirror",
+        ">last mirror",
+        ">÷ bound",
+        ">origin upload",
+        ">origin done",
+        ">kicks",
+        ">feeder handovers",
+        ">CPU time",
+    ]);
+    log("simulation: the fan-out's cases");
+    let (specs, _) = fanout_specs(mb);
+    let packs = fanout_packs(&specs);
+    for &n in &ns {
+        let c = sim::uniform(packs.clone(), n, rate, sim::netns_params());
+        sim_row(&mut t, "fan-out (netns model)", &c, &sim_case(&c)?);
+    }
+    let (big_mb, big_n) = if quick { (500, 50) } else { (5000, 500) };
+    log(&format!("simulation: {big_n} mirrors, a {big_mb} MB delta"));
+    let (sizes, files, why) = workload::debian_sizes(Path::new(workload::APT_LISTS));
+    let (delta, source) = if sizes.is_empty() {
+        let v = workload::fanout_mix(big_mb * 1_000_000, 2);
+        (v, workload::SizeSource::Mix { reason: why })
+    } else {
+        let v = workload::draw_sizes(&sizes, big_mb * 1_000_000, 2);
+        let n = sizes.len();
+        (v, workload::SizeSource::Debian { files, sizes: n })
+    };
+    let big_packs = sim::cut_packs_default(&delta.iter().map(|f| f.size).collect::<Vec<_>>());
+    let degree = 8;
+    let c = sim::uniform(big_packs.clone(), big_n, rate, sim::scale_params(degree));
+    let mut slow = c.clone();
+    for m in slow.mirrors.iter_mut().take(big_n / 4) {
+        *m = (rate / 4.0, rate / 4.0);
+    }
+    // The two big cases on two threads.
+    let (a, b) = std::thread::scope(|sc| {
+        let h = sc.spawn(|| sim_case(&slow));
+        let a = sim_case(&c);
+        (a, h.join().expect("simulation thread panicked"))
+    });
+    let (a, b) = (a?, b?);
+    sim_row(&mut t, "network scale", &c, &a);
+    sim_row(&mut t, "network scale, ¼ slow", &slow, &b);
+    let (uniform, slowed) = (a.0, b.0);
+    let p = sim::netns_params();
+    let sp = sim::scale_params(degree);
+    let mut body = String::new();
+    let _ = writeln!(
+        body,
+        "A deterministic fluid model (`bench/src/sim.rs`) that runs the agent's own \
+         scheduling code (`shoal_swarm::Schedule::plan` and `ask`, `pack_target` with \
+         `shoal_pack::group`, `KICK_AFTER_SECS`) against modelled links: every host shaped \
+         to {} Mbit/s up and down ({:.0} % payload), shared fairly per flow; a mirror holds \
+         a prefix of each pack and fetches from any peer holding more, and the feeder also \
+         from the origin while the origin's tracker lists it; a connection with nothing to \
+         ask sleeps {} s unless its pack is restarted, which costs {} s. Mirrors add the \
+         torrents {} s after the publish starts. Fan-out rows: the fan-out's packs, 1 s \
+         announces, every mirror connected to every other, step {} s. Network-scale rows: \
+         a {} delta ({}) cut into {} packs as the origin would (default `pack_split`), \
+         {} s announces (the default), each mirror's torrents connected to {degree} peers \
+         chosen by rendezvous hashing and to those that chose it, step {} s. Origin upload \
+         is payload in units of S; the bound is \
+         `max(S/u_origin, S/d_min, N·S/(u_origin+Σu_mirrors))` on the shaped rates. \
+         \"CPU time\" is what the simulation itself took.\n",
+        ctx.cli.rate_mbit,
+        p.efficiency * 100.0,
+        p.requester_sleep,
+        p.restart_secs,
+        p.start_secs,
+        p.dt,
+        bytes(uniform.bytes),
+        describe_sizes(&delta, &source),
+        big_packs.len(),
+        sp.announce_interval,
+        sp.dt,
+    );
+    body.push_str(&t.render());
+    let ideal = uniform.bytes as f64 * 8.0 / (rate * p.efficiency);
+    let _ = writeln!(
+        body,
+        "\n**Reading.** The origin uploads each byte once ({:.2} S with {big_n} mirrors): \
+         each pack has one feeder, and the origin's tracker lists the origin to nobody else. \
+         Time is another matter. Sending S at the payload rate takes {}, but the origin \
+         sent its last byte at {}: once few packs are left it feeds few mirrors, and each \
+         feeder's download link is shared by its flow from the origin and its relay flows \
+         for the other packs, so the origin idles. The last mirror finishes {} after that: \
+         every mirror asks for a pack's pieces in the same order, so a pack spreads no \
+         faster than its feeder's upload divided among the peers asking it; the pack every \
+         mirror held last is {} ({} of the {} packs; at {}). With a quarter \
+         of the mirrors at a quarter of the rate the bound is their download (S/d_min) and \
+         the model lands at {} of it: feeders are not weighted by capacity, so packs fed \
+         to slow mirrors reach the rest at a slow mirror's upload rate. The fan-out rows \
+         sit next to the measurements in the Fan-out section; the gap there is what the \
+         model leaves out (CPU, hashing and the apply, TCP and piece-level scheduling).",
+        uniform.origin_s(),
+        secs(ideal),
+        secs(uniform.origin_done),
+        secs(uniform.last() - uniform.origin_done),
+        bytes(uniform.last_pack(&big_packs).0),
+        rank_by_size(&big_packs, uniform.last_pack(&big_packs).0),
+        big_packs.len(),
+        secs(uniform.last_pack(&big_packs).1),
+        times(ratio(slowed.last(), slowed.bound)),
+    );
+    let headlines = vec![
+        headline(
+            &format!("simulation, {big_n} mirrors: last mirror ÷ bound"),
+            times(ratio(uniform.last(), uniform.bound)),
+            "≤ 1.25×",
+            Some(uniform.last() <= 1.25 * uniform.bound),
+        ),
+        headline(
+            &format!("simulation, {big_n} mirrors: origin upload"),
+            format!("{:.2} S", uniform.origin_s()),
+            "≤ 1.5 S",
+            Some(uniform.origin_s() <= 1.5),
+        ),
+        headline(
+            &format!("simulation, {big_n} mirrors, ¼ slow: last mirror ÷ bound"),
+            times(ratio(slowed.last(), slowed.bound)),
+            "",
+            None,
+        ),
+    ];
+    Ok(Section {
+        title: "Simulation".into(),
+        body,
+        headlines,
+    })
+}
+
+/// "the largest", "the 3rd largest", ... of a pack size among `packs`.
+fn rank_by_size(packs: &[u64], size: u64) -> String {
+    match packs.iter().filter(|p| **p > size).count() {
+        0 => "the largest".into(),
+        1 => "the 2nd largest".into(),
+        2 => "the 3rd largest".into(),
+        k => format!("the {}th largest", k + 1),
+    }
 }
 
 fn list(v: &[usize]) -> String {

@@ -84,17 +84,208 @@ pub fn fanout_mix(total: u64, seed: u64) -> Vec<FileSpec> {
         sm += size;
         i += 1;
     }
-    for (p, size) in [
-        ("dists/stable/main/binary-amd64/Packages", 200_000),
-        ("dists/stable/main/binary-amd64/Packages.xz", 40_000),
-        ("dists/stable/main/i18n/Translation-en", 100_000),
-        ("dists/stable/Release", 2_000),
-        ("dists/stable/InRelease", 2_800),
-    ] {
+    for (p, size) in INDEX_FILES {
         push(&mut out, p.to_string(), size);
     }
     out
 }
+
+/// Where a fan-out snapshot's file sizes came from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SizeSource {
+    /// `Size:` fields of Debian `Packages` indices: the files read and how
+    /// many sizes they held.
+    Debian { files: Vec<String>, sizes: usize },
+    /// No index was found (or none could be read): the fixed mix of
+    /// [`fanout_mix`]. The reason says why.
+    Mix { reason: String },
+}
+
+impl SizeSource {
+    /// One line for the report.
+    pub fn describe(&self) -> String {
+        match self {
+            SizeSource::Debian { files, sizes } => format!(
+                "package sizes drawn from a real Debian index ({sizes} `Size:` fields in {})",
+                files.join(", ")
+            ),
+            SizeSource::Mix { reason } => {
+                format!("the built-in size mix (no Debian index used: {reason})")
+            }
+        }
+    }
+}
+
+/// apt's lists folder, where `apt-get update` leaves the `Packages` indices.
+pub const APT_LISTS: &str = "/var/lib/apt/lists";
+
+/// The `Size:` fields of a Debian `Packages` index (one per stanza).
+/// A `Size:` line whose value is not a number is an error naming its line.
+pub fn parse_packages_sizes(text: &str, name: &str) -> Result<Vec<u64>> {
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if let Some(v) = line.strip_prefix("Size:") {
+            let v = v.trim();
+            let n = v.parse::<u64>().with_context(|| {
+                format!(
+                    "{name} line {}: `Size: {v}` is not a byte count; is this a Debian \
+                     Packages index?",
+                    i + 1
+                )
+            })?;
+            out.push(n);
+        }
+    }
+    Ok(out)
+}
+
+/// The decompressor for an index file name, by its suffix (`None`: plain).
+fn decompressor(name: &str) -> Option<Option<&'static str>> {
+    if name.ends_with("_Packages") {
+        Some(None)
+    } else if name.ends_with("_Packages.lz4") {
+        Some(Some("lz4"))
+    } else if name.ends_with("_Packages.gz") {
+        Some(Some("gzip"))
+    } else if name.ends_with("_Packages.xz") {
+        Some(Some("xz"))
+    } else if name.ends_with("_Packages.zst") {
+        Some(Some("zstd"))
+    } else {
+        None
+    }
+}
+
+/// Reads one index, decompressing it with the real tool (`lz4 -dc`, ...).
+fn read_index(path: &Path, tool: Option<&str>) -> Result<String> {
+    let bytes = match tool {
+        None => std::fs::read(path).with_context(|| format!("reading {}", path.display()))?,
+        Some(t) => {
+            let out = std::process::Command::new(t)
+                .arg("-dc")
+                .arg(path)
+                .output()
+                .with_context(|| {
+                    format!("running `{t} -dc {}`: is {t} installed?", path.display())
+                })?;
+            if !out.status.success() {
+                anyhow::bail!(
+                    "`{t} -dc {}` failed: {}",
+                    path.display(),
+                    String::from_utf8_lossy(&out.stderr).trim()
+                );
+            }
+            out.stdout
+        }
+    };
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// Every package size in the `*_Packages` indices under `dir` (plain,
+/// `.lz4`, `.gz`, `.xz`, `.zst`), in file-name order. An index that cannot
+/// be read is skipped with a warning; no index at all gives an empty list
+/// and the reason.
+pub fn debian_sizes(dir: &Path) -> (Vec<u64>, Vec<String>, String) {
+    let mut names: Vec<(String, Option<&'static str>)> = match std::fs::read_dir(dir) {
+        Ok(rd) => rd
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                let n = e.file_name().to_string_lossy().into_owned();
+                decompressor(&n).map(|t| (n, t))
+            })
+            .collect(),
+        Err(e) => return (Vec::new(), Vec::new(), format!("{}: {e}", dir.display())),
+    };
+    names.sort();
+    let mut sizes = Vec::new();
+    let mut used = Vec::new();
+    let mut why = format!(
+        "no *_Packages index in {} (run apt-get update)",
+        dir.display()
+    );
+    for (n, tool) in names {
+        let p = dir.join(&n);
+        match read_index(&p, tool).and_then(|t| parse_packages_sizes(&t, &p.display().to_string()))
+        {
+            Ok(v) if !v.is_empty() => {
+                sizes.extend(v);
+                used.push(n);
+            }
+            Ok(_) => why = format!("{} holds no Size: field", p.display()),
+            Err(e) => {
+                eprintln!("shoal-bench: warning: skipping {}: {e:#}", p.display());
+                why = format!("{e:#}");
+            }
+        }
+    }
+    (sizes, used, why)
+}
+
+/// Files drawn uniformly (seeded) from `sizes` until their total reaches
+/// `total`; the last draw may overshoot by at most one package. Sizes are
+/// used as they are (no cap: a draw may hold a very big package). Zero
+/// sizes are skipped. Paths look like a pool.
+pub fn draw_sizes(sizes: &[u64], total: u64, seed: u64) -> Vec<FileSpec> {
+    let pool: Vec<u64> = sizes.iter().copied().filter(|s| *s > 0).collect();
+    let mut rng = Rng::new(seed);
+    let mut out = Vec::new();
+    let mut sum = 0;
+    while sum < total && !pool.is_empty() {
+        let size = pool[(rng.next_u64() % pool.len() as u64) as usize];
+        let i = out.len();
+        out.push(FileSpec {
+            path: pool_path(i, "deb", "0"),
+            size,
+            seed: seed.wrapping_add(i as u64 + 1),
+        });
+        sum += size;
+    }
+    out
+}
+
+/// The fan-out snapshot: package sizes drawn from the Debian indices in
+/// `lists` when there are any, else [`fanout_mix`]; plus the index files
+/// under `dists/`. Says which was used.
+pub fn fanout_snapshot(total: u64, seed: u64, lists: &Path) -> (Vec<FileSpec>, SizeSource) {
+    let (sizes, files, why) = debian_sizes(lists);
+    if sizes.is_empty() {
+        return (fanout_mix(total, seed), SizeSource::Mix { reason: why });
+    }
+    let mut out = draw_sizes(&sizes, total, seed);
+    let first = seed.wrapping_add(out.len() as u64 + 1);
+    for (k, (p, size)) in INDEX_FILES.into_iter().enumerate() {
+        out.push(FileSpec {
+            path: p.to_string(),
+            size,
+            seed: first.wrapping_add(k as u64),
+        });
+    }
+    let n = sizes.len();
+    (out, SizeSource::Debian { files, sizes: n })
+}
+
+/// Quantiles (0 = smallest, 1 = largest) of the file sizes, nearest rank.
+pub fn size_quantiles(specs: &[FileSpec], qs: &[f64]) -> Vec<u64> {
+    let mut v: Vec<u64> = specs.iter().map(|f| f.size).collect();
+    v.sort_unstable();
+    qs.iter()
+        .map(|q| {
+            if v.is_empty() {
+                0
+            } else {
+                v[((q.clamp(0.0, 1.0) * (v.len() - 1) as f64).round()) as usize]
+            }
+        })
+        .collect()
+}
+
+const INDEX_FILES: [(&str, u64); 5] = [
+    ("dists/stable/main/binary-amd64/Packages", 200_000),
+    ("dists/stable/main/binary-amd64/Packages.xz", 40_000),
+    ("dists/stable/main/i18n/Translation-en", 100_000),
+    ("dists/stable/Release", 2_000),
+    ("dists/stable/InRelease", 2_800),
+];
 
 /// A tree of `n` tiny files (64 B – 2 kB), about a hundred per folder:
 /// what a big tree costs per file, not per byte.
@@ -393,5 +584,65 @@ mod tests {
         let after = std::fs::read(d.path().join(&specs[0].path)).unwrap();
         assert_ne!(before, after);
         assert_eq!(after, content(&specs[0]));
+    }
+
+    const FIXTURE: &str = "Package: a\nVersion: 1\nSize: 1234\n\nPackage: b\nSize: 99\nFilename: pool/b.deb\n\nPackage: c\nInstalled-Size: 5\nSize: 7000000\n";
+
+    #[test]
+    fn packages_sizes_are_parsed_and_bad_ones_named() {
+        assert_eq!(
+            parse_packages_sizes(FIXTURE, "fx").unwrap(),
+            vec![1234, 99, 7_000_000]
+        );
+        let e = parse_packages_sizes("Package: a\nSize: lots\n", "idx")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("idx line 2"), "{e}");
+    }
+
+    #[test]
+    fn indices_are_read_plain_and_compressed_and_drawn_deterministically() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("x_main_binary-amd64_Packages"), FIXTURE).unwrap();
+        std::fs::write(d.path().join("x_InRelease"), "Size: 5\n").unwrap();
+        let plain = d.path().join("y_Packages.src");
+        std::fs::write(&plain, FIXTURE).unwrap();
+        let st = std::process::Command::new("gzip")
+            .arg("-c")
+            .arg(&plain)
+            .output()
+            .unwrap();
+        assert!(st.status.success());
+        std::fs::remove_file(&plain).unwrap();
+        std::fs::write(d.path().join("y_main_binary-amd64_Packages.gz"), st.stdout).unwrap();
+        let (sizes, files, _) = debian_sizes(d.path());
+        assert_eq!(files.len(), 2, "{files:?}");
+        assert_eq!(sizes.len(), 6);
+        let (v, src) = fanout_snapshot(20_000_000, 3, d.path());
+        assert!(
+            matches!(src, SizeSource::Debian { sizes: 6, .. }),
+            "{src:?}"
+        );
+        let pool: Vec<&FileSpec> = v.iter().filter(|f| f.path.starts_with("pool/")).collect();
+        let sum: u64 = pool.iter().map(|f| f.size).sum();
+        assert!((20_000_000..20_000_000 + 7_000_000).contains(&sum), "{sum}");
+        assert!(pool.iter().all(|f| [1234, 99, 7_000_000].contains(&f.size)));
+        assert!(unique_paths(&v));
+        assert_eq!(v, fanout_snapshot(20_000_000, 3, d.path()).0);
+        let q = size_quantiles(&v, &[0.0, 1.0]);
+        assert_eq!(q[1], 7_000_000);
+    }
+
+    #[test]
+    fn no_index_falls_back_to_the_mix_and_says_why() {
+        let d = tempfile::tempdir().unwrap();
+        let (v, src) = fanout_snapshot(50_000_000, 7, d.path());
+        assert_eq!(v, fanout_mix(50_000_000, 7));
+        match src {
+            SizeSource::Mix { reason } => assert!(reason.contains("apt-get update"), "{reason}"),
+            other => panic!("{other:?}"),
+        }
+        let (_, src) = fanout_snapshot(1, 7, &d.path().join("missing"));
+        assert!(matches!(src, SizeSource::Mix { .. }));
     }
 }
