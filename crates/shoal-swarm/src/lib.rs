@@ -271,6 +271,16 @@ impl Schedule {
         now: Secs,
         p: &Params,
     ) -> Option<Handover> {
+        if let Some(Some(f)) = self.packs.get(pack).map(|st| st.feeder.as_ref()) {
+            let alive = live.iter().any(|c| c.name == f.name);
+            let fine = f.left == 0
+                || (alive
+                    && now - f.heard <= p.dead_after
+                    && (now - f.progressed <= p.stuck_after || now - f.since <= p.stuck_after));
+            if fine {
+                return None; // the common case: no load map needed
+            }
+        }
         let load = self.load();
         let st = self.packs.entry(pack.to_string()).or_insert(Pack {
             size,
