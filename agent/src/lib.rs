@@ -222,6 +222,26 @@ impl Agent {
             .collect()
     }
 
+    /// Origin: tells the swarm schedule what it has sent of each pack
+    /// (librqbit's upload counter), so a feeder running low is given its
+    /// next pack without waiting for its next announce.
+    fn feed_progress(&self) {
+        let params =
+            shoal_swarm::Params::for_interval(self.cfg.network.announce_interval.as_secs_f64());
+        let live = self.live_mirrors(params.dead_after);
+        let now = self.clock();
+        let sent: Vec<(String, u64)> = self
+            .bt
+            .all()
+            .iter()
+            .map(|t| (t.info_hash.clone(), t.handle.stats().uploaded_bytes))
+            .collect();
+        let mut s = self.schedule.lock().unwrap();
+        for (ih, up) in sent {
+            s.progress(&ih, up, &live, now);
+        }
+    }
+
     /// Seconds on the swarm schedule's clock.
     pub fn clock(&self) -> shoal_swarm::Secs {
         self.epoch.elapsed().as_secs_f64()
@@ -246,6 +266,9 @@ impl Agent {
                 .collect(),
         );
         self.bt.sample();
+        if self.cfg.role == shoal_config::Role::Origin {
+            self.feed_progress();
+        }
         let totals = self.bt.totals();
         let mut packs = Vec::new();
         for t in self.bt.all() {

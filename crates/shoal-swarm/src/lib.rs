@@ -86,6 +86,8 @@ pub struct Announce<'a> {
 struct Pack {
     size: u64,
     feeder: Option<Feeder>,
+    /// The origin's upload counter for the pack, last seen.
+    sent: u64,
     /// Mirrors that lost this pack (dead or stuck): never its feeder again
     /// while another candidate exists.
     lost: HashSet<String>,
@@ -100,6 +102,9 @@ struct Feeder {
     heard: Secs,
     progressed: Secs,
     left: u64,
+    /// The origin's upload counter for the pack when this feeder took it
+    /// (what an earlier feeder got does not count as progress).
+    sent_before: u64,
 }
 
 /// Why a pack changed feeder (for logs and counters).
@@ -191,11 +196,34 @@ impl Schedule {
                         heard: now,
                         progressed: now,
                         left: size,
+                        sent_before: 0,
                     }),
                     lost: HashSet::new(),
+                    sent: 0,
                 },
             );
         }
+    }
+
+    /// What the origin itself saw: it has sent `sent` bytes of `pack`
+    /// (its own upload counter for the pack, all of it to the feeder
+    /// but for outsiders). Progress counts at once instead of at the
+    /// feeder's next announce, so a feeder running low is given its next
+    /// pack while the current one still arrives, and the announce that
+    /// tells it of the origin comes before it runs dry.
+    pub fn progress(&mut self, pack: &str, sent: u64, live: &[Candidate], now: Secs) {
+        if let Some(st) = self.packs.get_mut(pack) {
+            let size = st.size;
+            st.sent = st.sent.max(sent);
+            if let Some(f) = st.feeder.as_mut() {
+                let left = size.saturating_sub(sent.saturating_sub(f.sent_before));
+                if left < f.left {
+                    f.left = left;
+                    f.progressed = now;
+                }
+            }
+        }
+        self.fill(live, now);
     }
 
     /// How many planned packs wait for a feeder.
@@ -286,6 +314,7 @@ impl Schedule {
             size,
             feeder: None,
             lost: HashSet::new(),
+            sent: 0,
         });
         let mut why = None;
         if let Some(f) = &st.feeder {
@@ -322,6 +351,7 @@ impl Schedule {
             heard: now,
             progressed: now,
             left: size,
+            sent_before: st.sent,
         });
         Some(match (old, why) {
             (Some(o), Some(why)) => Handover::Moved {
@@ -597,6 +627,21 @@ mod tests {
             assert!(fed[f] >= 2 * slow, "{fed:?}");
         }
         assert_eq!(fed.values().sum::<u64>(), 32_000);
+    }
+
+    #[test]
+    fn the_origins_own_counters_hand_out_the_next_pack_before_an_announce() {
+        let m = live(&["a"]);
+        let mut s = Schedule::new();
+        s.plan(&[("p1", 3000), ("p2", 2000), ("p3", 1000)], &m, 0.0, &P);
+        // Lead: two average packs (4000): p1 and p2 go out, p3 waits.
+        assert_eq!((s.feeder("p1"), s.feeder("p2")), (Some("a"), Some("a")));
+        assert_eq!(s.queued(), 1);
+        s.progress("p1", 500, &m, 0.5);
+        assert_eq!(s.queued(), 1, "4500 bytes still to feed");
+        s.progress("p1", 1500, &m, 1.0);
+        assert_eq!(s.feeder("p3"), Some("a"));
+        assert_eq!(s.queued(), 0);
     }
 
     #[test]
