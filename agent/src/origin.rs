@@ -589,22 +589,26 @@ struct Job {
 /// Hash results: (hashed content, staged copy if any).
 type Hashed = (shoal_pack::Hashed, Option<PathBuf>);
 
-/// Hashes `jobs` on all cores; each file is read once.
+/// Hashes `jobs` on all cores; each file is read once. Threads take the
+/// largest files first, so no core is left alone with a big file at the
+/// end while the others idle.
 fn hash_all(root: &Path, staging: &Path, jobs: &[Job]) -> Result<Vec<Hashed>> {
     std::fs::create_dir_all(staging)?;
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(2);
+    let mut order: Vec<usize> = (0..jobs.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(jobs[i].size));
     let next = AtomicUsize::new(0);
     let results: Vec<std::sync::Mutex<Option<Result<Hashed>>>> =
         jobs.iter().map(|_| std::sync::Mutex::new(None)).collect();
     std::thread::scope(|s| {
         for _ in 0..threads.min(jobs.len().max(1)) {
             s.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= jobs.len() {
+                let k = next.fetch_add(1, Ordering::Relaxed);
+                let Some(&i) = order.get(k) else {
                     break;
-                }
+                };
                 let j = &jobs[i];
                 let r = hash_one(root, staging, i, j);
                 *results[i].lock().unwrap() = Some(r);

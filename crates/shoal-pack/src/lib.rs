@@ -654,6 +654,90 @@ mod tests {
         assert_eq!(g.iter().map(|x| x.len()).sum::<usize>(), 25);
     }
 
+    /// What [`hash_file`] must return, computed with another
+    /// implementation (ring) straight from the definition: SHA-256 of the
+    /// whole, SHA-1 of each 16 KiB piece with the last one zero-padded,
+    /// and that last one's SHA-1 unpadded.
+    fn reference(data: &[u8]) -> Hashed {
+        use ring::digest::{digest, SHA1_FOR_LEGACY_USE_ONLY as RSHA1, SHA256 as RSHA256};
+        let plen = PIECE_LEN as usize;
+        let mut pieces = Vec::new();
+        let mut last_unpadded = None;
+        for ch in data.chunks(plen) {
+            let mut padded = ch.to_vec();
+            if ch.len() < plen {
+                last_unpadded = Some(digest(&RSHA1, ch).as_ref().try_into().unwrap());
+                padded.resize(plen, 0);
+            }
+            pieces.push(digest(&RSHA1, &padded).as_ref().try_into().unwrap());
+        }
+        Hashed {
+            size: data.len() as u64,
+            sha256: digest(&RSHA256, data).as_ref().try_into().unwrap(),
+            pieces,
+            last_unpadded,
+        }
+    }
+
+    /// A reader that hands out at most `step` bytes per call, so reads
+    /// end anywhere inside a piece.
+    struct Trickle<'a> {
+        data: &'a [u8],
+        step: usize,
+    }
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = buf.len().min(self.step).min(self.data.len());
+            buf[..n].copy_from_slice(&self.data[..n]);
+            self.data = &self.data[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn fast_path_matches_a_reference_on_edge_sizes() {
+        let p = PIECE_LEN as usize;
+        let large = 3 * READ_BLOCK + p + 7;
+        let dir = tempfile::tempdir().unwrap();
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for size in [0, 1, p - 1, p, p + 1, READ_BLOCK - 1, READ_BLOCK, large] {
+            let data: Vec<u8> = (0..size)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    x as u8
+                })
+                .collect();
+            let want = reference(&data);
+            assert_eq!(want.pieces.len(), size.div_ceil(p), "size {size}");
+            let path = dir.path().join(format!("f{size}"));
+            std::fs::write(&path, &data).unwrap();
+            assert_eq!(
+                hash_file(&path, None).unwrap(),
+                want,
+                "hash_file, size {size}"
+            );
+            let copy = dir.path().join(format!("c{size}"));
+            assert_eq!(
+                hash_file(&path, Some(&copy)).unwrap(),
+                want,
+                "copy, size {size}"
+            );
+            assert_eq!(
+                std::fs::read(&copy).unwrap(),
+                data,
+                "copy bytes, size {size}"
+            );
+            for step in [1000, p + 3] {
+                let mut r = Trickle { data: &data, step };
+                let got = hash_stream(&mut r, None).unwrap();
+                assert_eq!(got, want, "short reads of {step}, size {size}");
+            }
+        }
+    }
+
     #[test]
     fn copy_holds_what_was_hashed() {
         let dir = tempfile::tempdir().unwrap();
