@@ -1031,10 +1031,24 @@ fn build_packs(
     sources: &HashMap<[u8; 32], (PathBuf, bool)>,
 ) -> Result<Vec<NewPack>> {
     let first_id = st.next_pack_id();
-    let mut out = Vec::new();
+    let mut out: Vec<NewPack> = Vec::new();
     for (n, g) in groups.iter().enumerate() {
         let id = first_id + n as u64;
-        let pack = shoal_pack::build(&format!("shoal-g{generation}-{n}"), g);
+        // Small contents are read again: their pieces span neighbours.
+        let built = shoal_pack::build(&format!("shoal-g{generation}-{n}"), g, &mut |c| {
+            let src = &sources[&c.sha256].0;
+            std::fs::read(src)
+                .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", src.display())))
+        });
+        let pack = match built {
+            Ok(p) => p,
+            Err(e) => {
+                for p in &out {
+                    let _ = std::fs::remove_dir_all(agent.store.pack_dir(p.id));
+                }
+                return Err(anyhow::anyhow!("building pack {id}: {e}"));
+            }
+        };
         let dir = agent.store.pack_dir(id);
         let _ = std::fs::remove_dir_all(&dir);
         let placed = (|| -> Result<()> {

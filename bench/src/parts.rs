@@ -650,7 +650,13 @@ fn update(ctx: &Ctx) -> Result<Section> {
         ">mirror fetch + apply alone",
         ">waiting for the mirror to notice",
     ]);
-    let mut heads = Vec::new();
+    let first_wire = ratio(first_down as f64, total as f64);
+    let mut heads = vec![headline(
+        &format!("first sync of {files} tiny files: bytes one mirror received ÷ tree size"),
+        times(first_wire),
+        "≤ 1.1×",
+        Some(first_wire <= 1.1),
+    )];
     for (case, rs, nchanged, nbytes) in &cases {
         let rsync = median(&rs.iter().map(|r| r.rsync).collect::<Vec<_>>());
         let shoal = median(&rs.iter().map(|r| r.shoal).collect::<Vec<_>>());
@@ -701,13 +707,15 @@ fn update(ctx: &Ctx) -> Result<Section> {
         body,
         "\nSetting up (not timed against each other, unshaped): the first publish of the \
          {files} files took {}, the first Shoal sync of four mirrors {} (one mirror \
-         received {} for {} of files: every file smaller than a 16 KiB piece still costs a \
-         whole piece on the wire), the first rsync of four mirrors {}. Peak memory after \
-         that first sync: origin {}, mirror {}.",
+         received {} over BitTorrent for {} of files, {} the tree: files smaller than a \
+         16 KiB piece lie back to back in a pack, so a piece spans several of them), the \
+         first rsync of four mirrors {}. Peak memory after that first sync: origin {}, \
+         mirror {}.",
         secs(first_publish),
         secs(first_sync),
         bytes(first_down),
         bytes(total),
+        times(first_wire),
         secs(rsync_first),
         bytes(origin_peak_first),
         bytes(mirror_peak_first),
