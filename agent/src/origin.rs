@@ -968,6 +968,7 @@ fn pack_plan(
         sources.insert(h.sha256, src);
         contents.push(h.clone().into());
     }
+    let new_contents = contents.len();
     let mut live_bytes: HashMap<u64, u64> = HashMap::new();
     for (sha, size) in &referenced {
         if let Some(id) = st.catalog.get(sha) {
@@ -996,7 +997,13 @@ fn pack_plan(
             }
         }
     }
+    // Compacted contents first: mirrors hold them, and small ones that lie
+    // together fill pieces the mirrors need not download again.
+    let mut compacted = contents.split_off(new_contents);
+    compacted.sort_by_key(|c| c.sha256);
     contents.sort_by_key(|c| c.sha256);
+    compacted.append(&mut contents);
+    let contents = compacted;
     let groups = shoal_pack::group(
         contents,
         agent.cfg.origin.pack_max_files,

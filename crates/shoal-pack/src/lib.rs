@@ -11,8 +11,8 @@
 //!   piece SHA-1s ([`hash_file`]), files hash in parallel on all cores,
 //!   and a later pack (compaction) reuses their piece hashes without
 //!   reading the data again.
-//! - **Packed**: contents smaller than a piece, sorted by name, back to
-//!   back after the aligned ones, so a piece spans several of them and a
+//! - **Packed**: contents smaller than a piece, back to back after the
+//!   aligned ones (in the order the origin chose), so a piece spans several of them and a
 //!   small file costs its size on the wire, not a whole padded piece (a
 //!   BitTorrent request is a 16 KiB chunk). Their pieces depend on their
 //!   neighbours, so [`build`] hashes the packed region from the contents'
@@ -176,19 +176,23 @@ pub struct Pack {
 ///
 /// Contents of a piece or more come first, sorted by SHA-256, each on a
 /// piece boundary, with the piece hashes they carry. Smaller contents
-/// follow back to back, sorted by SHA-256: their pieces span several
-/// contents, so they are hashed here from the bytes `bytes_of` returns
-/// (checked against each content's size and SHA-256).
+/// follow back to back in the order of `contents`: their pieces span
+/// several contents, so they are hashed here from the bytes `bytes_of`
+/// returns (checked against each content's size and SHA-256). The order
+/// is the caller's so that contents a mirror already holds (compaction)
+/// can lie together: a piece they fill alone is not downloaded again.
 pub fn build(
     name: &str,
     contents: &[Content],
     bytes_of: &mut dyn FnMut(&Content) -> io::Result<Vec<u8>>,
 ) -> io::Result<Pack> {
-    let mut sorted: Vec<&Content> = contents.iter().filter(|c| c.size > 0).collect();
-    sorted.sort_by_key(|a| a.sha256);
-    sorted.dedup_by(|a, b| a.sha256 == b.sha256);
-    let (packed, aligned): (Vec<&Content>, Vec<&Content>) =
-        sorted.into_iter().partition(|c| is_packed(c.size));
+    let mut seen = std::collections::HashSet::new();
+    let unique = contents
+        .iter()
+        .filter(|c| c.size > 0 && seen.insert(c.sha256));
+    let (packed, mut aligned): (Vec<&Content>, Vec<&Content>) =
+        unique.partition(|c| is_packed(c.size));
+    aligned.sort_by_key(|a| a.sha256);
     let mut hasher = PackedHasher::default();
     for c in &packed {
         let data = bytes_of(c)?;
@@ -426,8 +430,8 @@ enum Listed {
 ///
 /// The shape: aligned contents sorted by SHA-256, each followed by a
 /// padding file up to the next piece boundary unless it ends there (or
-/// ends the torrent); then, optionally, packed contents smaller than a
-/// piece, sorted by SHA-256, back to back. A pack of the first layout
+/// ends the torrent); then, optionally, distinct packed contents smaller
+/// than a piece, back to back. A pack of the first layout
 /// (every content aligned) is this shape too.
 pub fn parse_torrent(bytes: &[u8], expected: Option<&str>) -> Result<ParsedPack, Error> {
     let bad = |s: &str| Error::Malformed(s.to_string());
@@ -578,18 +582,21 @@ fn check_layout(listed: &[Listed]) -> Result<(Files, usize), String> {
             // A small last content, unpadded, is a packed region of one.
             packed_from = Some(files.len());
         }
-        // Sorted within each region (aligned, then packed).
-        if let Some((prev, _)) = files[packed_from.unwrap_or(0)..].last() {
-            if *prev >= sha {
-                return Err("files not sorted".into());
+        // The aligned region is sorted (the packed one is in the order
+        // its origin chose).
+        if packed_from.is_none() {
+            if let Some((prev, _)) = files.last() {
+                if *prev >= sha {
+                    return Err("files not sorted".into());
+                }
             }
         }
         files.push((sha, len));
     }
     let packed_from = packed_from.unwrap_or(files.len());
-    let aligned: std::collections::HashSet<&[u8; 32]> =
+    let mut seen: std::collections::HashSet<&[u8; 32]> =
         files[..packed_from].iter().map(|f| &f.0).collect();
-    if files[packed_from..].iter().any(|f| aligned.contains(&f.0)) {
+    if !files[packed_from..].iter().all(|f| seen.insert(&f.0)) {
         return Err("a content is listed twice".into());
     }
     Ok((files, packed_from))
@@ -780,7 +787,13 @@ mod tests {
         assert_eq!(parsed.packed_from, 2);
         assert!(parsed.files[..2].iter().all(|f| f.1 >= PIECE_LEN));
         assert!(parsed.files[2..].iter().all(|f| f.1 < PIECE_LEN));
-        assert!(parsed.files[2].0 < parsed.files[3].0);
+        // The packed ones in the order given (duplicates and empties gone).
+        assert_eq!(parsed.files[2].0, content(&a).sha256);
+        assert_eq!(parsed.files[3].0, content(&c).sha256);
+        let swapped = build_from("shoal-test", &[content(&c), content(&a)], &datas);
+        let q = parse_torrent(&swapped.torrent, None).unwrap();
+        assert_eq!(q.files[0].0, content(&c).sha256);
+        assert_eq!(torrent_pieces(&swapped.torrent), client_pieces(&q, &datas));
         // 1005 packed bytes: one piece, shared by both small contents.
         assert_eq!(parsed.packed_pieces.len(), 1);
         assert!(parsed.pieces[2].is_empty() && parsed.pieces[3].is_empty());
@@ -988,6 +1001,26 @@ mod tests {
             .unwrap();
         t[pos..pos + 3].copy_from_slice(b"../");
         assert!(parse_torrent(&t, None).is_err());
+        // A content listed twice in the packed region is refused.
+        let c = content(b"hello");
+        let mut list = bencode::List::new();
+        let hexname = hex::encode(c.sha256);
+        for _ in 0..2 {
+            list.push_raw(&bencode::file_entry(None, 5, &[&hexname[..2], &hexname]));
+        }
+        let pieces = Sha1::digest(b"hellohello");
+        let t = bencode::torrent(&bencode::info_dict(&list, "x", PIECE_LEN, &pieces));
+        let e = parse_torrent(&t, None).unwrap_err().to_string();
+        assert!(e.contains("listed twice"), "{e}");
+        // A content of a piece or more after packed ones is refused.
+        let mut list = bencode::List::new();
+        list.push_raw(&bencode::file_entry(None, 5, &[&hexname[..2], &hexname]));
+        let big = hex::encode([7u8; 32]);
+        list.push_raw(&bencode::file_entry(None, PIECE_LEN, &[&big[..2], &big]));
+        let pieces = [0u8; 40];
+        let t = bencode::torrent(&bencode::info_dict(&list, "x", PIECE_LEN, &pieces));
+        let e = parse_torrent(&t, None).unwrap_err().to_string();
+        assert!(e.contains("among the packed"), "{e}");
     }
 
     /// Found by shoal-fuzz (torrent target): a string length near
