@@ -1253,9 +1253,9 @@ fn memory(ctx: &Ctx) -> Result<Section> {
     if !skipped.is_empty() {
         let _ = writeln!(
             body,
-            "\nNo mirror ran for {} files: every file smaller than a piece costs a whole \
-             16 KiB piece on the wire and librqbit's per-file cost makes such a sync take \
-             longer than this suite's time budget (raise --memory-mirror-max to run it).",
+            "\nNo mirror ran for {} files: librqbit's per-file cost makes such a sync take \
+             longer than this suite's time budget on two cores (raise --memory-mirror-max to \
+             run it).",
             list(&skipped)
         );
     }
