@@ -645,6 +645,28 @@ fn bytes_down(a: &Agent) -> u64 {
     a.status().map(|s| s.bytes_down.values().sum()).unwrap_or(0)
 }
 
+/// [`bytes_down`] once it holds at least `at_least` and no longer moves
+/// (the agent samples librqbit's counters twice a second).
+fn settled_bytes_down(a: &Agent, at_least: u64) -> u64 {
+    let mut seen = Vec::new();
+    wait_for(
+        &format!(
+            "{} to count at least {at_least} bytes received",
+            a.proc.name
+        ),
+        Duration::from_secs(30),
+        || {
+            seen.push(bytes_down(a));
+            seen.len() > 5
+                && seen[seen.len() - 6..]
+                    .iter()
+                    .all(|&v| v == seen[seen.len() - 1])
+                && seen[seen.len() - 1] >= at_least
+        },
+    );
+    *seen.last().unwrap()
+}
+
 /// Files smaller than a piece are packed back to back, so a tree of tiny
 /// files costs about its size on the wire (it cost a whole 16 KiB piece
 /// per file when every content was padded to a piece boundary). A
@@ -667,13 +689,7 @@ fn tiny_files_cost_their_size_on_the_wire() {
     let (key, pubkey) = keygen(dir);
     let (origin, m1) = origin_and_mirror(dir, &src, &key, &pubkey, &["--delete-grace", "0s"]);
     assert_same_tree(&src, &m1.repo, &["project/trace"]);
-    // The counters are sampled: wait until they hold at least the tree.
-    wait_for(
-        "m1 to count the bytes it received",
-        Duration::from_secs(30),
-        || bytes_down(&m1) >= total,
-    );
-    let down = bytes_down(&m1);
+    let down = settled_bytes_down(&m1, total);
     eprintln!(
         "tiny files: m1 received {down} bytes for {total} ({:.3}x)",
         down as f64 / total as f64
@@ -711,7 +727,7 @@ fn tiny_files_cost_their_size_on_the_wire() {
     );
     // The held files lie together in the new pack: only the piece where
     // they meet the new ones comes again.
-    let down2 = bytes_down(&m1) - down;
+    let down2 = settled_bytes_down(&m1, down + added) - down;
     eprintln!("tiny files: generation 2 cost {down2} bytes for {added} bytes of new files");
     assert!(
         down2 >= added && down2 <= added + 16384,
