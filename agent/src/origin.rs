@@ -1042,10 +1042,11 @@ fn build_packs(
     for (n, g) in groups.iter().enumerate() {
         let id = first_id + n as u64;
         // Small contents are read again: their pieces span neighbours.
+        let mut last_read: Option<&Path> = None;
         let built = shoal_pack::build(&format!("shoal-g{generation}-{n}"), g, &mut |c| {
             let src = &sources[&c.sha256].0;
+            last_read = Some(src);
             std::fs::read(src)
-                .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", src.display())))
         });
         let pack = match built {
             Ok(p) => p,
@@ -1053,7 +1054,11 @@ fn build_packs(
                 for p in &out {
                     let _ = std::fs::remove_dir_all(agent.store.pack_dir(p.id));
                 }
-                return Err(anyhow::anyhow!("building pack {id}: {e}"));
+                let e = match last_read {
+                    Some(src) => fsutil::explain_io(e, src),
+                    None => e.into(),
+                };
+                return Err(e.context(format!("building pack {id}")));
             }
         };
         let dir = agent.store.pack_dir(id);
