@@ -1137,7 +1137,7 @@ fn memory(ctx: &Ctx) -> Result<Section> {
     } else {
         vec![100_000, 1_000_000]
     };
-    let mirror_max = ctx.cli.memory_mirror_max.unwrap_or(100_000);
+    let mirror_max = ctx.cli.memory_mirror_max.unwrap_or(1_000_000);
     let mut t = Table::new(&[
         "agent",
         ">files",
