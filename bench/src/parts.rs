@@ -1272,7 +1272,7 @@ fn memory(ctx: &Ctx) -> Result<Section> {
          or applies it also holds the previous manifest, the scan or the plan, and the \
          manifest's serialized, compressed and signed copies, which is why the peak is far \
          above what stays resident. A restart re-reads every pack: with tiny files its cost \
-         is per file (open, read, a 16 KiB piece each), not per byte."
+         is per file (an open and a read each, though a 16 KiB piece spans several), not per byte."
     );
     let headlines = worst
         .iter()
