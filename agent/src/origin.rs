@@ -659,22 +659,26 @@ struct Job {
 /// Hash results: (hashed content, staged copy if any).
 type Hashed = (shoal_pack::Hashed, Option<PathBuf>);
 
-/// Hashes `jobs` on all cores; each file is read once.
+/// Hashes `jobs` on all cores; each file is read once. Threads take the
+/// largest files first, so no core is left alone with a big file at the
+/// end while the others idle.
 fn hash_all(root: &Path, staging: &Path, jobs: &[Job]) -> Result<Vec<Hashed>> {
     std::fs::create_dir_all(staging)?;
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(2);
+    let mut order: Vec<usize> = (0..jobs.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(jobs[i].size));
     let next = AtomicUsize::new(0);
     let results: Vec<std::sync::Mutex<Option<Result<Hashed>>>> =
         jobs.iter().map(|_| std::sync::Mutex::new(None)).collect();
     std::thread::scope(|s| {
         for _ in 0..threads.min(jobs.len().max(1)) {
             s.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= jobs.len() {
+                let k = next.fetch_add(1, Ordering::Relaxed);
+                let Some(&i) = order.get(k) else {
                     break;
-                }
+                };
                 let j = &jobs[i];
                 let r = hash_one(root, staging, i, j);
                 *results[i].lock().unwrap() = Some(r);
@@ -1100,6 +1104,7 @@ fn pack_plan(
         sources.insert(h.sha256, src);
         contents.push(h.clone().into());
     }
+    let new_contents = contents.len();
     let mut live_bytes: HashMap<u64, u64> = HashMap::new();
     for (sha, size) in &referenced {
         if let Some(id) = st.catalog.get(sha) {
@@ -1128,7 +1133,13 @@ fn pack_plan(
             }
         }
     }
+    // Compacted contents first: mirrors hold them, and small ones that lie
+    // together fill pieces the mirrors need not download again.
+    let mut compacted = contents.split_off(new_contents);
+    compacted.sort_by_key(|c| c.sha256);
     contents.sort_by_key(|c| c.sha256);
+    compacted.append(&mut contents);
+    let contents = compacted;
     let new_bytes: u64 = contents.iter().map(|c| c.size).sum();
     let groups = shoal_pack::group(
         contents,
@@ -1168,10 +1179,29 @@ fn build_packs(
     sources: &HashMap<[u8; 32], (PathBuf, bool)>,
 ) -> Result<Vec<NewPack>> {
     let first_id = st.next_pack_id();
-    let mut out = Vec::new();
+    let mut out: Vec<NewPack> = Vec::new();
     for (n, g) in groups.iter().enumerate() {
         let id = first_id + n as u64;
-        let pack = shoal_pack::build(&format!("shoal-g{generation}-{n}"), g);
+        // Small contents are read again: their pieces span neighbours.
+        let mut last_read: Option<&Path> = None;
+        let built = shoal_pack::build(&format!("shoal-g{generation}-{n}"), g, &mut |c| {
+            let src = &sources[&c.sha256].0;
+            last_read = Some(src);
+            std::fs::read(src)
+        });
+        let pack = match built {
+            Ok(p) => p,
+            Err(e) => {
+                for p in &out {
+                    let _ = std::fs::remove_dir_all(agent.store.pack_dir(p.id));
+                }
+                let e = match last_read {
+                    Some(src) => fsutil::explain_io(e, src),
+                    None => e.into(),
+                };
+                return Err(e.context(format!("building pack {id}")));
+            }
+        };
         let dir = agent.store.pack_dir(id);
         let _ = std::fs::remove_dir_all(&dir);
         let placed = (|| -> Result<()> {

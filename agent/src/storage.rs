@@ -17,6 +17,13 @@
 //! storage skips `set_len` when the length is already right, and on the
 //! origin refuses every write: the origin seeds, it never downloads into
 //! its archive (and opens its files read-only).
+//!
+//! A pack's small contents lie back to back, so one piece spans several of
+//! them; when a mirror already holds some of them (hard-linked from its
+//! live tree) and downloads the piece for a missing neighbour, librqbit
+//! writes the whole piece, also over the held files. Writes that would not
+//! change a small file's bytes are skipped, so its mtime (which HTTP
+//! clients see through the live tree) stays as it was.
 
 use anyhow::Context;
 use librqbit::storage::{BoxStorageFactory, StorageFactory, StorageFactoryExt, TorrentStorage};
@@ -62,6 +69,13 @@ impl StorageFactory for PackStorageFactory {
                     .map(|f| (self.folder.join(&f.relative_filename), f.attrs.padding))
                     .collect(),
             ),
+            small: Arc::new(
+                metadata
+                    .file_infos
+                    .iter()
+                    .map(|f| !f.attrs.padding && shoal_pack::is_packed(f.len))
+                    .collect(),
+            ),
             read_only: self.read_only,
             open: Mutex::new(Vec::new()),
         })
@@ -76,6 +90,8 @@ pub struct PackStorage {
     folder: PathBuf,
     /// Full path of every torrent file, and whether it is a padding file.
     paths: Arc<Vec<(PathBuf, bool)>>,
+    /// Whether each torrent file is a small (packed) content.
+    small: Arc<Vec<bool>>,
     read_only: bool,
     /// Recently used open files, most recent last.
     open: Mutex<Vec<(usize, Arc<File>)>>,
@@ -130,6 +146,28 @@ impl PackStorage {
         Ok(f)
     }
 
+    /// Whether writing `buf` at `offset` would leave a small content's
+    /// bytes as they are (a piece written again over a held neighbour).
+    fn unchanged(&self, file_id: usize, f: &File, offset: u64, buf: &[u8]) -> bool {
+        if !self.small.get(file_id).copied().unwrap_or(false) {
+            return false;
+        }
+        let mut have = vec![0u8; buf.len()];
+        f.read_exact_at(&mut have, offset).is_ok() && have == buf
+    }
+
+    /// Writes `buf` at `offset` unless the bytes are already there.
+    fn write_at(&self, file_id: usize, offset: u64, buf: &[u8]) -> anyhow::Result<()> {
+        if self.read_only {
+            return Err(self.refuse(file_id));
+        }
+        let f = self.file(file_id)?;
+        if !self.unchanged(file_id, &f, offset, buf) {
+            f.write_all_at(buf, offset)?;
+        }
+        Ok(())
+    }
+
     fn forget(&self, file_id: usize) {
         self.open
             .lock()
@@ -174,10 +212,7 @@ impl TorrentStorage for PackStorage {
     }
 
     fn pwrite_all(&self, file_id: usize, offset: u64, buf: &[u8]) -> anyhow::Result<()> {
-        if self.read_only {
-            return Err(self.refuse(file_id));
-        }
-        Ok(self.file(file_id)?.write_all_at(buf, offset)?)
+        self.write_at(file_id, offset, buf)
     }
 
     fn pwrite_all_vectored(
@@ -186,12 +221,8 @@ impl TorrentStorage for PackStorage {
         offset: u64,
         bufs: [std::io::IoSlice<'_>; 2],
     ) -> anyhow::Result<usize> {
-        if self.read_only {
-            return Err(self.refuse(file_id));
-        }
-        let f = self.file(file_id)?;
-        f.write_all_at(&bufs[0], offset)?;
-        f.write_all_at(&bufs[1], offset + bufs[0].len() as u64)?;
+        self.write_at(file_id, offset, &bufs[0])?;
+        self.write_at(file_id, offset + bufs[0].len() as u64, &bufs[1])?;
         Ok(bufs[0].len() + bufs[1].len())
     }
 
@@ -230,8 +261,50 @@ impl TorrentStorage for PackStorage {
         Ok(Box::new(PackStorage {
             folder: self.folder.clone(),
             paths: self.paths.clone(),
+            small: self.small.clone(),
             read_only: self.read_only,
             open: Mutex::new(open),
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, SystemTime};
+
+    /// A write that would not change a small content's bytes is skipped
+    /// (its mtime stays); one that would, or to a large content, happens.
+    #[test]
+    fn rewriting_a_small_content_with_its_own_bytes_leaves_it_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let small = dir.path().join("small");
+        let large = dir.path().join("large");
+        std::fs::write(&small, b"hello world").unwrap();
+        std::fs::write(&large, vec![1u8; 20_000]).unwrap();
+        let past = SystemTime::now() - Duration::from_secs(3600);
+        for p in [&small, &large] {
+            File::options()
+                .write(true)
+                .open(p)
+                .unwrap()
+                .set_modified(past)
+                .unwrap();
+        }
+        let storage = PackStorage {
+            folder: dir.path().to_path_buf(),
+            paths: Arc::new(vec![(small.clone(), false), (large.clone(), false)]),
+            small: Arc::new(vec![true, false]),
+            read_only: false,
+            open: Mutex::new(Vec::new()),
+        };
+        let mtime = |p: &Path| std::fs::metadata(p).unwrap().modified().unwrap();
+        storage.pwrite_all(0, 6, b"world").unwrap();
+        assert_eq!(mtime(&small), past, "same bytes were written again");
+        storage.pwrite_all(1, 0, &[1u8; 100]).unwrap();
+        assert_ne!(mtime(&large), past, "large contents are written as told");
+        storage.pwrite_all(0, 6, b"there").unwrap();
+        assert_eq!(std::fs::read(&small).unwrap(), b"hello there");
+        assert_ne!(mtime(&small), past);
     }
 }

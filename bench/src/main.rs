@@ -66,8 +66,8 @@ pub struct Cli {
     /// quick: 3000].
     #[arg(long, value_delimiter = ',')]
     pub memory_files: Vec<usize>,
-    /// Largest file count a mirror is run for in the memory part (each tiny
-    /// file costs a 16 KiB piece on the wire) [default: 100000].
+    /// Largest file count a mirror is run for in the memory part (a smaller
+    /// one skips the slowest syncs) [default: 1000000].
     #[arg(long)]
     pub memory_mirror_max: Option<usize>,
     /// Size limit of the tmpfs that holds the trees of many tiny files

@@ -89,7 +89,11 @@ impl Tmpfs {
         std::fs::create_dir_all(path).with_context(|| format!("creating {}", path.display()))?;
         let c = |s: &str| std::ffi::CString::new(s).expect("no NUL");
         let target = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())?;
-        let data = c(&format!("size={size_gb}g,mode=0755"));
+        // tmpfs allows about one inode per two pages of RAM by default: a
+        // mirror of a million tiny files (its tree, its packs, the origin's
+        // tree) runs out of inodes long before it runs out of space.
+        let inodes = size_gb * 1_000_000;
+        let data = c(&format!("size={size_gb}g,nr_inodes={inodes},mode=0755"));
         // SAFETY: valid NUL-terminated strings that outlive the call.
         let rc = unsafe {
             libc::mount(

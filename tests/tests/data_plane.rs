@@ -1,7 +1,8 @@
 //! The data plane's failure modes, each reproduced with real agents:
 //! compaction of a pack's last content, a mirror fetching packs a newer
 //! generation retired, leftover temp files, a spoofed announce, a full
-//! disk during download and during apply, and an unreachable origin.
+//! disk during download and during apply, an unreachable origin, and
+//! what a tree of tiny files costs on the wire.
 
 use sha2::{Digest, Sha256};
 use shoal_e2e::agents::{
@@ -640,4 +641,105 @@ fn publishing_from_a_change_list_looks_only_at_the_listed_paths() {
     assert_eq!(publish(&origin.state), 3);
     m1.wait_generation(3);
     assert_same_tree(&src, &m1.repo, &["project/trace"]);
+}
+
+/// A tiny file (64 B – 2 kB) of its own bytes.
+fn tiny(i: usize) -> Vec<u8> {
+    let len = 64 + (i * 7919) % 1985;
+    (0..len).map(|j| (j * 31 + i * 17 + j / 7) as u8).collect()
+}
+
+/// Bytes a mirror received over BitTorrent, from every source.
+fn bytes_down(a: &Agent) -> u64 {
+    a.status().map(|s| s.bytes_down.values().sum()).unwrap_or(0)
+}
+
+/// [`bytes_down`] once it holds at least `at_least` and no longer moves
+/// (the agent samples librqbit's counters twice a second).
+fn settled_bytes_down(a: &Agent, at_least: u64) -> u64 {
+    let mut seen = Vec::new();
+    wait_for(
+        &format!(
+            "{} to count at least {at_least} bytes received",
+            a.proc.name
+        ),
+        Duration::from_secs(30),
+        || {
+            seen.push(bytes_down(a));
+            seen.len() > 5
+                && seen[seen.len() - 6..]
+                    .iter()
+                    .all(|&v| v == seen[seen.len() - 1])
+                && seen[seen.len() - 1] >= at_least
+        },
+    );
+    *seen.last().unwrap()
+}
+
+/// Files smaller than a piece are packed back to back, so a tree of tiny
+/// files costs about its size on the wire (it cost a whole 16 KiB piece
+/// per file when every content was padded to a piece boundary). A
+/// compacted pack costs its new files and at most one piece more: the
+/// held tiny files lie together, so the pieces they fill are not fetched.
+#[test]
+fn tiny_files_cost_their_size_on_the_wire() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path();
+    let src = dir.join("src");
+    let n = 2000;
+    let rel = |i: usize| format!("pool/d{:02}/f{i:05}", i / 100);
+    let write = |i: usize| {
+        let p = src.join(rel(i));
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, tiny(i)).unwrap();
+    };
+    (0..n).for_each(write);
+    let total: u64 = (0..n).map(|i| tiny(i).len() as u64).sum();
+    let (key, pubkey) = keygen(dir);
+    let (origin, m1) = origin_and_mirror(dir, &src, &key, &pubkey, &["--delete-grace", "0s"]);
+    assert_same_tree(&src, &m1.repo, &["project/trace"]);
+    let down = settled_bytes_down(&m1, total);
+    eprintln!(
+        "tiny files: m1 received {down} bytes for {total} ({:.3}x)",
+        down as f64 / total as f64
+    );
+    assert!(
+        down as f64 <= 1.1 * total as f64,
+        "m1 received {down} bytes for a tree of {total} bytes ({:.2}x; a padded \
+         16 KiB piece per file would be {} bytes)",
+        down as f64 / total as f64,
+        n as u64 * 16384
+    );
+
+    // Generation 2: three files in four go (the pack is compacted) and new
+    // ones come, so held tiny files share pieces with new neighbours.
+    let gone: Vec<usize> = (0..n).filter(|i| i % 4 != 0).collect();
+    for &i in &gone {
+        std::fs::remove_file(src.join(rel(i))).unwrap();
+    }
+    (n..n + 200).for_each(write);
+    let added: u64 = (n..n + 200).map(|i| tiny(i).len() as u64).sum();
+    assert_eq!(publish(&origin.state), 2);
+    let st = origin.status().unwrap();
+    assert!(st.last_error.is_none(), "publish: {:?}", st.last_error);
+    m1.wait_generation(2);
+    wait_for(
+        "m1 to remove the deleted files",
+        Duration::from_secs(30),
+        || gone.iter().all(|&i| !m1.repo.join(rel(i)).exists()),
+    );
+    assert_same_tree(&src, &m1.repo, &["project/trace"]);
+    assert!(
+        temp_files(&m1.repo).is_empty(),
+        "{:?}",
+        temp_files(&m1.repo)
+    );
+    // The held files lie together in the new pack: only the piece where
+    // they meet the new ones comes again.
+    let down2 = settled_bytes_down(&m1, down + added) - down;
+    eprintln!("tiny files: generation 2 cost {down2} bytes for {added} bytes of new files");
+    assert!(
+        down2 >= added && down2 <= added + 16384,
+        "m1 received {down2} bytes for generation 2, which added {added} bytes"
+    );
 }

@@ -333,27 +333,37 @@ impl Fixture {
 
         // --- pack torrents -------------------------------------------------
         let piece = shoal_pack::PIECE_LEN as usize;
+        let pack = |name: &str, datas: &[Vec<u8>]| {
+            let contents: Vec<Content> = datas.iter().map(|d| content(d)).collect();
+            build(name, &contents, &mut |c| {
+                let d = datas
+                    .iter()
+                    .find(|d| content(d).sha256 == c.sha256)
+                    .expect("seed data");
+                Ok(d.clone())
+            })
+            .expect("building a seed pack")
+            .torrent
+        };
         let torrents = vec![
-            build("shoal-pack-1", &[content(b"hello")]).torrent,
-            build("shoal-pack-2", &[content(&blob(9, piece))]).torrent,
-            build(
+            pack("shoal-pack-1", &[b"hello".to_vec()]),
+            pack("shoal-pack-2", &[blob(9, piece)]),
+            pack(
                 "shoal-pack-3",
                 &[
-                    content(&blob(10, 1000)),
-                    content(&blob(11, 2 * piece)),
-                    content(&blob(12, 5)),
-                    content(&blob(13, piece + 1)),
+                    blob(10, 1000),
+                    blob(11, 2 * piece),
+                    blob(12, 5),
+                    blob(13, piece + 1),
                 ],
-            )
-            .torrent,
-            build("shoal-pack-4", &[]).torrent,
-            build(
+            ),
+            pack("shoal-pack-4", &[]),
+            pack(
                 "shoal-pack-5",
                 &(0..12u8)
-                    .map(|i| content(&blob(i, 37 * i as usize + 1)))
+                    .map(|i| blob(i, 37 * i as usize + 1))
                     .collect::<Vec<_>>(),
-            )
-            .torrent,
+            ),
         ];
 
         // --- announce JSON ----------------------------------------------

@@ -10,8 +10,8 @@ use crate::seeds::Fixture;
 use base64::Engine;
 use shoal_config::AgentConfig;
 use shoal_manifest::signed::{envelope, signature_of, PrivateKey, PublicKey};
-use shoal_manifest::{paths, Delta, Head, Manifest, Sha256Hash, FORMAT};
-use shoal_pack::{parse_torrent, tracker, Content, PIECE_LEN};
+use shoal_manifest::{paths, Delta, Head, Manifest, Sha256Hash, FORMAT, MIN_FORMAT};
+use shoal_pack::{parse_torrent, tracker, PIECE_LEN};
 
 /// `Ok` with a short description of what was accepted, or `Err` with why
 /// the input was refused. Both feed the engine's novelty feedback.
@@ -88,7 +88,7 @@ fn run_envelope(fx: &Fixture, data: &[u8]) -> Verdict {
 
 fn run_head(_fx: &Fixture, data: &[u8]) -> Verdict {
     let h = Head::from_body(data).map_err(|e| e.to_string())?;
-    assert_eq!(h.format, FORMAT);
+    assert!((MIN_FORMAT..=FORMAT).contains(&h.format));
     assert_eq!(
         Head::from_body(&h.body()).as_ref(),
         Ok(&h),
@@ -108,7 +108,7 @@ fn run_head(_fx: &Fixture, data: &[u8]) -> Verdict {
 
 /// Checks what [`Manifest::from_body`] promises of an accepted manifest.
 fn manifest_invariants(fx: &Fixture, m: &Manifest) {
-    assert_eq!(m.header.format, FORMAT);
+    assert!((MIN_FORMAT..=FORMAT).contains(&m.header.format));
     assert!(m.check().is_ok());
     assert_eq!(
         Manifest::from_body(&m.body()).as_ref(),
@@ -160,7 +160,7 @@ fn words(text: &str) -> String {
 
 fn run_delta(fx: &Fixture, data: &[u8]) -> Verdict {
     let d = Delta::from_body(data).map_err(|e| e.to_string())?;
-    assert_eq!(d.format, FORMAT);
+    assert!((MIN_FORMAT..=FORMAT).contains(&d.format));
     assert_eq!(
         Delta::from_body(&d.body()).as_ref(),
         Ok(&d),
@@ -291,31 +291,47 @@ fn run_torrent(_fx: &Fixture, data: &[u8]) -> Verdict {
         "a foreign info hash is refused"
     );
     assert_eq!(p.files.len(), p.pieces.len());
-    for w in p.files.windows(2) {
-        assert!(w[0].0 < w[1].0, "files sorted and unique");
+    let (aligned, packed) = p.files.split_at(p.packed_from);
+    for w in aligned.windows(2) {
+        assert!(w[0].0 < w[1].0, "aligned files sorted and unique");
     }
-    for ((_, len), ps) in p.files.iter().zip(&p.pieces) {
+    let mut seen = std::collections::HashSet::new();
+    assert!(
+        p.files.iter().all(|f| seen.insert(f.0)),
+        "every content listed once"
+    );
+    for (i, ((_, len), ps)) in p.files.iter().zip(&p.pieces).enumerate() {
         assert!(*len > 0);
-        assert_eq!(ps.len() as u64, len.div_ceil(PIECE_LEN));
+        if i < p.packed_from {
+            assert_eq!(ps.len() as u64, len.div_ceil(PIECE_LEN));
+        } else {
+            assert!(*len < PIECE_LEN && ps.is_empty());
+        }
     }
+    let packed_bytes: u64 = packed.iter().map(|f| f.1).sum();
+    assert_eq!(
+        p.packed_pieces.len() as u64,
+        packed_bytes.div_ceil(PIECE_LEN)
+    );
     // Built again from what was parsed, the pack parses to the same.
-    let contents: Vec<Content> = p
-        .files
-        .iter()
-        .zip(&p.pieces)
-        .map(|(&(sha256, size), ps)| Content {
-            sha256,
-            size,
-            pieces: ps.clone(),
-            last_unpadded: ps.last().copied(),
-        })
-        .collect();
-    let again = shoal_pack::build(&p.name, &contents);
+    let again = p.rebuild();
     let q = parse_torrent(&again.torrent, Some(&hex::encode(again.info_hash)))
         .expect("a rebuilt pack parses");
     assert_eq!(
-        (&q.name, &q.files, &q.pieces),
-        (&p.name, &p.files, &p.pieces)
+        (
+            &q.name,
+            &q.files,
+            &q.pieces,
+            q.packed_from,
+            &q.packed_pieces
+        ),
+        (
+            &p.name,
+            &p.files,
+            &p.pieces,
+            p.packed_from,
+            &p.packed_pieces
+        )
     );
     Ok(format!("torrent files={}", p.files.len()))
 }

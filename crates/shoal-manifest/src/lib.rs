@@ -23,7 +23,41 @@ use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 
 /// Version of the format written into every body.
-pub const FORMAT: u32 = 1;
+///
+/// - 1: every content of a pack starts on a piece boundary.
+/// - 2: contents smaller than a piece are packed back to back at the end
+///   of a pack (`shoal_pack`'s packed region). An agent that reads only
+///   format 1 refuses format 2 documents rather than misreading the packs
+///   they name.
+pub const FORMAT: u32 = 2;
+
+/// Oldest format this version reads: format 1 packs are format 2 packs
+/// without a packed region, so an upgraded mirror still follows an origin
+/// that has not been upgraded yet.
+pub const MIN_FORMAT: u32 = 1;
+
+/// Refuses a document of a format this version cannot read.
+fn check_format(format: u32) -> Result<(), Error> {
+    if (MIN_FORMAT..=FORMAT).contains(&format) {
+        Ok(())
+    } else {
+        Err(Error::Format(format))
+    }
+}
+
+fn format_advice(format: u32) -> String {
+    if format > FORMAT {
+        format!(
+            "format {format} is newer than this shoal-agent reads (formats {MIN_FORMAT} to \
+             {FORMAT}); upgrade shoal-agent on this host to the origin's version"
+        )
+    } else {
+        format!(
+            "format {format} is older than this shoal-agent reads (formats {MIN_FORMAT} to \
+             {FORMAT}); upgrade the upstream's shoal-agent"
+        )
+    }
+}
 
 /// A SHA-256 digest, serialized as 64 hex digits.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -191,7 +225,7 @@ pub enum Error {
         "malformed {kind}: {detail}; the upstream served a broken document, try another upstream"
     )]
     Malformed { kind: &'static str, detail: String },
-    #[error("unsupported format {0}; upgrade shoal-agent")]
+    #[error("unsupported document: {}", format_advice(*.0))]
     Format(u32),
     #[error(
         "generation {generation} expired at {expires} (now {now}): the origin has not published \
@@ -249,9 +283,7 @@ impl Manifest {
 
     /// Checks the invariants that [`Manifest::from_body`] promises.
     pub fn check(&self) -> Result<(), Error> {
-        if self.header.format != FORMAT {
-            return Err(Error::Format(self.header.format));
-        }
+        check_format(self.header.format)?;
         let generation = self.header.generation;
         let bad = |detail: String| Error::BadPath { generation, detail };
         let packs: std::collections::HashSet<u64> =
@@ -371,9 +403,7 @@ impl Delta {
             kind: "delta",
             detail: e.to_string(),
         })?;
-        if d.format != FORMAT {
-            return Err(Error::Format(d.format));
-        }
+        check_format(d.format)?;
         Ok(d)
     }
 
@@ -427,9 +457,7 @@ impl Head {
             kind: "head",
             detail: e.to_string(),
         })?;
-        if h.format != FORMAT {
-            return Err(Error::Format(h.format));
-        }
+        check_format(h.format)?;
         Ok(h)
     }
 
@@ -500,6 +528,54 @@ mod tests {
         let body = d.body();
         let d2 = Delta::from_body(&body).unwrap();
         assert_eq!(d2.apply(&a, &a.sha256()).unwrap(), b);
+    }
+
+    /// Format versions: a newer document is refused with advice to
+    /// upgrade this agent, an older unreadable one with advice to upgrade
+    /// the upstream; format 1 (every content aligned) is still read.
+    #[test]
+    fn formats_out_of_range_are_refused_with_advice() {
+        let a = manifest(1, vec![file("a", b"one", Some(1))]);
+        let head = |format: u32| Head {
+            format,
+            generation: 1,
+            manifest_sha256: a.sha256(),
+            created: 100,
+            expires: 1000,
+        };
+        for format in MIN_FORMAT..=FORMAT {
+            let mut m = a.clone();
+            m.header.format = format;
+            Manifest::from_body(&m.body()).unwrap();
+            Head::from_body(&head(format).body()).unwrap();
+            let mut d = m.delta_from(&a, String::new());
+            d.format = format;
+            Delta::from_body(&d.body()).unwrap();
+        }
+        let mut newer = a.clone();
+        newer.header.format = FORMAT + 1;
+        let e = Manifest::from_body(&newer.body()).unwrap_err();
+        assert_eq!(e, Error::Format(FORMAT + 1));
+        let msg = e.to_string();
+        assert!(
+            msg.contains("newer") && msg.contains("upgrade shoal-agent on this host"),
+            "{msg}"
+        );
+        let msg = Head::from_body(&head(FORMAT + 1).body())
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("newer"), "{msg}");
+        let mut d = newer.delta_from(&a, String::new());
+        d.format = FORMAT + 1;
+        let msg = Delta::from_body(&d.body()).unwrap_err().to_string();
+        assert!(msg.contains("newer"), "{msg}");
+        let msg = Head::from_body(&head(MIN_FORMAT - 1).body())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("older") && msg.contains("upgrade the upstream"),
+            "{msg}"
+        );
     }
 
     #[test]

@@ -1,19 +1,29 @@
 //! Shoal packs: BitTorrent v1 torrents over groups of file contents.
 //!
 //! A pack carries contents, not paths: each content is stored under its
-//! SHA-256 (`ab/abcdef…`), the files of a pack are sorted by that name, and
-//! every file starts on a piece boundary (BEP 47 padding files fill the
-//! gaps; BitTorrent clients that know BEP 47, librqbit among them, neither
-//! download nor write them). Because pieces never straddle two files, one
-//! read pass over a file yields both its SHA-256 and its piece SHA-1s
-//! ([`hash_file`]), files hash in parallel on all cores, and a later pack
-//! (compaction) can reuse the piece hashes of an earlier one without
-//! reading the data again.
+//! SHA-256 (`ab/abcdef…`). A pack has two regions ([`build`]):
+//!
+//! - **Aligned**: contents of a piece ([`PIECE_LEN`]) or more, sorted by
+//!   name, each starting on a piece boundary (BEP 47 padding files fill
+//!   the gaps; BitTorrent clients that know BEP 47, librqbit among them,
+//!   neither store nor write them). Their pieces never straddle two
+//!   files, so one read pass over a file yields both its SHA-256 and its
+//!   piece SHA-1s ([`hash_file`]), files hash in parallel on all cores,
+//!   and a later pack (compaction) reuses their piece hashes without
+//!   reading the data again.
+//! - **Packed**: contents smaller than a piece, back to back after the
+//!   aligned ones (in the order the origin chose), so a piece spans several of them and a
+//!   small file costs its size on the wire, not a whole padded piece (a
+//!   BitTorrent request is a 16 KiB chunk). Their pieces depend on their
+//!   neighbours, so [`build`] hashes the packed region from the contents'
+//!   bytes every time (a second read of small files only).
 //!
 //! [`build`] makes the info dictionary and `.torrent` bytes itself (sorted
 //! order, no filesystem walk); [`parse_torrent`] reads one back and checks
-//! that it has exactly this shape. [`tracker`] parses the query string of
-//! a BitTorrent tracker announce, for the agents' built-in tracker.
+//! that it has exactly this shape (the first layout, where every content
+//! was aligned, is a special case of it). [`tracker`] parses the query
+//! string of a BitTorrent tracker announce, for the agents' built-in
+//! tracker.
 
 mod bencode;
 pub mod tracker;
@@ -143,6 +153,12 @@ impl From<Hashed> for Content {
     }
 }
 
+/// Whether a content goes into a pack's packed region (back to back with
+/// other small contents) rather than starting on a piece boundary.
+pub fn is_packed(size: u64) -> bool {
+    size < PIECE_LEN
+}
+
 /// A built pack.
 #[derive(Debug, Clone)]
 pub struct Pack {
@@ -157,34 +173,121 @@ pub struct Pack {
 
 /// Builds the pack for `contents` (empty contents are skipped; duplicates
 /// are carried once). `name` becomes the info dictionary's name.
-pub fn build(name: &str, contents: &[Content]) -> Pack {
-    let mut sorted: Vec<&Content> = contents.iter().filter(|c| c.size > 0).collect();
-    sorted.sort_by_key(|a| a.sha256);
-    sorted.dedup_by(|a, b| a.sha256 == b.sha256);
+///
+/// Contents of a piece or more come first, sorted by SHA-256, each on a
+/// piece boundary, with the piece hashes they carry. Smaller contents
+/// follow back to back in the order of `contents`: their pieces span
+/// several contents, so they are hashed here from the bytes `bytes_of`
+/// returns (checked against each content's size and SHA-256). The order
+/// is the caller's so that contents a mirror already holds (compaction)
+/// can lie together: a piece they fill alone is not downloaded again.
+pub fn build(
+    name: &str,
+    contents: &[Content],
+    bytes_of: &mut dyn FnMut(&Content) -> io::Result<Vec<u8>>,
+) -> io::Result<Pack> {
+    let mut seen = std::collections::HashSet::new();
+    let unique = contents
+        .iter()
+        .filter(|c| c.size > 0 && seen.insert(c.sha256));
+    let (packed, mut aligned): (Vec<&Content>, Vec<&Content>) =
+        unique.partition(|c| is_packed(c.size));
+    aligned.sort_by_key(|a| a.sha256);
+    let mut hasher = PackedHasher::default();
+    for c in &packed {
+        let data = bytes_of(c)?;
+        check_bytes(c, &data)?;
+        hasher.update(&data);
+    }
+    Ok(assemble(name, &aligned, &packed, &hasher.finish()))
+}
 
+/// Refuses bytes that are not the content they claim to be.
+fn check_bytes(c: &Content, data: &[u8]) -> io::Result<()> {
+    let got: [u8; 32] = Sha256::digest(data).into();
+    if data.len() as u64 != c.size || got != c.sha256 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "content {} read for packing is {} bytes hashing to {}, expected {} bytes; \
+                 its file changed after it was hashed: publish again",
+                hex::encode(c.sha256),
+                data.len(),
+                hex::encode(got),
+                c.size
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// SHA-1 of consecutive [`PIECE_LEN`] pieces of a byte stream fed in
+/// arbitrary slices (the packed region); the last piece is unpadded.
+#[derive(Default)]
+struct PackedHasher {
+    pieces: Vec<[u8; 20]>,
+    cur: Sha1,
+    filled: usize,
+}
+
+impl PackedHasher {
+    fn update(&mut self, mut data: &[u8]) {
+        let plen = PIECE_LEN as usize;
+        while !data.is_empty() {
+            let n = (plen - self.filled).min(data.len());
+            self.cur.update(&data[..n]);
+            self.filled += n;
+            data = &data[n..];
+            if self.filled == plen {
+                self.pieces
+                    .push(std::mem::take(&mut self.cur).finalize().into());
+                self.filled = 0;
+            }
+        }
+    }
+
+    fn finish(mut self) -> Vec<[u8; 20]> {
+        if self.filled > 0 {
+            self.pieces.push(self.cur.finalize().into());
+        }
+        self.pieces
+    }
+}
+
+/// The torrent of aligned contents (each followed by padding to the next
+/// piece boundary unless it ends the torrent) then packed contents, with
+/// the packed region's piece hashes already computed.
+fn assemble(
+    name: &str,
+    aligned: &[&Content],
+    packed: &[&Content],
+    packed_pieces: &[[u8; 20]],
+) -> Pack {
     let mut files = Vec::new();
     let mut pieces: Vec<u8> = Vec::new();
     let mut file_list = bencode::List::new();
-    let n = sorted.len();
-    for (i, c) in sorted.iter().enumerate() {
+    let entry = |list: &mut bencode::List, c: &Content| {
         let hexname = hex::encode(c.sha256);
-        file_list.push_raw(&bencode::file_entry(
+        list.push_raw(&bencode::file_entry(
             None,
             c.size,
             &[&hexname[..2], &hexname],
         ));
+    };
+    for (i, c) in aligned.iter().enumerate() {
+        entry(&mut file_list, c);
         let rem = c.size % PIECE_LEN;
-        let is_last = i + 1 == n;
+        let ends_torrent = i + 1 == aligned.len() && packed.is_empty();
         let (full, last) = c.pieces.split_at(c.pieces.len() - 1);
         for p in full {
             pieces.extend_from_slice(p);
         }
-        if rem != 0 && is_last {
+        if rem != 0 && ends_torrent {
             pieces.extend_from_slice(&c.last_unpadded.expect("partial piece has unpadded hash"));
         } else {
             pieces.extend_from_slice(&last[0]);
         }
-        if rem != 0 && !is_last {
+        if rem != 0 && !ends_torrent {
             let pad = PIECE_LEN - rem;
             file_list.push_raw(&bencode::file_entry(
                 Some("p"),
@@ -193,6 +296,13 @@ pub fn build(name: &str, contents: &[Content]) -> Pack {
             ));
         }
         files.push((c.sha256, c.size));
+    }
+    for c in packed {
+        entry(&mut file_list, c);
+        files.push((c.sha256, c.size));
+    }
+    for p in packed_pieces {
+        pieces.extend_from_slice(p);
     }
     let info = bencode::info_dict(&file_list, name, PIECE_LEN, &pieces);
     let info_hash: [u8; 20] = Sha1::digest(&info).into();
@@ -213,37 +323,60 @@ pub struct ParsedPack {
     pub name: String,
     /// Contents in torrent order: (sha256, size).
     pub files: Vec<([u8; 32], u64)>,
-    /// Piece hashes of each content, in `files` order, as the torrent
-    /// holds them: a partial last piece is hashed zero-padded, except for
-    /// the pack's last file, whose last piece is hashed unpadded (no
-    /// padding file follows it). Use [`ParsedPack::content`] to pack a
-    /// content again.
+    /// Piece hashes of each aligned content, in `files` order, as the
+    /// torrent holds them: a partial last piece is hashed zero-padded,
+    /// except when the content ends the torrent (no padding file follows
+    /// it). Packed contents have none of their own (empty). Use
+    /// [`ParsedPack::content`] to pack a content again.
     pub pieces: Vec<Vec<[u8; 20]>>,
+    /// Index in `files` of the first packed content (`files.len()` when
+    /// there is none): from there on, contents lie back to back.
+    pub packed_from: usize,
+    /// Piece hashes of the packed region.
+    pub packed_pieces: Vec<[u8; 20]>,
 }
 
 impl ParsedPack {
     /// Content `i` of this pack, ready to go into another pack
-    /// (compaction) without reading it again: every full piece hash is
-    /// reused, and the partial last piece, if any, is hashed again from
-    /// `tail` (its bytes: the content's last `size % PIECE_LEN` bytes),
-    /// because the new pack may need it padded where this one had it
-    /// unpadded, or the other way round.
+    /// (compaction). An aligned content keeps every full piece hash, and
+    /// its partial last piece, if any, is hashed again from `tail` (its
+    /// last `size % PIECE_LEN` bytes), because the new pack may need it
+    /// padded where this one had it unpadded, or the other way round. A
+    /// packed content is smaller than a piece, so `tail` is all of it: it
+    /// is hashed again and must match the content's SHA-256 (its pieces in
+    /// the new pack depend on new neighbours, so [`build`] hashes them).
     pub fn content(&self, i: usize, tail: &[u8]) -> io::Result<Content> {
         let (sha256, size) = self.files[i];
         let rem = (size % PIECE_LEN) as usize;
-        let mut pieces = self.pieces[i].clone();
-        let mut last_unpadded = None;
-        if rem != 0 {
-            if tail.len() != rem {
+        if tail.len() != rem {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "the last piece of content {} is {} bytes, expected {rem}",
+                    hex::encode(sha256),
+                    tail.len()
+                ),
+            ));
+        }
+        if i >= self.packed_from {
+            let h = hash_stream(&mut &tail[..], None)?;
+            let c = Content::from(h);
+            if c.sha256 != sha256 {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidData,
                     format!(
-                        "the last piece of content {} is {} bytes, expected {rem}",
+                        "stored content {} no longer hashes to its name (got {}): the pack \
+                         store is damaged",
                         hex::encode(sha256),
-                        tail.len()
+                        hex::encode(c.sha256)
                     ),
                 ));
             }
+            return Ok(c);
+        }
+        let mut pieces = self.pieces[i].clone();
+        let mut last_unpadded = None;
+        if rem != 0 {
             let h = hash_stream(&mut &tail[..], None)?;
             *pieces.last_mut().expect("a partial piece exists") = h.pieces[0];
             last_unpadded = h.last_unpadded;
@@ -254,6 +387,26 @@ impl ParsedPack {
             pieces,
             last_unpadded,
         })
+    }
+
+    /// The same pack built again from what was parsed, without reading
+    /// any content (parsing loses nothing: the info hash is the same).
+    pub fn rebuild(&self) -> Pack {
+        let contents: Vec<Content> = self
+            .files
+            .iter()
+            .zip(&self.pieces)
+            .map(|(&(sha256, size), ps)| Content {
+                sha256,
+                size,
+                pieces: ps.clone(),
+                last_unpadded: ps.last().copied(),
+            })
+            .collect();
+        let (aligned, packed) = contents.split_at(self.packed_from);
+        let aligned: Vec<&Content> = aligned.iter().collect();
+        let packed: Vec<&Content> = packed.iter().collect();
+        assemble(&self.name, &aligned, &packed, &self.packed_pieces)
     }
 }
 
@@ -266,8 +419,20 @@ pub enum Error {
     WrongHash { expected: String, got: String },
 }
 
+/// One entry of a torrent's file list.
+enum Listed {
+    Pad(u64),
+    Content([u8; 32], u64),
+}
+
 /// Parses a pack's `.torrent` and checks its shape; with `expected`, also
 /// that its info hash is the one the signed manifest names.
+///
+/// The shape: aligned contents sorted by SHA-256, each followed by a
+/// padding file up to the next piece boundary unless it ends there (or
+/// ends the torrent); then, optionally, distinct packed contents smaller
+/// than a piece, back to back. A pack of the first layout
+/// (every content aligned) is this shape too.
 pub fn parse_torrent(bytes: &[u8], expected: Option<&str>) -> Result<ParsedPack, Error> {
     let bad = |s: &str| Error::Malformed(s.to_string());
     let top = bencode::parse(bytes).map_err(|e| bad(&e))?;
@@ -301,70 +466,36 @@ pub fn parse_torrent(bytes: &[u8], expected: Option<&str>) -> Result<ParsedPack,
     if all_pieces.len() % 20 != 0 {
         return Err(bad("pieces length not a multiple of 20"));
     }
-    let mut piece_iter = all_pieces.chunks(20);
     let list = info
         .dict_list(b"files")
         .ok_or_else(|| bad("no files list"))?;
-    let mut files = Vec::new();
-    let mut pieces = Vec::new();
-    let mut expect_pad: Option<u64> = None;
+    let mut listed = Vec::with_capacity(list.len());
     for f in list {
-        let len = f
-            .dict_int(b"length")
-            .ok_or_else(|| bad("file without length"))?;
-        if len < 0 {
-            return Err(bad("negative length"));
-        }
-        let len = len as u64;
-        let path: Vec<&[u8]> = f
-            .dict_list(b"path")
-            .ok_or_else(|| bad("file without path"))?
-            .iter()
-            .map(|p| p.as_bytes().unwrap_or(b""))
-            .collect();
-        let is_pad = f
-            .dict_bytes(b"attr")
-            .map(|a| a.contains(&b'p'))
-            .unwrap_or(false);
-        if is_pad {
-            if expect_pad != Some(len) || path.first() != Some(&&b".pad"[..]) {
-                return Err(bad("unexpected padding file"));
-            }
-            expect_pad = None;
-            continue;
-        }
-        if expect_pad.is_some() {
-            return Err(bad("missing padding file"));
-        }
-        let [dir, hexname] = path.as_slice() else {
-            return Err(bad("file path is not <xx>/<sha256>"));
-        };
-        let mut sha = [0u8; 32];
-        hex::decode_to_slice(hexname, &mut sha).map_err(|_| bad("file name is not a SHA-256"))?;
-        if *dir != &hexname[..2] || len == 0 {
-            return Err(bad("file path is not <xx>/<sha256>"));
-        }
-        if let Some((prev, _)) = files.last() {
-            if *prev >= sha {
-                return Err(bad("files not sorted"));
-            }
-        }
+        listed.push(list_entry(f).map_err(|e| bad(&e))?);
+    }
+    let (files, packed_from) = check_layout(&listed).map_err(|e| bad(&e))?;
+    let mut piece_iter = all_pieces.chunks(20);
+    let mut take = |n: u64| -> Result<Vec<[u8; 20]>, Error> {
         // Checked before allocating: a forged length must not size a Vec.
-        let n = len.div_ceil(PIECE_LEN);
         if n > piece_iter.len() as u64 {
             return Err(bad("too few pieces"));
         }
-        let ps: Vec<[u8; 20]> = piece_iter
+        Ok(piece_iter
             .by_ref()
             .take(n as usize)
             .map(|p| p.try_into().expect("20 bytes"))
-            .collect();
-        pieces.push(ps);
-        files.push((sha, len));
-        if !len.is_multiple_of(PIECE_LEN) {
-            expect_pad = Some(PIECE_LEN - len % PIECE_LEN);
-        }
+            .collect())
+    };
+    let mut pieces = Vec::with_capacity(files.len());
+    for (i, (_, len)) in files.iter().enumerate() {
+        pieces.push(if i < packed_from {
+            take(len.div_ceil(PIECE_LEN))?
+        } else {
+            Vec::new()
+        });
     }
+    let packed_bytes: u64 = files[packed_from..].iter().map(|f| f.1).sum();
+    let packed_pieces = take(packed_bytes.div_ceil(PIECE_LEN))?;
     if piece_iter.next().is_some() {
         return Err(bad("too many pieces"));
     }
@@ -373,7 +504,102 @@ pub fn parse_torrent(bytes: &[u8], expected: Option<&str>) -> Result<ParsedPack,
         name,
         files,
         pieces,
+        packed_from,
+        packed_pieces,
     })
+}
+
+/// One file of the list: a padding file, or a content named
+/// `<xx>/<sha256>` of at least one byte.
+fn list_entry(f: &bencode::Value) -> Result<Listed, String> {
+    let len = f.dict_int(b"length").ok_or("file without length")?;
+    if len < 0 {
+        return Err("negative length".into());
+    }
+    let len = len as u64;
+    let path: Vec<&[u8]> = f
+        .dict_list(b"path")
+        .ok_or("file without path")?
+        .iter()
+        .map(|p| p.as_bytes().unwrap_or(b""))
+        .collect();
+    let is_pad = f
+        .dict_bytes(b"attr")
+        .map(|a| a.contains(&b'p'))
+        .unwrap_or(false);
+    if is_pad {
+        if path.first() != Some(&&b".pad"[..]) {
+            return Err("unexpected padding file".into());
+        }
+        return Ok(Listed::Pad(len));
+    }
+    let [dir, hexname] = path.as_slice() else {
+        return Err("file path is not <xx>/<sha256>".into());
+    };
+    let mut sha = [0u8; 32];
+    hex::decode_to_slice(hexname, &mut sha).map_err(|_| "file name is not a SHA-256")?;
+    if *dir != &hexname[..2] || len == 0 {
+        return Err("file path is not <xx>/<sha256>".into());
+    }
+    Ok(Listed::Content(sha, len))
+}
+
+/// A pack's contents in torrent order: (sha256, size).
+type Files = Vec<([u8; 32], u64)>;
+
+/// Checks the order and padding of the file list; returns the contents
+/// and the index of the first packed one.
+fn check_layout(listed: &[Listed]) -> Result<(Files, usize), String> {
+    let mut files: Vec<([u8; 32], u64)> = Vec::new();
+    let mut packed_from = None;
+    let mut k = 0;
+    while k < listed.len() {
+        let Listed::Content(sha, len) = listed[k] else {
+            return Err("unexpected padding file".into());
+        };
+        k += 1;
+        let rem = len % PIECE_LEN;
+        let padded = match listed.get(k) {
+            Some(Listed::Pad(p)) => {
+                if packed_from.is_some() || rem == 0 || *p != PIECE_LEN - rem {
+                    return Err("unexpected padding file".into());
+                }
+                k += 1;
+                true
+            }
+            _ => false,
+        };
+        let ends_torrent = k == listed.len();
+        if packed_from.is_none() && !padded && rem != 0 && !ends_torrent {
+            // Not followed by padding: the packed region starts here.
+            if !is_packed(len) {
+                return Err("missing padding file".into());
+            }
+            packed_from = Some(files.len());
+        } else if packed_from.is_some() && !is_packed(len) {
+            return Err("a content of a piece or more among the packed contents".into());
+        } else if packed_from.is_none() && ends_torrent && !padded && is_packed(len) {
+            // A small last content, unpadded, is a packed region of one.
+            packed_from = Some(files.len());
+        }
+        // The aligned region is sorted (the packed one is in the order
+        // its origin chose).
+        if packed_from.is_none() {
+            if let Some((prev, _)) = files.last() {
+                if *prev >= sha {
+                    return Err("files not sorted".into());
+                }
+            }
+        }
+        files.push((sha, len));
+    }
+    let packed_from = packed_from.unwrap_or(files.len());
+    let mut seen: std::collections::HashSet<&[u8; 32]> =
+        files[..packed_from].iter().map(|f| &f.0).collect();
+    if !files[packed_from..].iter().all(|f| seen.insert(&f.0)) {
+        return Err("a content is listed twice".into());
+    }
+    Ok((files, packed_from))
 }
 
 /// Most pieces in one pack: 128 Ki pieces (2 GiB of 16 KiB pieces), whose
@@ -419,6 +645,59 @@ mod tests {
 
     fn content(data: &[u8]) -> Content {
         hash_stream(&mut &data[..], None).unwrap().into()
+    }
+
+    /// The bytes of a content, looked up by SHA-256 among `datas`.
+    fn data_of<'a>(datas: &[&'a [u8]], sha: &[u8; 32]) -> &'a [u8] {
+        datas
+            .iter()
+            .find(|d| <[u8; 32]>::from(Sha256::digest(d)) == *sha)
+            .expect("test data for the content")
+    }
+
+    /// [`build`] reading packed contents from `datas`.
+    fn build_from(name: &str, contents: &[Content], datas: &[&[u8]]) -> Pack {
+        build(name, contents, &mut |c| {
+            Ok(data_of(datas, &c.sha256).to_vec())
+        })
+        .unwrap()
+    }
+
+    /// [`build`] of contents that must all be aligned (nothing to read).
+    fn build_aligned(name: &str, contents: &[Content]) -> Pack {
+        build(name, contents, &mut |c| {
+            panic!("read {} bytes of a packed content", c.size)
+        })
+        .unwrap()
+    }
+
+    /// Every piece hash of a torrent, in order.
+    fn torrent_pieces(torrent: &[u8]) -> Vec<[u8; 20]> {
+        let top = bencode::parse(torrent).unwrap();
+        let info = bencode::parse(top.dict_raw(b"info").unwrap()).unwrap();
+        info.dict_bytes(b"pieces")
+            .unwrap()
+            .chunks(20)
+            .map(|x| x.try_into().unwrap())
+            .collect()
+    }
+
+    /// What any BitTorrent client hashes: SHA-1 of each piece of the
+    /// contents in torrent order, aligned ones padded to a piece boundary
+    /// unless they end the torrent.
+    fn client_pieces(parsed: &ParsedPack, datas: &[&[u8]]) -> Vec<[u8; 20]> {
+        let mut stream = Vec::new();
+        for (i, (sha, size)) in parsed.files.iter().enumerate() {
+            stream.extend_from_slice(data_of(datas, sha));
+            let last = i + 1 == parsed.files.len();
+            if i < parsed.packed_from && !last && size % PIECE_LEN != 0 {
+                stream.resize(stream.len() + (PIECE_LEN - size % PIECE_LEN) as usize, 0);
+            }
+        }
+        stream
+            .chunks(PIECE_LEN as usize)
+            .map(|ch| Sha1::digest(ch).into())
+            .collect()
     }
 
     /// A content of `pieces` full pieces (hashes not computed).
@@ -489,86 +768,206 @@ mod tests {
         let a = vec![1u8; 1000];
         let b = vec![2u8; (PIECE_LEN * 2) as usize];
         let c = vec![3u8; 5];
+        let d = vec![4u8; (PIECE_LEN + 9) as usize];
+        let datas: [&[u8]; 4] = [&a, &b, &c, &d];
         let contents = vec![
             content(&a),
             content(&b),
             content(&c),
             content(&a),
             content(b""),
+            content(&d),
         ];
-        let p = build("shoal-test", &contents);
-        assert_eq!(p.files.len(), 3);
+        let p = build_from("shoal-test", &contents, &datas);
+        assert_eq!(p.files.len(), 4);
         let parsed = parse_torrent(&p.torrent, Some(&hex::encode(p.info_hash))).unwrap();
         assert_eq!(parsed.files, p.files);
         assert_eq!(parsed.name, "shoal-test");
-
-        // The torrent's pieces must equal SHA-1 over the padded concatenation
-        // in torrent order: what any BitTorrent client computes.
-        let by_hash = |s: &[u8; 32]| -> &Vec<u8> {
-            [&a, &b, &c]
-                .into_iter()
-                .find(|d| <[u8; 32]>::from(Sha256::digest(d)) == *s)
-                .unwrap()
-        };
-        let mut stream = Vec::new();
-        for (i, (sha, size)) in p.files.iter().enumerate() {
-            stream.extend_from_slice(by_hash(sha));
-            if i + 1 < p.files.len() && size % PIECE_LEN != 0 {
-                stream.resize(stream.len() + (PIECE_LEN - size % PIECE_LEN) as usize, 0);
-            }
-        }
-        let expected: Vec<[u8; 20]> = stream
-            .chunks(PIECE_LEN as usize)
-            .map(|ch| Sha1::digest(ch).into())
-            .collect();
-        let got: Vec<[u8; 20]> = {
-            let top = bencode::parse(&p.torrent).unwrap();
-            let info = bencode::parse(top.dict_raw(b"info").unwrap()).unwrap();
-            info.dict_bytes(b"pieces")
-                .unwrap()
-                .chunks(20)
-                .map(|x| x.try_into().unwrap())
-                .collect()
-        };
-        assert_eq!(got, expected);
+        // Large contents first, then the small ones back to back.
+        assert_eq!(parsed.packed_from, 2);
+        assert!(parsed.files[..2].iter().all(|f| f.1 >= PIECE_LEN));
+        assert!(parsed.files[2..].iter().all(|f| f.1 < PIECE_LEN));
+        // The packed ones in the order given (duplicates and empties gone).
+        assert_eq!(parsed.files[2].0, content(&a).sha256);
+        assert_eq!(parsed.files[3].0, content(&c).sha256);
+        let swapped = build_from("shoal-test", &[content(&c), content(&a)], &datas);
+        let q = parse_torrent(&swapped.torrent, None).unwrap();
+        assert_eq!(q.files[0].0, content(&c).sha256);
+        assert_eq!(torrent_pieces(&swapped.torrent), client_pieces(&q, &datas));
+        // 1005 packed bytes: one piece, shared by both small contents.
+        assert_eq!(parsed.packed_pieces.len(), 1);
+        assert!(parsed.pieces[2].is_empty() && parsed.pieces[3].is_empty());
+        assert_eq!(torrent_pieces(&p.torrent), client_pieces(&parsed, &datas));
+        assert_eq!(parsed.rebuild().info_hash, p.info_hash);
     }
 
-    /// Regression (issue "Never stall, never break apt"): a content that
-    /// was the last file of its pack, with a partial last piece, keeps the
-    /// old torrent's *unpadded* tail hash; compaction put it in the middle
-    /// of a new pack with that hash, so the new pack's check came up one
-    /// piece short and the publish failed.
+    /// The packed region: no padding between small contents, pieces that
+    /// span several of them and straddle their boundaries, and a wire size
+    /// (all pieces) within one piece of the content bytes.
+    #[test]
+    fn small_contents_are_packed_back_to_back() {
+        let datas: Vec<Vec<u8>> = (0..40u32)
+            .map(|i| {
+                (0..(64 + i as usize * 997 % 2000))
+                    .map(|j| (j as u32 ^ i) as u8)
+                    .collect()
+            })
+            .chain([vec![9u8; 3 * PIECE_LEN as usize + 1]])
+            .collect();
+        let refs: Vec<&[u8]> = datas.iter().map(|d| &d[..]).collect();
+        let contents: Vec<Content> = refs.iter().map(|d| content(d)).collect();
+        let p = build_from("small", &contents, &refs);
+        let parsed = parse_torrent(&p.torrent, None).unwrap();
+        assert_eq!(parsed.packed_from, 1);
+        let small: u64 = parsed.files[1..].iter().map(|f| f.1).sum();
+        assert_eq!(parsed.packed_pieces.len() as u64, small.div_ceil(PIECE_LEN));
+        assert!(parsed.packed_pieces.len() < 40);
+        // Exactly one padding file: after the large content.
+        let pads = p.torrent.windows(6).filter(|w| w == b"4:.pad").count();
+        assert_eq!(pads, 1);
+        assert_eq!(torrent_pieces(&p.torrent), client_pieces(&parsed, &refs));
+        let wire = torrent_pieces(&p.torrent).len() as u64 * PIECE_LEN;
+        assert!(wire < p.bytes + 2 * PIECE_LEN, "{wire} for {}", p.bytes);
+        // Bytes that are not the content they claim are refused.
+        let e = build("x", &contents, &mut |c| Ok(vec![0u8; c.size as usize]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("changed after it was hashed"), "{e}");
+    }
+
+    /// Compaction: packed contents moved into a pack with other
+    /// neighbours get their pieces hashed again, aligned ones keep theirs;
+    /// the result equals a pack built from fresh hashes.
+    #[test]
+    fn repacking_rehashes_pieces_whose_neighbours_change() {
+        let small: Vec<Vec<u8>> = (0..6u8).map(|i| vec![i; 3000 + i as usize]).collect();
+        let large = vec![7u8; (PIECE_LEN + 5) as usize];
+        let mut refs: Vec<&[u8]> = small.iter().map(|d| &d[..]).collect();
+        refs.push(&large);
+        let old = build_from(
+            "old",
+            &[
+                content(refs[0]),
+                content(refs[1]),
+                content(refs[2]),
+                content(&large),
+            ],
+            &refs,
+        );
+        let parsed = parse_torrent(&old.torrent, None).unwrap();
+        let tail = |i: usize| {
+            let (sha, size) = parsed.files[i];
+            let d = data_of(&refs, &sha);
+            d[(size - size % PIECE_LEN) as usize..].to_vec()
+        };
+        // Keep two of the old small contents and the large one, add three.
+        let keep: Vec<usize> = (0..parsed.files.len())
+            .filter(|&i| parsed.files[i].0 != <[u8; 32]>::from(Sha256::digest(refs[1])))
+            .collect();
+        let mut moved: Vec<Content> = keep
+            .iter()
+            .map(|&i| parsed.content(i, &tail(i)).unwrap())
+            .collect();
+        moved.extend(refs[3..6].iter().map(|d| content(d)));
+        let repacked = build_from("new", &moved, &refs);
+        let fresh_contents: Vec<Content> = [0, 2, 3, 4, 5, 6]
+            .iter()
+            .map(|&i| content(refs[i]))
+            .collect();
+        let fresh = build_from("new", &fresh_contents, &refs);
+        assert_eq!(repacked.info_hash, fresh.info_hash);
+        let q = parse_torrent(&repacked.torrent, None).unwrap();
+        assert_ne!(q.packed_pieces, parsed.packed_pieces);
+        assert_eq!(torrent_pieces(&repacked.torrent), client_pieces(&q, &refs));
+        // A packed content whose stored bytes were damaged is refused.
+        let i = parsed.packed_from;
+        let mut bad = tail(i);
+        bad[0] ^= 1;
+        let e = parsed.content(i, &bad).unwrap_err().to_string();
+        assert!(e.contains("damaged"), "{e}");
+    }
+
+    /// A pack of the first layout (every content aligned, small ones
+    /// padded) still parses, with its last small content as a packed
+    /// region of one.
+    #[test]
+    fn first_layout_packs_still_parse() {
+        let a = vec![1u8; 100];
+        let b = vec![2u8; 200];
+        let mut cs = [content(&a), content(&b)];
+        cs.sort_by_key(|c| c.sha256);
+        let pad = PIECE_LEN - cs[0].size;
+        let mut list = bencode::List::new();
+        let name = |c: &Content| hex::encode(c.sha256);
+        list.push_raw(&bencode::file_entry(
+            None,
+            cs[0].size,
+            &[&name(&cs[0])[..2], &name(&cs[0])],
+        ));
+        list.push_raw(&bencode::file_entry(
+            Some("p"),
+            pad,
+            &[".pad", &pad.to_string()],
+        ));
+        list.push_raw(&bencode::file_entry(
+            None,
+            cs[1].size,
+            &[&name(&cs[1])[..2], &name(&cs[1])],
+        ));
+        let mut pieces = cs[0].pieces[0].to_vec();
+        pieces.extend_from_slice(&cs[1].last_unpadded.unwrap());
+        let info = bencode::info_dict(&list, "v1", PIECE_LEN, &pieces);
+        let t = bencode::torrent(&info);
+        let parsed = parse_torrent(&t, None).unwrap();
+        assert_eq!(parsed.packed_from, 1);
+        assert_eq!(parsed.pieces[0], cs[0].pieces);
+        assert_eq!(parsed.packed_pieces, vec![cs[1].last_unpadded.unwrap()]);
+        assert_eq!(parsed.rebuild().torrent, t);
+        // Moved into a new pack, both contents are packed.
+        let datas: [&[u8]; 2] = [&a, &b];
+        let moved = [
+            parsed
+                .content(0, data_of(&datas, &parsed.files[0].0))
+                .unwrap(),
+            parsed
+                .content(1, data_of(&datas, &parsed.files[1].0))
+                .unwrap(),
+        ];
+        let p = build_from("v2", &moved, &datas);
+        assert_eq!(parse_torrent(&p.torrent, None).unwrap().packed_from, 0);
+    }
+
+    /// Large contents only: the piece hashes of an aligned content that
+    /// ended its old pack (unpadded tail) are fixed up when it moves
+    /// (issue "Never stall, never break apt": the old tail hash was reused
+    /// in the middle of a new pack, which came up one piece short).
     #[test]
     fn repacked_contents_get_the_tail_hash_their_new_place_needs() {
         let a = vec![1u8; (PIECE_LEN + 100) as usize];
         let b = vec![2u8; (2 * PIECE_LEN + 7) as usize];
-        let c = vec![3u8; 50];
+        let c = vec![3u8; (PIECE_LEN + 50) as usize];
         let all = [content(&a), content(&b), content(&c)];
         let mut by_sha = all.to_vec();
         by_sha.sort_by_key(|c| c.sha256);
-        let data = |sha: &[u8; 32]| -> &Vec<u8> {
-            [&a, &b, &c]
-                .into_iter()
-                .find(|d| <[u8; 32]>::from(Sha256::digest(d)) == *sha)
-                .unwrap()
-        };
+        let datas: [&[u8]; 3] = [&a, &b, &c];
         // Old pack: the two lowest contents, so the middle one ends it.
-        let old = build("old", &by_sha[..2]);
+        let old = build_aligned("old", &by_sha[..2]);
         let parsed = parse_torrent(&old.torrent, None).unwrap();
+        assert_eq!(parsed.packed_from, 2);
         let tail = |i: usize| {
             let (sha, size) = parsed.files[i];
-            let d = data(&sha);
+            let d = data_of(&datas, &sha);
             d[(size - size % PIECE_LEN) as usize..].to_vec()
         };
         let last = parsed.files.len() - 1;
         let reused = parsed.content(last, &tail(last)).unwrap();
         // The old torrent's hash for it is unpadded: the bug reused it.
         assert_ne!(parsed.pieces[last].last(), reused.pieces.last());
-        let fresh = build(
+        let fresh = build_aligned(
             "new",
             &[by_sha[1].clone(), by_sha[0].clone(), by_sha[2].clone()],
         );
-        let repacked = build(
+        let repacked = build_aligned(
             "new",
             &[
                 reused,
@@ -578,17 +977,17 @@ mod tests {
         );
         assert_eq!(repacked.info_hash, fresh.info_hash);
         // And the new pack, alone, equals one built from fresh hashes too.
-        let single = build("one", &[parsed.content(last, &tail(last)).unwrap()]);
+        let single = build_aligned("one", &[parsed.content(last, &tail(last)).unwrap()]);
         assert_eq!(
             single.info_hash,
-            build("one", &[by_sha[1].clone()]).info_hash
+            build_aligned("one", &[by_sha[1].clone()]).info_hash
         );
         assert!(parsed.content(last, b"short").is_err());
     }
 
     #[test]
     fn forged_or_foreign_torrents_are_refused() {
-        let p = build("x", &[content(b"hello")]);
+        let p = build_from("x", &[content(b"hello")], &[b"hello"]);
         let e = parse_torrent(&p.torrent, Some(&"00".repeat(20))).unwrap_err();
         assert!(e.to_string().contains("forged"), "{e}");
         assert!(parse_torrent(b"garbage", None).is_err());
@@ -602,6 +1001,26 @@ mod tests {
             .unwrap();
         t[pos..pos + 3].copy_from_slice(b"../");
         assert!(parse_torrent(&t, None).is_err());
+        // A content listed twice in the packed region is refused.
+        let c = content(b"hello");
+        let mut list = bencode::List::new();
+        let hexname = hex::encode(c.sha256);
+        for _ in 0..2 {
+            list.push_raw(&bencode::file_entry(None, 5, &[&hexname[..2], &hexname]));
+        }
+        let pieces = Sha1::digest(b"hellohello");
+        let t = bencode::torrent(&bencode::info_dict(&list, "x", PIECE_LEN, &pieces));
+        let e = parse_torrent(&t, None).unwrap_err().to_string();
+        assert!(e.contains("listed twice"), "{e}");
+        // A content of a piece or more after packed ones is refused.
+        let mut list = bencode::List::new();
+        list.push_raw(&bencode::file_entry(None, 5, &[&hexname[..2], &hexname]));
+        let big = hex::encode([7u8; 32]);
+        list.push_raw(&bencode::file_entry(None, PIECE_LEN, &[&big[..2], &big]));
+        let pieces = [0u8; 40];
+        let t = bencode::torrent(&bencode::info_dict(&list, "x", PIECE_LEN, &pieces));
+        let e = parse_torrent(&t, None).unwrap_err().to_string();
+        assert!(e.contains("among the packed"), "{e}");
     }
 
     /// Found by shoal-fuzz (torrent target): a string length near
@@ -625,7 +1044,7 @@ mod tests {
     /// petabytes, which aborts the process).
     #[test]
     fn huge_file_length_does_not_allocate() {
-        let p = build("x", &[content(b"hello")]);
+        let p = build_from("x", &[content(b"hello")], &[b"hello"]);
         for huge in [
             "9223372036854775807",
             "4611686018427387904",
@@ -652,6 +1071,90 @@ mod tests {
             .iter()
             .all(|x| x.iter().map(|c| c.size).sum::<u64>() <= 250));
         assert_eq!(g.iter().map(|x| x.len()).sum::<usize>(), 25);
+    }
+
+    /// What [`hash_file`] must return, computed with another
+    /// implementation (ring) straight from the definition: SHA-256 of the
+    /// whole, SHA-1 of each 16 KiB piece with the last one zero-padded,
+    /// and that last one's SHA-1 unpadded.
+    fn reference(data: &[u8]) -> Hashed {
+        use ring::digest::{digest, SHA1_FOR_LEGACY_USE_ONLY as RSHA1, SHA256 as RSHA256};
+        let plen = PIECE_LEN as usize;
+        let mut pieces = Vec::new();
+        let mut last_unpadded = None;
+        for ch in data.chunks(plen) {
+            let mut padded = ch.to_vec();
+            if ch.len() < plen {
+                last_unpadded = Some(digest(&RSHA1, ch).as_ref().try_into().unwrap());
+                padded.resize(plen, 0);
+            }
+            pieces.push(digest(&RSHA1, &padded).as_ref().try_into().unwrap());
+        }
+        Hashed {
+            size: data.len() as u64,
+            sha256: digest(&RSHA256, data).as_ref().try_into().unwrap(),
+            pieces,
+            last_unpadded,
+        }
+    }
+
+    /// A reader that hands out at most `step` bytes per call, so reads
+    /// end anywhere inside a piece.
+    struct Trickle<'a> {
+        data: &'a [u8],
+        step: usize,
+    }
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = buf.len().min(self.step).min(self.data.len());
+            buf[..n].copy_from_slice(&self.data[..n]);
+            self.data = &self.data[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn fast_path_matches_a_reference_on_edge_sizes() {
+        let p = PIECE_LEN as usize;
+        let large = 3 * READ_BLOCK + p + 7;
+        let dir = tempfile::tempdir().unwrap();
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for size in [0, 1, p - 1, p, p + 1, READ_BLOCK - 1, READ_BLOCK, large] {
+            let data: Vec<u8> = (0..size)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    x as u8
+                })
+                .collect();
+            let want = reference(&data);
+            assert_eq!(want.pieces.len(), size.div_ceil(p), "size {size}");
+            let path = dir.path().join(format!("f{size}"));
+            std::fs::write(&path, &data).unwrap();
+            assert_eq!(
+                hash_file(&path, None).unwrap(),
+                want,
+                "hash_file, size {size}"
+            );
+            let copy = dir.path().join(format!("c{size}"));
+            assert_eq!(
+                hash_file(&path, Some(&copy)).unwrap(),
+                want,
+                "copy, size {size}"
+            );
+            assert_eq!(
+                std::fs::read(&copy).unwrap(),
+                data,
+                "copy bytes, size {size}"
+            );
+            for step in [1000, p + 3] {
+                let mut r = Trickle { data: &data, step };
+                let got = hash_stream(&mut r, None).unwrap();
+                assert_eq!(got, want, "short reads of {step}, size {size}");
+            }
+        }
     }
 
     #[test]
