@@ -69,8 +69,8 @@ pub async fn run(agent: Arc<Agent>) -> Result<()> {
     let key = PublicKey::parse(&key_text)?;
     let mut ms = load(&agent, key)?;
     reseed(&agent, &ms).await;
-    // Learn of the other mirrors before the first download, so packs are
-    // shared out among them from the start (see `Walk`).
+    // Learn of the other mirrors before the first download, so every pack
+    // starts with them as peers (see `add_pack`).
     // Mirrors started together announce at once and would miss each other:
     // look again after a moment.
     announce_once(&agent).await;
