@@ -2,7 +2,9 @@
 //! the origin sends each pack to one mirror, the mirrors trade the rest,
 //! and a feeder killed mid-transfer hands its packs to another mirror.
 
-use shoal_e2e::agents::{assert_same_tree, keygen, publish, start_mirror, start_origin, wait_for};
+use shoal_e2e::agents::{
+    assert_same_tree, keygen, publish, start_mirror, start_origin, wait_for, Agent,
+};
 use shoal_status::Status;
 use std::path::Path;
 use std::time::Duration;
@@ -25,13 +27,13 @@ fn counter(m: &std::collections::BTreeMap<String, u64>, k: &str) -> u64 {
     m.get(k).copied().unwrap_or(0)
 }
 
-fn statuses(agents: &[&shoal_e2e::agents::Agent]) -> Vec<Status> {
+fn statuses(agents: &[&Agent]) -> Vec<Status> {
     agents.iter().map(|a| a.status().unwrap()).collect()
 }
 
 /// Waits until every mirror knows every other mirror (so each pack's
 /// torrent starts with all of them as peers).
-fn wait_acquainted(mirrors: &[&shoal_e2e::agents::Agent]) {
+fn wait_acquainted(mirrors: &[&Agent]) {
     wait_for(
         "the mirrors to know each other",
         Duration::from_secs(60),
@@ -41,6 +43,32 @@ fn wait_acquainted(mirrors: &[&shoal_e2e::agents::Agent]) {
                 .all(|s| s.peers.iter().filter(|p| p.role == "mirror").count() >= mirrors.len() - 1)
         },
     );
+}
+
+/// An origin publishing a small generation 1 of `dir/src` with its upload
+/// limited to `limit`, and three mirrors that applied it and know each
+/// other.
+fn origin_and_three_mirrors(dir: &Path, limit: &str) -> (Agent, Vec<Agent>) {
+    let src = dir.join("src");
+    write_files(&src, 1, 2, 10_000);
+    let (key, pubkey) = keygen(dir);
+    let origin = start_origin(
+        dir,
+        "origin",
+        &src,
+        &key,
+        "generic",
+        &["--upload-limit", limit],
+    );
+    assert_eq!(publish(&origin.state), 1);
+    let ms: Vec<_> = (1..=3)
+        .map(|i| start_mirror(dir, &format!("m{i}"), &pubkey, &[origin.url()], &[]))
+        .collect();
+    for m in &ms {
+        m.wait_generation(1);
+    }
+    wait_acquainted(&ms.iter().collect::<Vec<_>>());
+    (origin, ms)
 }
 
 /// Three mirrors fetch a generation of 12 MB cut into several packs while
@@ -55,25 +83,8 @@ fn the_origin_sends_each_pack_about_once_and_mirrors_trade_the_rest() {
     let t = tempfile::tempdir().unwrap();
     let dir = t.path();
     let src = dir.join("src");
-    write_files(&src, 1, 2, 10_000);
-    let (key, pubkey) = keygen(dir);
-    let origin = start_origin(
-        dir,
-        "origin",
-        &src,
-        &key,
-        "generic",
-        &["--upload-limit", "4MB"],
-    );
-    assert_eq!(publish(&origin.state), 1);
-    let ms: Vec<_> = (1..=3)
-        .map(|i| start_mirror(dir, &format!("m{i}"), &pubkey, &[origin.url()], &[]))
-        .collect();
+    let (origin, ms) = origin_and_three_mirrors(dir, "4MB");
     let refs: Vec<_> = ms.iter().collect();
-    for m in &ms {
-        m.wait_generation(1);
-    }
-    wait_acquainted(&refs);
     let before_origin = origin.status().unwrap();
     let before: Vec<Status> = statuses(&refs);
 
@@ -143,24 +154,7 @@ fn a_killed_feeder_hands_its_packs_over_and_nothing_waits_on_it() {
     let t = tempfile::tempdir().unwrap();
     let dir = t.path();
     let src = dir.join("src");
-    write_files(&src, 1, 2, 10_000);
-    let (key, pubkey) = keygen(dir);
-    let origin = start_origin(
-        dir,
-        "origin",
-        &src,
-        &key,
-        "generic",
-        &["--upload-limit", "1MB"],
-    );
-    assert_eq!(publish(&origin.state), 1);
-    let mut ms: Vec<_> = (1..=3)
-        .map(|i| start_mirror(dir, &format!("m{i}"), &pubkey, &[origin.url()], &[]))
-        .collect();
-    for m in &ms {
-        m.wait_generation(1);
-    }
-    wait_acquainted(&ms.iter().collect::<Vec<_>>());
+    let (origin, mut ms) = origin_and_three_mirrors(dir, "1MB");
     let s = write_files(&src, 2, 32, 250_000);
     assert_eq!(publish(&origin.state), 2);
     // Kill m3 once it has taken something from the origin: it is feeding.
