@@ -497,3 +497,95 @@ fn flags_host(
         web_port: 80,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cmd {
+        #[command(flatten)]
+        args: BootstrapArgs,
+    }
+
+    const K1: &str = "ed25519:3b6a27bcceb6a42d62a3a8d02a6f0d73653215771de243a63ac048a18b59da29";
+    const K2: &str = "ed25519:8f0d73653215771de243a63ac048a18b59da293b6a27bcceb6a42d62a3a8d02a";
+
+    fn plans(site: &str, hosts: &[&str]) -> Vec<Plan> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("site.yaml");
+        std::fs::write(
+            &path,
+            format!("defaults: {{binary_source: /srv/dist/shoal-agent}}\n{site}"),
+        )
+        .unwrap();
+        let mut argv = vec!["bootstrap", "--agent-binary", "/bin/true"];
+        argv.extend_from_slice(hosts);
+        let cmd = Cmd::parse_from(argv);
+        plans_from_site(&cmd.args, &path).unwrap_or_else(|e| panic!("{e:#}"))
+    }
+
+    #[test]
+    fn each_repository_of_a_host_is_an_agent_of_its_own() {
+        let site = format!(
+            "repositories:\n\
+             \x20 - name: debian\n\
+             \x20   origin: {{host: o.example.org, origin_public_key: '{K1}', repo_dir: /srv/o/debian/repo, state_dir: /srv/o/debian/state}}\n\
+             \x20   mirrors:\n\
+             \x20     - {{host: m1.example.org, repo_dir: /srv/shoal/debian/repo, state_dir: /srv/shoal/debian/state}}\n\
+             \x20 - name: fedora\n\
+             \x20   origin: {{host: o.example.org, listen: '0.0.0.0:8790', origin_public_key: '{K2}', repo_dir: /srv/o/fedora/repo, state_dir: /srv/o/fedora/state}}\n\
+             \x20   mirrors:\n\
+             \x20     - {{host: m1.example.org, repo_dir: /srv/shoal/fedora/repo, state_dir: /srv/shoal/fedora/state, listen: '0.0.0.0:8790'}}\n"
+        );
+        // No HOST: every mirror agent, named <host>/<repository>.
+        let p = plans(&site, &[]);
+        let labels: Vec<&str> = p.iter().map(|p| p.label.as_str()).collect();
+        assert_eq!(labels, ["m1.example.org/debian", "m1.example.org/fedora"]);
+        let f = &p[1];
+        assert_eq!(f.host, "m1.example.org");
+        assert_eq!(f.repository.as_deref(), Some("fedora"));
+        assert_eq!(f.config_file, Path::new("/etc/shoal/fedora.yaml"));
+        assert_eq!(f.unit_name, "shoal-agent@fedora.service");
+        assert_eq!(
+            f.unit_file,
+            Path::new("/etc/systemd/system/shoal-agent@fedora.service")
+        );
+        assert_eq!(f.pidfile(), Path::new("/srv/shoal/fedora/state/agent.pid"));
+        assert_eq!(f.listen.port(), 8790);
+        assert!(
+            f.unit_text.contains("--config /etc/shoal/fedora.yaml run"),
+            "{}",
+            f.unit_text
+        );
+        assert!(f.config_text.contains(K2), "{}", f.config_text);
+        // A HOST named: all its agents, an origin's with its own key.
+        let p = plans(&site, &["o.example.org"]);
+        let keys: Vec<_> = p.iter().map(|p| p.origin_key_file.clone()).collect();
+        assert_eq!(
+            keys,
+            [
+                Some(PathBuf::from("/etc/shoal/debian.key")),
+                Some(PathBuf::from("/etc/shoal/fedora.key"))
+            ]
+        );
+        assert_eq!(p[0].unit_name, "shoal-agent@debian.service");
+    }
+
+    #[test]
+    fn a_one_repository_site_keeps_its_names() {
+        let site = format!(
+            "origin: {{host: o.example.org, origin_public_key: '{K1}'}}\nmirrors: [{{host: m1.example.org}}]\n"
+        );
+        let p = plans(&site, &[]);
+        assert_eq!(p.len(), 1);
+        assert_eq!(p[0].label, "m1.example.org");
+        assert_eq!(p[0].repository, None);
+        assert_eq!(p[0].config_file, Path::new("/etc/shoal/agent.yaml"));
+        assert_eq!(
+            p[0].unit_file,
+            Path::new("/etc/systemd/system/shoal-agent.service")
+        );
+    }
+}
