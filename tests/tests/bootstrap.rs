@@ -1049,7 +1049,8 @@ fn bootstrap_two_repositories_onto_one_mirror_then_nothing_changes() {
     // names the repository whose agent would change, and changes nothing.
     let fedora_cfg = p.join("etc/shoal/fedora.yaml");
     let before = sha256_file(&fedora_cfg);
-    let changed = std::fs::read_to_string(&site).unwrap().replace(
+    let original = std::fs::read_to_string(&site).unwrap();
+    let changed = original.replace(
         "listen: '0.0.0.0:8790'}",
         "listen: '0.0.0.0:8790', poll_interval: 3s}",
     );
@@ -1078,4 +1079,51 @@ fn bootstrap_two_repositories_onto_one_mirror_then_nothing_changes() {
         "the dry run changed the config"
     );
     assert_eq!(pid_in(&p.join("srv/shoal/fedora/state")), pids[1]);
+
+    // A new binary (the same program, one byte longer): the first agent
+    // uploads it, the second finds it in place and restarts all the same.
+    std::fs::write(&site, original).unwrap();
+    let new_bin = bed.dir.join("shoal-agent.new");
+    let mut bytes = std::fs::read(agent_bin()).unwrap();
+    bytes.push(0);
+    std::fs::write(&new_bin, bytes).unwrap();
+    std::fs::set_permissions(
+        &new_bin,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let new_bin_s = new_bin.to_string_lossy().into_owned();
+    let r = bed.bootstrap(&[
+        "--site",
+        &site_s,
+        "--agent-binary",
+        &new_bin_s,
+        "--timeout",
+        "120s",
+    ]);
+    assert!(r.ok(), "bootstrap with a new binary failed:\n{}", r.both());
+    r.says(&[
+        format!("[{h2}/debian] binary: uploaded "),
+        format!(
+            "[{h2}/fedora] binary: {} unchanged",
+            p.join("usr/local/bin/shoal-agent").display()
+        ),
+        "2 agent(s) on 1 host(s): 2 changed, 0 unchanged, 0 failed.".to_string(),
+    ]);
+    for ((name, _), old) in repos.iter().zip(&pids) {
+        r.says(&[format!(
+            "[{h2}/{name}] service: agent restarted under start-stop-daemon (pid "
+        )]);
+        let line = r
+            .stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("[{h2}/{name}] service: agent restarted")))
+            .unwrap();
+        assert!(line.contains("; binary changed)"), "{line}");
+        let pid = pid_in(&p.join(format!("srv/shoal/{name}/state")));
+        assert!(
+            pid != *old && pid_alive(pid) && !pid_alive(*old),
+            "{name}: {old} -> {pid}"
+        );
+    }
 }
