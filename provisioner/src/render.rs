@@ -420,7 +420,9 @@ pub fn render_agent_config(site: &Site, host: &Host) -> String {
     .expect("agent config renders for a validated site")
 }
 
-/// The systemd unit (`<unit_dir>/shoal-agent.service`) of a host.
+/// The systemd unit of a host (`<unit_dir>/shoal-agent.service`, or
+/// `shoal-agent@<name>.service` for a repository of a multi-repository site;
+/// see [`Site::unit_name`]).
 pub fn render_unit(site: &Site, host: &Host) -> String {
     render(
         &engine(),
@@ -549,7 +551,7 @@ pub fn unit_hardening(i: &UnitInputs) -> UnitHardening {
 
 fn unit_context(site: &Site, h: &Host) -> Value {
     let binary = h.agent_binary();
-    let config = h.config_file();
+    let config = site.config_file(h);
     let mut reads = vec![binary.as_path(), config.as_path()];
     if h.role == shoal_config::Role::Origin {
         reads.push(&h.origin_key_file);

@@ -22,7 +22,20 @@ pub struct NsOrigin {
 /// Starts an origin in `h` for `repo`, publishing only on request (and once
 /// at start), with its state and log in the host's folder.
 pub fn start_origin(h: &Host, name: &str, repo: &Path, key: &Path, listen: SocketAddr) -> NsOrigin {
-    let state = h.dir().join("state");
+    start_origin_at(h, name, repo, key, listen, &h.dir().join("state"))
+}
+
+/// [`start_origin`] with the state folder `state`, for a second origin on
+/// the same host.
+pub fn start_origin_at(
+    h: &Host,
+    name: &str,
+    repo: &Path,
+    key: &Path,
+    listen: SocketAddr,
+    state: &Path,
+) -> NsOrigin {
+    let state = state.to_path_buf();
     let log_path = h.dir().join(format!("{name}.log"));
     let log = std::fs::File::create(&log_path).unwrap();
     let listen_s = listen.to_string();

@@ -897,3 +897,233 @@ fn bootstrap_errors_name_the_host_and_the_step() {
         std::fs::read_to_string(&unit).unwrap()
     );
 }
+
+/// A second origin on host 1 (the repository `fedora`, port 8790), next to
+/// the bed's own: its repository, public key and handle.
+fn second_origin(bed: &Bed) -> (NsOrigin, String) {
+    let o = bed.net.host(1);
+    let dir = o.dir().join("fedora");
+    let repo = dir.join("repo");
+    std::fs::create_dir_all(repo.join("Packages")).unwrap();
+    for i in 0..6 {
+        let body: Vec<u8> = (0..(700 + i * 389))
+            .map(|j| ((i * 17 + j) % 241) as u8)
+            .collect();
+        std::fs::write(repo.join(format!("Packages/pkg{i}.rpm")), body).unwrap();
+    }
+    std::fs::write(repo.join("repomd.xml"), "<repomd/>\n").unwrap();
+    let (key, public) = agents::keygen(&dir);
+    let listen = SocketAddr::new(o.addr().into(), 8790);
+    let origin = ns_agents::start_origin_at(o, "fedora", &repo, &key, listen, &dir.join("state"));
+    origin.wait_generation(1);
+    (origin, public)
+}
+
+/// The pid in the pidfile `<state>/agent.pid` of a repository's agent.
+fn pid_in(state: &Path) -> u32 {
+    let p = state.join("agent.pid");
+    std::fs::read_to_string(&p)
+        .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn bootstrap_two_repositories_onto_one_mirror_then_nothing_changes() {
+    let bed = Bed::new("bsr", 2);
+    let (fedora, fedora_pub) = second_origin(&bed);
+    let (h1, h2) = (bed.host_addr(1), bed.host_addr(2));
+    let text = format!(
+        "name: bootstrap-repos\n\
+         defaults:\n  binary_source: {bin}\n  service_manager: daemon\n  poll_interval: 2s\n\
+         repositories:\n\
+         \x20 - name: debian\n\
+         \x20   origin: {{host: {h1}, listen: '{h1}:8780', origin_public_key: '{k1}', repo_dir: /srv/origin/debian/repo, state_dir: /srv/origin/debian/state}}\n\
+         \x20   mirrors:\n\
+         \x20     - {{host: {h2}, repo_dir: /srv/shoal/debian/repo, state_dir: /srv/shoal/debian/state}}\n\
+         \x20 - name: fedora\n\
+         \x20   origin: {{host: {h1}, listen: '{h1}:8790', origin_public_key: '{k2}', repo_dir: /srv/origin/fedora/repo, state_dir: /srv/origin/fedora/state}}\n\
+         \x20   mirrors:\n\
+         \x20     - {{host: {h2}, repo_dir: /srv/shoal/fedora/repo, state_dir: /srv/shoal/fedora/state, listen: '0.0.0.0:8790'}}\n",
+        bin = agent_bin().display(),
+        k1 = bed.origin_pub,
+        k2 = fedora_pub,
+    );
+    let site = bed.dir.join("repos.yaml");
+    std::fs::write(&site, text).unwrap();
+    let site_s = site.to_string_lossy().into_owned();
+    let p = bed.prefix_of(2);
+    let repos = [("debian", &bed.origin), ("fedora", &fedora)];
+
+    // First run: both agents of the one mirror host, one after the other.
+    let r = bed.bootstrap(&["--site", &site_s, "--timeout", "300s"]);
+    assert!(r.ok(), "first bootstrap failed:\n{}", r.both());
+    r.says(&[
+        format!("bootstrapping 2 agent(s) on 1 host(s) of {site_s}"),
+        format!("[{h2}] connect: {h2} (logged in as root"),
+        // The binary both agents share is uploaded once.
+        format!("[{h2}/debian] binary: uploaded "),
+        format!(
+            "[{h2}/fedora] binary: {} unchanged",
+            p.join("usr/local/bin/shoal-agent").display()
+        ),
+        "2 agent(s) on 1 host(s): 2 changed, 0 unchanged, 0 failed.".to_string(),
+    ]);
+    assert_eq!(
+        r.stdout.matches(" connect: ").count(),
+        1,
+        "one SSH connection per host:\n{}",
+        r.both()
+    );
+    let mut pids = Vec::new();
+    for (name, origin) in repos {
+        let g = origin.status().unwrap().generation_applied;
+        let config = p.join(format!("etc/shoal/{name}.yaml"));
+        let unit = p.join(format!("etc/systemd/system/shoal-agent@{name}.service"));
+        r.says(&[
+            format!("[{h2}/{name}] check: Linux "),
+            format!("[{h2}/{name}] config: {} written", config.display()),
+            format!("[{h2}/{name}] unit: {} written", unit.display()),
+            format!("[{h2}/{name}] service: agent started under start-stop-daemon (pid "),
+            format!("[{h2}/{name}] sync: generation {g} applied"),
+        ]);
+        // Its own config, following its own origin, with its own state.
+        let cfg = shoal_config::AgentConfig::load(&config).unwrap();
+        assert_eq!(cfg.mirror.upstreams, vec![origin.url.clone()]);
+        assert_eq!(cfg.state, p.join(format!("srv/shoal/{name}/state")));
+        // Its own unit file, running its own config.
+        let unit_text = std::fs::read_to_string(&unit).unwrap();
+        assert!(
+            unit_text.contains(&format!("--config {} run", config.display())),
+            "{unit_text}"
+        );
+        // Its live tree is its origin's tree.
+        let want = tree(&origin.repo);
+        let got: Vec<_> = tree(&p.join(format!("srv/shoal/{name}/repo")))
+            .into_iter()
+            .filter(|(f, _)| !f.starts_with("project/trace"))
+            .collect();
+        assert!(!want.is_empty());
+        assert!(
+            got == want,
+            "the {name} mirror's tree differs from its origin's"
+        );
+        let pid = pid_in(&p.join(format!("srv/shoal/{name}/state")));
+        assert!(
+            pid_alive(pid),
+            "the {name} agent (pid {pid}) is not running"
+        );
+        pids.push(pid);
+    }
+    assert_ne!(pids[0], pids[1]);
+    assert!(!p.join("etc/shoal/agent.yaml").exists());
+    assert!(!p.join("etc/systemd/system/shoal-agent.service").exists());
+
+    // Second run: nothing changes, and it says so.
+    let r = bed.bootstrap(&["--site", &site_s, "--timeout", "120s"]);
+    assert!(r.ok(), "second bootstrap failed:\n{}", r.both());
+    r.says(&[
+        "2 agent(s) on 1 host(s): 0 changed, 2 unchanged, 0 failed. Nothing to do".to_string(),
+    ]);
+    for ((name, _), pid) in repos.iter().zip(&pids) {
+        for step in ["binary", "config", "unit"] {
+            let line = r
+                .stdout
+                .lines()
+                .find(|l| l.starts_with(&format!("[{h2}/{name}] {step}: ")))
+                .unwrap_or_else(|| panic!("no {step} line for {name}:\n{}", r.both()));
+            assert!(line.contains(" unchanged"), "{line}");
+        }
+        r.says(&[format!(
+            "[{h2}/{name}] service: agent running (pid {pid}) under start-stop-daemon, left as it is"
+        )]);
+        assert_eq!(
+            pid_in(&p.join(format!("srv/shoal/{name}/state"))),
+            *pid,
+            "the second run restarted the {name} agent"
+        );
+    }
+
+    // One repository's setting changes: the dry run of the host (named)
+    // names the repository whose agent would change, and changes nothing.
+    let fedora_cfg = p.join("etc/shoal/fedora.yaml");
+    let before = sha256_file(&fedora_cfg);
+    let original = std::fs::read_to_string(&site).unwrap();
+    let changed = original.replace(
+        "listen: '0.0.0.0:8790'}",
+        "listen: '0.0.0.0:8790', poll_interval: 3s}",
+    );
+    std::fs::write(&site, changed).unwrap();
+    let r = bed.bootstrap(&[&h2, "--site", &site_s, "--dry-run"]);
+    assert!(r.ok(), "dry run failed:\n{}", r.both());
+    r.says(&[
+        format!(
+            "[{h2}/debian] config: {} unchanged",
+            p.join("etc/shoal/debian.yaml").display()
+        ),
+        format!(
+            "[{h2}/fedora] config: would update {}",
+            fedora_cfg.display()
+        ),
+        format!(
+            "[{h2}/fedora] service: would restart the agent (pid {}; config changed)",
+            pids[1]
+        ),
+        "2 agent(s) on 1 host(s): 1 would change, 1 unchanged, 0 failed. Dry run: nothing was changed."
+            .to_string(),
+    ]);
+    assert_eq!(
+        sha256_file(&fedora_cfg),
+        before,
+        "the dry run changed the config"
+    );
+    assert_eq!(pid_in(&p.join("srv/shoal/fedora/state")), pids[1]);
+
+    // A new binary (the same program, one byte longer): the first agent
+    // uploads it, the second finds it in place and restarts all the same.
+    std::fs::write(&site, original).unwrap();
+    let new_bin = bed.dir.join("shoal-agent.new");
+    let mut bytes = std::fs::read(agent_bin()).unwrap();
+    bytes.push(0);
+    std::fs::write(&new_bin, bytes).unwrap();
+    std::fs::set_permissions(
+        &new_bin,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let new_bin_s = new_bin.to_string_lossy().into_owned();
+    let r = bed.bootstrap(&[
+        "--site",
+        &site_s,
+        "--agent-binary",
+        &new_bin_s,
+        "--timeout",
+        "120s",
+    ]);
+    assert!(r.ok(), "bootstrap with a new binary failed:\n{}", r.both());
+    r.says(&[
+        format!("[{h2}/debian] binary: uploaded "),
+        format!(
+            "[{h2}/fedora] binary: {} unchanged",
+            p.join("usr/local/bin/shoal-agent").display()
+        ),
+        "2 agent(s) on 1 host(s): 2 changed, 0 unchanged, 0 failed.".to_string(),
+    ]);
+    for ((name, _), old) in repos.iter().zip(&pids) {
+        r.says(&[format!(
+            "[{h2}/{name}] service: agent restarted under start-stop-daemon (pid "
+        )]);
+        let line = r
+            .stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("[{h2}/{name}] service: agent restarted")))
+            .unwrap();
+        assert!(line.contains("; binary changed)"), "{line}");
+        let pid = pid_in(&p.join(format!("srv/shoal/{name}/state")));
+        assert!(
+            pid != *old && pid_alive(pid) && !pid_alive(*old),
+            "{name}: {old} -> {pid}"
+        );
+    }
+}

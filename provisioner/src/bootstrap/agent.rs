@@ -5,7 +5,7 @@
 use super::args::ManagerChoice;
 use super::plan::Plan;
 use super::ssh::{Out, Remote};
-use super::{LOG_LINES, START_TIMEOUT, UNIT_NAME};
+use super::{LOG_LINES, START_TIMEOUT};
 use shoal_status::Status;
 use std::time::{Duration, Instant};
 
@@ -47,7 +47,7 @@ async fn by_manager(
     daemon: &str,
 ) -> Result<Out, String> {
     match manager {
-        ManagerChoice::Systemd => remote.sh(systemd, &[UNIT_NAME]).await,
+        ManagerChoice::Systemd => remote.sh(systemd, &[&plan.unit_name]).await,
         _ => {
             remote
                 .sh(daemon, &[&plan.pidfile().to_string_lossy()])
@@ -77,7 +77,7 @@ pub async fn log_tail(remote: &Remote, plan: &Plan, manager: ManagerChoice) -> S
             remote
                 .sh(
                     "journalctl -u \"$1\" -n \"$2\" --no-pager -o cat 2>&1",
-                    &[UNIT_NAME, &n],
+                    &[&plan.unit_name, &n],
                 )
                 .await
         }
@@ -91,7 +91,7 @@ pub async fn log_tail(remote: &Remote, plan: &Plan, manager: ManagerChoice) -> S
         }
     };
     let source = match manager {
-        ManagerChoice::Systemd => format!("journalctl -u {UNIT_NAME}"),
+        ManagerChoice::Systemd => format!("journalctl -u {}", plan.unit_name),
         _ => plan.logfile().display().to_string(),
     };
     match out {

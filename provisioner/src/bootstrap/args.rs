@@ -25,12 +25,20 @@ use std::time::Duration;
 /// With --site, the hosts, paths and settings come from the site file;
 /// without it, --origin, --origin-key and --repo describe a mirror (the other
 /// settings take the documented defaults of docs/parameters.md).
+///
+/// A site with `repositories:` gets one agent per repository on each host,
+/// as the Puppet module and the Ansible role deploy them: the config
+/// <config_dir>/<name>.yaml, the unit shoal-agent@<name>.service, the
+/// repository's own state folder (pidfile, log) and ports. The agents of one
+/// host share its SSH connection and binary and are set up one after the
+/// other; lines and the summary name each `<host>/<repository>`.
 #[derive(Debug, Args)]
 pub struct BootstrapArgs {
     /// The hosts: SSH destinations `[user@]host` or `ssh://[user@]host[:port]`.
     /// With --site each must be a host of the site (matched by its `host` or
-    /// `address`), and no HOST means every mirror of the site. Without --site
-    /// at least one HOST is needed.
+    /// `address`), and no HOST means every mirror of the site (on a site with
+    /// `repositories:`, every mirror agent; a HOST named gets all its agents,
+    /// origins too). Without --site at least one HOST is needed.
     #[arg(value_name = "HOST")]
     pub hosts: Vec<String>,
 

@@ -4,7 +4,6 @@
 
 use super::plan::Plan;
 use super::ssh::Remote;
-use super::UNIT_NAME;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::Path;
 
@@ -82,7 +81,7 @@ pub async fn gather(remote: &Remote, plan: &Plan) -> Result<Facts, String> {
                 &plan.repo_dir.to_string_lossy(),
                 &install_dir.to_string_lossy(),
                 &pidfile.to_string_lossy(),
-                UNIT_NAME,
+                &plan.unit_name,
             ],
         )
         .await?;

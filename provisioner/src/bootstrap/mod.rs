@@ -25,6 +25,15 @@
 //!
 //! `--dry-run` stops after the comparisons and prints what would change.
 //!
+//! A site with `repositories:` gives a host one agent per repository it
+//! serves (config `<config_dir>/<name>.yaml`, unit
+//! `shoal-agent@<name>.service`, its own state folder, pidfile and ports,
+//! as the Puppet module and the Ansible role deploy them). The agents of one
+//! host share its SSH connection and run the steps after `connect` one
+//! after the other, each named `<host>/<repository>`; the shared binary is
+//! uploaded by the first and found unchanged by the others (which still
+//! restart when it changed).
+//!
 //! Where things are: [`args`] the flags; [`plan`] what each host should end
 //! up with; [`ssh`] the session and destinations; [`facts`] what a host is;
 //! [`check`] whether it can take an agent; [`upload`] the `binary`,
@@ -59,10 +68,13 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 use steps::{bootstrap_host, Ctx, HostError};
+use summary::Counted;
 use summary::{summary, Outcome};
 use ui::Ui;
 
-/// The systemd unit's name on every host.
+/// The systemd unit's name of a host's one agent (a repository of a
+/// multi-repository site has `shoal-agent@<name>.service`, see
+/// [`crate::site::Site::unit_name`]).
 const UNIT_NAME: &str = "shoal-agent.service";
 /// How long a freshly started agent gets to answer on its admin socket.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -103,10 +115,17 @@ pub fn run(args: &BootstrapArgs) -> Result<ExitCode> {
         dry_run: args.dry_run,
         http,
     });
-    let jobs = usize::from(args.jobs).min(plans.len()).max(1);
+    let hosts = by_host(plans);
+    let counted = Counted::new(
+        hosts
+            .iter()
+            .flatten()
+            .map(|p| (p.host.as_str(), p.repository.is_some())),
+    );
+    let jobs = usize::from(args.jobs).min(hosts.len()).max(1);
     ui.line(&format!(
-        "bootstrapping {} host(s){}, {} at a time{}",
-        plans.len(),
+        "bootstrapping {}{}, {} at a time{}",
+        counted,
         args.site
             .as_ref()
             .map(|s| format!(" of {}", s.display()))
@@ -118,7 +137,7 @@ pub fn run(args: &BootstrapArgs) -> Result<ExitCode> {
             ""
         }
     ));
-    let outcomes = run_hosts(ctx, plans, jobs)?;
+    let outcomes = run_hosts(ctx, hosts, jobs)?;
     print!("{}", summary(&outcomes, args.dry_run));
     let failed: Vec<&HostError> = outcomes.iter().filter_map(|o| o.error.as_ref()).collect();
     for e in &failed {
@@ -160,8 +179,21 @@ fn local_binaries(ui: &Ui, plans: &[Plan]) -> Result<Vec<LocalBinary>> {
     Ok(binaries)
 }
 
-/// Bootstraps every host, `jobs` at a time, on a small async runtime.
-fn run_hosts(ctx: Arc<Ctx>, plans: Vec<Plan>, jobs: usize) -> Result<Vec<Outcome>> {
+/// The plans grouped by host (their SSH destination), in first-seen order.
+fn by_host(plans: Vec<Plan>) -> Vec<Vec<Plan>> {
+    let mut hosts: Vec<Vec<Plan>> = Vec::new();
+    for p in plans {
+        match hosts.iter_mut().find(|g| g[0].dest == p.dest) {
+            Some(g) => g.push(p),
+            None => hosts.push(vec![p]),
+        }
+    }
+    hosts
+}
+
+/// Bootstraps every host, `jobs` at a time, on a small async runtime; the
+/// agents of one host one after the other.
+fn run_hosts(ctx: Arc<Ctx>, hosts: Vec<Vec<Plan>>, jobs: usize) -> Result<Vec<Outcome>> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -170,17 +202,17 @@ fn run_hosts(ctx: Arc<Ctx>, plans: Vec<Plan>, jobs: usize) -> Result<Vec<Outcome
     let outcomes = rt.block_on(async {
         let sem = Arc::new(tokio::sync::Semaphore::new(jobs));
         let mut tasks = Vec::new();
-        for plan in plans {
+        for plans in hosts {
             let ctx = ctx.clone();
             let sem = sem.clone();
             tasks.push(tokio::spawn(async move {
                 let _permit = sem.acquire_owned().await.expect("semaphore open");
-                bootstrap_host(ctx, plan).await
+                bootstrap_host(ctx, plans).await
             }));
         }
         let mut out = Vec::new();
         for t in tasks {
-            out.push(t.await.expect("bootstrap task"));
+            out.extend(t.await.expect("bootstrap task"));
         }
         out
     });

@@ -1,12 +1,16 @@
-//! What each host should end up with: the [`Plan`] of one host (paths,
-//! addresses, the rendered config and unit, the service manager), made
-//! from a site file (`--site`) or from the flags that describe a mirror.
+//! What each host should end up with: the [`Plan`] of one agent on one host
+//! (paths, addresses, the rendered config and unit, the service manager),
+//! made from a site file (`--site`) or from the flags that describe a
+//! mirror. A site with `repositories:` gives one plan per (host,
+//! repository): config `<config_dir>/<name>.yaml`, unit
+//! `shoal-agent@<name>.service`, its own state folder and ports, as the
+//! Puppet module and the Ansible role name them.
 
 use super::args::{BootstrapArgs, ManagerChoice};
 use super::ssh::Dest;
 use super::UNIT_NAME;
 use crate::render::{render_agent_config, render_unit};
-use crate::site::{self, Site};
+use crate::site::{self, Site, Sites};
 use anyhow::{anyhow, bail, Result};
 use shoal_config::{AgentConfig, MirrorConfig, Role};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -15,8 +19,15 @@ use std::path::{Path, PathBuf};
 /// Everything needed to bootstrap one host.
 #[derive(Debug, Clone)]
 pub struct Plan {
-    /// The host's name in every line and error.
+    /// The agent's name in every line and error: the host, or
+    /// `<host>/<repository>` for a repository of a multi-repository site.
     pub label: String,
+    /// The host's name (the `connect` step's line).
+    pub host: String,
+    /// The repository's name on a multi-repository site.
+    pub repository: Option<String>,
+    /// The systemd unit's name (`shoal-agent.service`, `shoal-agent@<name>.service`).
+    pub unit_name: String,
     /// The SSH destination.
     pub dest: String,
     pub role: Role,
@@ -93,7 +104,7 @@ fn check_manager_with_prefix(
 
 /// The plans for `--site`.
 pub fn plans_from_site(args: &BootstrapArgs, path: &Path) -> Result<Vec<Plan>> {
-    let site = Site::load(path).map_err(|e| {
+    let sites = Sites::load(path).map_err(|e| {
         anyhow!(
             "{e}\n{}: {} problem(s); fix them (`shoal check --site {}` lists them) and run again",
             path.display(),
@@ -102,53 +113,63 @@ pub fn plans_from_site(args: &BootstrapArgs, path: &Path) -> Result<Vec<Plan>> {
         )
     })?;
     let picked = if args.hosts.is_empty() {
-        site_mirrors(&site, path)?
+        site_mirrors(&sites, path)?
     } else {
-        args.hosts
-            .iter()
-            .map(|a| site_host(&site, path, a))
-            .collect::<Result<Vec<_>>>()?
+        let mut all = Vec::new();
+        for a in &args.hosts {
+            all.extend(site_host(&sites, path, a)?);
+        }
+        all
     };
     picked
         .into_iter()
-        .map(|(h, dest)| site_plan(args, &site, h, &dest))
+        .map(|(site, h, dest)| site_plan(args, site, h, &dest))
         .collect()
 }
 
-/// Every mirror of the site, reached at its address (no HOST given).
-fn site_mirrors(site: &Site, path: &Path) -> Result<Vec<(site::Host, Dest)>> {
-    if site.mirrors().is_empty() {
-        bail!(
-            "{}: the site has no mirrors; add a `mirrors:` list, or name the host to bootstrap",
-            path.display()
-        );
-    }
-    Ok(site
-        .mirrors()
-        .iter()
-        .map(|h| {
+/// One agent to plan: its repository's site, its host entry, and how to
+/// reach the host.
+type Picked<'a> = (&'a Site, site::Host, Dest);
+
+/// Every mirror agent of the site, reached at its host's address (no HOST
+/// given), host by host.
+fn site_mirrors<'a>(sites: &'a Sites, path: &Path) -> Result<Vec<Picked<'a>>> {
+    let picked: Vec<Picked> = sites
+        .hosts()
+        .into_iter()
+        .flat_map(|g| g.agents)
+        .filter(|(_, h)| h.role == Role::Mirror)
+        .map(|(site, h)| {
             let dest = Dest {
                 user: None,
                 host: h.address.clone(),
                 port: None,
             };
-            (h.clone(), dest)
+            (site, h.clone(), dest)
         })
-        .collect())
+        .collect();
+    if picked.is_empty() {
+        bail!(
+            "{}: the site has no mirrors; add a `mirrors:` list, or name the host to bootstrap",
+            path.display()
+        );
+    }
+    Ok(picked)
 }
 
-/// The site host a HOST argument names (by `host`, else by `address`).
-fn site_host(site: &Site, path: &Path, a: &str) -> Result<(site::Host, Dest)> {
+/// The agents of the site host a HOST argument names (by `host`, else by
+/// `address`): one per repository the host serves.
+fn site_host<'a>(sites: &'a Sites, path: &Path, a: &str) -> Result<Vec<Picked<'a>>> {
     let d = Dest::parse(a)?;
-    let Some(h) = site
-        .hosts
+    let hosts = sites.hosts();
+    let Some(g) = hosts
         .iter()
-        .find(|h| h.host == d.host)
-        .or_else(|| site.hosts.iter().find(|h| h.address == d.host))
+        .find(|g| g.first.host == d.host)
+        .or_else(|| hosts.iter().find(|g| g.first.address == d.host))
     else {
-        let names: Vec<String> = site
-            .hosts
+        let names: Vec<String> = hosts
             .iter()
+            .map(|g| g.first)
             .map(|h| {
                 if h.address == h.host {
                     h.host.clone()
@@ -167,10 +188,13 @@ fn site_host(site: &Site, path: &Path, a: &str) -> Result<(site::Host, Dest)> {
     // The site's address is how this machine reaches the host.
     let dest = Dest {
         user: d.user.clone(),
-        host: h.address.clone(),
+        host: g.first.address.clone(),
         port: d.port,
     };
-    Ok((h.clone(), dest))
+    Ok(g.agents
+        .iter()
+        .map(|(site, h)| (*site, (*h).clone(), dest.clone()))
+        .collect())
 }
 
 /// The plan of one site host.
@@ -208,13 +232,20 @@ fn site_plan(args: &BootstrapArgs, site: &Site, mut h: site::Host, dest: &Dest) 
         binaries.extend(sibling_agent());
     }
     let origin_url = site.origin().advertise_url.clone();
+    let unit_name = site.unit_name();
     Ok(Plan {
-        label: h.host.clone(),
+        label: match &site.repository {
+            Some(r) => format!("{}/{r}", h.host),
+            None => h.host.clone(),
+        },
+        host: h.host.clone(),
+        repository: site.repository.clone(),
         dest: dest.to_ssh(args.user.as_deref()),
         role: h.role,
         agent_bin: h.agent_binary(),
-        config_file: h.config_file(),
-        unit_file: h.unit_dir.join(UNIT_NAME),
+        config_file: site.config_file(&h),
+        unit_file: h.unit_dir.join(&unit_name),
+        unit_name,
         repo_dir: h.repo_dir.clone(),
         state_dir: h.state_dir.clone(),
         listen: h.listen,
@@ -349,7 +380,10 @@ fn flags_plan(args: &BootstrapArgs, flags: &Flags<'_>, d: &Dest) -> Result<Plan>
     let unit_text = render_unit(&fake_site, &host);
     let manager = check_manager_with_prefix(&label, manager_from(args, None), prefix.is_some())?;
     Ok(Plan {
+        host: label.clone(),
         label,
+        repository: None,
+        unit_name: UNIT_NAME.to_string(),
         dest: d.to_ssh(args.user.as_deref()),
         role: Role::Mirror,
         agent_bin: host.agent_binary(),
@@ -461,5 +495,97 @@ fn flags_host(
         manage_web: false,
         web_server_name: None,
         web_port: 80,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cmd {
+        #[command(flatten)]
+        args: BootstrapArgs,
+    }
+
+    const K1: &str = "ed25519:3b6a27bcceb6a42d62a3a8d02a6f0d73653215771de243a63ac048a18b59da29";
+    const K2: &str = "ed25519:8f0d73653215771de243a63ac048a18b59da293b6a27bcceb6a42d62a3a8d02a";
+
+    fn plans(site: &str, hosts: &[&str]) -> Vec<Plan> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("site.yaml");
+        std::fs::write(
+            &path,
+            format!("defaults: {{binary_source: /srv/dist/shoal-agent}}\n{site}"),
+        )
+        .unwrap();
+        let mut argv = vec!["bootstrap", "--agent-binary", "/bin/true"];
+        argv.extend_from_slice(hosts);
+        let cmd = Cmd::parse_from(argv);
+        plans_from_site(&cmd.args, &path).unwrap_or_else(|e| panic!("{e:#}"))
+    }
+
+    #[test]
+    fn each_repository_of_a_host_is_an_agent_of_its_own() {
+        let site = format!(
+            "repositories:\n\
+             \x20 - name: debian\n\
+             \x20   origin: {{host: o.example.org, origin_public_key: '{K1}', repo_dir: /srv/o/debian/repo, state_dir: /srv/o/debian/state}}\n\
+             \x20   mirrors:\n\
+             \x20     - {{host: m1.example.org, repo_dir: /srv/shoal/debian/repo, state_dir: /srv/shoal/debian/state}}\n\
+             \x20 - name: fedora\n\
+             \x20   origin: {{host: o.example.org, listen: '0.0.0.0:8790', origin_public_key: '{K2}', repo_dir: /srv/o/fedora/repo, state_dir: /srv/o/fedora/state}}\n\
+             \x20   mirrors:\n\
+             \x20     - {{host: m1.example.org, repo_dir: /srv/shoal/fedora/repo, state_dir: /srv/shoal/fedora/state, listen: '0.0.0.0:8790'}}\n"
+        );
+        // No HOST: every mirror agent, named <host>/<repository>.
+        let p = plans(&site, &[]);
+        let labels: Vec<&str> = p.iter().map(|p| p.label.as_str()).collect();
+        assert_eq!(labels, ["m1.example.org/debian", "m1.example.org/fedora"]);
+        let f = &p[1];
+        assert_eq!(f.host, "m1.example.org");
+        assert_eq!(f.repository.as_deref(), Some("fedora"));
+        assert_eq!(f.config_file, Path::new("/etc/shoal/fedora.yaml"));
+        assert_eq!(f.unit_name, "shoal-agent@fedora.service");
+        assert_eq!(
+            f.unit_file,
+            Path::new("/etc/systemd/system/shoal-agent@fedora.service")
+        );
+        assert_eq!(f.pidfile(), Path::new("/srv/shoal/fedora/state/agent.pid"));
+        assert_eq!(f.listen.port(), 8790);
+        assert!(
+            f.unit_text.contains("--config /etc/shoal/fedora.yaml run"),
+            "{}",
+            f.unit_text
+        );
+        assert!(f.config_text.contains(K2), "{}", f.config_text);
+        // A HOST named: all its agents, an origin's with its own key.
+        let p = plans(&site, &["o.example.org"]);
+        let keys: Vec<_> = p.iter().map(|p| p.origin_key_file.clone()).collect();
+        assert_eq!(
+            keys,
+            [
+                Some(PathBuf::from("/etc/shoal/debian.key")),
+                Some(PathBuf::from("/etc/shoal/fedora.key"))
+            ]
+        );
+        assert_eq!(p[0].unit_name, "shoal-agent@debian.service");
+    }
+
+    #[test]
+    fn a_one_repository_site_keeps_its_names() {
+        let site = format!(
+            "origin: {{host: o.example.org, origin_public_key: '{K1}'}}\nmirrors: [{{host: m1.example.org}}]\n"
+        );
+        let p = plans(&site, &[]);
+        assert_eq!(p.len(), 1);
+        assert_eq!(p[0].label, "m1.example.org");
+        assert_eq!(p[0].repository, None);
+        assert_eq!(p[0].config_file, Path::new("/etc/shoal/agent.yaml"));
+        assert_eq!(
+            p[0].unit_file,
+            Path::new("/etc/systemd/system/shoal-agent.service")
+        );
     }
 }

@@ -10,7 +10,6 @@ use super::args::ManagerChoice;
 use super::plan::Plan;
 use super::ssh::Remote;
 use super::ui::Step;
-use super::UNIT_NAME;
 
 /// Reloads systemd when the unit changed (`$2` = yes) and enables `$1`.
 const ENABLE_SCRIPT: &str = r#"set -e
@@ -82,7 +81,7 @@ pub async fn service(
     }
     make_folders(remote, s.plan).await?;
     let unit_note = if s.manager == ManagerChoice::Systemd {
-        enable_unit(remote, s.unit_changed).await?
+        enable_unit(remote, &s.plan.unit_name, s.unit_changed).await?
     } else {
         String::new()
     };
@@ -128,12 +127,12 @@ async fn make_folders(remote: &Remote, plan: &Plan) -> Result<(), String> {
 }
 
 /// Enables the systemd unit; returns `, unit enabled` when it was not yet.
-async fn enable_unit(remote: &Remote, unit_changed: bool) -> Result<String, String> {
+async fn enable_unit(remote: &Remote, unit: &str, unit_changed: bool) -> Result<String, String> {
     let out = remote
         .sh_ok(
             "enabling the systemd unit",
             ENABLE_SCRIPT,
-            &[UNIT_NAME, if unit_changed { "yes" } else { "no" }],
+            &[unit, if unit_changed { "yes" } else { "no" }],
         )
         .await?;
     Ok(if out.contains("enabled") {
@@ -151,11 +150,12 @@ async fn start(
     action: &str,
 ) -> Result<String, String> {
     if manager == ManagerChoice::Systemd {
+        let unit = &plan.unit_name;
         return remote
             .sh_ok(
-                &format!("systemctl {action} {UNIT_NAME}"),
+                &format!("systemctl {action} {unit}"),
                 "systemctl \"$1\" \"$2\"",
-                &[action, UNIT_NAME],
+                &[action, unit],
             )
             .await;
     }

@@ -1,7 +1,9 @@
-//! One host, step by step: `connect`, `check`, `binary`, `config`, `unit`,
-//! `service`, `sync`, in that order. Each step is a progress line and, when
-//! it fails, an error that names the host and the step; the work of each
-//! lives in the module named after it.
+//! One host, step by step: `connect`, then for each of its agents (one, or
+//! one per repository of a multi-repository site, one after the other over
+//! the same connection) `check`, `binary`, `config`, `unit`, `service`,
+//! `sync`, in that order. Each step is a progress line and, when it fails,
+//! an error that names the host (and repository) and the step; the work of
+//! each lives in the module named after it.
 
 use super::args::ManagerChoice;
 use super::binary::LocalBinary;
@@ -49,48 +51,117 @@ impl std::fmt::Display for HostError {
 
 type StepResult<T> = Result<T, HostError>;
 
-/// One host's run: what it was told and what it has done so far.
+/// One agent's run: what it was told and what it has done so far.
 struct HostRun<'a> {
     ctx: &'a Ctx,
     plan: &'a Plan,
+    /// An earlier agent of this host changed the binary they share (so
+    /// this one restarts too).
+    binary_changed_before: bool,
     changed: Vec<String>,
     service: String,
     generation: String,
 }
 
-/// Bootstraps one host; never fails, the outcome says how it ended.
-pub async fn bootstrap_host(ctx: Arc<Ctx>, plan: Plan) -> Outcome {
+/// Bootstraps the agents of one host (`plans`, all with its destination)
+/// over one SSH connection, one after the other; never fails, each outcome
+/// says how its agent ended.
+pub async fn bootstrap_host(ctx: Arc<Ctx>, plans: Vec<Plan>) -> Vec<Outcome> {
     let started = Instant::now();
-    let mut run = HostRun {
-        ctx: &ctx,
-        plan: &plan,
-        changed: Vec::new(),
-        service: String::new(),
-        generation: "-".into(),
+    let remote = match connect(&ctx, &plans[0]).await {
+        Ok(r) => r,
+        Err(msg) => {
+            return plans
+                .iter()
+                .map(|p| {
+                    let error = HostError {
+                        host: p.label.clone(),
+                        step: "connect",
+                        message: msg.clone(),
+                    };
+                    outcome(
+                        p,
+                        Vec::new(),
+                        String::new(),
+                        "-".into(),
+                        started,
+                        Some(error),
+                    )
+                })
+                .collect();
+        }
     };
-    let result = run_host(&mut run).await;
+    let mut outcomes = Vec::new();
+    let mut binary_changed = false;
+    for plan in &plans {
+        let started = if outcomes.is_empty() {
+            started
+        } else {
+            Instant::now()
+        };
+        let mut run = HostRun {
+            ctx: &ctx,
+            plan,
+            binary_changed_before: binary_changed,
+            changed: Vec::new(),
+            service: String::new(),
+            generation: "-".into(),
+        };
+        let result = run_steps(&mut run, &remote).await;
+        binary_changed |= run.changed.iter().any(|c| c == "binary");
+        outcomes.push(outcome(
+            plan,
+            run.changed,
+            run.service,
+            run.generation,
+            started,
+            result.err(),
+        ));
+    }
+    let _ = remote.session.close().await;
+    outcomes
+}
+
+fn outcome(
+    plan: &Plan,
+    changed: Vec<String>,
+    service: String,
+    generation: String,
+    started: Instant,
+    error: Option<HostError>,
+) -> Outcome {
     Outcome {
         label: plan.label.clone(),
-        changed: run.changed,
-        service: run.service,
-        generation: run.generation,
+        host: plan.host.clone(),
+        repository: plan.repository.is_some(),
+        changed,
+        service,
+        generation,
         seconds: started.elapsed().as_secs_f64(),
-        error: result.err(),
+        error,
     }
 }
 
-async fn run_host(run: &mut HostRun<'_>) -> StepResult<()> {
-    let remote = run.connect().await?;
-    let result = run_steps(run, &remote).await;
-    let _ = remote.session.close().await;
-    result
+/// The `connect` step of a host (its line names the host alone).
+async fn connect(ctx: &Ctx, plan: &Plan) -> Result<Remote, String> {
+    let st = ctx.ui.step(&plan.host, "connect");
+    match ssh::connect(&ctx.ssh, &plan.dest).await {
+        Ok((remote, msg)) => {
+            st.done(msg);
+            Ok(remote)
+        }
+        Err(msg) => {
+            st.finish(false, msg.clone());
+            Err(msg)
+        }
+    }
 }
 
-/// The steps after `connect`, in order.
+/// The steps of one agent after `connect`, in order.
 async fn run_steps(run: &mut HostRun<'_>, remote: &Remote) -> StepResult<()> {
     let plan = run.plan;
     let (facts, bin, manager) = run.check(remote).await?;
-    let bin_changed = run.binary(remote, &bin, &facts).await?;
+    let bin_changed = run.binary(remote, &bin, &facts).await? || run.binary_changed_before;
     let cfg_changed = run
         .file(remote, "config", &plan.config_file, &plan.config_text, "")
         .await?;
@@ -144,12 +215,6 @@ impl HostRun<'_> {
                 })
             }
         }
-    }
-
-    async fn connect(&mut self) -> StepResult<Remote> {
-        let st = self.begin("connect");
-        let r = ssh::connect(&self.ctx.ssh, &self.plan.dest).await;
-        self.end(st, r)
     }
 
     async fn check(&mut self, remote: &Remote) -> StepResult<(Facts, LocalBinary, ManagerChoice)> {

@@ -1,16 +1,58 @@
-//! How each host ended, and the table `shoal bootstrap` prints at the end.
+//! How each agent ended, and the table `shoal bootstrap` prints at the end.
 
 use super::steps::HostError;
 
-/// How a host ended.
+/// How one agent (a host, or a repository on a host) ended.
 #[derive(Debug, Clone)]
 pub struct Outcome {
+    /// The plan's label (`<host>` or `<host>/<repository>`).
     pub label: String,
+    pub host: String,
+    /// Whether the agent is one repository of a multi-repository site.
+    pub repository: bool,
     pub changed: Vec<String>,
     pub service: String,
     pub generation: String,
     pub seconds: f64,
     pub error: Option<HostError>,
+}
+
+/// How many agents on how many hosts: `N host(s)` when each host has one
+/// agent of a one-repository site, `N agent(s) on M host(s)` otherwise.
+pub struct Counted {
+    agents: usize,
+    hosts: usize,
+    repositories: bool,
+}
+
+impl Counted {
+    /// Counts `(host, is a repository of a multi-repository site)` pairs.
+    pub fn new<'a>(agents: impl Iterator<Item = (&'a str, bool)>) -> Counted {
+        let mut hosts: Vec<&str> = Vec::new();
+        let (mut n, mut repositories) = (0, false);
+        for (h, r) in agents {
+            n += 1;
+            repositories |= r;
+            if !hosts.contains(&h) {
+                hosts.push(h);
+            }
+        }
+        Counted {
+            agents: n,
+            hosts: hosts.len(),
+            repositories,
+        }
+    }
+}
+
+impl std::fmt::Display for Counted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.repositories {
+            write!(f, "{} agent(s) on {} host(s)", self.agents, self.hosts)
+        } else {
+            write!(f, "{} host(s)", self.agents)
+        }
+    }
 }
 
 /// The table printed at the end.
@@ -52,9 +94,9 @@ pub fn summary(outcomes: &[Outcome], dry_run: bool) -> String {
         .count();
     let changed = outcomes.len() - failed - unchanged;
     let verb = if dry_run { "would change" } else { "changed" };
+    let counted = Counted::new(outcomes.iter().map(|o| (o.host.as_str(), o.repository)));
     out.push_str(&format!(
-        "{} host(s): {changed} {verb}, {unchanged} unchanged, {failed} failed.",
-        outcomes.len()
+        "{counted}: {changed} {verb}, {unchanged} unchanged, {failed} failed."
     ));
     if failed == 0 && changed == 0 {
         out.push_str(" Nothing to do: every host is already as described.");
@@ -73,6 +115,8 @@ mod tests {
     fn summary_says_when_nothing_changed() {
         let o = |label: &str, changed: Vec<String>| Outcome {
             label: label.into(),
+            host: label.into(),
+            repository: false,
             changed,
             service: "agent running (pid 1)".into(),
             generation: "3/3".into(),
@@ -86,5 +130,32 @@ mod tests {
         );
         let s = summary(&[o("a", vec!["config".into()])], false);
         assert!(s.contains("1 changed"), "{s}");
+    }
+
+    #[test]
+    fn summary_counts_the_agents_of_each_host() {
+        let o = |host: &str, repo: &str, changed: Vec<String>| Outcome {
+            label: format!("{host}/{repo}"),
+            host: host.into(),
+            repository: true,
+            changed,
+            service: "agent running (pid 1)".into(),
+            generation: "3/3".into(),
+            seconds: 1.0,
+            error: None,
+        };
+        let s = summary(
+            &[
+                o("m1", "debian", vec!["config".into()]),
+                o("m1", "fedora", vec![]),
+                o("m2", "debian", vec![]),
+            ],
+            false,
+        );
+        assert!(
+            s.contains("3 agent(s) on 2 host(s): 1 changed, 2 unchanged, 0 failed."),
+            "{s}"
+        );
+        assert!(s.contains("m1/fedora"), "{s}");
     }
 }

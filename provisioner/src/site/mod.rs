@@ -162,11 +162,11 @@ impl Site {
                 &spans,
                 "repositories",
                 format!(
-                    "this site lists several repositories, and `shoal bootstrap`, `shoal render unit` and \
+                    "this site lists several repositories, and `shoal render unit` and \
                      `shoal render agent-config` take one repository per site file so far: deploy it with \
-                     `shoal render puppet` or `shoal render ansible` (the Puppet class's repositories, the \
-                     Ansible role's shoal_repositories), or split the file into one site per repository \
-                     (`shoal check` and `shoal status` read it as it is; see {DOC})"
+                     `shoal bootstrap --site`, `shoal render puppet` or `shoal render ansible` (the Puppet \
+                     class's repositories, the Ansible role's shoal_repositories), or split the file into one \
+                     site per repository (`shoal check` and `shoal status` read it as it is; see {DOC})"
                 ),
             )]));
         }
@@ -191,6 +191,26 @@ impl Site {
     /// The mirrors.
     pub fn mirrors(&self) -> &[Host] {
         &self.hosts[1..]
+    }
+
+    /// The config file of `h`'s agent: `<config_dir>/<name>.yaml` for a
+    /// repository of a multi-repository site (as the Puppet module and the
+    /// Ansible role name it), `<config_dir>/agent.yaml` otherwise.
+    pub fn config_file(&self, h: &Host) -> PathBuf {
+        match &self.repository {
+            Some(name) => h.config_dir.join(format!("{name}.yaml")),
+            None => h.config_file(),
+        }
+    }
+
+    /// The systemd unit of this site's agents: `shoal-agent@<name>.service`
+    /// for a repository of a multi-repository site, `shoal-agent.service`
+    /// otherwise.
+    pub fn unit_name(&self) -> String {
+        match &self.repository {
+            Some(name) => format!("shoal-agent@{name}.service"),
+            None => "shoal-agent.service".to_string(),
+        }
     }
 
     /// A host by name.
