@@ -73,3 +73,54 @@ pub fn assert_linked_into(file: &Path, store: &Path) -> std::path::PathBuf {
         store.display()
     );
 }
+
+/// Disk use of the trees under `roots`, as `du` counts it: allocated
+/// bytes of every regular file, each inode once (a hard link in two trees
+/// costs nothing the second time).
+pub fn disk_use(roots: &[&Path]) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let mut seen = std::collections::HashSet::new();
+    let mut total = 0u64;
+    let mut stack: Vec<std::path::PathBuf> = roots.iter().map(|r| r.to_path_buf()).collect();
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let Ok(m) = std::fs::symlink_metadata(e.path()) else {
+                continue;
+            };
+            if m.is_dir() {
+                stack.push(e.path());
+            } else if m.is_file() && seen.insert((m.dev(), m.ino())) {
+                total += m.blocks() * 512;
+            }
+        }
+    }
+    total
+}
+
+/// Measures and prints what a mirror's live tree and state folder take on
+/// disk together, and asserts the payload `files` (in `live`) are stored
+/// once: the bytes the two folders share (counted in each alone, once
+/// together) are at least the payload's.
+pub fn assert_stored_once(name: &str, live: &Path, state: &Path, files: &[&Path]) {
+    use std::os::unix::fs::MetadataExt;
+    let repo = disk_use(&[live]);
+    let store = disk_use(&[state]);
+    let both = disk_use(&[live, state]);
+    let shared = repo + store - both;
+    let payload: u64 = files
+        .iter()
+        .map(|f| std::fs::metadata(f).map(|m| m.blocks() * 512).unwrap_or(0))
+        .sum();
+    println!(
+        "{name}: disk use: live tree {repo} B, state {store} B, both {both} B, shared by hard \
+         links {shared} B, payload {payload} B"
+    );
+    assert!(
+        shared >= payload,
+        "{name}: the live tree and the state share {shared} B, less than the payload's \
+         {payload} B: the agent copied instead of linking"
+    );
+}

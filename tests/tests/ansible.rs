@@ -1574,6 +1574,12 @@ fn two_repositories_on_one_host_sync_hard_link_and_one_is_removed_cleanly() {
             &p.join(format!("srv/{name}/state")),
         );
         println!("{name}: {} is linked from {}", files[1], linked.display());
+        shoal_e2e::files::assert_stored_once(
+            name,
+            &live,
+            &p.join(format!("srv/{name}/state")),
+            &[&live.join(files[0]), &live.join(files[1])],
+        );
     }
     assert!(
         !p.join("srv/alpha/repo/Packages").exists(),

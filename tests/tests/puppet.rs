@@ -1097,6 +1097,12 @@ fn two_repositories_on_one_host_sync_hard_link_and_one_is_removed_cleanly() {
             &live.join("pool/file"),
             &sb.path(&format!("srv/{n}/state")),
         );
+        shoal_e2e::files::assert_stored_once(
+            n,
+            &live,
+            &sb.path(&format!("srv/{n}/state")),
+            &[&live.join("pool/file")],
+        );
     }
     let second = sb.apply(&site, &[]);
     assert_eq!(
