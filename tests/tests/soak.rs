@@ -534,9 +534,23 @@ fn soak(name: &str, make: impl FnOnce(&Path) -> Box<dyn Archive>) {
         finals.push(ok);
     }
 
-    // 0 consistency errors from the Shoal mirrors; some from the control.
+    // No consistency errors from the Shoal mirrors but for one known race
+    // (see docs/reliability.md): an apt client that reads InRelease just
+    // before an index switch and Packages.gz just after it sees one
+    // "unexpected size"; reprepro writes no by-hash indices, so no mirror
+    // can prevent it. One such run per mirror is tolerated and reported;
+    // anything more, or any other kind of error, fails. The control
+    // (naive rsync) must show errors.
     for (i, t) in tallies.iter().enumerate().take(MIRRORS) {
-        let bad = t.inconsistencies() + t.count(Category::Other);
+        let straddles = t.count(Category::UnexpectedSize).min(1);
+        if straddles > 0 {
+            eprintln!(
+                "{}: one client run straddled an index switch (tolerated):\n  {}",
+                labels[i],
+                describe(t)
+            );
+        }
+        let bad = t.inconsistencies() - straddles + t.count(Category::Other);
         if bad > 0 {
             failures.push(format!(
                 "clients of {} saw errors:\n  {}",
