@@ -43,8 +43,6 @@ pub struct AddPack {
     pub announce_interval: Duration,
     /// Refuse every write (the origin only seeds).
     pub read_only: bool,
-    /// Add paused (the caller selects files, then calls [`Bt::select`]).
-    pub paused: bool,
 }
 
 /// Running byte totals.
@@ -154,14 +152,12 @@ impl Bt {
             trackers,
             announce_interval,
             read_only,
-            paused,
         } = p;
         if let Some(t) = self.get(id) {
             return Ok(t);
         }
         let opts = AddTorrentOptions {
             overwrite: true,
-            paused,
             output_folder: Some(folder.to_string_lossy().into_owned()),
             initial_peers: if peers.is_empty() { None } else { Some(peers) },
             trackers: Some(trackers),
@@ -189,27 +185,6 @@ impl Bt {
         });
         self.torrents.lock().unwrap().insert(id, t.clone());
         Ok(t)
-    }
-
-    /// Downloads only `files` (torrent file indices) of a pack, starting it
-    /// if it was added paused.
-    pub async fn select(
-        &self,
-        t: &Torrent,
-        files: &std::collections::HashSet<usize>,
-    ) -> Result<()> {
-        t.handle.wait_until_initialized().await?;
-        self.session
-            .update_only_files(&t.handle, files)
-            .await
-            .with_context(|| format!("cannot select files of pack {}", t.id))?;
-        if t.handle.is_paused() {
-            self.session
-                .unpause(&t.handle)
-                .await
-                .with_context(|| format!("cannot start pack {}", t.id))?;
-        }
-        Ok(())
     }
 
     /// Pauses a pack and starts it again at once: every connection is

@@ -155,7 +155,7 @@ async fn reseed(agent: &Arc<Agent>, ms: &MirrorState) {
         }
         match std::fs::read(agent.store.torrent(&p.info_hash)) {
             Ok(t) => {
-                if let Err(e) = add_pack(agent, p.id, &p.info_hash, t, false).await {
+                if let Err(e) = add_pack(agent, p.id, &p.info_hash, t).await {
                     tracing::warn!(pack = p.id, error = %e, "cannot reseed pack");
                 } else {
                     bytes += p.bytes;
@@ -183,7 +183,6 @@ async fn add_pack(
     id: u64,
     ih: &str,
     torrent: Vec<u8>,
-    paused: bool,
 ) -> Result<Arc<crate::bt::Torrent>> {
     let known = agent.peers.lock().unwrap().list();
     let origins: Vec<std::net::SocketAddr> = known
@@ -217,7 +216,6 @@ async fn add_pack(
             trackers: agent.trackers(ih),
             announce_interval: agent.cfg.network.announce_interval,
             read_only: false,
-            paused,
         })
         .await
 }
@@ -845,7 +843,7 @@ async fn download(
     check_space(&store, &todo)?;
     let mut packs = Vec::new();
     for (p, bytes, parsed) in fetched {
-        let torrent = add_pack(agent, p.id, &p.info_hash, bytes.clone(), false).await?;
+        let torrent = add_pack(agent, p.id, &p.info_hash, bytes.clone()).await?;
         packs.push(Fetching {
             torrent,
             info_hash: p.info_hash.clone(),
@@ -1149,7 +1147,7 @@ fn prelink(
 async fn readd(agent: &Arc<Agent>, f: &mut Fetching) -> Result<Arc<crate::bt::Torrent>> {
     let id = f.torrent.id;
     agent.bt.remove(id).await?;
-    add_pack(agent, id, &f.info_hash, f.bytes.clone(), false).await
+    add_pack(agent, id, &f.info_hash, f.bytes.clone()).await
 }
 
 /// Checks every content of a pack folder; returns the first bad one.

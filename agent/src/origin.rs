@@ -345,7 +345,6 @@ async fn seed_packs(agent: &Arc<Agent>, packs: Vec<ToSeed>) -> Result<Vec<(u64, 
                 trackers: Vec::new(),
                 announce_interval: agent.cfg.network.announce_interval,
                 read_only: true,
-                paused: false,
             })
             .await?;
         bytes += p.bytes;

@@ -829,6 +829,23 @@ mod tests {
     }
 
     #[test]
+    fn pack_split_out_of_range_is_named() {
+        for v in ["0", "1025"] {
+            let y = format!(
+                "role: origin\nrepo: /srv/r\nstate: /var/s\nlisten: 127.0.0.1:1\n\
+                 origin: {{key: /k, pack_split: {v}}}\n"
+            );
+            let e = AgentConfig::from_yaml(&y, "o.yaml")
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("origin.pack_split") && e.contains("1 to 1024"),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
     fn publish_gate_and_storage_settings_are_checked() {
         let origin = |extra: &str| {
             format!(

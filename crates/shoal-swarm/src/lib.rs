@@ -173,12 +173,7 @@ impl Schedule {
         while let Some((pack, size)) = self.pending.first().cloned() {
             let best = live
                 .iter()
-                .min_by(|a, b| {
-                    let la = load.get(&a.name).copied().unwrap_or(0) as f64 / a.weight.max(1e-9);
-                    let lb = load.get(&b.name).copied().unwrap_or(0) as f64 / b.weight.max(1e-9);
-                    la.total_cmp(&lb)
-                        .then_with(|| rendezvous(&pack, &a.name).cmp(&rendezvous(&pack, &b.name)))
-                })
+                .min_by(|a, b| by_load(&pack, &load, a, b))
                 .expect("live is not empty");
             let have = load.get(&best.name).copied().unwrap_or(0);
             if have as f64 >= self.lead as f64 * best.weight.max(1e-9) {
@@ -339,12 +334,7 @@ impl Schedule {
         } else {
             fresh
         };
-        let best = pool.into_iter().min_by(|a, b| {
-            let la = load.get(&a.name).copied().unwrap_or(0) as f64 / a.weight.max(1e-9);
-            let lb = load.get(&b.name).copied().unwrap_or(0) as f64 / b.weight.max(1e-9);
-            la.total_cmp(&lb)
-                .then_with(|| rendezvous(pack, &a.name).cmp(&rendezvous(pack, &b.name)))
-        })?;
+        let best = pool.into_iter().min_by(|a, b| by_load(pack, &load, a, b))?;
         st.feeder = Some(Feeder {
             name: best.name.clone(),
             since: now,
@@ -420,6 +410,20 @@ pub const MIN_PACK: u64 = 1 << 20;
 /// wakes it. Mirrors relay pieces as they arrive, so this keeps a relay
 /// close behind its source.
 pub const KICK_AFTER_SECS: f64 = 1.5;
+
+/// Feeder order for `pack`: fewer unfinished fed bytes per weight first,
+/// ties by rendezvous rank.
+fn by_load(
+    pack: &str,
+    load: &HashMap<String, u64>,
+    a: &Candidate,
+    b: &Candidate,
+) -> std::cmp::Ordering {
+    let per = |c: &Candidate| load.get(&c.name).copied().unwrap_or(0) as f64 / c.weight.max(1e-9);
+    per(a)
+        .total_cmp(&per(b))
+        .then_with(|| rendezvous(pack, &a.name).cmp(&rendezvous(pack, &b.name)))
+}
 
 /// Rendezvous (highest random weight) rank of `name` for `pack`: lower is
 /// preferred. Every agent computes the same order for the same inputs.
