@@ -27,6 +27,9 @@ pub struct Torrent {
     pub info_hash: String,
     pub handle: Arc<ManagedTorrent>,
     pub added: Instant,
+    /// Since when the pack has been complete with no live peer, as last
+    /// seen by [`crate::rest::sweep`].
+    pub idle_since: Mutex<Option<Instant>>,
 }
 
 /// A pack to add to the session.
@@ -59,6 +62,9 @@ pub struct Totals {
 pub struct Bt {
     pub session: Arc<Session>,
     torrents: Mutex<HashMap<u64, Arc<Torrent>>>,
+    /// Complete packs kept out of the session until a peer needs them
+    /// ([`crate::rest`]).
+    resting: Mutex<HashMap<u64, crate::rest::Resting>>,
     totals: Mutex<Totals>,
     /// Last seen counters per (pack, peer address): (fetched, uploaded).
     last: Mutex<HashMap<(u64, String), (u64, u64)>>,
@@ -134,6 +140,7 @@ impl Bt {
         Ok(Bt {
             session,
             torrents: Mutex::new(HashMap::new()),
+            resting: Mutex::new(HashMap::new()),
             totals: Mutex::new(Totals::default()),
             last: Mutex::new(HashMap::new()),
             known: Mutex::new(HashMap::new()),
@@ -156,6 +163,7 @@ impl Bt {
         if let Some(t) = self.get(id) {
             return Ok(t);
         }
+        self.resting.lock().unwrap().remove(&id);
         let opts = AddTorrentOptions {
             overwrite: true,
             output_folder: Some(folder.to_string_lossy().into_owned()),
@@ -182,6 +190,7 @@ impl Bt {
             info_hash,
             handle,
             added: Instant::now(),
+            idle_since: Mutex::new(None),
         });
         self.torrents.lock().unwrap().insert(id, t.clone());
         Ok(t)
@@ -233,9 +242,61 @@ impl Bt {
         v
     }
 
-    /// Removes a pack from the session (its files stay unless the caller
-    /// deletes them).
+    /// Removes a pack from the session, or forgets it if it rests (its
+    /// files stay unless the caller deletes them).
     pub async fn remove(&self, id: u64) -> Result<()> {
+        self.resting.lock().unwrap().remove(&id);
+        self.leave_session(id).await
+    }
+
+    /// Takes a pack out of the session and keeps it as resting: it is
+    /// listed as resting before it leaves, so a tracker query in between
+    /// still finds it.
+    pub async fn to_rest(&self, r: crate::rest::Resting) -> Result<()> {
+        let id = r.id;
+        self.rest(r);
+        self.leave_session(id).await
+    }
+
+    /// Records a complete pack that is not in the session.
+    pub fn rest(&self, r: crate::rest::Resting) {
+        self.resting.lock().unwrap().insert(r.id, r);
+    }
+
+    /// The resting pack with this info hash, taken out of the resting set
+    /// (to be woken: only one caller gets it).
+    pub fn take_resting(&self, info_hash: &str) -> Option<crate::rest::Resting> {
+        let mut r = self.resting.lock().unwrap();
+        let id = r.values().find(|p| p.info_hash == info_hash)?.id;
+        r.remove(&id)
+    }
+
+    /// The resting pack with this info hash, if any.
+    pub fn resting_by_hash(&self, info_hash: &str) -> Option<crate::rest::Resting> {
+        let r = self.resting.lock().unwrap();
+        r.values().find(|p| p.info_hash == info_hash).cloned()
+    }
+
+    /// Every resting pack, by id.
+    pub fn resting(&self) -> Vec<crate::rest::Resting> {
+        let mut v: Vec<_> = self.resting.lock().unwrap().values().cloned().collect();
+        v.sort_by_key(|r| r.id);
+        v
+    }
+
+    /// The info hash of a pack, in the session or resting.
+    pub fn info_hash(&self, id: u64) -> Option<String> {
+        if let Some(t) = self.get(id) {
+            return Some(t.info_hash.clone());
+        }
+        self.resting
+            .lock()
+            .unwrap()
+            .get(&id)
+            .map(|r| r.info_hash.clone())
+    }
+
+    async fn leave_session(&self, id: u64) -> Result<()> {
         let t = self.torrents.lock().unwrap().remove(&id);
         if let Some(t) = t {
             self.sample();

@@ -134,6 +134,10 @@ pub struct Common {
     /// How often peers re-announce to the agents' trackers, e.g. 30s.
     #[arg(long)]
     pub announce_interval: Option<String>,
+    /// Take a complete pack with no peers out of the BitTorrent session
+    /// after this long, e.g. 5m; a peer that needs it wakes it (0s = never).
+    #[arg(long)]
+    pub rest_after: Option<String>,
     /// Start even when --repo and --state are on different mounts, copying
     /// files instead of hard-linking them (twice the disk space); without
     /// it such an agent refuses to start (storage.allow_copy).

@@ -164,13 +164,19 @@ async fn tracker(State(a): State<Arc<Agent>>, RawQuery(q): RawQuery) -> Response
             .map(|(p, _)| (p.role.as_str(), p.peer_addr)),
     );
     let me = a.cfg.peer_listen();
+    let ih = hex::encode(q.info_hash);
+    let asker_addr = asker.as_ref().map(|p| p.peer_addr);
     match a.cfg.role {
         shoal_config::Role::Origin => {
-            if schedule_origin(&a, &q, asker.as_ref().map(|p| p.name.as_str())) {
+            if schedule_origin(&a, &ih, &q, asker.as_ref().map(|p| p.name.as_str())) {
+                wake_for(&a, &ih, q.left, asker_addr).await;
                 addrs.extend(me);
             }
         }
-        shoal_config::Role::Mirror => addrs.extend(me),
+        shoal_config::Role::Mirror => {
+            wake_for(&a, &ih, q.left, asker_addr).await;
+            addrs.extend(me);
+        }
     }
     (
         [(header::CONTENT_TYPE, "text/plain")],
@@ -179,16 +185,42 @@ async fn tracker(State(a): State<Arc<Agent>>, RawQuery(q): RawQuery) -> Response
         .into_response()
 }
 
+/// How long a tracker answer waits for a resting pack to wake (librqbit
+/// checks it first); the woken pack dials the asker anyway.
+const WAKE_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Wakes the pack `ih` if it rests here and the asker still lacks bytes
+/// of it ([`crate::rest`]).
+async fn wake_for(a: &Arc<Agent>, ih: &str, left: u64, dial: Option<std::net::SocketAddr>) {
+    if left == 0 || a.bt.resting_by_hash(ih).is_none() {
+        return;
+    }
+    let (a2, ih2) = (a.clone(), ih.to_string());
+    let job = tokio::spawn(async move {
+        if let Err(e) = crate::rest::wake(&a2, &ih2, dial).await {
+            tracing::warn!(error = %format!("{e:#}"), "cannot wake a resting pack");
+        }
+    });
+    let _ = tokio::time::timeout(WAKE_WAIT, job).await;
+}
+
 /// The origin's part of a tracker answer: does `asker` get the origin for
-/// the pack it asks about? Packs the origin does not seed are not
-/// scheduled (it has nothing to give).
-fn schedule_origin(a: &Agent, q: &shoal_pack::tracker::AnnounceQuery, asker: Option<&str>) -> bool {
-    let ih = hex::encode(q.info_hash);
+/// the pack it asks about? Packs the origin does not hold (seeding or
+/// resting) are not scheduled (it has nothing to give).
+fn schedule_origin(
+    a: &Agent,
+    ih: &str,
+    q: &shoal_pack::tracker::AnnounceQuery,
+    asker: Option<&str>,
+) -> bool {
     let torrents = a.bt.all();
-    let Some(t) = torrents.iter().find(|t| t.info_hash == ih) else {
+    let held = match torrents.iter().find(|t| t.info_hash == ih) {
+        Some(t) => Some((t.id, t.handle.stats().total_bytes)),
+        None => a.bt.resting_by_hash(ih).map(|r| (r.id, r.bytes)),
+    };
+    let Some((id, size)) = held else {
         return false;
     };
-    let size = t.handle.stats().total_bytes;
     let params = shoal_swarm::Params::for_interval(a.cfg.network.announce_interval.as_secs_f64());
     let live = a.live_mirrors(params.dead_after);
     let mut s = a.schedule.lock().unwrap();
@@ -196,7 +228,7 @@ fn schedule_origin(a: &Agent, q: &shoal_pack::tracker::AnnounceQuery, asker: Opt
         s.retain(&|k| torrents.iter().any(|t| t.info_hash == k));
     }
     let ask = shoal_swarm::Announce {
-        pack: &ih,
+        pack: ih,
         size,
         asker,
         left: q.left,
@@ -204,11 +236,11 @@ fn schedule_origin(a: &Agent, q: &shoal_pack::tracker::AnnounceQuery, asker: Opt
     let (origin, handover) = s.ask(&ask, &live, a.clock(), &params);
     match handover {
         Some(shoal_swarm::Handover::Assigned { to }) => {
-            tracing::debug!(pack = t.id, feeder = %to, "pack assigned a feeder")
+            tracing::debug!(pack = id, feeder = %to, "pack assigned a feeder")
         }
         Some(shoal_swarm::Handover::Moved { from, to, why }) => {
             a.status.lock().unwrap().feeder_handovers += 1;
-            tracing::info!(pack = t.id, from = %from, to = %to, "pack's feeder {why}: moved")
+            tracing::info!(pack = id, from = %from, to = %to, "pack's feeder {why}: moved")
         }
         None => {}
     }
@@ -332,6 +364,13 @@ pub fn metrics_text(st: &shoal_status::Status) -> String {
         "Syncs or publishes that failed since the agent started.",
     );
     let _ = writeln!(m, "shoal_sync_failures_total {}", st.sync_failures);
+    head(
+        &mut m,
+        "shoal_packs_woken_total",
+        "counter",
+        "Resting packs woken because a peer needed them.",
+    );
+    let _ = writeln!(m, "shoal_packs_woken_total {}", st.packs_woken);
     if st.role == "origin" {
         head(
             &mut m,
@@ -378,7 +417,14 @@ pub fn metrics_text(st: &shoal_status::Status) -> String {
         let _ = writeln!(m, "shoal_sent_bytes_total{{destination=\"{dst}\"}} {v}");
     }
     head(&mut m, "shoal_packs", "gauge", "Packs by state.");
-    for state in ["checking", "downloading", "seeding", "paused", "error"] {
+    for state in [
+        "checking",
+        "downloading",
+        "seeding",
+        "resting",
+        "paused",
+        "error",
+    ] {
         let n = st.packs.iter().filter(|p| p.state == state).count();
         let _ = writeln!(m, "shoal_packs{{state=\"{state}\"}} {n}");
     }

@@ -28,6 +28,7 @@ pub mod linkcheck;
 pub mod mirror;
 pub mod origin;
 pub mod peers;
+pub mod rest;
 pub mod storage;
 pub mod store;
 
@@ -65,6 +66,9 @@ pub struct Agent {
     pub schedule: Mutex<shoal_swarm::Schedule>,
     /// The schedule's clock starts here.
     pub epoch: std::time::Instant,
+    /// Origin: packs found damaged when woken ([`rest::wake`]); the next
+    /// publish packs their contents again.
+    pub damaged: Mutex<Vec<u64>>,
     /// Held for the agent's lifetime: one agent per state directory.
     _lock: std::fs::File,
 }
@@ -305,6 +309,21 @@ impl Agent {
                 waiting: self.pack_notes.lock().unwrap().get(&t.id).cloned(),
             });
         }
+        packs.extend(
+            self.bt
+                .resting()
+                .into_iter()
+                .map(|r| shoal_status::PackStatus {
+                    id: r.id,
+                    info_hash: r.info_hash,
+                    files: r.files,
+                    bytes: r.bytes,
+                    have_bytes: r.bytes,
+                    state: "resting".into(),
+                    ..Default::default()
+                }),
+        );
+        packs.sort_by_key(|p| p.id);
         let peer_list = self.peers.lock().unwrap().list();
         let mut st = self.status.lock().unwrap();
         st.packs = packs;
@@ -512,6 +531,7 @@ pub async fn run(cfg: AgentConfig) -> Result<()> {
         pack_notes: Mutex::new(Default::default()),
         schedule: Mutex::new(shoal_swarm::Schedule::new()),
         epoch: std::time::Instant::now(),
+        damaged: Mutex::new(Vec::new()),
         node_key,
         origin_key,
         _lock: lock,
@@ -545,6 +565,16 @@ pub async fn run(cfg: AgentConfig) -> Result<()> {
             }
         })
     };
+    let rester = {
+        let agent = agent.clone();
+        tokio::spawn(async move {
+            let every = rest::sweep_every(agent.cfg.network.rest_after);
+            loop {
+                tokio::time::sleep(every).await;
+                rest::sweep(&agent).await;
+            }
+        })
+    };
     let role_task = {
         let agent = agent.clone();
         tokio::spawn(async move {
@@ -564,6 +594,7 @@ pub async fn run(cfg: AgentConfig) -> Result<()> {
         r = admin_task => r.context("admin task panicked")?.context("admin socket failed"),
     };
     sampler.abort();
+    rester.abort();
     agent.bt.session.stop().await;
     let _ = std::fs::remove_file(agent.store.admin_socket());
     result

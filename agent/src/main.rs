@@ -91,6 +91,9 @@ fn build_config(file: Option<&PathBuf>, role: Role, c: &Common) -> Result<(Agent
     if let Some(v) = &c.announce_interval {
         cfg.network.announce_interval = parse_dur(v, "announce-interval")?;
     }
+    if let Some(v) = &c.rest_after {
+        cfg.network.rest_after = parse_dur(v, "rest-after")?;
+    }
     if c.allow_copy {
         cfg.storage.allow_copy = true;
     }

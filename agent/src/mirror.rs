@@ -144,13 +144,26 @@ fn load(agent: &Agent, key: PublicKey) -> Result<MirrorState> {
     Ok(ms)
 }
 
-/// Starts seeding every verified pack again (librqbit re-checks them).
+/// Seeds every verified pack again: a pack whose seal still matches rests
+/// without a check ([`crate::rest`]); the others are added to the session,
+/// where librqbit re-checks them.
 async fn reseed(agent: &Arc<Agent>, ms: &MirrorState) {
     let Some(m) = &ms.manifest else { return };
     let started = Instant::now();
     let mut bytes = 0;
+    let mut resting = 0;
     for p in &m.header.packs {
         if !ms.verified.contains(&p.id) {
+            continue;
+        }
+        if crate::rest::sealed(agent, p.id) {
+            agent.bt.rest(crate::rest::Resting {
+                id: p.id,
+                info_hash: p.info_hash.clone(),
+                files: p.files,
+                bytes: p.bytes,
+            });
+            resting += 1;
             continue;
         }
         match std::fs::read(agent.store.torrent(&p.info_hash)) {
@@ -168,7 +181,12 @@ async fn reseed(agent: &Arc<Agent>, ms: &MirrorState) {
         let _ = t.handle.wait_until_initialized().await;
     }
     let secs = started.elapsed().as_secs_f64();
-    tracing::info!(seconds = secs, bytes, "packs checked and seeding again");
+    tracing::info!(
+        seconds = secs,
+        bytes,
+        resting,
+        "packs checked and seeding again; sealed packs rest unread"
+    );
     let mut st = agent.status.lock().unwrap();
     st.last_check_seconds = Some(secs);
     st.last_check_bytes = bytes;
@@ -178,7 +196,7 @@ async fn reseed(agent: &Arc<Agent>, ms: &MirrorState) {
 /// knows (never the origin: only the origin's tracker hands the origin out,
 /// to the pack's feeder; see [`shoal_swarm`]), and its trackers name this
 /// agent.
-async fn add_pack(
+pub(crate) async fn add_pack(
     agent: &Arc<Agent>,
     id: u64,
     ih: &str,
@@ -594,10 +612,11 @@ async fn retire_packs(agent: &Agent, ms: &mut MirrorState, live_ids: &HashSet<u6
     gone.sort_unstable();
     gone.dedup();
     for id in gone {
-        if let Some(t) = agent.bt.get(id) {
-            let _ = std::fs::remove_file(store.torrent(&t.info_hash));
+        if let Some(ih) = agent.bt.info_hash(id) {
+            let _ = std::fs::remove_file(store.torrent(&ih));
         }
         agent.bt.remove(id).await?;
+        let _ = std::fs::remove_file(store.seal(id));
         agent.pack_notes.lock().unwrap().remove(&id);
         let _ = std::fs::remove_dir_all(store.pack_dir(id));
         let _ = std::fs::remove_file(store.verified(id));

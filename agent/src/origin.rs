@@ -200,12 +200,7 @@ async fn load_state(agent: &Arc<Agent>, st: &mut OriginState) -> Result<()> {
             packs = st.packs.len(),
             "loaded last publication"
         );
-        let list = st
-            .packs
-            .iter()
-            .map(|(id, p)| ToSeed::stored(agent, *id, p))
-            .collect::<Result<Vec<_>>>()?;
-        for (id, why) in seed_packs(agent, list).await? {
+        for (id, why) in seed_or_rest(agent, &st.packs).await? {
             tracing::warn!(
                 pack = id,
                 "{why}; its contents will be packed again from the tree"
@@ -237,11 +232,7 @@ async fn load_state(agent: &Arc<Agent>, st: &mut OriginState) -> Result<()> {
             st.retiring.insert(id, r);
         }
     }
-    let list = retiring_packs
-        .iter()
-        .map(|(id, p)| ToSeed::stored(agent, *id, p))
-        .collect::<Result<Vec<_>>>()?;
-    for (id, _) in seed_packs(agent, list).await? {
+    for (id, _) in seed_or_rest(agent, &retiring_packs).await? {
         st.retiring.remove(&id);
     }
     save_retiring(agent, st)?;
@@ -258,6 +249,49 @@ async fn load_state(agent: &Arc<Agent>, st: &mut OriginState) -> Result<()> {
     }
     st.loaded = true;
     Ok(())
+}
+
+/// Seeds stored packs again: a pack whose seal still matches rests without
+/// a check ([`crate::rest`]); the others are checked by librqbit
+/// ([`seed_packs`]), whose verdict this returns.
+async fn seed_or_rest(
+    agent: &Arc<Agent>,
+    packs: &BTreeMap<u64, LivePack>,
+) -> Result<Vec<(u64, String)>> {
+    let mut check = Vec::new();
+    for (id, p) in packs {
+        if crate::rest::sealed(agent, *id) {
+            agent.bt.rest(crate::rest::Resting {
+                id: *id,
+                info_hash: p.info_hash.clone(),
+                files: p.parsed.files.len() as u64,
+                bytes: p.bytes(),
+            });
+        } else {
+            check.push(ToSeed::stored(agent, *id, p)?);
+        }
+    }
+    let bad = seed_packs(agent, check).await?;
+    for (id, _) in &bad {
+        let _ = std::fs::remove_file(agent.store.seal(*id));
+    }
+    Ok(bad)
+}
+
+/// Drops the packs a wake found damaged ([`crate::rest::wake`]) from the
+/// current state, so this publish packs their contents again.
+fn drop_damaged(agent: &Agent, st: &mut OriginState) {
+    let ids: Vec<u64> = std::mem::take(&mut *agent.damaged.lock().unwrap());
+    for id in ids {
+        if st.packs.remove(&id).is_some() {
+            st.catalog.retain(|_, p| *p != id);
+            tracing::warn!(
+                pack = id,
+                "pack damaged on disk: packing its contents again"
+            );
+        }
+        st.retiring.remove(&id);
+    }
 }
 
 /// Removes pack folders that no generation names (a publish that failed
@@ -298,6 +332,7 @@ async fn expire_retired(agent: &Arc<Agent>, st: &mut OriginState) {
             tracing::warn!(pack = id, error = %format!("{e:#}"), "cannot stop seeding a retired pack");
         }
         let _ = std::fs::remove_dir_all(agent.store.pack_dir(*id));
+        let _ = std::fs::remove_file(agent.store.seal(*id));
         st.retiring.remove(id);
     }
     tracing::info!(packs = ?expired, "stopped seeding retired packs");
@@ -744,6 +779,7 @@ pub async fn publish_changes(
         load_state(agent, &mut st).await?;
     }
     expire_retired(agent, &mut st).await;
+    drop_damaged(agent, &mut st);
     if let Some(c) = gate::find_lock(&agent.cfg.repo, &agent.cfg.origin.publish_locks)? {
         gate_closed(agent, c, force)?;
     }

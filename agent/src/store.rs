@@ -11,6 +11,7 @@
 //!   torrents/<info-hash>.torrent
 //!   packs/<pack-id>/<xx>/<sha256>   pack store: librqbit downloads and seeds here
 //!   verified/<pack-id>          marker: every content of the pack passed SHA-256
+//!   seals/<pack-id>             a resting pack's file names, sizes, mtimes, inodes, hashed
 //!   staging/                    origin: copies being hashed
 //!   retiring.json               origin: dropped packs still seeded, and until when
 //!   last-pack-id                origin: highest pack id ever used (ids are never reused)
@@ -72,6 +73,10 @@ impl Store {
     }
     pub fn verified(&self, pack: u64) -> PathBuf {
         self.root.join("verified").join(pack.to_string())
+    }
+    /// The seal of a resting pack ([`crate::rest::seal_of`]).
+    pub fn seal(&self, pack: u64) -> PathBuf {
+        self.root.join("seals").join(pack.to_string())
     }
     pub fn last_pack_id(&self) -> PathBuf {
         self.root.join("last-pack-id")

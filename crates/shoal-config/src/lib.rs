@@ -296,6 +296,12 @@ pub struct NetworkConfig {
     /// How often peers re-announce to the agents' built-in trackers.
     #[serde(with = "duration")]
     pub announce_interval: Duration,
+    /// A complete pack with no peer for this long leaves the BitTorrent
+    /// session: it rests, costing no memory and no start-up check, until a
+    /// peer announces that it needs it (`0s` keeps every pack in the
+    /// session).
+    #[serde(with = "duration")]
+    pub rest_after: Duration,
 }
 
 impl Default for NetworkConfig {
@@ -309,6 +315,7 @@ impl Default for NetworkConfig {
             upload_limit: 0,
             download_limit: 0,
             announce_interval: Duration::from_secs(30),
+            rest_after: Duration::from_secs(300),
         }
     }
 }

@@ -512,6 +512,7 @@ impl Fixture {
             }],
             last_check_seconds: None,
             last_check_bytes: 0,
+            packs_woken: 0,
         };
         let statuses = vec![
             serde_json::to_vec(&status).expect("status serializes"),

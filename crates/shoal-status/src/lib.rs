@@ -86,6 +86,10 @@ pub struct Status {
     pub last_check_seconds: Option<f64>,
     /// Bytes checked in that time.
     pub last_check_bytes: u64,
+    /// Resting packs (state `resting`: complete, out of the BitTorrent
+    /// session) woken because a peer needed them, since the agent started.
+    #[serde(default)]
+    pub packs_woken: u64,
 }
 
 /// Another agent this one knows.
@@ -109,7 +113,9 @@ pub struct PackStatus {
     pub files: u64,
     pub bytes: u64,
     pub have_bytes: u64,
-    /// `checking`, `downloading`, `seeding`, `paused`, `error`.
+    /// `checking`, `downloading`, `seeding`, `paused`, `error`, or
+    /// `resting` (complete and out of the BitTorrent session until a peer
+    /// needs it).
     pub state: String,
     pub uploaded_bytes: u64,
     pub downloaded_bytes: u64,

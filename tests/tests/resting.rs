@@ -1,0 +1,238 @@
+//! Resting packs: a restarted agent serves its generation and seeds what
+//! peers need without reading its pack store at start-up, and a pack
+//! whose files changed while the agent was down is checked again.
+//!
+//! Read volume is `rchar` from `/proc/PID/io`: every byte the process got
+//! from `read(2)`-like calls, page cache or not, so it bounds what
+//! librqbit's check would read. What every agent reads whatever it holds
+//! (TLS root certificates, about 0.9 MB) is measured on an idle agent and
+//! taken off.
+
+use shoal_e2e::agents::{
+    assert_same_tree, keygen, publish, start_mirror, start_mirror_at, start_origin, wait_for, Agent,
+};
+use shoal_status::Status;
+use std::path::Path;
+use std::time::Duration;
+
+const REST: &[&str] = &["--rest-after", "1s"];
+
+/// Writes `n` distinct files of `size` bytes under `src/pool`; returns
+/// their total size.
+fn write_files(src: &Path, n: usize, size: usize) -> u64 {
+    let dir = src.join("pool");
+    std::fs::create_dir_all(&dir).unwrap();
+    for i in 0..n {
+        let mut d = vec![(i % 251) as u8; size];
+        d[..8].copy_from_slice(&(i as u64).to_le_bytes());
+        std::fs::write(dir.join(format!("f{i}.deb")), d).unwrap();
+    }
+    (n * size) as u64
+}
+
+/// Bytes the process has read so far (`rchar`).
+fn read_chars(a: &Agent) -> u64 {
+    let io = std::fs::read_to_string(format!("/proc/{}/io", a.proc.pid())).unwrap();
+    io.lines()
+        .find_map(|l| l.strip_prefix("rchar: "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("rchar in /proc/PID/io")
+}
+
+fn resting(s: &Status) -> usize {
+    s.packs.iter().filter(|p| p.state == "resting").count()
+}
+
+/// What an agent reads at start-up whatever it holds (the system's TLS
+/// root certificates, its config): `rchar` of a mirror with an empty
+/// state whose upstream refuses connections, once it is up.
+fn fixed_reads(dir: &Path, pubkey: &str) -> u64 {
+    let idle = start_mirror(dir, "idle", pubkey, &["http://127.0.0.1:1".into()], REST);
+    std::thread::sleep(Duration::from_secs(2));
+    read_chars(&idle)
+}
+
+/// Waits until every pack of `a` rests; returns how many there are.
+fn wait_all_resting(a: &Agent) -> usize {
+    let mut n = 0;
+    wait_for(
+        &format!("every pack of {} to rest", a.proc.name),
+        Duration::from_secs(60),
+        || {
+            let s = a.status().unwrap();
+            n = s.packs.len();
+            n > 0 && resting(&s) == n
+        },
+    );
+    n
+}
+
+/// Waits until the agent is up and seeding again after a restart.
+fn wait_reseeded(a: &Agent, generation: u64) -> Status {
+    let mut last = None;
+    wait_for(
+        &format!("{} to seed generation {generation} again", a.proc.name),
+        Duration::from_secs(60),
+        || {
+            let s = a.status().unwrap();
+            let ok = s.last_check_seconds.is_some()
+                && !s.packs.is_empty()
+                && s.packs
+                    .iter()
+                    .all(|p| p.state == "resting" || p.state == "seeding");
+            if ok {
+                last = Some(s);
+            }
+            ok
+        },
+    );
+    last.unwrap()
+}
+
+#[test]
+fn restarted_agents_read_no_pack_data_and_still_seed_what_peers_need() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path();
+    let src = dir.join("src");
+    let s = write_files(&src, 24, 1_000_000);
+    let (key, pubkey) = keygen(dir);
+    let fixed = fixed_reads(dir, &pubkey);
+    let mut origin = start_origin(dir, "origin", &src, &key, "generic", REST);
+    assert_eq!(publish(&origin.state), 1);
+    let mut m1 = start_mirror(dir, "m1", &pubkey, &[origin.url()], REST);
+    m1.wait_generation(1);
+    let packs = wait_all_resting(&m1);
+    assert!(packs >= 2, "24 MB should make several packs, got {packs}");
+    wait_all_resting(&origin);
+
+    // A mirror restart: nothing of the 24 MB is read, every pack rests.
+    m1.proc.stop();
+    let (m1_repo, m1_state) = (m1.repo.clone(), m1.state.clone());
+    m1 = start_mirror_at(
+        dir,
+        "m1",
+        &m1_repo,
+        &m1_state,
+        &pubkey,
+        &[origin.url()],
+        REST,
+    );
+    let st = wait_reseeded(&m1, 1);
+    let read = read_chars(&m1).saturating_sub(fixed);
+    eprintln!(
+        "m1 restarted: read {read} bytes beyond the {fixed} every agent reads, for {s} bytes \
+         of packs"
+    );
+    assert_eq!(st.generation_applied, 1);
+    assert_eq!(st.last_check_bytes, 0, "no pack should be checked: {st:?}");
+    assert_eq!(resting(&st), packs);
+    assert!(
+        (read as f64) < 0.01 * s as f64,
+        "the restarted mirror read {read} bytes, more than 1% of its {s} bytes of packs"
+    );
+
+    // An origin restart, likewise.
+    origin.proc.stop();
+    origin = start_origin(dir, "origin", &src, &key, "generic", REST);
+    let ost = wait_reseeded(&origin, 1);
+    let oread = read_chars(&origin).saturating_sub(fixed);
+    eprintln!("origin restarted: read {oread} bytes beyond the {fixed} every agent reads");
+    assert_eq!(ost.last_check_bytes, 0, "{ost:?}");
+    assert!(
+        (oread as f64) < 0.01 * s as f64,
+        "the restarted origin read {oread} bytes, more than 1% of {s}"
+    );
+
+    // A new mirror wakes what it needs: from the origin (its feeder) and
+    // from m1.
+    let mut m2 = start_mirror(dir, "m2", &pubkey, &[origin.url(), m1.url()], REST);
+    m2.wait_generation(1);
+    assert_same_tree(&src, &m2.repo, &["project/trace"]);
+    let woken = origin.status().unwrap().packs_woken + m1.status().unwrap().packs_woken;
+    assert!(
+        woken >= packs as u64,
+        "{woken} packs woken for m2's {packs}"
+    );
+
+    // With the origin and m2 gone, a mirror that follows m1 alone gets
+    // everything from m1's resting packs, which wake for it.
+    origin.proc.stop();
+    m2.proc.stop();
+    wait_all_resting(&m1);
+    let woken_before = m1.status().unwrap().packs_woken;
+    let m3 = start_mirror(dir, "m3", &pubkey, &[m1.url()], REST);
+    m3.wait_generation(1);
+    assert_same_tree(&src, &m3.repo, &["project/trace"]);
+    let m1st = m1.status().unwrap();
+    let m3st = m3.status().unwrap();
+    assert!(
+        m1st.packs_woken >= woken_before + packs as u64,
+        "m1 woke {} packs for m3, which needed all {packs}",
+        m1st.packs_woken - woken_before
+    );
+    let from_m1 = m3st.bytes_down_by_peer.get("m1").copied().unwrap_or(0);
+    assert!(
+        from_m1 >= s,
+        "m3 got {from_m1} bytes from m1 for {s} bytes of packs: {m3st:?}"
+    );
+}
+
+#[test]
+fn a_pack_whose_files_changed_while_down_is_checked_again() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path();
+    let src = dir.join("src");
+    write_files(&src, 12, 1_000_000);
+    let (key, pubkey) = keygen(dir);
+    // Rest after 3 s: long enough to see the checked pack seeding before
+    // it rests again.
+    let rest = &["--rest-after", "3s"];
+    let origin = start_origin(dir, "origin", &src, &key, "generic", rest);
+    assert_eq!(publish(&origin.state), 1);
+    let mut m1 = start_mirror(dir, "m1", &pubkey, &[origin.url()], rest);
+    m1.wait_generation(1);
+    let packs = wait_all_resting(&m1);
+    m1.proc.stop();
+
+    // Touch one content of the first pack (same bytes, another mtime).
+    let st = m1.status();
+    assert!(st.is_none(), "m1 is stopped");
+    let first = std::fs::read_dir(m1.state.join("packs"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .min()
+        .unwrap();
+    let sub = std::fs::read_dir(&first).unwrap().flatten().next().unwrap();
+    let content = std::fs::read_dir(sub.path())
+        .unwrap()
+        .flatten()
+        .next()
+        .unwrap()
+        .path();
+    let f = std::fs::File::options().write(true).open(&content).unwrap();
+    f.set_modified(std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000))
+        .unwrap();
+    drop(f);
+
+    let (m1_repo, m1_state) = (m1.repo.clone(), m1.state.clone());
+    m1 = start_mirror_at(
+        dir,
+        "m1",
+        &m1_repo,
+        &m1_state,
+        &pubkey,
+        &[origin.url()],
+        rest,
+    );
+    let st = wait_reseeded(&m1, 1);
+    assert!(
+        st.last_check_bytes > 0,
+        "the touched pack should have been checked: {st:?}"
+    );
+    assert_eq!(
+        resting(&st),
+        packs - 1,
+        "only the touched pack leaves rest: {st:?}"
+    );
+}
