@@ -200,19 +200,6 @@ async fn load_state(agent: &Arc<Agent>, st: &mut OriginState) -> Result<()> {
             packs = st.packs.len(),
             "loaded last publication"
         );
-        for (id, why) in seed_or_rest(agent, &st.packs).await? {
-            tracing::warn!(
-                pack = id,
-                "{why}; its contents will be packed again from the tree"
-            );
-            st.packs.remove(&id);
-            damaged.push(id);
-        }
-        for (id, p) in &st.packs {
-            for (sha, _) in &p.parsed.files {
-                st.catalog.insert(*sha, *id);
-            }
-        }
         agent.record_generation(&m);
         st.manifest = Some(m);
     }
@@ -232,8 +219,23 @@ async fn load_state(agent: &Arc<Agent>, st: &mut OriginState) -> Result<()> {
             st.retiring.insert(id, r);
         }
     }
-    for (id, _) in seed_or_rest(agent, &retiring_packs).await? {
-        st.retiring.remove(&id);
+    // One check of everything, so /status reports it whole.
+    let bad = seed_or_rest(agent, st.packs.iter().chain(retiring_packs.iter())).await?;
+    for (id, why) in bad {
+        if st.packs.remove(&id).is_some() {
+            tracing::warn!(
+                pack = id,
+                "{why}; its contents will be packed again from the tree"
+            );
+            damaged.push(id);
+        } else {
+            st.retiring.remove(&id);
+        }
+    }
+    for (id, p) in &st.packs {
+        for (sha, _) in &p.parsed.files {
+            st.catalog.insert(*sha, *id);
+        }
     }
     save_retiring(agent, st)?;
     st.id_floor = std::fs::read_to_string(agent.store.last_pack_id())
@@ -254,9 +256,9 @@ async fn load_state(agent: &Arc<Agent>, st: &mut OriginState) -> Result<()> {
 /// Seeds stored packs again: a pack whose seal still matches rests without
 /// a check ([`crate::rest`]); the others are checked by librqbit
 /// ([`seed_packs`]), whose verdict this returns.
-async fn seed_or_rest(
+async fn seed_or_rest<'a>(
     agent: &Arc<Agent>,
-    packs: &BTreeMap<u64, LivePack>,
+    packs: impl Iterator<Item = (&'a u64, &'a LivePack)>,
 ) -> Result<Vec<(u64, String)>> {
     let mut check = Vec::new();
     for (id, p) in packs {

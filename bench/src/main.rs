@@ -7,6 +7,7 @@
 //! or Ctrl-C. See docs/benchmarks.md for the method.
 
 mod parts;
+mod restart;
 mod run;
 
 use anyhow::{bail, Context, Result};

@@ -32,6 +32,22 @@ pub fn rss(pid: u32) -> Result<u64> {
     status_kb_field(&s, "VmRSS").with_context(|| format!("{path} has no VmRSS line"))
 }
 
+/// A field of `/proc/PID/io` (`rchar`, `read_bytes`, …).
+pub fn io_field(io: &str, field: &str) -> Option<u64> {
+    io.lines().find_map(|l| {
+        let rest = l.strip_prefix(field)?.strip_prefix(':')?;
+        rest.trim().parse().ok()
+    })
+}
+
+/// Bytes a running process has read so far (`rchar` of `/proc/PID/io`):
+/// every byte read(2) and its kin returned, from the page cache or not.
+pub fn read_chars(pid: u32) -> Result<u64> {
+    let path = format!("/proc/{pid}/io");
+    let s = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+    io_field(&s, "rchar").with_context(|| format!("{path} has no rchar line"))
+}
+
 /// The executable a PID runs (its `/proc/PID/exe` link's file name).
 pub fn exe_name(pid: u32) -> Option<String> {
     std::fs::read_link(format!("/proc/{pid}/exe"))
@@ -151,6 +167,15 @@ pub fn cpu_seconds(stat: &str) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_io_fields() {
+        let io = "rchar: 893481\nwchar: 2961\nsyscr: 713\nread_bytes: 4096\n";
+        assert_eq!(io_field(io, "rchar"), Some(893_481));
+        assert_eq!(io_field(io, "read_bytes"), Some(4096));
+        assert_eq!(io_field(io, "write_bytes"), None);
+        assert_eq!(io_field("rchar: lots\n", "rchar"), None);
+    }
 
     const STATUS: &str = "Name:\tshoal-agent\nVmPeak:\t  200000 kB\nVmHWM:\t  104796 kB\nVmRSS:\t   90000 kB\nThreads:\t5\n";
 

@@ -453,6 +453,17 @@ impl<'a> NsAgent<'a> {
         Ok(())
     }
 
+    /// Adds command-line arguments for the next start ([`Self::restart`]).
+    pub fn add_args(&mut self, args: &[&str]) {
+        self.argv.extend(args.iter().map(|a| a.to_string()));
+    }
+
+    /// Bytes the agent has read so far (`rchar`).
+    pub fn read_chars(&self) -> Result<u64> {
+        self.check_exe()?;
+        shoal_bench::procfs::read_chars(self.pid)
+    }
+
     /// Stops and starts the same agent again.
     pub fn restart(&mut self) -> Result<()> {
         self.stop()?;

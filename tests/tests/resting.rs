@@ -236,3 +236,58 @@ fn a_pack_whose_files_changed_while_down_is_checked_again() {
         "only the touched pack leaves rest: {st:?}"
     );
 }
+
+/// A resting pack that rotted on the origin's disk (same size, mtime and
+/// inode, other bytes) passes its seal, so it is found only when a mirror
+/// wakes it: librqbit's check fails, the origin drops the pack, publishes
+/// its contents again in a new generation, and the mirror ends with the
+/// right tree.
+#[test]
+fn a_resting_pack_found_damaged_when_woken_is_packed_again() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path();
+    let src = dir.join("src");
+    write_files(&src, 6, 1_000_000);
+    let (key, pubkey) = keygen(dir);
+    let mut origin = start_origin(dir, "origin", &src, &key, "generic", REST);
+    assert_eq!(publish(&origin.state), 1);
+    wait_all_resting(&origin);
+    origin.proc.stop();
+
+    // Flip bytes in the middle of one stored content, keeping its mtime.
+    let content = std::fs::read_dir(origin.state.join("packs"))
+        .unwrap()
+        .flatten()
+        .flat_map(|p| std::fs::read_dir(p.path()).unwrap().flatten())
+        .flat_map(|sub| std::fs::read_dir(sub.path()).unwrap().flatten())
+        .map(|e| e.path())
+        .find(|p| std::fs::metadata(p).unwrap().len() == 1_000_000)
+        .expect("a stored content");
+    let mtime = std::fs::metadata(&content).unwrap().modified().unwrap();
+    {
+        use std::io::{Seek, SeekFrom, Write};
+        let mut f = std::fs::File::options().write(true).open(&content).unwrap();
+        f.seek(SeekFrom::Start(500_000)).unwrap();
+        f.write_all(&[0xAA; 64]).unwrap();
+        f.set_modified(mtime).unwrap();
+    }
+
+    origin = start_origin(dir, "origin", &src, &key, "generic", REST);
+    let st = wait_reseeded(&origin, 1);
+    assert_eq!(st.last_check_bytes, 0, "the seal still matches: {st:?}");
+
+    let m1 = start_mirror(dir, "m1", &pubkey, &[origin.url()], REST);
+    m1.wait_generation(2);
+    assert_same_tree(&src, &m1.repo, &["project/trace"]);
+    let ost = origin.status().unwrap();
+    assert!(ost.packs_woken >= 1, "{ost:?}");
+    assert!(
+        ost.generation_applied >= 2,
+        "the origin should have packed the damaged contents again: {ost:?}"
+    );
+    let log = std::fs::read_to_string(&origin.proc.log).unwrap();
+    assert!(
+        log.contains("does not check complete"),
+        "the origin's log should say which pack was damaged"
+    );
+}
