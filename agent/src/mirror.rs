@@ -589,6 +589,7 @@ async fn sync(agent: &Arc<Agent>, ms: &mut MirrorState) -> Result<()> {
         // An earlier apply stopped part-way: sweep what it left.
         converge(agent, ms)?;
     }
+    crate::release_memory();
     Ok(())
 }
 

@@ -812,6 +812,7 @@ pub async fn publish_changes(
         Ok(()) => {
             let secs = started.elapsed().as_secs_f64();
             let g = commit(agent, &mut st, cand, secs)?;
+            crate::release_memory();
             let mut s = agent.status.lock().unwrap();
             s.last_sync_seconds = Some(secs);
             s.last_success = Some(fsutil::now());

@@ -147,6 +147,7 @@ pub async fn sweep(agent: &Arc<Agent>) {
     if agent.cfg.role == shoal_config::Role::Mirror && !between_syncs(agent) {
         return;
     }
+    let mut rested = 0;
     for t in agent.bt.all() {
         let s = t.handle.stats();
         let peers = s
@@ -169,9 +170,16 @@ pub async fn sweep(agent: &Arc<Agent>) {
         if agent.cfg.role == shoal_config::Role::Mirror && !agent.store.verified(t.id).exists() {
             continue;
         }
-        if let Err(e) = put_to_rest(agent, &t).await {
-            tracing::warn!(pack = t.id, error = %format!("{e:#}"), "pack stays in the session");
+        match put_to_rest(agent, &t).await {
+            Ok(()) => rested += 1,
+            Err(e) => {
+                tracing::warn!(pack = t.id, error = %format!("{e:#}"), "pack stays in the session")
+            }
         }
+    }
+    if rested > 0 {
+        // librqbit's per-file state of those packs is free now.
+        crate::release_memory();
     }
 }
 

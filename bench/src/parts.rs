@@ -848,12 +848,14 @@ fn update(ctx: &Ctx) -> Result<Section> {
                 "small update: {case} mirror(s), round {}",
                 round_no + 1
             ));
-            changed = workload::apply_changes(&repo, &mut specs, 0.001, round_no)?;
+            let c = workload::apply_changes(&repo, &mut specs, 0.001, round_no)?;
+            changed = (c.paths.len(), c.bytes);
             round_no += 1;
             let rt = rsync_all(&rjobs[..case], &rsyncd.url, &dir)?;
             let rsync = rt.iter().cloned().fold(0.0, f64::max);
             let t0 = Instant::now();
-            let (g, publish) = origin.publish()?;
+            // As an archive's hook publishes: with the list of changed paths.
+            let (g, publish) = origin.publish_changes(&c.paths)?;
             let done = wait_all_applied(&mirrors[..case], g, t0, Duration::from_secs(600))?;
             let shoal = done.iter().cloned().fold(0.0, f64::max);
             let apply = mirrors[..case]

@@ -435,6 +435,21 @@ impl<'a> NsAgent<'a> {
         Ok((g, secs))
     }
 
+    /// Publishes looking only at `paths` (relative to the repository), as
+    /// an archive's hook does (`shoal-agent publish --changes`); returns
+    /// the generation and the seconds the call took.
+    pub fn publish_changes(&self, paths: &[String]) -> Result<(u64, f64)> {
+        let t = Instant::now();
+        let request = format!("publish-changes {}\n{}", paths.len(), paths.join("\n"));
+        let r = admin(&self.state, &request, Duration::from_secs(3600))?;
+        let secs = t.elapsed().as_secs_f64();
+        let g = r
+            .strip_prefix("ok ")
+            .and_then(|g| g.parse().ok())
+            .ok_or_else(|| anyhow!("{}: unexpected publish reply '{r}'", self.name))?;
+        Ok((g, secs))
+    }
+
     /// SIGTERM, wait (bounded), then SIGKILL.
     pub fn stop(&self) -> Result<()> {
         signal(self.pid, libc::SIGTERM);

@@ -445,15 +445,24 @@ pub fn apply_changes(
     specs: &mut [FileSpec],
     fraction: f64,
     round: usize,
-) -> Result<(usize, u64)> {
+) -> Result<Changes> {
     let idx = pick_changes(specs.len(), fraction, round);
-    let mut bytes = 0;
+    let mut c = Changes::default();
     for &i in &idx {
         specs[i].seed = specs[i].seed.wrapping_add(0x1000_0000 * (round as u64 + 1));
         write_file(root, &specs[i])?;
-        bytes += specs[i].size;
+        c.bytes += specs[i].size;
+        c.paths.push(specs[i].path.clone());
     }
-    Ok((idx.len(), bytes))
+    Ok(c)
+}
+
+/// What [`apply_changes`] rewrote: the paths (relative to the tree, what
+/// an archive's hook would list) and their bytes.
+#[derive(Debug, Default, Clone)]
+pub struct Changes {
+    pub paths: Vec<String>,
+    pub bytes: u64,
 }
 
 #[cfg(test)]
@@ -578,7 +587,8 @@ mod tests {
         let mut specs = tiny_tree(50, 3);
         write_tree(d.path(), &specs, 1).unwrap();
         let before = content(&specs[0]);
-        let (n, bytes) = apply_changes(d.path(), &mut specs, 0.1, 0).unwrap();
+        let c = apply_changes(d.path(), &mut specs, 0.1, 0).unwrap();
+        let (n, bytes) = (c.paths.len(), c.bytes);
         assert_eq!(n, 5);
         assert!(bytes > 0);
         let after = std::fs::read(d.path().join(&specs[0].path)).unwrap();

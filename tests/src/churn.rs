@@ -166,6 +166,10 @@ impl Restartable {
             peer.to_string().into(),
             "--announce-interval".into(),
             "1s".into(),
+            // Packs rest two seconds after their last peer leaves, so churn
+            // runs resting, sealing and waking under kills and publishes.
+            "--rest-after".into(),
+            "2s".into(),
         ]
     }
 

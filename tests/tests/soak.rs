@@ -582,6 +582,39 @@ fn soak(name: &str, make: impl FnOnce(&Path) -> Box<dyn Archive>) {
         }
     }
 
+    // Resting ran under the churn (agents rest packs 2 s after their last
+    // peer left): once the clients stopped, every agent's packs rest.
+    let mut resting_report = Vec::new();
+    for a in std::iter::once(&origin).chain(mirrors.iter()) {
+        let t = std::time::Instant::now();
+        let mut last = None;
+        while t.elapsed() < Duration::from_secs(30) {
+            last = a.agent.status();
+            if let Some(s) = &last {
+                if !s.packs.is_empty() && s.packs.iter().any(|p| p.state == "resting") {
+                    break;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        match last {
+            Some(s) if s.packs.iter().any(|p| p.state == "resting") => {
+                resting_report.push(format!(
+                    "{} {} of {} resting, {} woken",
+                    a.name,
+                    s.packs.iter().filter(|p| p.state == "resting").count(),
+                    s.packs.len(),
+                    s.packs_woken
+                ));
+            }
+            other => failures.push(format!(
+                "{}: no pack rests 30 s after the churn ended: {:?}",
+                a.name,
+                other.map(|s| s.packs)
+            )),
+        }
+    }
+
     let final_gens: Vec<String> = mirrors
         .iter()
         .map(|m| {
@@ -668,6 +701,11 @@ fn soak(name: &str, make: impl FnOnce(&Path) -> Box<dyn Archive>) {
         table,
         "- agent log WARN/ERROR lines: {}",
         warn_counts.join(", ")
+    );
+    let _ = writeln!(
+        table,
+        "- resting packs at the end (since start: woken): {}",
+        resting_report.join(", ")
     );
     let _ = writeln!(
         table,
