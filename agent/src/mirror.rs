@@ -864,6 +864,7 @@ async fn download(
     let mut packs = Vec::new();
     for (p, bytes, parsed) in fetched {
         let torrent = add_pack(agent, p.id, &p.info_hash, bytes.clone()).await?;
+        crate::rest::ask_to_wake(agent, &p.info_hash, p.bytes, 0);
         packs.push(Fetching {
             torrent,
             info_hash: p.info_hash.clone(),
@@ -1167,7 +1168,10 @@ fn prelink(
 async fn readd(agent: &Arc<Agent>, f: &mut Fetching) -> Result<Arc<crate::bt::Torrent>> {
     let id = f.torrent.id;
     agent.bt.remove(id).await?;
-    add_pack(agent, id, &f.info_hash, f.bytes.clone()).await
+    let t = add_pack(agent, id, &f.info_hash, f.bytes.clone()).await?;
+    let left = t.handle.stats().total_bytes.saturating_sub(f.have).max(1);
+    crate::rest::ask_to_wake(agent, &f.info_hash, left, f.retries as usize);
+    Ok(t)
 }
 
 /// Checks every content of a pack folder; returns the first bad one.

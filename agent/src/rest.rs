@@ -264,6 +264,75 @@ pub async fn wake(agent: &Arc<Agent>, info_hash: &str, dial: Option<SocketAddr>)
     anyhow::bail!("{why}")
 }
 
+/// How many other mirrors a mirror asks directly to wake a pack it needs.
+pub const WAKE_ASKS: usize = 4;
+
+/// Asks up to [`WAKE_ASKS`] known mirrors to wake `info_hash` for this
+/// agent, with the announce librqbit would send (`left` bytes still
+/// missing). librqbit announces a private torrent to its first tracker
+/// only, which is an upstream (often the origin): while that one is down,
+/// no other mirror would hear that this one needs a pack resting there.
+/// The mirrors are chosen per pack by rendezvous hashing, shifted by
+/// `round` so that a retry asks others. Fire and forget.
+pub fn ask_to_wake(agent: &Arc<Agent>, info_hash: &str, left: u64, round: usize) {
+    let Ok(ih) = <[u8; 20]>::try_from(hex::decode(info_hash).unwrap_or_default()) else {
+        return;
+    };
+    let Some(port) = agent.cfg.peer_listen().map(|a| a.port()) else {
+        return;
+    };
+    let me = agent.name.clone();
+    let mut urls: Vec<String> = agent
+        .peers
+        .lock()
+        .unwrap()
+        .list()
+        .into_iter()
+        .filter(|(p, _)| p.role == "mirror" && p.name != me)
+        .map(|(p, _)| p.url.trim_end_matches('/').to_string())
+        .collect();
+    if urls.is_empty() {
+        return;
+    }
+    urls.sort_by_key(|u| shoal_swarm::rendezvous(info_hash, u));
+    let n = urls.len();
+    let chosen: Vec<String> = (0..WAKE_ASKS.min(n))
+        .map(|i| urls[(round * WAKE_ASKS + i) % n].clone())
+        .collect();
+    let mut peer_id = [0u8; 20];
+    peer_id[..8].copy_from_slice(b"-SH0001-");
+    peer_id[8..].copy_from_slice(&Sha256::digest(me.as_bytes())[..12]);
+    let q = shoal_pack::tracker::AnnounceQuery {
+        info_hash: ih,
+        peer_id,
+        port,
+        uploaded: 0,
+        downloaded: 0,
+        left,
+        compact: true,
+        no_peer_id: false,
+        event: None,
+        numwant: Some(0),
+        ip: None,
+        agent: Some(me),
+    }
+    .to_query();
+    for u in chosen {
+        let client = agent.client.clone();
+        let url = format!("{u}/announce?{q}");
+        tokio::spawn(async move {
+            let r = client
+                .get(&url)
+                .timeout(Duration::from_secs(5))
+                .send()
+                .await;
+            if let Err(e) = r {
+                tracing::debug!(peer = %u, error = %e, "asking a mirror to wake a pack failed");
+            }
+        });
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

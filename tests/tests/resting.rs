@@ -154,13 +154,15 @@ fn restarted_agents_read_no_pack_data_and_still_seed_what_peers_need() {
         "{woken} packs woken for m2's {packs}"
     );
 
-    // With the origin and m2 gone, a mirror that follows m1 alone gets
-    // everything from m1's resting packs, which wake for it.
+    // With the origin and m2 gone, a new mirror gets everything from m1's
+    // resting packs, which wake for it. Its first upstream is the dead
+    // origin: librqbit announces a private torrent to its first tracker
+    // only, so m3 has to ask m1 to wake them itself.
     origin.proc.stop();
     m2.proc.stop();
     wait_all_resting(&m1);
     let woken_before = m1.status().unwrap().packs_woken;
-    let m3 = start_mirror(dir, "m3", &pubkey, &[m1.url()], REST);
+    let m3 = start_mirror(dir, "m3", &pubkey, &[origin.url(), m1.url()], REST);
     m3.wait_generation(1);
     assert_same_tree(&src, &m3.repo, &["project/trace"]);
     let m1st = m1.status().unwrap();

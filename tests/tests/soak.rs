@@ -538,15 +538,20 @@ fn soak(name: &str, make: impl FnOnce(&Path) -> Box<dyn Archive>) {
     // (see docs/reliability.md): an apt client that reads InRelease just
     // before an index switch and Packages.gz just after it sees one
     // "unexpected size"; reprepro writes no by-hash indices, so no mirror
-    // can prevent it. One such run per mirror is tolerated and reported;
-    // anything more, or any other kind of error, fails. The control
-    // (naive rsync) must show errors.
+    // can prevent it, and its rate grows with how often indices switch (a
+    // few seconds apart here, hours on a real archive) and how slow the
+    // client is. Up to 2 % of a mirror's client runs (at least one) are
+    // tolerated and reported; anything more, or any other kind of error,
+    // fails. The control (naive rsync) must show errors.
     for (i, t) in tallies.iter().enumerate().take(MIRRORS) {
-        let straddles = t.count(Category::UnexpectedSize).min(1);
+        let allowed = ((t.runs as f64) * 0.02).ceil().max(1.0) as u64;
+        let straddles = t.count(Category::UnexpectedSize).min(allowed);
         if straddles > 0 {
             eprintln!(
-                "{}: one client run straddled an index switch (tolerated):\n  {}",
+                "{}: {straddles} of {} client runs straddled an index switch (tolerated up to \
+                 {allowed}):\n  {}",
                 labels[i],
+                t.runs,
                 describe(t)
             );
         }
