@@ -33,6 +33,8 @@ const TARGET_TIME: f64 = 1.4;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Fault {
+    /// No fault: the baseline the others are read against.
+    None,
     Slow,
     Kill,
     Join,
@@ -41,6 +43,7 @@ enum Fault {
 impl Fault {
     fn name(self) -> &'static str {
         match self {
+            Fault::None => "none",
             Fault::Slow => "slow",
             Fault::Kill => "kill",
             Fault::Join => "join",
@@ -93,7 +96,7 @@ pub fn faults(ctx: &Ctx) -> Result<Section> {
     };
 
     let mut out = Vec::new();
-    for fault in [Fault::Slow, Fault::Kill, Fault::Join] {
+    for fault in [Fault::None, Fault::Slow, Fault::Kill, Fault::Join] {
         log(&format!("faults: {}", fault.name()));
         let o = run_case(ctx, fault, &dir, &snap)?;
         out.push((fault, o));
@@ -113,9 +116,27 @@ pub fn faults(ctx: &Ctx) -> Result<Section> {
         mirrors: slow_f.mirrors.clone(),
         packs: packs.clone(),
         params: p,
+        fault: None,
     })?;
     let model_fast = model.done[..N - 1].iter().copied().fold(0.0, f64::max);
     let model_slow = model.done[N - 1];
+    let bound4 = FanOut::uniform(s, rate, N).lower_bound_seconds();
+    let model4 = sim::simulate(&sim::uniform(packs.clone(), N, rate, p))?;
+    let with = |f: sim::Fault| {
+        let mut c = sim::uniform(packs.clone(), N, rate, p);
+        c.fault = Some(f);
+        sim::simulate(&c)
+    };
+    let model_kill = with(sim::Fault::Kill {
+        mirror: 0,
+        at: KILL_AT,
+    })?;
+    let model_join = with(sim::Fault::Join {
+        mirror: N - 1,
+        at: JOIN_AT,
+    })?;
+    let model_first = model_join.done[..N - 1].iter().copied().fold(0.0, f64::max);
+    let model_joiner = model_join.done[N - 1] - model_join.event.unwrap_or(f64::NAN);
 
     let mut t = Table::new(&[
         "case",
@@ -137,6 +158,22 @@ pub fn faults(ctx: &Ctx) -> Result<Section> {
         let last =
             |ix: &[usize]| -> f64 { ix.iter().filter_map(|i| o.done[*i]).fold(0.0, f64::max) };
         match fault {
+            Fault::None => {
+                let all: Vec<usize> = (0..N).collect();
+                let f = last(&all);
+                let r = ratio(f, bound4);
+                t.row(&[
+                    "none".to_string(),
+                    format!("last of the {N} (no fault: the baseline)"),
+                    secs(f),
+                    format!("{} (N = {N})", secs(bound4)),
+                    times(r),
+                    times(ratio(model4.last(), bound4)),
+                    format!("{sent:.2} S"),
+                    o.handovers.to_string(),
+                    verdict(r <= TARGET_TIME && sent_ok).to_string(),
+                ]);
+            }
             Fault::Slow => {
                 let f = last(&fast);
                 let sl = o.done[N - 1].unwrap_or(f64::NAN);
@@ -185,7 +222,7 @@ pub fn faults(ctx: &Ctx) -> Result<Section> {
                     secs(f),
                     format!("{} (N = {})", secs(bound3), N - 1),
                     times(r),
-                    "not modelled".to_string(),
+                    times(ratio(model_kill.last(), bound3)),
                     format!("{sent:.2} S"),
                     o.handovers.to_string(),
                     verdict(ok).to_string(),
@@ -220,7 +257,7 @@ pub fn faults(ctx: &Ctx) -> Result<Section> {
                     secs(f),
                     format!("{} (N = {})", secs(bound3), N - 1),
                     times(r),
-                    "not modelled".to_string(),
+                    times(ratio(model_first, bound3)),
                     format!("{sent:.2} S"),
                     o.handovers.to_string(),
                     verdict(ok).to_string(),
@@ -233,7 +270,7 @@ pub fn faults(ctx: &Ctx) -> Result<Section> {
                     secs(j - at),
                     format!("{} (S/d)", secs(s_over_d)),
                     times(ratio(j - at, s_over_d)),
-                    String::new(),
+                    times(ratio(model_joiner, s_over_d)),
                     String::new(),
                     String::new(),
                     "(no target)".to_string(),
@@ -267,7 +304,7 @@ pub fn faults(ctx: &Ctx) -> Result<Section> {
         "The fan-out's snapshot (S = {}, {}, {} packs) to {N} mirrors, every host shaped to {} \
          Mbit/s up and down unless said otherwise, a fresh network per case, each mirror \
          holding generation 1 (the index files) before the origin publishes the packages \
-         (generation 2), as in the fan-out. **slow**: m{N} shaped to ¼ of the rate, up and \
+         (generation 2), as in the fan-out. **none**: no fault, the baseline of this run. **slow**: m{N} shaped to ¼ of the rate, up and \
          down. **kill**: m1 gets SIGKILL once the origin's interface has sent {:.0} % of S. \
          **join**: m{N} is started only once m1–m{} hold {:.0} % of S on average (their packs' \
          bytes). Times run from the start of the `publish` call; \"origin sent\" is the \
@@ -293,10 +330,18 @@ pub fn faults(ctx: &Ctx) -> Result<Section> {
     body.push_str(&t.render());
     let _ = writeln!(
         body,
-        "\n\"model\" is the simulation (Simulation section) with one mirror at ¼ rate; it \
-         has no notion of a mirror dying or arriving, so the kill and join cases are not \
-         modelled.{events} The timeline of each case (bytes per mirror and source, each \
-         second) is `faults/<case>/timeline.csv` in the scratch folder with `--keep`."
+        "\n\"model\" is the simulation (Simulation section) playing the same case: one \
+         mirror at ¼ rate; m1 stopping for good once the origin sent {:.0} % of S (the \
+         origin's list keeps it for `dead_after`); m{N} starting once the others hold {:.0} % \
+         of S on average and adding the torrents {} s later. In the model the kill struck at \
+         {} and the joiner started at {}.{events} The timeline of each case (bytes per \
+         mirror and source, each second) is `faults/<case>/timeline.csv` in the scratch \
+         folder with `--keep`.",
+        KILL_AT * 100.0,
+        JOIN_AT * 100.0,
+        p.start_secs,
+        secs(model_kill.event.unwrap_or(f64::NAN)),
+        secs(model_join.event.unwrap_or(f64::NAN)),
     );
     Ok(Section {
         title: "Fault cases".into(),
@@ -425,7 +470,7 @@ fn run_case(ctx: &Ctx, fault: Fault, dir: &Path, snap: &Snapshot) -> Result<Outc
                 }
                 _ => {}
             }
-            let fired = fault == Fault::Slow || event.is_some();
+            let fired = matches!(fault, Fault::None | Fault::Slow) || event.is_some();
             let all = (0..mirrors.len()).all(|k| killed == Some(k) || done[k].is_some());
             if fired && all {
                 break;
