@@ -17,10 +17,17 @@
 //!   the pack and receiving it ([`Params::dead_after`]), or stops
 //!   progressing ([`Params::stuck_after`]) loses the pack to the next
 //!   mirror, so nothing waits on a killed or wedged mirror;
-//! - once every pack has a feeder, a feeder taking a pack at under
-//!   1/[`SLOW_FEEDER`] of the best rate any feed finished at loses it to a
-//!   mirror with nothing left to be fed ([`Handover::Moved`], "fed too
-//!   slowly"), so a slow mirror does not hold back the fast ones;
+//! - a feeder taking a pack at under 1/[`SLOW_FEEDER`] of the best
+//!   feeder's rate loses it to a mirror with less to do ([`Handover::Moved`],
+//!   "fed too slowly") and gets no other pack until the next plan while
+//!   another mirror can take it, so a slow mirror does not hold back the
+//!   fast ones;
+//! - a handover or a queued pack goes to a mirror that announces the pack
+//!   to this tracker, if one does, and preferably to the one asking: a
+//!   mirror's torrent may announce to another tracker only (librqbit uses
+//!   one tracker for a private torrent, drawn anew when it restarts), and
+//!   the answer to its own announce is where it learns of the origin;
+//! - a mirror that announces to this tracker counts as live.
 //! - a mirror that joins halfway is given new packs only: an assignment
 //!   sticks while its feeder lives and progresses.
 //!
@@ -120,7 +127,7 @@ pub enum Handover {
     /// The pack got its first feeder.
     Assigned { to: String },
     /// The old feeder went quiet, stopped progressing, or was fed too
-    /// slowly while another mirror had nothing left to be fed.
+    /// slowly while another mirror had less to do.
     Moved {
         from: String,
         to: String,
@@ -146,6 +153,9 @@ pub struct Schedule {
     asked: HashMap<String, HashMap<String, Secs>>,
     /// [`Schedule::best_rate`] at a time.
     rate_memo: std::cell::Cell<(Secs, f64)>,
+    /// Mirrors that lost a pack as "fed too slowly" since the last plan:
+    /// no pack goes to them while another candidate exists.
+    slow: HashSet<String>,
     /// [`Params::dead_after`] of the last call that passed it (0 before).
     window: Secs,
 }
@@ -164,6 +174,7 @@ impl Schedule {
     /// Packs that already have a feeder keep it.
     pub fn plan(&mut self, packs: &[(&str, u64)], live: &[Candidate], now: Secs, p: &Params) {
         self.window = p.dead_after;
+        self.slow.clear();
         let live = self.widen(live, now);
         let live = &live[..];
         let mut added = 0u64;
@@ -198,9 +209,9 @@ impl Schedule {
             // candidates (see [`reachable`]).
             let reach = reachable(self.asked.get(&pack), now, self.window);
             let any = live.iter().any(&reach);
-            let best = live
-                .iter()
-                .filter(|c| !any || reach(c))
+            let asking: Vec<&Candidate> = live.iter().filter(|c| !any || reach(c)).collect();
+            let best = prefer_fast(asking, &self.slow)
+                .into_iter()
                 .min_by(|a, b| by_load(&pack, &load, a, b))
                 .expect("live is not empty");
             let have = load.get(&best.name).copied().unwrap_or(0);
@@ -309,7 +320,7 @@ impl Schedule {
             // served at once.
             return (asker.is_none(), None);
         }
-        let handover = self.review(pack, size, live, now, p);
+        let handover = self.review(pack, size, asker, live, now, p);
         let Some(asker) = asker else {
             // Not a Shoal mirror (a plain BitTorrent client): it gets the
             // origin, or it might never get the pack at all.
@@ -353,6 +364,7 @@ impl Schedule {
         &mut self,
         pack: &str,
         size: u64,
+        asker: Option<&str>,
         live: &[Candidate],
         now: Secs,
         p: &Params,
@@ -393,6 +405,9 @@ impl Schedule {
         let old = st.feeder.take();
         if let Some(o) = &old {
             st.lost.insert(o.name.clone());
+            if slow {
+                self.slow.insert(o.name.clone());
+            }
         }
         let fresh: Vec<&Candidate> = live.iter().filter(|c| !st.lost.contains(&c.name)).collect();
         // A handover goes to a mirror that asks this tracker about the pack,
@@ -409,7 +424,21 @@ impl Schedule {
         } else {
             live.iter().collect()
         };
-        let best = pool.into_iter().min_by(|a, b| by_load(pack, &load, a, b))?;
+        let pool = prefer_fast(pool, &self.slow);
+        // The asking mirror takes a handover if it may (and, for a slow
+        // feeder, has less to do than the pack has left): the answer to
+        // this very announce then lists the origin, before the mirror's
+        // torrent can restart and announce elsewhere.
+        let old_left = old.as_ref().map_or(u64::MAX, |o| o.left);
+        let mine = pool.iter().copied().find(|c| {
+            old.is_some()
+                && Some(c.name.as_str()) == asker
+                && (!slow || load.get(&c.name).copied().unwrap_or(0) < old_left)
+        });
+        let best = match mine {
+            Some(c) => c,
+            None => pool.into_iter().min_by(|a, b| by_load(pack, &load, a, b))?,
+        };
         st.feeder = Some(Feeder {
             name: best.name.clone(),
             since: now,
@@ -436,9 +465,11 @@ impl Schedule {
     /// [`Params::stuck_after`]; it gets it at under 1/[`SLOW_FEEDER`] of
     /// the best rate of any other feeder (a finished feed, or one running
     /// for `stuck_after`); at its rate it would need longer than
-    /// `stuck_after` still; and a live mirror that never lost the pack and
-    /// asks this tracker about it has fewer unfinished fed bytes than `f`
-    /// has left of the pack.
+    /// `stuck_after` still; and a live mirror that never lost the pack, was
+    /// not found too slow itself since the last plan, and asks this tracker
+    /// about the pack has fewer unfinished fed bytes than `f` has left of
+    /// it. A mirror found too slow is given no pack, queued or handed
+    /// over, while another candidate exists, until the next plan.
     fn too_slow(
         &self,
         pack: &str,
@@ -464,6 +495,7 @@ impl Schedule {
         live.iter().any(|c| {
             c.name != f.name
                 && !st.lost.contains(&c.name)
+                && !self.slow.contains(&c.name)
                 && reach(c)
                 && load.get(&c.name).copied().unwrap_or(0) < f.left
         })
@@ -545,11 +577,11 @@ pub const MIN_PACK: u64 = 1 << 20;
 /// close behind its source.
 pub const KICK_AFTER_SECS: f64 = 1.5;
 
-/// A feeder taking its pack at under 1/`SLOW_FEEDER` of the best rate a
-/// feed finished at loses it to an idle mirror once every pack has a
-/// feeder (see [`Schedule`]). A quarter: the fault case of a mirror at a
-/// quarter of the others' rate is caught, the spread of rates between
-/// equal mirrors (relay flows sharing a feeder's download) mostly not.
+/// A feeder taking its pack at under 1/`SLOW_FEEDER` of the best feeder's
+/// rate loses it to a mirror with less to do (see [`Schedule`]). A quarter:
+/// the fault case of a mirror at a quarter of the others' rate is caught,
+/// the spread of rates between equal mirrors (relay flows sharing a
+/// feeder's download) mostly not.
 pub const SLOW_FEEDER: f64 = 4.0;
 
 impl Feeder {
@@ -557,6 +589,16 @@ impl Feeder {
     fn rate(&self, now: Secs) -> f64 {
         self.start_left.saturating_sub(self.left) as f64 / (now - self.since).max(1e-3)
     }
+}
+
+/// `pool` without the mirrors in `slow`, unless that leaves nobody.
+fn prefer_fast<'a>(pool: Vec<&'a Candidate>, slow: &HashSet<String>) -> Vec<&'a Candidate> {
+    if pool.iter().all(|c| slow.contains(&c.name)) {
+        return pool;
+    }
+    pool.into_iter()
+        .filter(|c| !slow.contains(&c.name))
+        .collect()
 }
 
 /// Whether a mirror announced the pack (whose askers are `asked`) to
@@ -1153,6 +1195,14 @@ mod tests {
                 why: "went quiet"
             })
         );
+        // Both ask: the handover goes to the one whose announce found the
+        // feeder gone, and its answer already lists the origin.
+        let mut s = Schedule::new();
+        s.plan(&[("q", 1000), ("p", 10)], &m, 0.0, &P);
+        let _ = ask_as(&mut s, "p", 10, &idle, 10, &m, 0.5);
+        let (origin, h) = ask_as(&mut s, "p", 10, &busy, 10, &rest, 1.0);
+        assert!(origin);
+        assert!(matches!(h, Some(Handover::Moved { to, .. }) if to == busy));
         // With nobody asking, the least loaded mirror is chosen as before.
         let mut s = Schedule::new();
         s.plan(&[("q", 1000), ("p", 10)], &m, 0.0, &P);
@@ -1255,6 +1305,10 @@ mod tests {
             let (origin, _) = ask_as(&mut s, "p2", 100_000, &slow, 90_000, &m, t + 1.0);
             assert!(!origin);
             assert_eq!(s.feeder("p2"), Some(fast.as_str()));
+            // Until the next plan, the slow mirror gets no new pack while
+            // the fast one is there, though it has less to do.
+            let _ = ask_as(&mut s, "q", 1000, &slow, 1000, &m, t + 2.0);
+            assert_eq!(s.feeder("q"), Some(fast.as_str()));
         }
     }
 
