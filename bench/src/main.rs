@@ -6,6 +6,7 @@
 //! `sha256sum` processes in it, and tears it down again, also on an error
 //! or Ctrl-C. See docs/benchmarks.md for the method.
 
+mod faults;
 mod parts;
 mod restart;
 mod run;
@@ -24,11 +25,12 @@ pub struct Cli {
     /// says so).
     #[arg(long)]
     pub quick: bool,
-    /// Parts to run, comma-separated: fanout, sim, update, hash, memory.
+    /// Parts to run, comma-separated: fanout, faults, sim, update, hash,
+    /// memory.
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "fanout,sim,update,hash,memory"
+        default_value = "fanout,faults,sim,update,hash,memory"
     )]
     pub only: Vec<String>,
     /// Where to write the report.
@@ -102,8 +104,8 @@ fn main() {
 fn real_main(cli: Cli) -> Result<()> {
     shoal_e2e::netns::require_root("network namespaces and tc shaping")?;
     for part in &cli.only {
-        if !["fanout", "sim", "update", "hash", "memory"].contains(&part.as_str()) {
-            bail!("--only: unknown part '{part}'; use fanout, sim, update, hash, memory");
+        if !["fanout", "faults", "sim", "update", "hash", "memory"].contains(&part.as_str()) {
+            bail!("--only: unknown part '{part}'; use fanout, faults, sim, update, hash, memory");
         }
     }
     if cli.rate_mbit == 0 {

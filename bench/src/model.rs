@@ -43,6 +43,42 @@ impl FanOut {
         (s / self.origin_up).max(s / d_min).max(n * s / up_total)
     }
 
+    /// The bound for a subset of the mirrors (`who`, indices into
+    /// [`FanOut::mirrors`]) while every mirror takes part:
+    /// `max(S/u_origin, S/d_min(who), |who|·S/(u_origin + Σ u_all))`.
+    ///
+    /// Only the mirrors in `who` must receive every byte, so only their
+    /// downloads bound the time and only their |who|·S bytes must be
+    /// uploaded; every mirror's upload (the others' too) may carry them.
+    /// With `who` = all mirrors this is [`FanOut::lower_bound_seconds`].
+    /// The fault cases use it for the fast mirrors when one is slow: the
+    /// slow mirror's download no longer bounds them, its upload still
+    /// counts (a relaxation, so it stays a lower bound).
+    pub fn lower_bound_for(&self, who: &[usize]) -> f64 {
+        let s = self.bytes as f64 * 8.0;
+        if who.is_empty() {
+            return 0.0;
+        }
+        let d_min = who
+            .iter()
+            .map(|&i| self.mirrors[i].1)
+            .fold(f64::INFINITY, f64::min);
+        let up_total = self.origin_up + self.mirrors.iter().map(|m| m.0).sum::<f64>();
+        (s / self.origin_up)
+            .max(s / d_min)
+            .max(who.len() as f64 * s / up_total)
+    }
+
+    /// One mirror at `slow` bits/s up and down among `n` mirrors at
+    /// `rate` (the last one is the slow one), origin at `rate`.
+    pub fn one_slow(bytes: u64, rate_bits: f64, n: usize, slow: f64) -> FanOut {
+        let mut f = FanOut::uniform(bytes, rate_bits, n);
+        if let Some(m) = f.mirrors.last_mut() {
+            *m = (slow, slow);
+        }
+        f
+    }
+
     /// Seconds an origin that uploads every byte to every mirror itself
     /// (the rsync fan-out) needs at least: `max(N·S/u_origin, S/d_min)`.
     pub fn client_server_seconds(&self) -> f64 {
@@ -119,6 +155,28 @@ mod tests {
             mirrors: vec![(0.1e6, 100e6); 10],
         };
         assert!((f.lower_bound_seconds() - 80.0 / 11.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn bound_for_the_fast_mirrors_when_one_is_slow() {
+        // 100 MB, 4 mirrors at 100 Mbit/s but the last at 25: everyone is
+        // bound by the slow download (32 s), the fast three by S/u (8 s).
+        let f = FanOut::one_slow(100_000_000, 100e6, 4, 25e6);
+        assert_eq!(f.mirrors[3], (25e6, 25e6));
+        assert!((f.lower_bound_seconds() - 32.0).abs() < 1e-9);
+        assert!((f.lower_bound_for(&[0, 1, 2]) - 8.0).abs() < 1e-9);
+        assert!((f.lower_bound_for(&[3]) - 32.0).abs() < 1e-9);
+        // Every mirror: the same as the plain bound.
+        assert_eq!(f.lower_bound_for(&[0, 1, 2, 3]), f.lower_bound_seconds());
+        assert_eq!(f.lower_bound_for(&[]), 0.0);
+        // The upload term counts every mirror's upload, the slow one's too:
+        // 3 × 8 Mbit over 10 + 3·1 + 0.5 = 13.5 Mbit/s.
+        let f = FanOut {
+            bytes: 1_000_000,
+            origin_up: 10e6,
+            mirrors: vec![(1e6, 100e6), (1e6, 100e6), (1e6, 100e6), (0.5e6, 1e6)],
+        };
+        assert!((f.lower_bound_for(&[0, 1, 2]) - 24.0 / 13.5).abs() < 1e-9);
     }
 
     #[test]

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// A headline figure for the summary table.
-struct Headline {
+pub(crate) struct Headline {
     figure: String,
     value: String,
     target: String,
@@ -22,13 +22,13 @@ struct Headline {
 }
 
 /// One part's contribution to the report.
-struct Section {
-    title: String,
-    body: String,
-    headlines: Vec<Headline>,
+pub(crate) struct Section {
+    pub(crate) title: String,
+    pub(crate) body: String,
+    pub(crate) headlines: Vec<Headline>,
 }
 
-fn headline(figure: &str, value: String, target: &str, met: Option<bool>) -> Headline {
+pub(crate) fn headline(figure: &str, value: String, target: &str, met: Option<bool>) -> Headline {
     Headline {
         figure: figure.into(),
         value,
@@ -37,13 +37,13 @@ fn headline(figure: &str, value: String, target: &str, met: Option<bool>) -> Hea
     }
 }
 
-fn cores() -> usize {
+pub(crate) fn cores() -> usize {
     std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(2)
 }
 
-fn log(msg: &str) {
+pub(crate) fn log(msg: &str) {
     eprintln!("[shoal-bench {}] {msg}", now_hms());
 }
 
@@ -63,8 +63,9 @@ pub fn run_all(ctx: &Ctx) -> Result<String> {
     let mut sections = Vec::new();
     let only = &ctx.cli.only;
     type Part = fn(&Ctx) -> Result<Section>;
-    let parts: [(&str, &str, Part); 5] = [
+    let parts: [(&str, &str, Part); 6] = [
         ("fanout", "fan-out part", fanout),
+        ("faults", "fault-cases part", crate::faults::faults),
         ("sim", "simulation part", simulation),
         ("update", "small-update part", update),
         ("hash", "hashing part", hashing),
@@ -189,7 +190,7 @@ fn render(
 // ---------------------------------------------------------------- fan-out
 
 /// The fan-out's snapshot size in MB and mirror counts.
-fn fanout_sizes(ctx: &Ctx) -> (u64, Vec<usize>) {
+pub(crate) fn fanout_sizes(ctx: &Ctx) -> (u64, Vec<usize>) {
     let quick = ctx.cli.quick;
     let mb = ctx.cli.fanout_mb.unwrap_or(if quick { 24 } else { 200 });
     let ns: Vec<usize> = if !ctx.cli.mirrors.is_empty() {
@@ -203,12 +204,12 @@ fn fanout_sizes(ctx: &Ctx) -> (u64, Vec<usize>) {
 }
 
 /// The fan-out snapshot (sizes from the Debian index when there is one).
-fn fanout_specs(mb: u64) -> (Vec<workload::FileSpec>, workload::SizeSource) {
+pub(crate) fn fanout_specs(mb: u64) -> (Vec<workload::FileSpec>, workload::SizeSource) {
     workload::fanout_snapshot(mb * 1_000_000, 1, Path::new(workload::APT_LISTS))
 }
 
 /// The packs the origin cuts from the fan-out's pool (generation 2).
-fn fanout_packs(specs: &[workload::FileSpec]) -> Vec<u64> {
+pub(crate) fn fanout_packs(specs: &[workload::FileSpec]) -> Vec<u64> {
     let pool: Vec<u64> = specs
         .iter()
         .filter(|f| f.path.starts_with("pool/"))
@@ -219,7 +220,7 @@ fn fanout_packs(specs: &[workload::FileSpec]) -> Vec<u64> {
 
 /// The sizes of a snapshot's packages (under `pool/`), for the report:
 /// source, count, quantiles.
-fn describe_sizes(specs: &[workload::FileSpec], src: &workload::SizeSource) -> String {
+pub(crate) fn describe_sizes(specs: &[workload::FileSpec], src: &workload::SizeSource) -> String {
     let pool: Vec<workload::FileSpec> = specs
         .iter()
         .filter(|f| f.path.starts_with("pool/"))
@@ -688,7 +689,7 @@ fn list(v: &[usize]) -> String {
 
 /// Waits until every mirror applied `generation`; returns each one's
 /// seconds since `t0`.
-fn wait_all_applied(
+pub(crate) fn wait_all_applied(
     mirrors: &[NsAgent],
     generation: u64,
     t0: Instant,

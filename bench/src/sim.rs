@@ -19,7 +19,9 @@
 //! stall) unless the pack is restarted, which happens after
 //! `KICK_AFTER_SECS` without progress and costs
 //! [`SimParams::restart_secs`] of reconnecting. Mirrors add the torrents
-//! [`SimParams::start_secs`] after the publish starts.
+//! [`SimParams::start_secs`] after the publish starts. A case may carry a
+//! [`Fault`]: a mirror killed once the origin sent a share of S, or one
+//! joining once the others hold a share of S (the bench's fault cases).
 
 use crate::model::FanOut;
 use anyhow::{bail, Result};
@@ -72,6 +74,21 @@ pub struct Case {
     /// Pack sizes, as the origin cut them.
     pub packs: Vec<u64>,
     pub params: SimParams,
+    /// A mirror that dies or arrives during the run.
+    pub fault: Option<Fault>,
+}
+
+/// A fault the model plays (the bench's fault cases).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Fault {
+    /// `mirror` stops for good (uploads, downloads and announces nothing)
+    /// once the origin has sent `at` × S of payload. The origin's list of
+    /// live mirrors keeps it for `dead_after`, as the agent's does.
+    Kill { mirror: usize, at: f64 },
+    /// `mirror` is not there from the start; it starts once the running
+    /// mirrors hold `at` × S on average, and adds the torrents
+    /// `start_secs` later.
+    Join { mirror: usize, at: f64 },
 }
 
 /// What the model predicts.
@@ -79,7 +96,8 @@ pub struct Case {
 pub struct Outcome {
     /// Payload bytes the origin uploaded.
     pub origin_bytes: f64,
-    /// Seconds from the publish to each mirror holding every pack.
+    /// Seconds from the publish to each mirror holding every pack (NaN for
+    /// a killed one).
     pub done: Vec<f64>,
     /// The snapshot size S (sum of the packs).
     pub bytes: u64,
@@ -92,6 +110,8 @@ pub struct Outcome {
     /// Pack restarts (kicks) and feeder handovers.
     pub kicks: u64,
     pub handovers: u64,
+    /// When the fault struck (seconds), if the case has one.
+    pub event: Option<f64>,
 }
 
 impl Outcome {
@@ -156,6 +176,7 @@ pub fn uniform(packs: Vec<u64>, n: usize, rate: f64, params: SimParams) -> Case 
         mirrors: vec![(rate, rate); n],
         packs,
         params,
+        fault: None,
     }
 }
 
@@ -217,6 +238,8 @@ struct World {
     /// Scratch for [`deliver`]: per (m, p), its entry this step.
     slot: Vec<usize>,
     done: Vec<Option<f64>>,
+    /// Whether each mirror runs (started, not killed).
+    up: Vec<bool>,
 }
 
 /// The mirrors each mirror's torrents connect to.
@@ -268,7 +291,6 @@ pub fn simulate(case: &Case) -> Result<Outcome> {
         .zip(&case.packs)
         .map(|(k, s)| (k.as_str(), *s))
         .collect();
-    sched.plan(&plan, &live, 0.0, &sp);
     let nb = neighbours(n, prm.degree);
     let mut w = World {
         n,
@@ -286,7 +308,31 @@ pub fn simulate(case: &Case) -> Result<Outcome> {
         neighbours: nb,
         slot: vec![usize::MAX; n * np],
         done: vec![None; n],
+        up: vec![true; n],
     };
+    if let Some(Fault::Join { mirror, .. }) = case.fault {
+        if mirror >= n {
+            bail!("simulation: the joiner m{mirror} is not one of the {n} mirrors");
+        }
+        w.up[mirror] = false;
+    }
+    if let Some(Fault::Kill { mirror, .. }) = case.fault {
+        if mirror >= n {
+            bail!("simulation: the killed m{mirror} is not one of the {n} mirrors");
+        }
+    }
+    // The mirrors the origin's list holds: running ones, and a killed one
+    // for `dead_after`.
+    let mut killed_at: Option<(usize, f64)> = None;
+    let live_now = |w: &World, killed_at: Option<(usize, f64)>, t: f64| -> Vec<Candidate> {
+        (0..n)
+            .filter(|m| {
+                w.up[*m] || killed_at.is_some_and(|(k, at)| k == *m && t - at <= sp.dead_after)
+            })
+            .map(|m| live[m].clone())
+            .collect()
+    };
+    let mut event = None;
     for m in 0..n {
         if np == 0 || case.packs.iter().all(|s| *s == 0) {
             w.done[m] = Some(0.0);
@@ -304,8 +350,42 @@ pub fn simulate(case: &Case) -> Result<Outcome> {
     let mut origin_done = 0.0;
     let mut pack_done: Vec<Option<f64>> = vec![None; np];
     let (mut kicks, mut handovers) = (0u64, 0u64);
+    let mut cur = live_now(&w, killed_at, 0.0);
+    sched.plan(&plan, &cur, 0.0, &sp);
     let mut t = 0.0;
     while w.done.iter().any(|d| d.is_none()) {
+        match case.fault {
+            Some(Fault::Kill { mirror, at })
+                if event.is_none() && origin_bytes >= at * bytes as f64 =>
+            {
+                w.up[mirror] = false;
+                w.done[mirror] = Some(f64::NAN);
+                killed_at = Some((mirror, t));
+                event = Some(t);
+            }
+            Some(Fault::Join { mirror, at }) if event.is_none() => {
+                let running: Vec<usize> = (0..n).filter(|m| w.up[*m]).collect();
+                let held: f64 = running
+                    .iter()
+                    .map(|m| w.have[m * np..(m + 1) * np].iter().sum::<f64>())
+                    .sum();
+                if held >= at * bytes as f64 * running.len() as f64 {
+                    w.up[mirror] = true;
+                    for p in 0..np {
+                        let i = mirror * np + p;
+                        w.next_announce[i] = t + prm.start_secs;
+                        w.last_progress[i] = t + prm.start_secs;
+                        w.restart_until[i] = t + prm.start_secs;
+                    }
+                    event = Some(t);
+                }
+            }
+            _ => {}
+        }
+        if case.fault.is_some() {
+            cur = live_now(&w, killed_at, t);
+        }
+        let live = &cur[..];
         if t > prm.max_secs {
             bail!(
                 "simulation: not every mirror finished within {} s (a pack with no path from \
@@ -313,7 +393,7 @@ pub fn simulate(case: &Case) -> Result<Outcome> {
                 prm.max_secs
             );
         }
-        handovers += announce(&mut w, &mut sched, &names, &mnames, &live, t, prm, &sp);
+        handovers += announce(&mut w, &mut sched, &names, &mnames, live, t, prm, &sp);
         let mut flows = flows(&mut w, t, prm);
         share(&mut flows, &up, &down);
         let sent = deliver(&mut w, &flows, t, prm);
@@ -324,11 +404,13 @@ pub fn simulate(case: &Case) -> Result<Outcome> {
         kicks += kick(&mut w, t + prm.dt, prm);
         // The origin's own counters, as the agent's sampler passes them.
         for (p, name) in names.iter().enumerate() {
-            sched.progress(name, w.origin_sent[p] as u64, &live, t + prm.dt);
+            sched.progress(name, w.origin_sent[p] as u64, live, t + prm.dt);
         }
         t += prm.dt;
         for (p, d) in pack_done.iter_mut().enumerate() {
-            if d.is_none() && (0..n).all(|m| w.have[m * np + p] >= w.sizes[p]) {
+            if d.is_none()
+                && (0..n).all(|m| w.done[m].is_some() || w.have[m * np + p] >= w.sizes[p])
+            {
                 *d = Some(t);
             }
         }
@@ -347,6 +429,7 @@ pub fn simulate(case: &Case) -> Result<Outcome> {
         origin_done,
         kicks,
         handovers,
+        event,
     })
 }
 
@@ -365,6 +448,9 @@ fn announce(
 ) -> u64 {
     let mut handovers = 0;
     for (m, mname) in mnames.iter().enumerate() {
+        if !w.up[m] {
+            continue;
+        }
         for (p, name) in names.iter().enumerate() {
             let i = m * w.np + p;
             if t + 1e-9 < w.next_announce[i] {
@@ -399,6 +485,9 @@ fn announce(
 fn flows(w: &mut World, t: f64, prm: &SimParams) -> Vec<Flow> {
     let mut out = Vec::new();
     for m in 0..w.n {
+        if !w.up[m] {
+            continue;
+        }
         for p in 0..w.np {
             let i = m * w.np + p;
             let mine = w.have[i];
@@ -416,6 +505,9 @@ fn flows(w: &mut World, t: f64, prm: &SimParams) -> Vec<Flow> {
                 });
             }
             for (k, &j) in w.neighbours[m].iter().enumerate() {
+                if !w.up[j] {
+                    continue;
+                }
                 let theirs = w.have[j * w.np + p];
                 let wake = &mut w.wake[i][k];
                 if *wake > t + 1e-9 {
@@ -547,7 +639,8 @@ fn kick(w: &mut World, t: f64, prm: &SimParams) -> u64 {
     let mut kicks = 0;
     for i in 0..w.n * w.np {
         let p = i % w.np;
-        if w.fed[i]
+        if !w.up[i / w.np]
+            || w.fed[i]
             || w.have[i] >= w.sizes[p]
             || t + 1e-9 < w.restart_until[i]
             || t - w.last_progress[i] < KICK_AFTER_SECS - 1e-9
@@ -575,6 +668,7 @@ mod tests {
             mirrors: vec![(100e6, 100e6); n],
             packs,
             params: prm,
+            fault: None,
         }
     }
 
@@ -652,6 +746,34 @@ mod tests {
                 o.bound
             );
         }
+    }
+
+    #[test]
+    fn a_killed_mirror_is_not_waited_for_and_a_joiner_gets_everything() {
+        let sizes: Vec<u64> = (0..120).map(|i| 200_000 + (i * 7919) % 900_000).collect();
+        let packs = cut_packs(&sizes, 16, 4 << 30, 10_000);
+        let s: u64 = packs.iter().sum();
+        // Kill m0 once the origin sent 30 %: the others finish, m0 is NaN,
+        // and its packs were handed over.
+        let mut c = case(4, packs.clone(), SimParams::default());
+        c.fault = Some(Fault::Kill { mirror: 0, at: 0.3 });
+        let o = simulate(&c).unwrap();
+        let at = o.event.expect("the kill struck");
+        assert!(o.done[0].is_nan());
+        assert!(o.done[1..].iter().all(|d| *d > at), "{:?}", o.done);
+        assert!(o.handovers >= 1);
+        assert!(o.origin_bytes >= s as f64 - 1.0);
+        // m3 joins once the others hold half: it ends with every pack,
+        // after it joined.
+        let mut c = case(4, packs.clone(), SimParams::default());
+        c.fault = Some(Fault::Join { mirror: 3, at: 0.5 });
+        let o = simulate(&c).unwrap();
+        let at = o.event.expect("the joiner started");
+        assert!(at > 0.0 && o.done[3] > at + c.params.start_secs, "{o:?}");
+        assert!(o.done.iter().all(|d| *d > 0.0));
+        // A fault naming no mirror is refused.
+        c.fault = Some(Fault::Kill { mirror: 4, at: 0.3 });
+        assert!(simulate(&c).is_err());
     }
 
     #[test]

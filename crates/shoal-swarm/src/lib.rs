@@ -13,9 +13,21 @@
 //! - the origin's tracker lists the origin only to the pack's feeder:
 //!   the live mirror with the fewest unfinished fed bytes per unit of
 //!   weight (ties broken by rendezvous hashing, so every run agrees);
-//! - a feeder that stops announcing the pack ([`Params::dead_after`]) or
-//!   stops progressing ([`Params::stuck_after`]) loses the pack to the
-//!   next mirror, so nothing waits on a killed or wedged mirror;
+//! - a feeder that drops out of the live mirrors, or stops announcing the
+//!   pack ([`Params::dead_after`]), or stops progressing
+//!   ([`Params::stuck_after`]) loses the pack to the next mirror, so
+//!   nothing waits on a killed or wedged mirror;
+//! - a feeder taking a pack at under 1/[`SLOW_FEEDER`] of the best
+//!   feeder's rate loses it to a mirror with less to do ([`Handover::Moved`],
+//!   "fed too slowly") and gets no other pack until the next plan while
+//!   another mirror can take it, so a slow mirror does not hold back the
+//!   fast ones;
+//! - a handover or a queued pack goes to a mirror that announces the pack
+//!   to this tracker, if one does, and preferably to the one asking: a
+//!   mirror's torrent may announce to another tracker only (librqbit uses
+//!   one tracker for a private torrent, drawn anew when it restarts), and
+//!   the answer to its own announce is where it learns of the origin;
+//! - a mirror that announces to this tracker counts as live.
 //! - a mirror that joins halfway is given new packs only: an assignment
 //!   sticks while its feeder lives and progresses.
 //!
@@ -102,6 +114,8 @@ struct Feeder {
     heard: Secs,
     progressed: Secs,
     left: u64,
+    /// Bytes left when it took the pack.
+    start_left: u64,
     /// The origin's upload counter for the pack when this feeder took it
     /// (what an earlier feeder got does not count as progress).
     sent_before: u64,
@@ -112,7 +126,8 @@ struct Feeder {
 pub enum Handover {
     /// The pack got its first feeder.
     Assigned { to: String },
-    /// The old feeder went quiet or stopped progressing.
+    /// The old feeder went quiet, stopped progressing, or was fed too
+    /// slowly while another mirror had less to do.
     Moved {
         from: String,
         to: String,
@@ -129,6 +144,20 @@ pub struct Schedule {
     /// A mirror is given another pending pack while its unfinished fed
     /// bytes are below this: two average packs of the newest plan.
     lead: u64,
+    /// The best rate (bytes per second) at which a feeder took a whole
+    /// pack, from its assignment to its last byte; 0 until one did.
+    best_rate: f64,
+    /// When each mirror last announced any pack to the tracker.
+    announced: HashMap<String, Secs>,
+    /// Per pack, when each mirror last announced it to this tracker.
+    asked: HashMap<String, HashMap<String, Secs>>,
+    /// [`Schedule::best_rate`] at a time.
+    rate_memo: std::cell::Cell<(Secs, f64)>,
+    /// Mirrors that lost a pack as "fed too slowly" since the last plan:
+    /// no pack goes to them while another candidate exists.
+    slow: HashSet<String>,
+    /// [`Params::dead_after`] of the last call that passed it (0 before).
+    window: Secs,
 }
 
 impl Schedule {
@@ -143,7 +172,11 @@ impl Schedule {
     /// takes, so a slow mirror is fed less and never holds back the others,
     /// and big packs go first, so no feeder ends with a big one alone.
     /// Packs that already have a feeder keep it.
-    pub fn plan(&mut self, packs: &[(&str, u64)], live: &[Candidate], now: Secs, _p: &Params) {
+    pub fn plan(&mut self, packs: &[(&str, u64)], live: &[Candidate], now: Secs, p: &Params) {
+        self.window = p.dead_after;
+        self.slow.clear();
+        let live = self.widen(live, now);
+        let live = &live[..];
         let mut added = 0u64;
         let mut n = 0u64;
         for (k, size) in packs {
@@ -164,15 +197,21 @@ impl Schedule {
     }
 
     /// Gives queued packs to live mirrors below the lead, least loaded
-    /// (per weight) first.
+    /// (per weight) first; among those that ask this tracker about the
+    /// pack, if any do.
     fn fill(&mut self, live: &[Candidate], now: Secs) {
         if self.pending.is_empty() || live.is_empty() {
             return;
         }
         let mut load = self.load();
         while let Some((pack, size)) = self.pending.first().cloned() {
-            let best = live
-                .iter()
+            // Once mirrors ask this tracker about the pack, only they are
+            // candidates (see [`reachable`]).
+            let reach = reachable(self.asked.get(&pack), now, self.window);
+            let any = live.iter().any(&reach);
+            let asking: Vec<&Candidate> = live.iter().filter(|c| !any || reach(c)).collect();
+            let best = prefer_fast(asking, &self.slow)
+                .into_iter()
                 .min_by(|a, b| by_load(&pack, &load, a, b))
                 .expect("live is not empty");
             let have = load.get(&best.name).copied().unwrap_or(0);
@@ -191,6 +230,7 @@ impl Schedule {
                         heard: now,
                         progressed: now,
                         left: size,
+                        start_left: size,
                         sent_before: 0,
                     }),
                     lost: HashSet::new(),
@@ -215,10 +255,31 @@ impl Schedule {
                 if left < f.left {
                     f.left = left;
                     f.progressed = now;
+                    if left == 0 {
+                        self.best_rate = self.best_rate.max(f.rate(now));
+                    }
                 }
             }
         }
-        self.fill(live, now);
+        let live = self.widen(live, now);
+        self.fill(&live, now);
+    }
+
+    /// The live mirrors the caller knows, plus every mirror that announced
+    /// a pack to this tracker within [`Params::dead_after`]: a mirror that
+    /// announces is alive, whatever the caller's list (the agent's hears
+    /// of a mirror through its peer announces only) says.
+    fn widen(&self, live: &[Candidate], now: Secs) -> Vec<Candidate> {
+        let mut v = live.to_vec();
+        let mut extra: Vec<&String> = self
+            .announced
+            .iter()
+            .filter(|(n, t)| now - **t <= self.window && !live.iter().any(|c| &c.name == *n))
+            .map(|(n, _)| n)
+            .collect();
+        extra.sort();
+        v.extend(extra.into_iter().map(|n| Candidate::new(n)));
+        v
     }
 
     /// How many planned packs wait for a feeder.
@@ -242,6 +303,16 @@ impl Schedule {
             asker,
             left,
         } = *a;
+        self.window = p.dead_after;
+        if let Some(n) = asker {
+            self.announced.insert(n.to_string(), now);
+            self.asked
+                .entry(pack.to_string())
+                .or_default()
+                .insert(n.to_string(), now);
+        }
+        let live = self.widen(live, now);
+        let live = &live[..];
         self.note(pack, asker, left, now);
         self.fill(live, now);
         if self.pending.iter().any(|(k, _)| k == pack) {
@@ -249,7 +320,7 @@ impl Schedule {
             // served at once.
             return (asker.is_none(), None);
         }
-        let handover = self.review(pack, size, live, now, p);
+        let handover = self.review(pack, size, asker, live, now, p);
         let Some(asker) = asker else {
             // Not a Shoal mirror (a plain BitTorrent client): it gets the
             // origin, or it might never get the pack at all.
@@ -282,6 +353,9 @@ impl Schedule {
         if left < f.left {
             f.left = left;
             f.progressed = now;
+            if left == 0 {
+                self.best_rate = self.best_rate.max(f.rate(now));
+            }
         }
     }
 
@@ -290,18 +364,23 @@ impl Schedule {
         &mut self,
         pack: &str,
         size: u64,
+        asker: Option<&str>,
         live: &[Candidate],
         now: Secs,
         p: &Params,
     ) -> Option<Handover> {
-        if let Some(Some(f)) = self.packs.get(pack).map(|st| st.feeder.as_ref()) {
-            let alive = live.iter().any(|c| c.name == f.name);
-            let fine = f.left == 0
-                || (alive
-                    && now - f.heard <= p.dead_after
-                    && (now - f.progressed <= p.stuck_after || now - f.since <= p.stuck_after));
-            if fine {
-                return None; // the common case: no load map needed
+        let mut slow = false;
+        if let Some(st) = self.packs.get(pack) {
+            if let Some(f) = st.feeder.as_ref() {
+                if f.left == 0 {
+                    return None; // fed: nothing more to decide
+                }
+                if !quiet(f, live, now, p) && !stuck(f, now, p) {
+                    slow = self.too_slow(pack, st, f, live, now, p);
+                    if !slow {
+                        return None; // the common case: no load map needed
+                    }
+                }
             }
         }
         let load = self.load();
@@ -313,13 +392,12 @@ impl Schedule {
         });
         let mut why = None;
         if let Some(f) = &st.feeder {
-            let alive = live.iter().any(|c| c.name == f.name);
-            if f.left == 0 {
-                return None; // fed: nothing more to decide
-            } else if !alive || now - f.heard > p.dead_after {
+            if quiet(f, live, now, p) {
                 why = Some("went quiet");
-            } else if now - f.progressed > p.stuck_after && now - f.since > p.stuck_after {
+            } else if stuck(f, now, p) {
                 why = Some("stopped progressing");
+            } else if slow {
+                why = Some("fed too slowly");
             } else {
                 return None;
             }
@@ -327,20 +405,47 @@ impl Schedule {
         let old = st.feeder.take();
         if let Some(o) = &old {
             st.lost.insert(o.name.clone());
+            if slow {
+                self.slow.insert(o.name.clone());
+            }
         }
         let fresh: Vec<&Candidate> = live.iter().filter(|c| !st.lost.contains(&c.name)).collect();
-        let pool: Vec<&Candidate> = if fresh.is_empty() {
-            live.iter().collect()
-        } else {
-            fresh
+        // A handover goes to a mirror that asks this tracker about the pack,
+        // if one does (a pack's first feeder is chosen before anyone asks).
+        let reach = reachable(self.asked.get(pack), now, self.window);
+        let near: Vec<&Candidate> = match &old {
+            Some(_) => fresh.iter().copied().filter(|c| reach(c)).collect(),
+            None => Vec::new(),
         };
-        let best = pool.into_iter().min_by(|a, b| by_load(pack, &load, a, b))?;
+        let pool: Vec<&Candidate> = if !near.is_empty() {
+            near
+        } else if !fresh.is_empty() {
+            fresh
+        } else {
+            live.iter().collect()
+        };
+        let pool = prefer_fast(pool, &self.slow);
+        // The asking mirror takes a handover if it may (and, for a slow
+        // feeder, has less to do than the pack has left): the answer to
+        // this very announce then lists the origin, before the mirror's
+        // torrent can restart and announce elsewhere.
+        let old_left = old.as_ref().map_or(u64::MAX, |o| o.left);
+        let mine = pool.iter().copied().find(|c| {
+            old.is_some()
+                && Some(c.name.as_str()) == asker
+                && (!slow || load.get(&c.name).copied().unwrap_or(0) < old_left)
+        });
+        let best = match mine {
+            Some(c) => c,
+            None => pool.into_iter().min_by(|a, b| by_load(pack, &load, a, b))?,
+        };
         st.feeder = Some(Feeder {
             name: best.name.clone(),
             since: now,
             heard: now,
             progressed: now,
             left: size,
+            start_left: size,
             sent_before: st.sent,
         });
         Some(match (old, why) {
@@ -353,6 +458,66 @@ impl Schedule {
                 to: best.name.clone(),
             },
         })
+    }
+
+    /// Whether feeder `f` of pack `st` takes it so slowly that another
+    /// mirror should take over: `f` had the pack for longer than
+    /// [`Params::stuck_after`]; it gets it at under 1/[`SLOW_FEEDER`] of
+    /// the best rate of any other feeder (a finished feed, or one running
+    /// for `stuck_after`); at its rate it would need longer than
+    /// `stuck_after` still; and a live mirror that never lost the pack, was
+    /// not found too slow itself since the last plan, and asks this tracker
+    /// about the pack has fewer unfinished fed bytes than `f` has left of
+    /// it. A mirror found too slow is given no pack, queued or handed
+    /// over, while another candidate exists, until the next plan.
+    fn too_slow(
+        &self,
+        pack: &str,
+        st: &Pack,
+        f: &Feeder,
+        live: &[Candidate],
+        now: Secs,
+        p: &Params,
+    ) -> bool {
+        if now - f.since <= p.stuck_after {
+            return false;
+        }
+        let rate = f.rate(now);
+        if (f.left as f64) <= rate * p.stuck_after {
+            return false;
+        }
+        let best = self.best_rate(now, p);
+        if best <= 0.0 || rate * SLOW_FEEDER >= best {
+            return false;
+        }
+        let load = self.load();
+        let reach = reachable(self.asked.get(pack), now, self.window);
+        live.iter().any(|c| {
+            c.name != f.name
+                && !st.lost.contains(&c.name)
+                && !self.slow.contains(&c.name)
+                && reach(c)
+                && load.get(&c.name).copied().unwrap_or(0) < f.left
+        })
+    }
+
+    /// The best rate a feeder got its pack at: a finished feed, or one
+    /// running for [`Params::stuck_after`] (computed once per `now`).
+    fn best_rate(&self, now: Secs, p: &Params) -> f64 {
+        let (at, memo) = self.rate_memo.get();
+        if at == now {
+            return memo;
+        }
+        let running = self
+            .packs
+            .values()
+            .filter_map(|st| st.feeder.as_ref())
+            .filter(|g| g.left > 0 && now - g.since > p.stuck_after)
+            .map(|g| g.rate(now))
+            .fold(0.0, f64::max);
+        let best = self.best_rate.max(running);
+        self.rate_memo.set((now, best));
+        best
     }
 
     /// Unfinished fed bytes per feeder.
@@ -378,6 +543,7 @@ impl Schedule {
     /// Forgets packs no longer published.
     pub fn retain(&mut self, keep: &dyn Fn(&str) -> bool) {
         self.packs.retain(|k, _| keep(k));
+        self.asked.retain(|k, _| keep(k));
         self.pending.retain(|(k, _)| keep(k));
     }
 
@@ -410,6 +576,63 @@ pub const MIN_PACK: u64 = 1 << 20;
 /// wakes it. Mirrors relay pieces as they arrive, so this keeps a relay
 /// close behind its source.
 pub const KICK_AFTER_SECS: f64 = 1.5;
+
+/// A feeder taking its pack at under 1/`SLOW_FEEDER` of the best feeder's
+/// rate loses it to a mirror with less to do (see [`Schedule`]). A quarter:
+/// the fault case of a mirror at a quarter of the others' rate is caught,
+/// the spread of rates between equal mirrors (relay flows sharing a
+/// feeder's download) mostly not.
+pub const SLOW_FEEDER: f64 = 4.0;
+
+impl Feeder {
+    /// Bytes per second the origin sent this feeder since it took the pack.
+    fn rate(&self, now: Secs) -> f64 {
+        self.start_left.saturating_sub(self.left) as f64 / (now - self.since).max(1e-3)
+    }
+}
+
+/// `pool` without the mirrors in `slow`, unless that leaves nobody.
+fn prefer_fast<'a>(pool: Vec<&'a Candidate>, slow: &HashSet<String>) -> Vec<&'a Candidate> {
+    if pool.iter().all(|c| slow.contains(&c.name)) {
+        return pool;
+    }
+    pool.into_iter()
+        .filter(|c| !slow.contains(&c.name))
+        .collect()
+}
+
+/// Whether a mirror announced the pack (whose askers are `asked`) to
+/// this tracker within `window` seconds: only such a mirror hears from
+/// this tracker that it may fetch the pack from the origin. (A mirror's
+/// torrent may announce to another tracker only: librqbit announces a
+/// private torrent to its first tracker alone, and after a pause and
+/// unpause "first" is drawn from a hash set.)
+fn reachable(
+    asked: Option<&HashMap<String, Secs>>,
+    now: Secs,
+    window: Secs,
+) -> impl Fn(&Candidate) -> bool + '_ {
+    move |c: &Candidate| {
+        asked
+            .and_then(|m| m.get(&c.name))
+            .is_some_and(|t| now - *t <= window)
+    }
+}
+
+/// A feeder is quiet when it dropped out of the live mirrors, or has not
+/// announced the pack to this tracker for [`Params::dead_after`]. The
+/// origin's upload counter for the pack does not say otherwise: it also
+/// counts what an earlier feeder still fetches over its old connection.
+fn quiet(f: &Feeder, live: &[Candidate], now: Secs, p: &Params) -> bool {
+    let alive = live.iter().any(|c| c.name == f.name);
+    !alive || now - f.heard > p.dead_after
+}
+
+/// A feeder is stuck when its bytes left did not fall for
+/// [`Params::stuck_after`] (and it had the pack that long).
+fn stuck(f: &Feeder, now: Secs, p: &Params) -> bool {
+    now - f.progressed > p.stuck_after && now - f.since > p.stuck_after
+}
 
 /// Feeder order for `pack`: fewer unfinished fed bytes per weight first,
 /// ties by rendezvous rank.
@@ -736,7 +959,7 @@ mod tests {
             &Announce {
                 pack: "p",
                 size: 10,
-                asker: Some("x"),
+                asker: None,
                 left: 10,
             },
             &m,
@@ -841,6 +1064,247 @@ mod tests {
             "{h:?}"
         );
         assert_ne!(s.feeder("p"), Some(f.as_str()));
+    }
+
+    fn ask_as(
+        s: &mut Schedule,
+        pack: &str,
+        size: u64,
+        who: &str,
+        left: u64,
+        m: &[Candidate],
+        t: Secs,
+    ) -> (bool, Option<Handover>) {
+        s.ask(
+            &Announce {
+                pack,
+                size,
+                asker: Some(who),
+                left,
+            },
+            m,
+            t,
+            &P,
+        )
+    }
+
+    #[test]
+    fn a_feeder_that_stops_announcing_the_pack_is_quiet_though_its_bytes_still_rise() {
+        let m = live(&["a", "b"]);
+        let mut s = Schedule::new();
+        s.plan(&[("p", 100_000)], &m, 0.0, &P);
+        let f = s.feeder("p").unwrap().to_string();
+        let other = m.iter().find(|c| c.name != f).unwrap().name.clone();
+        // The feeder's torrent announces elsewhere now; the origin's
+        // counter for the pack still rises (an old connection, any peer):
+        // once dead_after passed without its announce, it is quiet.
+        let mut moved = None;
+        for i in 1..=10u64 {
+            let t = i as f64;
+            s.progress("p", i * 1000, &m, t);
+            let (_, h) = ask_as(&mut s, "p", 100_000, &other, 100_000, &m, t);
+            if h.is_some() {
+                moved = Some((t, h));
+                break;
+            }
+        }
+        let (t, h) = moved.expect("the silent feeder keeps its pack");
+        assert!(t > P.dead_after && t <= P.dead_after + 1.0, "at {t}");
+        assert!(
+            matches!(
+                h,
+                Some(Handover::Moved {
+                    why: "went quiet",
+                    ..
+                })
+            ),
+            "{h:?}"
+        );
+        assert_eq!(s.feeder("p"), Some(other.as_str()));
+    }
+
+    #[test]
+    fn a_feeder_announcing_to_the_tracker_stays_live_when_the_agent_lost_track_of_it() {
+        let m = live(&["a", "b"]);
+        let mut s = Schedule::new();
+        s.plan(&[("p", 100_000)], &m, 0.0, &P);
+        let f = s.feeder("p").unwrap().to_string();
+        let other = m.iter().find(|c| c.name != f).unwrap().name.clone();
+        // The agent's list loses the feeder (its peer announces are held
+        // up), but it announces the pack to the tracker every second: it
+        // keeps the pack and the origin.
+        let rest = live(&[&other]);
+        for i in 1..=10u64 {
+            let t = i as f64;
+            let (origin, h) = ask_as(&mut s, "p", 100_000, &f, 100_000 - i * 100, &rest, t);
+            assert!(origin && h.is_none(), "at {t}: {h:?}");
+        }
+        // It is killed: nothing from it any more, and after dead_after the
+        // other mirror takes over.
+        let (_, h) = ask_as(
+            &mut s,
+            "p",
+            100_000,
+            &other,
+            100_000,
+            &rest,
+            10.5 + P.dead_after,
+        );
+        assert!(
+            matches!(
+                h,
+                Some(Handover::Moved {
+                    why: "went quiet",
+                    ..
+                })
+            ),
+            "{h:?}"
+        );
+        assert_eq!(s.feeder("p"), Some(other.as_str()));
+    }
+
+    #[test]
+    fn a_handover_goes_to_a_mirror_that_asks_this_tracker_about_the_pack() {
+        let m = live(&["a", "b", "c"]);
+        let mut s = Schedule::new();
+        s.plan(&[("q", 1000), ("p", 10)], &m, 0.0, &P);
+        let busy = s.feeder("q").unwrap().to_string();
+        let f = s.feeder("p").unwrap().to_string();
+        assert_ne!(busy, f);
+        let idle = m
+            .iter()
+            .find(|c| c.name != busy && c.name != f)
+            .unwrap()
+            .name
+            .clone();
+        // p's feeder dies. Only the busy mirror asks this tracker about p
+        // (the idle one's torrent announces elsewhere): the busy one takes
+        // it, although the idle one has less to do.
+        let rest = live(&[&busy, &idle]);
+        let (_, h) = ask_as(&mut s, "p", 10, &busy, 10, &rest, 1.0);
+        assert_eq!(
+            h,
+            Some(Handover::Moved {
+                from: f.clone(),
+                to: busy.clone(),
+                why: "went quiet"
+            })
+        );
+        // Both ask: the handover goes to the one whose announce found the
+        // feeder gone, and its answer already lists the origin.
+        let mut s = Schedule::new();
+        s.plan(&[("q", 1000), ("p", 10)], &m, 0.0, &P);
+        let _ = ask_as(&mut s, "p", 10, &idle, 10, &m, 0.5);
+        let (origin, h) = ask_as(&mut s, "p", 10, &busy, 10, &rest, 1.0);
+        assert!(origin);
+        assert!(matches!(h, Some(Handover::Moved { to, .. }) if to == busy));
+        // With nobody asking, the least loaded mirror is chosen as before.
+        let mut s = Schedule::new();
+        s.plan(&[("q", 1000), ("p", 10)], &m, 0.0, &P);
+        let (_, h) = s.ask(
+            &Announce {
+                pack: "p",
+                size: 10,
+                asker: None,
+                left: 10,
+            },
+            &rest,
+            1.0,
+            &P,
+        );
+        assert!(matches!(h, Some(Handover::Moved { to, .. }) if to == idle));
+    }
+
+    #[test]
+    fn a_queued_pack_goes_to_a_mirror_that_asks_this_tracker_about_it() {
+        let m = live(&["a", "b", "c"]);
+        let mut s = Schedule::new();
+        // Six big packs go out, two to each mirror (the lead, two average
+        // packs, is reached); q waits.
+        let big = ["p1", "p2", "p3", "p4", "p5", "p6"];
+        let mut packs: Vec<(&str, u64)> = big.iter().map(|k| (*k, 1000)).collect();
+        packs.push(("q", 10));
+        s.plan(&packs, &m, 0.0, &P);
+        assert_eq!(s.queued(), 1);
+        let of = |s: &Schedule, who: &str| -> Vec<&str> {
+            big.iter()
+                .copied()
+                .filter(|k| s.feeder(k) == Some(who))
+                .collect()
+        };
+        let (x, y) = ("a", "b");
+        assert_eq!((of(&s, x).len(), of(&s, y).len()), (2, 2));
+        // Only y asks this tracker about q (x's torrent for q announces
+        // elsewhere); y has no room yet.
+        let _ = ask_as(&mut s, "q", 10, y, 10, &m, 0.5);
+        assert_eq!(s.queued(), 1);
+        // x gets room first, but does not ask: q waits for y.
+        let xs = of(&s, x);
+        s.progress(xs[0], 1000, &m, 1.0);
+        assert_eq!(s.queued(), 1);
+        let ys = of(&s, y);
+        s.progress(ys[0], 1000, &m, 1.2);
+        assert_eq!(s.feeder("q"), Some(y));
+    }
+
+    #[test]
+    fn a_slow_feeder_loses_its_pack_to_a_mirror_with_less_to_do() {
+        for (slow_rate, moved) in [(1_000u64, true), (5_000, false)] {
+            let m = live(&["a", "b"]);
+            let mut s = Schedule::new();
+            s.plan(&[("p1", 10_000), ("p2", 100_000)], &m, 0.0, &P);
+            assert_eq!(s.queued(), 0);
+            let fast = s.feeder("p1").unwrap().to_string();
+            let slow = s.feeder("p2").unwrap().to_string();
+            assert_ne!(fast, slow);
+            // p1 is fed whole in 1 s (10 kB/s, the best rate); p2 at
+            // `slow_rate`.
+            s.progress("p1", 10_000, &m, 1.0);
+            let mut took = None;
+            for i in 2..=12u64 {
+                let t = i as f64;
+                let sent = i * slow_rate;
+                s.progress("p2", sent, &m, t);
+                // The idle mirror relays p2 from the slow one, and asks
+                // this tracker about it too.
+                let (_, h1) = ask_as(&mut s, "p2", 100_000, &fast, 100_000 - sent, &m, t);
+                let (_, h2) = ask_as(&mut s, "p2", 100_000, &slow, 100_000 - sent, &m, t);
+                let h = h1.or(h2);
+                if let Some(h) = h {
+                    took = Some((t, h));
+                    break;
+                }
+            }
+            if !moved {
+                // Half the best rate: not slow enough to move.
+                assert!(took.is_none(), "{took:?}");
+                assert_eq!(s.feeder("p2"), Some(slow.as_str()));
+                continue;
+            }
+            // A tenth of the best rate: once it had the pack for
+            // stuck_after, the idle mirror takes it over.
+            let (t, h) = took.expect("the slow feeder keeps its pack");
+            assert!(t > P.stuck_after && t <= P.stuck_after + 1.0, "at {t}");
+            assert_eq!(
+                h,
+                Handover::Moved {
+                    from: slow.clone(),
+                    to: fast.clone(),
+                    why: "fed too slowly"
+                }
+            );
+            // The new feeder gets the origin; the slow one never gets the
+            // pack back.
+            let (origin, _) = ask_as(&mut s, "p2", 100_000, &fast, 90_000, &m, t + 1.0);
+            assert!(origin);
+            let (origin, _) = ask_as(&mut s, "p2", 100_000, &slow, 90_000, &m, t + 1.0);
+            assert!(!origin);
+            assert_eq!(s.feeder("p2"), Some(fast.as_str()));
+            // Until the next plan, the slow mirror gets no new pack while
+            // the fast one is there, though it has less to do.
+            let _ = ask_as(&mut s, "q", 1000, &slow, 1000, &m, t + 2.0);
+            assert_eq!(s.feeder("q"), Some(fast.as_str()));
+        }
     }
 
     #[test]
