@@ -73,10 +73,6 @@ pub struct Agent {
     _lock: std::fs::File,
 }
 
-/// How many other mirrors' trackers a mirror's pack announces to, besides
-/// its upstreams.
-const PEER_TRACKERS: usize = 2;
-
 impl Agent {
     /// This agent as other agents see it, signed now.
     pub fn self_info(&self) -> peers::SignedPeer {
@@ -180,38 +176,27 @@ impl Agent {
         st.bytes = m.total_bytes();
     }
 
-    /// BitTorrent trackers for a mirror's pack `info_hash`: the upstreams'
-    /// and every known origin's `/announce` (the origin's tracker schedules
-    /// the swarm), and a few known mirrors' (chosen by rendezvous on the
-    /// pack, so the load spreads and a running torrent still learns of
-    /// peers while the origin is away), each URL naming this agent
-    /// (`shoal_agent=`) so the tracker can answer it its own way; then
-    /// configured trackers as they are.
-    pub fn trackers(&self, info_hash: &str) -> Vec<String> {
-        let norm = |u: &str| u.trim_end_matches('/').to_string();
-        let mut urls: Vec<String> = self.cfg.mirror.upstreams.iter().map(|u| norm(u)).collect();
-        let known = self.peers.lock().unwrap().list();
-        for (p, _) in known.iter().filter(|(p, _)| p.role == "origin") {
-            if !urls.contains(&norm(&p.url)) {
-                urls.push(norm(&p.url));
-            }
-        }
-        let me = norm(&self.cfg.advertise_url());
-        let mut mirrors: Vec<String> = known
-            .iter()
-            .filter(|(p, _)| p.role != "origin")
-            .map(|(p, _)| norm(&p.url))
-            .filter(|u| !urls.contains(u) && *u != me)
-            .collect();
-        mirrors.sort_by_key(|u| shoal_swarm::rendezvous(info_hash, u));
-        urls.extend(mirrors.into_iter().take(PEER_TRACKERS));
+    /// The BitTorrent tracker of a mirror's packs: one URL, the first
+    /// upstream's `/announce` (normally the origin's, whose tracker
+    /// schedules the swarm), naming this agent (`shoal_agent=`) so the
+    /// tracker can answer it its own way.
+    ///
+    /// One, because librqbit announces a private torrent to a single
+    /// tracker, and when a torrent is restarted (a kick) it picks that one
+    /// at random from the set it was given: about half of a mirror's packs
+    /// then announced to another mirror's tracker, the origin's schedule
+    /// stopped hearing from them, and handed their packs to slower or later
+    /// mirrors (measured in the bench's fault cases). Other mirrors learn
+    /// that a pack is needed from initial peers and [`rest::ask_to_wake`].
+    pub fn trackers(&self) -> Vec<String> {
         let name = shoal_pack::tracker::encode_value(&self.name);
-        let mut t: Vec<String> = urls
+        self.cfg
+            .mirror
+            .upstreams
+            .first()
+            .map(|u| format!("{}/announce?shoal_agent={name}", u.trim_end_matches('/')))
             .into_iter()
-            .map(|u| format!("{u}/announce?shoal_agent={name}"))
-            .collect();
-        t.extend(self.cfg.network.trackers.iter().cloned());
-        t
+            .collect()
     }
 
     /// Mirrors heard from within `secs` seconds, as feeder candidates.

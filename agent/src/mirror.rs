@@ -231,7 +231,7 @@ pub(crate) async fn add_pack(
             torrent,
             folder: agent.store.pack_dir(id),
             peers,
-            trackers: agent.trackers(ih),
+            trackers: agent.trackers(),
             announce_interval: agent.cfg.network.announce_interval,
             read_only: false,
         })

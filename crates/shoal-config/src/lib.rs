@@ -283,7 +283,9 @@ pub struct NetworkConfig {
     pub lsd: bool,
     /// Ask the router for a port forward (UPnP / NAT-PMP).
     pub upnp: bool,
-    /// Extra tracker URLs announced to (only Shoal agents are used otherwise).
+    /// Extra tracker URLs. Not used for Shoal's packs: they are private
+    /// torrents, which librqbit announces to one tracker only (the first
+    /// upstream's).
     pub trackers: Vec<String>,
     /// Extra BitTorrent peers (`host:port`) to connect to.
     pub peers: Vec<SocketAddr>,
