@@ -55,9 +55,11 @@ pub struct Cli {
     /// Fan-out mirror counts [default: 2,4,8, quick: 2].
     #[arg(long, value_delimiter = ',')]
     pub mirrors: Vec<usize>,
-    /// Files in the small-update tree [default: 200000, quick: 5000].
-    #[arg(long)]
-    pub update_files: Option<usize>,
+    /// Files in the small-update trees, comma-separated; four mirrors run
+    /// for trees of at most 200000 files, one above [default:
+    /// 100000,1000000, quick: 5000].
+    #[arg(long, value_delimiter = ',')]
+    pub update_files: Vec<usize>,
     /// Rounds per small-update case (the median is reported) [default: 3, quick: 1].
     #[arg(long)]
     pub update_rounds: Option<usize>,

@@ -780,24 +780,85 @@ struct Round {
     apply: f64,
 }
 
+/// The small-update part: each tree size in turn ([`update_at`]), then
+/// how the update time grows with the tree.
 fn update(ctx: &Ctx) -> Result<Section> {
     let quick = ctx.cli.quick;
-    let n = ctx
-        .cli
-        .update_files
-        .unwrap_or(if quick { 5_000 } else { 200_000 });
+    let sizes = if !ctx.cli.update_files.is_empty() {
+        ctx.cli.update_files.clone()
+    } else if quick {
+        vec![5_000]
+    } else {
+        vec![100_000, 1_000_000]
+    };
     let rounds = ctx
         .cli
         .update_rounds
         .unwrap_or(if quick { 1 } else { 3 })
         .max(1);
-    let dir = ctx.small_dir("update")?;
+    let mut body = String::new();
+    let mut headlines = Vec::new();
+    // Shoal's time with one mirror, per tree size.
+    let mut one: Vec<(usize, f64)> = Vec::new();
+    for &n in &sizes {
+        // Four mirrors (and four rsync copies) of a million tiny files do
+        // not fit the tmpfs: above 200,000 files, one mirror.
+        let cases: &[usize] = if n <= 200_000 { &[4, 1] } else { &[1] };
+        let (section, times) = update_at(ctx, n, cases, rounds)?;
+        let _ = writeln!(body, "### {n} files\n\n{}", section.body);
+        headlines.extend(section.headlines);
+        one.extend(times.iter().filter(|t| t.0 == 1).map(|t| (n, t.1)));
+    }
+    if let (Some(small), Some(big)) = (one.first(), one.last()) {
+        if big.0 > small.0 {
+            let r = ratio(big.1, small.1);
+            let _ = writeln!(
+                body,
+                "\n**Scaling.** With one mirror, the update of {} files took {} against {} for {} \
+                 files: {} for a tree {}× larger (target ≤ 1.3×: cost follows the change, not the \
+                 tree).",
+                big.0,
+                secs(big.1),
+                secs(small.1),
+                small.0,
+                times(r),
+                big.0 / small.0.max(1)
+            );
+            headlines.push(headline(
+                &format!(
+                    "small update, {} files ÷ {} files (same 0.1 %, one mirror)",
+                    big.0, small.0
+                ),
+                times(r),
+                "≤ 1.3×",
+                Some(r <= 1.3),
+            ));
+        }
+    }
+    Ok(Section {
+        title: "Small update on a big tree".into(),
+        body,
+        headlines,
+    })
+}
+
+/// One tree of `n` tiny files: the first sync, then `rounds` small updates
+/// with each mirror count of `counts` (largest first); returns the section
+/// and the median Shoal time per mirror count.
+fn update_at(
+    ctx: &Ctx,
+    n: usize,
+    counts: &[usize],
+    rounds: usize,
+) -> Result<(Section, Vec<(usize, f64)>)> {
+    let most = counts.iter().copied().max().unwrap_or(1);
+    let dir = ctx.small_dir(&format!("update-{n}"))?;
     let repo = dir.join("origin-repo");
     log(&format!("small update: writing {n} files"));
     let mut specs = workload::tiny_tree(n, 2);
     workload::write_tree(&repo, &specs, cores())?;
     let (files, total) = tree_stats(&repo, &[])?;
-    let net = TestNet::new("bench", 5)?;
+    let net = TestNet::new("bench", 1 + most)?;
     let oh = net.host(1);
     let origin = NsAgent::origin(ctx, oh, &repo, &dir.join("origin-state"))?;
     origin.wait_up()?;
@@ -807,7 +868,7 @@ fn update(ctx: &Ctx) -> Result<Section> {
     let first_publish = origin.last_publish_secs()?;
     let mut mirrors = Vec::new();
     let t0 = Instant::now();
-    for i in 2..=5 {
+    for i in 2..=1 + most {
         let md = dir.join(format!("m{}", i - 1));
         mirrors.push(NsAgent::mirror(
             ctx,
@@ -818,15 +879,19 @@ fn update(ctx: &Ctx) -> Result<Section> {
             &md.join("state"),
         )?);
     }
-    log("small update: first sync of four Shoal mirrors (unshaped)");
+    log(&format!(
+        "small update: first sync of {most} Shoal mirror(s) of {n} files (unshaped)"
+    ));
     let first_sync = wait_all_applied(&mirrors, g1, t0, Duration::from_secs(1800))?;
     let first_sync = first_sync.iter().cloned().fold(0.0, f64::max);
     let mirror_peak_first = mirrors[0].peak_rss()?;
     let origin_peak_first = origin.peak_rss()?;
     let first_down: u64 = mirrors[0].status()?.bytes_down.values().sum();
-    log("small update: first sync of four rsync mirrors (unshaped)");
+    log(&format!(
+        "small update: first sync of {most} rsync mirror(s) (unshaped)"
+    ));
     let rsyncd = Rsyncd::start(oh, &repo, &dir)?;
-    let rjobs: Vec<_> = (2..=5)
+    let rjobs: Vec<_> = (2..=1 + most)
         .map(|i| (net.host(i), dir.join(format!("rsync-m{}", i - 1))))
         .collect();
     let rfirst = rsync_all(&rjobs, &rsyncd.url, &dir)?;
@@ -836,12 +901,13 @@ fn update(ctx: &Ctx) -> Result<Section> {
     }
     let mut round_no = 0;
     let mut cases: Vec<(usize, Vec<Round>, usize, u64)> = Vec::new();
-    for case in [4usize, 1] {
-        if case == 1 {
-            for m in &mirrors[1..] {
-                m.stop()?;
-            }
+    let mut running = mirrors.len();
+    for &case in counts {
+        // Fewer mirrors: stop the others (each once).
+        for m in &mirrors[case.min(running)..running] {
+            m.stop()?;
         }
+        running = running.min(case);
         let mut rs = Vec::new();
         let mut changed = (0, 0);
         for _ in 0..rounds {
@@ -882,7 +948,7 @@ fn update(ctx: &Ctx) -> Result<Section> {
         .and_then(|f| logs::num(f, "seconds"))
         .unwrap_or(f64::NAN);
     drop(rsyncd);
-    for m in &mirrors {
+    for m in &mirrors[..running] {
         let _ = m.stop();
     }
     origin.stop()?;
@@ -959,10 +1025,10 @@ fn update(ctx: &Ctx) -> Result<Section> {
     let _ = writeln!(
         body,
         "\nSetting up (not timed against each other, unshaped): the first publish of the \
-         {files} files took {}, the first Shoal sync of four mirrors {} (one mirror \
+         {files} files took {}, the first Shoal sync of {most} mirror(s) {} (one mirror \
          received {} over BitTorrent for {} of files, {} the tree: files smaller than a \
          16 KiB piece lie back to back in a pack, so a piece spans several of them), the \
-         first rsync of four mirrors {}. Peak memory after that first sync: origin {}, \
+         first rsync of {most} mirror(s) {}. Peak memory after that first sync: origin {}, \
          mirror {}.",
         secs(first_publish),
         secs(first_sync),
@@ -989,11 +1055,21 @@ fn update(ctx: &Ctx) -> Result<Section> {
          walking the tree.",
         secs(last_hash_secs)
     );
-    Ok(Section {
-        title: "Small update on a big tree".into(),
-        body,
-        headlines: heads,
-    })
+    let times = cases
+        .iter()
+        .map(|(case, rs, _, _)| {
+            let t: Vec<f64> = rs.iter().map(|r| r.shoal).collect();
+            (*case, median(&t))
+        })
+        .collect();
+    Ok((
+        Section {
+            title: format!("{n} files"),
+            body,
+            headlines: heads,
+        },
+        times,
+    ))
 }
 
 // --------------------------------------------------------------- hashing
