@@ -349,17 +349,15 @@ pub fn faults(ctx: &Ctx) -> Result<Section> {
          bound: the targets here (1.4×) are looser than the fan-out's, but the fan-out at \
          N = {N} itself sits near them. The origin sends each pack about once in every case: \
          a pack that changes feeder goes to a mirror that already relays most of what the \
-         old one got, so a handover costs the origin little. What a fault costs is time, and \
-         mostly one way: the origin's tracker can only tell a mirror to fetch a pack from \
-         the origin while that mirror's torrent announces to it, and after a kick (pause and \
-         unpause) librqbit announces a private torrent to one tracker drawn from a hash set, \
-         often another mirror's. Late in a run the mirrors that still ask the origin's \
-         tracker about a pack are then often the slow one or the newcomer (whose torrents are \
-         fresh); the pack goes to them, and the fast mirrors wait on it. The schedule moves a \
-         pack off a feeder that is fed at under a quarter of the best feeder's rate, but only \
-         to a mirror that asks for it. The model has no such tracker loss: its column is what \
-         the schedule does without it. The fix is in the agent (see docs/benchmarks.md, \
-         \"Fault cases\")."
+         old one got, so a handover costs the origin little. Where the cases miss, they miss \
+         by about what the baseline misses: each lands near the no-fault row, so a slow, \
+         killed or late mirror does not hold the others back, and the gap left is the \
+         fan-out's own (see the Fan-out section). The schedule moves a pack \
+         off a feeder fed at under a quarter of the best feeder's rate, to a mirror that asks \
+         for it, and the origin's tracker hears from every mirror's torrent: each gets one \
+         tracker, the first upstream's (librqbit announces a private torrent to one tracker, \
+         and after a restart picked it at random from several). The model column is what the \
+         schedule does with ideal links and no CPU."
     );
     Ok(Section {
         title: "Fault cases".into(),
