@@ -49,6 +49,9 @@ pub struct Params {
     /// A feeder whose bytes left on a pack did not fall for this long
     /// loses it.
     pub stuck_after: Secs,
+    /// Packs whose copies to every live mirror add up to at most this go
+    /// straight from the origin to whoever asks ([`DIRECT_BYTES`]).
+    pub direct_bytes: u64,
 }
 
 impl Params {
@@ -59,8 +62,22 @@ impl Params {
         Params {
             dead_after: 3.0 * i + 1.0,
             stuck_after: (6.0 * i).max(5.0),
+            direct_bytes: DIRECT_BYTES,
         }
     }
+}
+
+/// A pack whose copies to every live mirror add up to at most this many
+/// bytes is not scheduled: the origin hands it to every mirror that asks.
+/// Relaying it would make each mirror but its feeder wait for a restart
+/// ([`KICK_AFTER_SECS`]) to save the origin well under a second of upload.
+/// A small update of an archive makes such packs.
+pub const DIRECT_BYTES: u64 = 4 << 20;
+
+/// Whether a pack of `size` bytes goes straight from the origin to each of
+/// `mirrors` live mirrors (at most `budget` bytes in all).
+pub fn direct(size: u64, mirrors: usize, budget: u64) -> bool {
+    size.saturating_mul(mirrors.max(1) as u64) <= budget
 }
 
 /// A mirror the origin may feed, with its weight (relative capacity; 1.0
@@ -179,7 +196,10 @@ impl Schedule {
         let live = &live[..];
         let mut added = 0u64;
         let mut n = 0u64;
-        for (k, size) in packs {
+        for (k, size) in packs
+            .iter()
+            .filter(|(_, size)| !direct(*size, live.len(), p.direct_bytes))
+        {
             let known = self.packs.get(*k).is_some_and(|st| st.feeder.is_some())
                 || self.pending.iter().any(|(q, _)| q == k);
             if !known {
@@ -313,6 +333,9 @@ impl Schedule {
         }
         let live = self.widen(live, now);
         let live = &live[..];
+        if direct(size, live.len(), p.direct_bytes) {
+            return (asker.is_none() || left > 0, None);
+        }
         self.note(pack, asker, left, now);
         self.fill(live, now);
         if self.pending.iter().any(|(k, _)| k == pack) {
@@ -673,9 +696,12 @@ pub fn relay_peers<'a, T>(peers: impl IntoIterator<Item = (&'a str, T)>) -> Vec<
 mod tests {
     use super::*;
 
+    /// The rules under test, with no pack small enough to go direct (the
+    /// sizes here are small numbers).
     const P: Params = Params {
         dead_after: 4.0,
         stuck_after: 6.0,
+        direct_bytes: 0,
     };
 
     fn live(names: &[&str]) -> Vec<Candidate> {
@@ -839,6 +865,53 @@ mod tests {
                 "{m} was fed {b} of 20000: {fed:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_small_pack_goes_straight_to_every_mirror_and_is_not_scheduled() {
+        let p = Params::for_interval(1.0);
+        let m = live(&["a", "b", "c", "d"]);
+        let mut s = Schedule::new();
+        // 200 kB to 4 mirrors: 800 kB in all, under DIRECT_BYTES.
+        let small = 200_000;
+        // 8 MB to 4 mirrors is scheduled.
+        let big = 8_000_000;
+        s.plan(&[("small", small), ("big", big)], &m, 0.0, &p);
+        assert_eq!(s.feeder("small"), None, "a direct pack has no feeder");
+        assert!(s.feeder("big").is_some());
+        for n in ["a", "b", "c", "d"] {
+            let ask = |pack, size| Announce {
+                pack,
+                size,
+                asker: Some(n),
+                left: size,
+            };
+            let (origin, _) = s.ask(&ask("small", small), &m, 1.0, &p);
+            assert!(origin, "{n} is given the origin for the small pack");
+        }
+        let given: usize = ["a", "b", "c", "d"]
+            .iter()
+            .filter(|n| {
+                let a = Announce {
+                    pack: "big",
+                    size: big,
+                    asker: Some(n),
+                    left: big,
+                };
+                s.ask(&a, &m, 1.0, &p).0
+            })
+            .count();
+        assert_eq!(given, 1, "the big pack still has one feeder");
+        // A mirror that holds the small pack already is not sent it again.
+        let done = Announce {
+            pack: "small",
+            size: small,
+            asker: Some("a"),
+            left: 0,
+        };
+        assert!(!s.ask(&done, &m, 2.0, &p).0);
+        // With 40 mirrors the same 200 kB pack is 8 MB in all: scheduled.
+        assert!(!direct(small, 40, p.direct_bytes));
     }
 
     #[test]
