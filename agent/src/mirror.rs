@@ -689,10 +689,11 @@ async fn get_manifest(
                 Ok((m, sig, envs)) => {
                     let body = m.body();
                     if Sha256Hash::of(&body) == head.manifest_sha256 {
-                        let env = shoal_manifest::signed::envelope("manifest", &sig, &body);
                         ms.key
-                            .open("manifest", &env)
-                            .context("rebuilt manifest envelope")?;
+                            .verify("manifest", &body, &sig)
+                            .context("rebuilt manifest")?;
+                        // Kept to relay G to other mirrors.
+                        let env = shoal_manifest::signed::envelope("manifest", &sig, &body);
                         return Ok((m, env, envs));
                     }
                     tracing::warn!("deltas did not reach the head's manifest; fetching it in full");
@@ -754,7 +755,8 @@ async fn by_deltas(
     target: u64,
     urls: &[String],
 ) -> Result<(Manifest, String, Vec<(u64, Vec<u8>)>)> {
-    let mut m = cur.clone();
+    // The first delta applies to `cur` itself: no copy of it is made.
+    let mut m: std::borrow::Cow<Manifest> = std::borrow::Cow::Borrowed(cur);
     let mut sha = *cur_sha;
     let mut envs = Vec::new();
     let mut sig = String::new();
@@ -782,12 +784,12 @@ async fn by_deltas(
         }
         let (d, env) =
             got.ok_or_else(|| anyhow!("no upstream holds the delta from generation {from}"))?;
-        m = d.apply(&m, &sha)?;
+        m = std::borrow::Cow::Owned(d.apply(&m, &sha)?);
         sha = d.manifest_sha256;
         sig = d.manifest_signature.clone();
         envs.push((from, env));
     }
-    Ok((m, sig, envs))
+    Ok((m.into_owned(), sig, envs))
 }
 
 /// How a download ended.

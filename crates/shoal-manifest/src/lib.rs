@@ -68,12 +68,27 @@ impl Sha256Hash {
         Sha256Hash(Sha256::digest(bytes).into())
     }
     pub fn to_hex(&self) -> String {
-        hex::encode(self.0)
+        self.hex_buf().as_str().to_string()
+    }
+    /// The 64 hex digits in a stack buffer (serializing a manifest writes
+    /// one per file: no allocation each).
+    fn hex_buf(&self) -> HexBuf {
+        let mut b = [0u8; 64];
+        hex::encode_to_slice(self.0, &mut b).expect("64 bytes hold 32 in hex");
+        HexBuf(b)
     }
     pub fn from_hex(s: &str) -> Option<Self> {
         let mut out = [0u8; 32];
         hex::decode_to_slice(s, &mut out).ok()?;
         Some(Sha256Hash(out))
+    }
+}
+
+struct HexBuf([u8; 64]);
+
+impl HexBuf {
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.0).expect("hex digits are ASCII")
     }
 }
 
@@ -91,7 +106,7 @@ impl std::fmt::Display for Sha256Hash {
 
 impl Serialize for Sha256Hash {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.to_hex())
+        s.serialize_str(self.hex_buf().as_str())
     }
 }
 
@@ -419,20 +434,9 @@ impl Delta {
                 have_hash: prev_hash.to_hex(),
             });
         }
-        let removals: std::collections::HashSet<&str> =
-            self.removals.iter().map(|s| s.as_str()).collect();
-        let mut merged: BTreeMap<&[u8], &Entry> = prev
-            .entries
-            .iter()
-            .filter(|e| !removals.contains(e.path.as_str()))
-            .map(|e| (e.path.as_bytes(), e))
-            .collect();
-        for e in &self.upserts {
-            merged.insert(e.path.as_bytes(), e);
-        }
         let m = Manifest {
             header: self.header.clone(),
-            entries: merged.into_values().cloned().collect(),
+            entries: self.merge(&prev.entries),
         };
         m.check()?;
         let got = m.sha256();
@@ -444,6 +448,31 @@ impl Delta {
             });
         }
         Ok(m)
+    }
+
+    /// `prev`'s entries with this delta's removals and upserts, in one
+    /// pass over both sorted lists. Unsorted or duplicated upserts or
+    /// removals (a forged delta) give an unsorted result, which
+    /// [`Manifest::check`] refuses.
+    fn merge(&self, prev: &[Entry]) -> Vec<Entry> {
+        let mut out = Vec::with_capacity(prev.len() + self.upserts.len());
+        let mut removals = self.removals.iter().map(|r| r.as_bytes()).peekable();
+        let mut ups = self.upserts.iter().peekable();
+        for e in prev {
+            let p = e.path.as_bytes();
+            while let Some(u) = ups.next_if(|u| u.path.as_bytes() < p) {
+                out.push(u.clone());
+            }
+            while removals.next_if(|r| *r < p).is_some() {}
+            let removed = removals.next_if(|r| *r == p).is_some();
+            match ups.next_if(|u| u.path.as_bytes() == p) {
+                Some(u) => out.push(u.clone()),
+                None if removed => {}
+                None => out.push(e.clone()),
+            }
+        }
+        out.extend(ups.cloned());
+        out
     }
 }
 
@@ -576,6 +605,51 @@ mod tests {
             msg.contains("older") && msg.contains("upgrade the upstream"),
             "{msg}"
         );
+    }
+
+    #[test]
+    fn deltas_merge_in_one_pass_at_every_position_and_forged_order_is_refused() {
+        let names = ["b", "d", "f/g", "h"];
+        let a = manifest(
+            1,
+            names
+                .iter()
+                .map(|n| file(n, n.as_bytes(), Some(1)))
+                .collect(),
+        );
+        // Insert before the first, between, after the last; change one;
+        // remove one; remove and upsert the same path.
+        let mut b = manifest(
+            2,
+            vec![
+                file("a", b"new", Some(1)),
+                file("b", b"b", Some(1)),
+                file("c", b"new", Some(1)),
+                file("f/g", b"changed", Some(1)),
+                file("h", b"back", Some(1)),
+                file("z", b"new", Some(1)),
+            ],
+        );
+        b.header.prev_sha256 = Some(a.sha256());
+        let mut d = b.delta_from(&a, String::new());
+        assert_eq!(d.removals, vec!["d".to_string()]);
+        d.removals.push("h".into());
+        d.removals.push("nowhere".into());
+        assert_eq!(d.apply(&a, &a.sha256()).unwrap(), b);
+
+        // Upserts out of order, or twice, make an unsorted manifest.
+        let mut swapped = b.delta_from(&a, String::new());
+        swapped.upserts.swap(0, 1);
+        assert!(matches!(
+            swapped.apply(&a, &a.sha256()),
+            Err(Error::BadPath { .. })
+        ));
+        let mut twice = b.delta_from(&a, String::new());
+        twice.upserts.insert(0, twice.upserts[0].clone());
+        assert!(matches!(
+            twice.apply(&a, &a.sha256()),
+            Err(Error::BadPath { .. })
+        ));
     }
 
     #[test]

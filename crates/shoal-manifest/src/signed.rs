@@ -144,11 +144,6 @@ impl PublicKey {
             });
         }
         let sig_b64 = parts.next().ok_or(Error::NotSigned)?;
-        let bad_sig = || Error::BadSignature { kind: kind.into() };
-        let sig_bytes = base64::engine::general_purpose::STANDARD
-            .decode(sig_b64)
-            .map_err(|_| bad_sig())?;
-        let sig = ed25519_dalek::Signature::from_slice(&sig_bytes).map_err(|_| bad_sig())?;
         let mut body = Vec::new();
         zstd::stream::read::Decoder::new(&envelope[nl + 1..])
             .and_then(|d| d.take(MAX_BODY + 1).read_to_end(&mut body))
@@ -162,10 +157,23 @@ impl PublicKey {
                 detail: format!("larger than {MAX_BODY} bytes"),
             });
         }
-        self.0
-            .verify(&signed_message(kind, &body), &sig)
-            .map_err(|_| bad_sig())?;
+        self.verify(kind, &body, sig_b64)?;
         Ok(body)
+    }
+
+    /// Checks that `signature_b64` (as an envelope's first line carries it)
+    /// signs `body` as a document of `kind`: what [`PublicKey::open`] checks,
+    /// for a body at hand (a mirror that rebuilt manifest G from a delta
+    /// checks it so, without compressing and decompressing it first).
+    pub fn verify(&self, kind: &str, body: &[u8], signature_b64: &str) -> Result<(), Error> {
+        let bad_sig = || Error::BadSignature { kind: kind.into() };
+        let sig_bytes = base64::engine::general_purpose::STANDARD
+            .decode(signature_b64)
+            .map_err(|_| bad_sig())?;
+        let sig = ed25519_dalek::Signature::from_slice(&sig_bytes).map_err(|_| bad_sig())?;
+        self.0
+            .verify(&signed_message(kind, body), &sig)
+            .map_err(|_| bad_sig())
     }
 }
 
