@@ -176,10 +176,10 @@ impl Agent {
         st.bytes = m.total_bytes();
     }
 
-    /// The BitTorrent tracker of a mirror's packs: one URL, the first
-    /// upstream's `/announce` (normally the origin's, whose tracker
-    /// schedules the swarm), naming this agent (`shoal_agent=`) so the
-    /// tracker can answer it its own way.
+    /// The BitTorrent tracker of a mirror's packs: one URL, the origin's
+    /// `/announce` when this agent knows the origin (its tracker schedules
+    /// the swarm), else the first upstream's, naming this agent
+    /// (`shoal_agent=`) so the tracker can answer it its own way.
     ///
     /// One, because librqbit announces a private torrent to a single
     /// tracker, and when a torrent is restarted (a kick) it picks that one
@@ -190,10 +190,16 @@ impl Agent {
     /// that a pack is needed from initial peers and [`rest::ask_to_wake`].
     pub fn trackers(&self) -> Vec<String> {
         let name = shoal_pack::tracker::encode_value(&self.name);
-        self.cfg
-            .mirror
-            .upstreams
-            .first()
+        let origin = self
+            .peers
+            .lock()
+            .unwrap()
+            .list()
+            .into_iter()
+            .find(|(p, _)| p.role == "origin")
+            .map(|(p, _)| p.url);
+        origin
+            .or_else(|| self.cfg.mirror.upstreams.first().cloned())
             .map(|u| format!("{}/announce?shoal_agent={name}", u.trim_end_matches('/')))
             .into_iter()
             .collect()

@@ -355,7 +355,7 @@ pub fn faults(ctx: &Ctx) -> Result<Section> {
          fan-out's own (see the Fan-out section). The schedule moves a pack \
          off a feeder fed at under a quarter of the best feeder's rate, to a mirror that asks \
          for it, and the origin's tracker hears from every mirror's torrent: each gets one \
-         tracker, the first upstream's (librqbit announces a private torrent to one tracker, \
+         tracker, the origin's (librqbit announces a private torrent to one tracker, \
          and after a restart picked it at random from several). The model column is what the \
          schedule does with ideal links and no CPU."
     );

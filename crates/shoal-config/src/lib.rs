@@ -284,8 +284,7 @@ pub struct NetworkConfig {
     /// Ask the router for a port forward (UPnP / NAT-PMP).
     pub upnp: bool,
     /// Extra tracker URLs. Not used for Shoal's packs: they are private
-    /// torrents, which librqbit announces to one tracker only (the first
-    /// upstream's).
+    /// torrents, which librqbit announces to one tracker only (the origin's).
     pub trackers: Vec<String>,
     /// Extra BitTorrent peers (`host:port`) to connect to.
     pub peers: Vec<SocketAddr>,
