@@ -72,7 +72,7 @@ impl Params {
 /// Relaying it would make each mirror but its feeder wait for a restart
 /// ([`KICK_AFTER_SECS`]) to save the origin well under a second of upload.
 /// A small update of an archive makes such packs.
-pub const DIRECT_BYTES: u64 = 4 << 20;
+pub const DIRECT_BYTES: u64 = 1 << 20;
 
 /// Whether a pack of `size` bytes goes straight from the origin to each of
 /// `mirrors` live mirrors (at most `budget` bytes in all).
