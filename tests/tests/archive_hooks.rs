@@ -256,6 +256,85 @@ fn reprepro_outhook_publishes_an_includedeb() {
     assert_same_tree(&repo.public, &m1.repo, &["project/trace"]);
 }
 
+/// Each hook passes SHOAL_STATE and SHOAL_CONFIG as one word: with the
+/// origin's state folder and its config file under a folder whose name
+/// holds spaces, reprepro-outhook (fed a hand-written outlog) and
+/// ftpsync-pull (pulling from a local folder) publish through SHOAL_STATE,
+/// and createrepo-publish and reprepro-outhook through SHOAL_CONFIG.
+#[test]
+fn hooks_take_state_and_config_paths_with_spaces() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("shoal  with spaces");
+    std::fs::create_dir_all(&dir).unwrap();
+    let src = dir.join("repo");
+    std::fs::create_dir_all(src.join("pool")).unwrap();
+    std::fs::write(src.join("pool/a"), b"first").unwrap();
+    let (key, _) = keygen(&dir);
+    let origin = start_origin(&dir, "origin", &src, &key, "generic", &[]);
+    origin.wait_generation(1);
+    assert!(origin.state.display().to_string().contains(' '));
+    let config = dir.join("origin config.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "role: origin\nrepo: \"{}\"\nstate: \"{}\"\nlisten: \"{}\"\norigin: {{key: \"{}\"}}\n",
+            src.display(),
+            origin.state.display(),
+            origin.http,
+            key.display()
+        ),
+    )
+    .unwrap();
+    let by_state = |cmd: &mut Command| {
+        hook_env(cmd, &origin);
+        cmd.env_remove("SHOAL_CONFIG");
+    };
+    let by_config = |cmd: &mut Command| {
+        hook_env(cmd, &origin);
+        cmd.env_remove("SHOAL_STATE").env("SHOAL_CONFIG", &config);
+    };
+
+    // reprepro-outhook: the outlog reprepro would pass, listing one file.
+    let outhook = |name: &str, env: &dyn Fn(&mut Command)| {
+        std::fs::write(src.join("pool").join(name), name.as_bytes()).unwrap();
+        let outlog = dir.join("reprepro out.outlog");
+        std::fs::write(&outlog, format!("POOLNEW\tpool/{name}\n")).unwrap();
+        let mut cmd = Command::new(hook("reprepro-outhook"));
+        cmd.arg(&outlog);
+        env(&mut cmd);
+        run_ok(&mut cmd)
+    };
+    let out = outhook("b", &by_state);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok 2");
+    let out = outhook("c", &by_config);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok 3");
+
+    // createrepo-publish on an empty rpm folder: publishes its repodata.
+    let mut cmd = Command::new(hook("createrepo-publish"));
+    cmd.args(["--quiet", "--no-database"]).arg(&src);
+    by_config(&mut cmd);
+    let out = run_ok(&mut cmd);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok 4");
+    assert!(src.join("repodata/repomd.xml").exists());
+
+    // ftpsync-pull from a local folder holding the tree plus one file.
+    let upstream = dir.join("up stream");
+    run_ok(
+        Command::new("cp")
+            .arg("-a")
+            .arg(format!("{}/.", src.display()))
+            .arg(&upstream),
+    );
+    std::fs::write(upstream.join("pool/d"), b"pulled").unwrap();
+    let mut cmd = Command::new(hook("ftpsync-pull"));
+    cmd.arg(format!("{}/", upstream.display())).arg(&src);
+    by_state(&mut cmd);
+    let out = run_ok(&mut cmd);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok 5");
+    assert_eq!(std::fs::read(src.join("pool/d")).unwrap(), b"pulled");
+    assert_eq!(generation(&origin), 5);
+}
+
 /// The createrepo_c wrapper publishes new rpms, removed rpms and the new
 /// repodata; the mirror ends with createrepo_c's output byte for byte.
 #[test]
