@@ -1354,7 +1354,9 @@ fn manifest_of(
 }
 
 /// Seed → sign → serve: the new packs must check complete in the session;
-/// then the torrents, manifest, delta and, last, the head are written.
+/// then their contents are made durable (one syncfs of the state folder's
+/// file system, see [`fsutil::sync_fs`]), then the torrents, manifest,
+/// delta and, last, the head are written.
 async fn go_live(agent: &Arc<Agent>, st: &OriginState, c: &Candidate) -> Result<()> {
     let list = c
         .new_packs
@@ -1374,6 +1376,19 @@ async fn go_live(agent: &Arc<Agent>, st: &OriginState, c: &Candidate) -> Result<
         );
     }
     let store = &agent.store;
+    // Staged copies are written unsynced (hash_one), renamed and linked
+    // into the packs' folders; one flush of the file system makes all of
+    // it durable before any document names it. The packs are all in the
+    // state folder, so on its file system.
+    if !c.new_packs.is_empty() {
+        let root = store.packs_dir();
+        let t = Instant::now();
+        tokio::task::spawn_blocking(move || fsutil::sync_fs(&root)).await??;
+        tracing::debug!(
+            seconds = t.elapsed().as_secs_f64(),
+            "flushed the pack store's file system"
+        );
+    }
     for p in &c.new_packs {
         fsutil::atomic_write(&store.torrent(&p.live.info_hash), &p.torrent)?;
     }
