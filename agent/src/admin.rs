@@ -182,7 +182,8 @@ async fn publish_when_open(
 ) -> Result<u64> {
     let deadline = opts.wait.map(|w| tokio::time::Instant::now() + w);
     loop {
-        let r = crate::origin::publish_changes(agent, changes.clone(), opts.force).await;
+        let waits = opts.wait.is_some();
+        let r = crate::origin::publish_changes(agent, changes.clone(), opts.force, waits).await;
         let (Err(e), Some(deadline)) = (&r, deadline) else {
             return r;
         };

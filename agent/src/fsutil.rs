@@ -36,6 +36,24 @@ pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// Flushes everything written to the file system that holds `path` (data
+/// and metadata: file contents, renames, links), with syncfs(2): one call
+/// instead of an fsync per file and per folder.
+pub fn sync_fs(path: &Path) -> Result<()> {
+    use std::os::fd::AsRawFd;
+    let d = fs::File::open(path).map_err(|e| explain_io(e, path))?;
+    // SAFETY: syncfs only reads the descriptor, which `d` keeps open.
+    if unsafe { libc::syncfs(d.as_raw_fd()) } != 0 {
+        return Err(
+            explain_io(std::io::Error::last_os_error(), path).context(format!(
+                "cannot flush the file system of {}",
+                path.display()
+            )),
+        );
+    }
+    Ok(())
+}
+
 /// A temp name next to `path` that Shoal recognizes as its own.
 pub fn temp_name(path: &Path) -> PathBuf {
     let name = path.file_name().unwrap_or_else(|| OsStr::new("x"));

@@ -762,7 +762,7 @@ fn hash_one(root: &Path, staging: &Path, i: usize, j: &Job) -> Result<Hashed> {
 /// The publish gate ([`gate`]) must be open: a lock or a tree that changed
 /// within `origin.quiet_period` makes it return a [`gate::GateClosed`].
 pub async fn publish(agent: &Arc<Agent>) -> Result<u64> {
-    publish_changes(agent, None, false).await
+    publish_changes(agent, None, false, true).await
 }
 
 /// [`publish`], looking only at the paths listed in `changes` (relative to
@@ -771,10 +771,15 @@ pub async fn publish(agent: &Arc<Agent>) -> Result<u64> {
 /// the timer's publishes always walk it, so anything a list missed is
 /// published by the next timed publish.
 /// `force` publishes even when the gate is closed (with a warning).
+/// `waits`: the caller waits for a closed gate and tries again (the timer,
+/// a `--wait` call), so a closed gate shows in /status as state `waiting`
+/// with `publish_waiting`; otherwise (a call that is refused) a closed
+/// gate leaves /status as it was before the call.
 pub async fn publish_changes(
     agent: &Arc<Agent>,
     changes: Option<Vec<String>>,
     force: bool,
+    waits: bool,
 ) -> Result<u64> {
     let mut st = agent.origin.lock().await;
     if !st.loaded {
@@ -783,11 +788,12 @@ pub async fn publish_changes(
     expire_retired(agent, &mut st).await;
     drop_damaged(agent, &mut st);
     if let Some(c) = gate::find_lock(&agent.cfg.repo, &agent.cfg.origin.publish_locks)? {
-        gate_closed(agent, c, force)?;
+        gate_closed(agent, c, force, waits)?;
     }
+    let before = agent.status.lock().unwrap().state.clone();
     agent.set_state("publishing");
     let started = Instant::now();
-    let r = prepare(agent, &st, changes.as_deref(), force).await;
+    let r = prepare(agent, &st, changes.as_deref(), force, waits).await;
     let _ = std::fs::remove_dir_all(agent.store.staging());
     let current = st
         .manifest
@@ -803,8 +809,13 @@ pub async fn publish_changes(
             return Ok(current);
         }
         Err(e) => {
-            let closed = gate::closed_of(&e).is_some();
-            agent.set_state(if closed { "waiting" } else { "error" });
+            match (gate::closed_of(&e).is_some(), waits) {
+                (true, true) => agent.set_state("waiting"),
+                // A refused call: as before it (the origin's mutex held
+                // all along, so no other publish changed the state).
+                (true, false) => agent.set_state(&before),
+                (false, _) => agent.set_state("error"),
+            }
             return Err(e);
         }
     };
@@ -833,16 +844,18 @@ pub async fn publish_changes(
     }
 }
 
-/// The gate is closed by `c`: recorded in /status, and an error unless
-/// the publish is forced.
-fn gate_closed(agent: &Agent, c: gate::Closed, force: bool) -> Result<()> {
+/// The gate is closed by `c`: an error unless the publish is forced,
+/// recorded in /status if the caller `waits` for the gate to open.
+fn gate_closed(agent: &Agent, c: gate::Closed, force: bool, waits: bool) -> Result<()> {
     if force {
         tracing::warn!(reason = %c.summary(), "publishing although the gate is closed (--force)");
         return Ok(());
     }
-    let mut s = agent.status.lock().unwrap();
-    s.publish_waiting = Some(c.summary());
-    s.state = "waiting".into();
+    if waits {
+        let mut s = agent.status.lock().unwrap();
+        s.publish_waiting = Some(c.summary());
+        s.state = "waiting".into();
+    }
     Err(gate::GateClosed(c).into())
 }
 
@@ -870,13 +883,14 @@ async fn prepare(
     st: &OriginState,
     changes: Option<&[String]>,
     force: bool,
+    waits: bool,
 ) -> Result<Option<Candidate>> {
     let cfg = &agent.cfg;
     let prev = st.manifest.as_ref();
     let (found, folders) = scan_phase(agent, prev, changes).await?;
     let newest = newest_change(prev, &found, folders);
     if let Some(c) = gate::quiet(&newest, gate::now_ns(), cfg.origin.quiet_period) {
-        gate_closed(agent, c, force)?;
+        gate_closed(agent, c, force, waits)?;
     }
     let (jobs, reuse) = hash_jobs(cfg, st, prev, &found)?;
     let hashed = hash_phase(agent, &jobs).await?;
@@ -1340,7 +1354,9 @@ fn manifest_of(
 }
 
 /// Seed → sign → serve: the new packs must check complete in the session;
-/// then the torrents, manifest, delta and, last, the head are written.
+/// then their contents are made durable (one syncfs of the state folder's
+/// file system, see [`fsutil::sync_fs`]), then the torrents, manifest,
+/// delta and, last, the head are written.
 async fn go_live(agent: &Arc<Agent>, st: &OriginState, c: &Candidate) -> Result<()> {
     let list = c
         .new_packs
@@ -1360,6 +1376,19 @@ async fn go_live(agent: &Arc<Agent>, st: &OriginState, c: &Candidate) -> Result<
         );
     }
     let store = &agent.store;
+    // Staged copies are written unsynced (hash_one), renamed and linked
+    // into the packs' folders; one flush of the file system makes all of
+    // it durable before any document names it. The packs are all in the
+    // state folder, so on its file system.
+    if !c.new_packs.is_empty() {
+        let root = store.packs_dir();
+        let t = Instant::now();
+        tokio::task::spawn_blocking(move || fsutil::sync_fs(&root)).await??;
+        tracing::debug!(
+            seconds = t.elapsed().as_secs_f64(),
+            "flushed the pack store's file system"
+        );
+    }
     for p in &c.new_packs {
         fsutil::atomic_write(&store.torrent(&p.live.info_hash), &p.torrent)?;
     }

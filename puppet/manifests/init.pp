@@ -146,7 +146,8 @@
 #   boot.
 #   Default: `'running'`.
 # @param manage_web
-#   Install nginx with a vhost that serves `repo_dir` (see `shoal::web`).
+#   Install nginx with a vhost that serves `repo_dir`, and each of
+#   `repositories` under `/<name>/` (see `shoal::web`).
 #   Default: `false`.
 # @param web_server_name
 #   The vhost's `server_name`. `undef` means the host's FQDN.

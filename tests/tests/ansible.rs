@@ -521,11 +521,38 @@ fn systemd_unit_passes_systemd_analyze_and_is_hardened() {
     );
 }
 
+/// The role's vhost passes `nginx -t`, and a real nginx serves
+/// `shoal_repo_dir` at `/` and each present entry of `shoal_repositories`
+/// under `/<name>/`, index files with `Cache-Control: no-cache`.
 #[test]
 fn nginx_vhost_passes_nginx_config_test() {
+    use std::os::unix::fs::PermissionsExt;
     let sb = Sandbox::new();
+    // nginx runs its workers as nobody: they must be able to read the trees.
+    std::fs::set_permissions(sb.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let repo = sb.prefix("srv/repo");
-    std::fs::create_dir_all(&repo).unwrap();
+    let trees = [
+        ("", repo.clone()),
+        ("/debian", sb.prefix("srv/debian/repo")),
+        ("/el.9", sb.prefix("srv/el9/repo")),
+    ];
+    let files = [
+        ("dists/stable/InRelease", Some("no-cache")),
+        (
+            "dists/stable/main/binary-amd64/Packages.xz",
+            Some("no-cache"),
+        ),
+        ("pool/main/h/hello/hello_2.10-3_amd64.deb", None),
+        ("repodata/repomd.xml", Some("no-cache")),
+        ("Packages/h/hello-2.10-1.el9.x86_64.rpm", None),
+    ];
+    for (prefix, tree) in &trees {
+        for (f, _) in files {
+            let p = tree.join(f);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(&p, format!("{prefix}: {f}\n")).unwrap();
+        }
+    }
     let vhost = sb.path().join("shoal.conf");
     // Render the role's template with the role's own defaults, as web.yml does.
     let mut c = sb.command("ansible");
@@ -555,7 +582,16 @@ fn nginx_vhost_passes_nginx_config_test() {
     .arg(format!(
         "shoal_repo_dir={} shoal_web_port=8089 shoal_web_server_name=mirror.example.org",
         repo.display()
-    ));
+    ))
+    .arg("-e")
+    .arg(
+        serde_json::json!({"shoal_repositories": [
+            {"name": "debian", "repo_dir": format!("{}/", trees[1].1.display())},
+            {"name": "el.9", "repo_dir": trees[2].1},
+            {"name": "old", "state": "absent", "repo_dir": sb.prefix("srv/old")},
+        ]})
+        .to_string(),
+    );
     Run::of(&mut c).ok();
     let text = std::fs::read_to_string(&vhost).unwrap();
     assert!(text.contains("listen 8089;"), "{text}");
@@ -593,6 +629,55 @@ fn nginx_vhost_passes_nginx_config_test() {
         run.all()
     );
     assert!(run.stderr.contains("test is successful"), "{}", run.all());
+    assert!(!text.contains("/old/"), "{text}");
+
+    // Serve it for real on 127.0.0.1 only and check what clients get.
+    let port = free_port_pair();
+    let local: String = text
+        .lines()
+        .filter(|l| !l.contains("listen [::]"))
+        .map(|l| {
+            if l.trim() == "listen 8089;" {
+                format!("    listen 127.0.0.1:{port};")
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let local_vhost = sb.write("local.conf", &local);
+    let conf_text = std::fs::read_to_string(&conf).unwrap().replace(
+        &vhost.display().to_string(),
+        &local_vhost.display().to_string(),
+    );
+    let local_conf = sb.write("nginx/nginx-local.conf", &conf_text);
+    let mut c = Command::new("nginx");
+    c.args(["-g", "daemon off;", "-p"])
+        .arg(&t)
+        .arg("-e")
+        .arg(t.join("error.log"))
+        .arg("-c")
+        .arg(&local_conf);
+    let _nginx = agents::Proc::spawn("nginx", c, &t.join("output.log"));
+    wait_until("nginx to answer", Duration::from_secs(20), || {
+        shoal_e2e::local::http_get(port, "mirror.example.org", "/").map_err(|e| e.to_string())
+    });
+    for (prefix, _) in &trees {
+        for (f, cache) in files {
+            let url = format!("{prefix}/{f}");
+            let (code, head, body) =
+                shoal_e2e::local::http_get(port, "mirror.example.org", &url).unwrap();
+            assert_eq!(code, 200, "{url}: {head}\n{local}");
+            assert_eq!(body, format!("{prefix}: {f}\n").as_bytes(), "{url}");
+            assert_eq!(
+                shoal_e2e::local::header(&head, "Cache-Control"),
+                cache,
+                "{url}: {head}"
+            );
+        }
+    }
+    let (code, _, _) = shoal_e2e::local::http_get(port, "mirror.example.org", "/old/").unwrap();
+    assert_eq!(code, 404);
 }
 
 /// Relative path and content of every file under `root`.

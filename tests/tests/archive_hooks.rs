@@ -149,6 +149,77 @@ fn the_timer_waits_for_an_archive_lock_and_publishes_once_it_is_gone() {
     assert!(log_of(&origin).contains("publish gate open"));
 }
 
+/// An explicit publish the gate refuses (no `--wait`) leaves /status as it
+/// was: `idle`, no `publish_waiting` (nothing waits; the refusal names the
+/// lock). A `--wait` call does wait, and shows it, until the lock goes.
+#[test]
+fn a_refused_publish_call_leaves_the_status_idle() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path();
+    let src = dir.join("src");
+    std::fs::create_dir_all(src.join("pool")).unwrap();
+    std::fs::write(src.join("pool/a"), b"first").unwrap();
+    let (key, _) = keygen(dir);
+    // The timer publishes at start-up only (--publish-interval 0s).
+    let origin = start_origin(dir, "origin", &src, &key, "generic", &[]);
+    origin.wait_generation(1);
+    assert_eq!(origin.status().unwrap().state, "idle");
+
+    let lock = src.join("Archive-Update-in-Progress-upstream.example.org");
+    std::fs::write(&lock, b"").unwrap();
+    std::fs::write(src.join("pool/b"), b"written under the lock").unwrap();
+    for args in [&[][..], &["--changes", "-"][..]] {
+        let mut cmd = Command::new(shoal_e2e::bin("shoal-agent"));
+        cmd.arg("publish")
+            .arg("--state")
+            .arg(&origin.state)
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(b"pool/b\n").unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(!out.status.success(), "{args:?}: {out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(&lock.display().to_string()), "{err}");
+        let st = origin.status().unwrap();
+        assert_eq!(st.state, "idle", "{args:?}: after a refused call");
+        assert_eq!(st.publish_waiting, None, "{args:?}: after a refused call");
+        assert_eq!(st.generation_applied, 1);
+    }
+
+    // A --wait call waits under the lock, shown in /status, and publishes
+    // once the lock is gone.
+    let mut cmd = Command::new(shoal_e2e::bin("shoal-agent"));
+    cmd.arg("publish")
+        .arg("--state")
+        .arg(&origin.state)
+        .args(["--wait", "10m"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = Guard(Some(cmd.spawn().unwrap()));
+    wait_for(
+        "the --wait call to show as waiting in /status",
+        Duration::from_secs(60),
+        || {
+            let st = origin.status().unwrap();
+            st.state == "waiting"
+                && st
+                    .publish_waiting
+                    .is_some_and(|w| w.contains("Archive-Update-in-Progress-upstream"))
+        },
+    );
+    std::fs::remove_file(&lock).unwrap();
+    let out = child.take().wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok 2");
+    let st = origin.status().unwrap();
+    assert_eq!(st.state, "idle");
+    assert_eq!(st.publish_waiting, None);
+}
+
 /// A tree written within the quiet period is refused, naming the changed
 /// file (a change list: the listed one); `--force` publishes anyway. (The
 /// hook tests below publish with `--wait` once the tree is quiet.)
@@ -254,6 +325,85 @@ fn reprepro_outhook_publishes_an_includedeb() {
         std::fs::read_to_string(m1.repo.join("dists/stable/main/binary-amd64/Packages")).unwrap();
     assert!(packages.contains("Package: beta"), "{packages}");
     assert_same_tree(&repo.public, &m1.repo, &["project/trace"]);
+}
+
+/// Each hook passes SHOAL_STATE and SHOAL_CONFIG as one word: with the
+/// origin's state folder and its config file under a folder whose name
+/// holds spaces, reprepro-outhook (fed a hand-written outlog) and
+/// ftpsync-pull (pulling from a local folder) publish through SHOAL_STATE,
+/// and createrepo-publish and reprepro-outhook through SHOAL_CONFIG.
+#[test]
+fn hooks_take_state_and_config_paths_with_spaces() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("shoal  with spaces");
+    std::fs::create_dir_all(&dir).unwrap();
+    let src = dir.join("repo");
+    std::fs::create_dir_all(src.join("pool")).unwrap();
+    std::fs::write(src.join("pool/a"), b"first").unwrap();
+    let (key, _) = keygen(&dir);
+    let origin = start_origin(&dir, "origin", &src, &key, "generic", &[]);
+    origin.wait_generation(1);
+    assert!(origin.state.display().to_string().contains(' '));
+    let config = dir.join("origin config.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "role: origin\nrepo: \"{}\"\nstate: \"{}\"\nlisten: \"{}\"\norigin: {{key: \"{}\"}}\n",
+            src.display(),
+            origin.state.display(),
+            origin.http,
+            key.display()
+        ),
+    )
+    .unwrap();
+    let by_state = |cmd: &mut Command| {
+        hook_env(cmd, &origin);
+        cmd.env_remove("SHOAL_CONFIG");
+    };
+    let by_config = |cmd: &mut Command| {
+        hook_env(cmd, &origin);
+        cmd.env_remove("SHOAL_STATE").env("SHOAL_CONFIG", &config);
+    };
+
+    // reprepro-outhook: the outlog reprepro would pass, listing one file.
+    let outhook = |name: &str, env: &dyn Fn(&mut Command)| {
+        std::fs::write(src.join("pool").join(name), name.as_bytes()).unwrap();
+        let outlog = dir.join("reprepro out.outlog");
+        std::fs::write(&outlog, format!("POOLNEW\tpool/{name}\n")).unwrap();
+        let mut cmd = Command::new(hook("reprepro-outhook"));
+        cmd.arg(&outlog);
+        env(&mut cmd);
+        run_ok(&mut cmd)
+    };
+    let out = outhook("b", &by_state);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok 2");
+    let out = outhook("c", &by_config);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok 3");
+
+    // createrepo-publish on an empty rpm folder: publishes its repodata.
+    let mut cmd = Command::new(hook("createrepo-publish"));
+    cmd.args(["--quiet", "--no-database"]).arg(&src);
+    by_config(&mut cmd);
+    let out = run_ok(&mut cmd);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok 4");
+    assert!(src.join("repodata/repomd.xml").exists());
+
+    // ftpsync-pull from a local folder holding the tree plus one file.
+    let upstream = dir.join("up stream");
+    run_ok(
+        Command::new("cp")
+            .arg("-a")
+            .arg(format!("{}/.", src.display()))
+            .arg(&upstream),
+    );
+    std::fs::write(upstream.join("pool/d"), b"pulled").unwrap();
+    let mut cmd = Command::new(hook("ftpsync-pull"));
+    cmd.arg(format!("{}/", upstream.display())).arg(&src);
+    by_state(&mut cmd);
+    let out = run_ok(&mut cmd);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok 5");
+    assert_eq!(std::fs::read(src.join("pool/d")).unwrap(), b"pulled");
+    assert_eq!(generation(&origin), 5);
 }
 
 /// The createrepo_c wrapper publishes new rpms, removed rpms and the new

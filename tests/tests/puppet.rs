@@ -659,16 +659,24 @@ fn nginx_vhost_passes_nginx_t_and_sends_cache_headers() {
         ),
         ("project/trace/mirror1.example.org", "no-cache"),
     ];
+    // The class's repo_dir at /, and two of shoal::repositories under
+    // /<name>/ (shoal::web passes them so; web_spec.rb checks it does).
+    let trees = [("", "www"), ("/debian", "www-debian"), ("/el.9", "www-el9")];
     for (f, _) in files {
-        sb.write(&format!("www/{f}"), &format!("content of {f}\n"));
+        for (_, tree) in trees {
+            sb.write(&format!("{tree}/{f}"), &format!("{tree}: {f}\n"));
+        }
     }
     let port = free_port_pair();
     // The vhost as shoal::web renders it.
     let manifest = format!(
         "file {{ '{}':\n  content => epp('shoal/nginx-vhost.conf.epp', {{\n    \
-         'server_name' => 'mirror.test', 'port' => {port}, 'root' => '{}' }}),\n}}\n",
+         'server_name' => 'mirror.test', 'port' => {port}, 'root' => '{}',\n    \
+         'repositories' => {{ 'debian' => '{}', 'el.9' => '{}' }} }}),\n}}\n",
         sb.s("nginx/shoal.conf"),
-        www.display()
+        www.display(),
+        sb.s("www-debian"),
+        sb.s("www-el9"),
     );
     fs::create_dir_all(sb.path("nginx/logs")).unwrap();
     let out = sb.apply(&sb.write("vhost.pp", &manifest), &[]);
@@ -722,11 +730,14 @@ fn nginx_vhost_passes_nginx_t_and_sends_cache_headers() {
     wait_until("nginx to answer", Duration::from_secs(20), || {
         http_get(port, "mirror.test", "/").map_err(|e| e.to_string())
     });
-    for (f, cache) in files {
-        let (code, head, body) = http_get(port, "mirror.test", &format!("/{f}")).unwrap();
-        assert_eq!(code, 200, "/{f}: {head}");
-        assert_eq!(body, format!("content of {f}\n").as_bytes(), "/{f}");
-        assert_eq!(header(&head, "Cache-Control"), Some(cache), "/{f}: {head}");
+    for (prefix, tree) in trees {
+        for (f, cache) in files {
+            let url = format!("{prefix}/{f}");
+            let (code, head, body) = http_get(port, "mirror.test", &url).unwrap();
+            assert_eq!(code, 200, "{url}: {head}");
+            assert_eq!(body, format!("{tree}: {f}\n").as_bytes(), "{url}");
+            assert_eq!(header(&head, "Cache-Control"), Some(cache), "{url}: {head}");
+        }
     }
 }
 

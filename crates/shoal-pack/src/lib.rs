@@ -106,8 +106,10 @@ pub fn hash_stream(r: &mut dyn Read, mut copy: Option<&mut dyn Write>) -> io::Re
 static ZEROS: [u8; PIECE_LEN as usize] = [0u8; PIECE_LEN as usize];
 
 /// Hashes a file in one read pass. With `copy_to`, the bytes hashed are
-/// also written there (created new, synced), so a copy holds exactly what
-/// was hashed even if the source changes meanwhile.
+/// also written there (created new), so a copy holds exactly what was
+/// hashed even if the source changes meanwhile. The copy is not synced:
+/// the caller makes it durable (the origin syncs its state folder's file
+/// system once per publish, before the head names the copy).
 pub fn hash_file(path: &Path, copy_to: Option<&Path>) -> io::Result<Hashed> {
     let mut f = File::open(path)?;
     match copy_to {
@@ -121,7 +123,7 @@ pub fn hash_file(path: &Path, copy_to: Option<&Path>) -> io::Result<Hashed> {
                     .open(dst)?,
             );
             let h = hash_stream(&mut f, Some(&mut out))?;
-            out.into_inner().map_err(|e| e.into_error())?.sync_data()?;
+            out.into_inner().map_err(|e| e.into_error())?;
             Ok(h)
         }
     }

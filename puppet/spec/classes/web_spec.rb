@@ -45,6 +45,28 @@ describe 'shoal::web' do
     it { expect(vhost).to include("    listen 8080;\n    listen [::]:8080;\n    server_name debian.example.org;\n") }
   end
 
+  context 'with several repositories' do
+    let(:extra) do
+      <<~PP
+        repositories => {
+          'debian' => { 'repo_dir' => '/srv/shoal/debian/repo/', 'state_dir' => '/srv/shoal/debian/state', 'listen' => '0.0.0.0:8780' },
+          'el9'    => { 'state_dir' => '/srv/shoal/el9/state', 'listen' => '0.0.0.0:8790' },
+          'old'    => { 'ensure' => 'absent', 'repo_dir' => '/srv/shoal/old/repo', 'state_dir' => '/srv/shoal/old/state', 'listen' => '0.0.0.0:8800' },
+        },
+      PP
+    end
+
+    it { is_expected.to compile.with_all_deps }
+
+    it 'serves each present repository under /<name>/ and repo_dir at /' do
+      expect(vhost).to include("    root /srv/mirror/debian;\n")
+      expect(vhost).to include("    location ^~ /debian/ {\n        alias /srv/shoal/debian/repo/;\n")
+      expect(vhost).to include("    location ^~ /el9/ {\n        alias /srv/mirror/debian/;\n")
+      expect(vhost).to include('location ^~ /debian/project/trace/ {')
+      expect(vhost).not_to include('/old/')
+    end
+  end
+
   context 'on a host without an FQDN fact' do
     let(:facts) { { 'networking' => { 'hostname' => 'bare' } } }
 
