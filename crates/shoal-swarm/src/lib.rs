@@ -291,10 +291,14 @@ impl Schedule {
     /// of a mirror through its peer announces only) says.
     fn widen(&self, live: &[Candidate], now: Secs) -> Vec<Candidate> {
         let mut v = live.to_vec();
+        // A set, not a scan per name: 500 mirrors asked about 31 packs
+        // made this quadratic and the 500-mirror simulation take hours.
+        let known: std::collections::HashSet<&str> =
+            live.iter().map(|c| c.name.as_str()).collect();
         let mut extra: Vec<&String> = self
             .announced
             .iter()
-            .filter(|(n, t)| now - **t <= self.window && !live.iter().any(|c| &c.name == *n))
+            .filter(|(n, t)| now - **t <= self.window && !known.contains(n.as_str()))
             .map(|(n, _)| n)
             .collect();
         extra.sort();
