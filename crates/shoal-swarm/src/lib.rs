@@ -293,8 +293,7 @@ impl Schedule {
         let mut v = live.to_vec();
         // A set, not a scan per name: 500 mirrors asked about 31 packs
         // made this quadratic and the 500-mirror simulation take hours.
-        let known: std::collections::HashSet<&str> =
-            live.iter().map(|c| c.name.as_str()).collect();
+        let known: std::collections::HashSet<&str> = live.iter().map(|c| c.name.as_str()).collect();
         let mut extra: Vec<&String> = self
             .announced
             .iter()
