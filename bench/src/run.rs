@@ -425,23 +425,25 @@ impl<'a> NsAgent<'a> {
     /// Asks the origin to publish; returns the generation and how long the
     /// call took.
     pub fn publish(&self) -> Result<(u64, f64)> {
-        let t = Instant::now();
-        let r = admin(&self.state, "publish", Duration::from_secs(3600))?;
-        let secs = t.elapsed().as_secs_f64();
-        let g = r
-            .strip_prefix("ok ")
-            .and_then(|g| g.parse().ok())
-            .ok_or_else(|| anyhow!("{}: unexpected publish reply '{r}'", self.name))?;
-        Ok((g, secs))
+        self.publish_call("publish")
     }
 
     /// Publishes looking only at `paths` (relative to the repository), as
     /// an archive's hook does (`shoal-agent publish --changes`); returns
     /// the generation and the seconds the call took.
     pub fn publish_changes(&self, paths: &[String]) -> Result<(u64, f64)> {
+        self.publish_call(&format!(
+            "publish-changes {}\n{}",
+            paths.len(),
+            paths.join("\n")
+        ))
+    }
+
+    /// One publish request on the admin socket, timed; the reply is
+    /// `ok <generation>`.
+    fn publish_call(&self, request: &str) -> Result<(u64, f64)> {
         let t = Instant::now();
-        let request = format!("publish-changes {}\n{}", paths.len(), paths.join("\n"));
-        let r = admin(&self.state, &request, Duration::from_secs(3600))?;
+        let r = admin(&self.state, request, Duration::from_secs(3600))?;
         let secs = t.elapsed().as_secs_f64();
         let g = r
             .strip_prefix("ok ")
