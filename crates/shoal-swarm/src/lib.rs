@@ -18,7 +18,8 @@
 //!   ([`Params::stuck_after`]) loses the pack to the next mirror, so
 //!   nothing waits on a killed or wedged mirror;
 //! - a feeder taking a pack at under 1/[`SLOW_FEEDER`] of the best
-//!   feeder's rate loses it to a mirror with less to do ([`Handover::Moved`],
+//!   feeder's rate, on a mirror whose whole download runs at under
+//!   1/`SLOW_FEEDER` of the fastest mirror's, loses it to a mirror with less to do ([`Handover::Moved`],
 //!   "fed too slowly") and gets no other pack until the next plan while
 //!   another mirror can take it, so a slow mirror does not hold back the
 //!   fast ones;
@@ -175,6 +176,33 @@ pub struct Schedule {
     slow: HashSet<String>,
     /// [`Params::dead_after`] of the last call that passed it (0 before).
     window: Secs,
+    /// Per mirror, what it took of all packs since the last plan, from
+    /// its announces (see [`Intake`]).
+    intake: HashMap<String, Intake>,
+}
+
+/// What a mirror took of all packs, from any source, since it first
+/// announced after the last plan: its whole download rate, which says
+/// whether the mirror is slow, where one pack's rate may only say that
+/// its download is shared with relay flows.
+#[derive(Debug, Default, Clone)]
+struct Intake {
+    since: Secs,
+    got: u64,
+    left: HashMap<String, u64>,
+}
+
+impl Intake {
+    fn note(&mut self, pack: &str, size: u64, left: u64) {
+        let before = self.left.entry(pack.to_string()).or_insert(size);
+        self.got += before.saturating_sub(left);
+        *before = (*before).min(left);
+    }
+
+    /// Bytes per second, once the mirror has announced for `min` seconds.
+    fn rate(&self, now: Secs, min: Secs) -> Option<f64> {
+        (now - self.since > min).then(|| self.got as f64 / (now - self.since))
+    }
 }
 
 impl Schedule {
@@ -192,6 +220,7 @@ impl Schedule {
     pub fn plan(&mut self, packs: &[(&str, u64)], live: &[Candidate], now: Secs, p: &Params) {
         self.window = p.dead_after;
         self.slow.clear();
+        self.intake.clear();
         let live = self.widen(live, now);
         let live = &live[..];
         let mut added = 0u64;
@@ -333,6 +362,13 @@ impl Schedule {
                 .entry(pack.to_string())
                 .or_default()
                 .insert(n.to_string(), now);
+            self.intake
+                .entry(n.to_string())
+                .or_insert_with(|| Intake {
+                    since: now,
+                    ..Intake::default()
+                })
+                .note(pack, size, left);
         }
         let live = self.widen(live, now);
         let live = &live[..];
@@ -346,7 +382,7 @@ impl Schedule {
             // served at once.
             return (asker.is_none(), None);
         }
-        let handover = self.review(pack, size, asker, live, now, p);
+        let handover = self.review(a, live, now, p);
         let Some(asker) = asker else {
             // Not a Shoal mirror (a plain BitTorrent client): it gets the
             // origin, or it might never get the pack at all.
@@ -388,17 +424,21 @@ impl Schedule {
     /// Chooses or keeps the feeder of `pack`.
     fn review(
         &mut self,
-        pack: &str,
-        size: u64,
-        asker: Option<&str>,
+        a: &Announce<'_>,
         live: &[Candidate],
         now: Secs,
         p: &Params,
     ) -> Option<Handover> {
+        let Announce {
+            pack,
+            size,
+            asker,
+            left,
+        } = *a;
         let mut slow = false;
         if let Some(st) = self.packs.get(pack) {
             if let Some(f) = st.feeder.as_ref() {
-                if f.left == 0 {
+                if f.left == 0 && !orphaned(f, asker, left, live) {
                     return None; // fed: nothing more to decide
                 }
                 if !quiet(f, live, now, p) && !stuck(f, now, p) {
@@ -490,7 +530,8 @@ impl Schedule {
     /// mirror should take over: `f` had the pack for longer than
     /// [`Params::stuck_after`]; it gets it at under 1/[`SLOW_FEEDER`] of
     /// the best rate of any other feeder (a finished feed, or one running
-    /// for `stuck_after`); at its rate it would need longer than
+    /// for `stuck_after`); the mirror itself is slow
+    /// ([`Schedule::slow_mirror`]); at its rate it would need longer than
     /// `stuck_after` still; and a live mirror that never lost the pack, was
     /// not found too slow itself since the last plan, and asks this tracker
     /// about the pack has fewer unfinished fed bytes than `f` has left of
@@ -516,6 +557,9 @@ impl Schedule {
         if best <= 0.0 || rate * SLOW_FEEDER >= best {
             return false;
         }
+        if !self.slow_mirror(&f.name, live, now, p) {
+            return false;
+        }
         let load = self.load();
         let reach = reachable(self.asked.get(pack), now, self.window);
         live.iter().any(|c| {
@@ -525,6 +569,28 @@ impl Schedule {
                 && reach(c)
                 && load.get(&c.name).copied().unwrap_or(0) < f.left
         })
+    }
+
+    /// Whether mirror `name` takes all its packs together at under
+    /// 1/[`SLOW_FEEDER`] of the fastest other live mirror's rate (each
+    /// measured over at least [`Params::dead_after`]). At equal link
+    /// rates one pack's feed can still crawl, when the feeder's download
+    /// is shared with many relay flows; its mirror is not slow then, and
+    /// moving the pack would only make the origin send it again.
+    fn slow_mirror(&self, name: &str, live: &[Candidate], now: Secs, p: &Params) -> bool {
+        let Some(mine) = self
+            .intake
+            .get(name)
+            .and_then(|i| i.rate(now, p.dead_after))
+        else {
+            return false;
+        };
+        let fastest = live
+            .iter()
+            .filter(|c| c.name != name)
+            .filter_map(|c| self.intake.get(&c.name)?.rate(now, p.dead_after))
+            .fold(0.0, f64::max);
+        mine * SLOW_FEEDER < fastest
     }
 
     /// The best rate a feeder got its pack at: a finished feed, or one
@@ -652,6 +718,15 @@ fn reachable(
 fn quiet(f: &Feeder, live: &[Candidate], now: Secs, p: &Params) -> bool {
     let alive = live.iter().any(|c| c.name == f.name);
     !alive || now - f.heard > p.dead_after
+}
+
+/// A fed pack is orphaned when its feeder left the live mirrors while a
+/// mirror still lacks bytes of it: the feeder may have died before it
+/// relayed its last pieces, which nobody else then holds. The asker takes
+/// the pack over from the origin. A feeder that is alive but stopped
+/// announcing the pack (it rests) keeps it: it is woken instead.
+fn orphaned(f: &Feeder, asker: Option<&str>, left: u64, live: &[Candidate]) -> bool {
+    asker.is_some() && left > 0 && !live.iter().any(|c| c.name == f.name)
 }
 
 /// A feeder is stuck when its bytes left did not fall for
@@ -1084,6 +1159,101 @@ mod tests {
     }
 
     #[test]
+    fn a_feeder_that_dies_after_finishing_leaves_the_pack_to_a_mirror_still_lacking_it() {
+        let m = live(&["a", "b", "c"]);
+        let mut s = Schedule::new();
+        let ask = |s: &mut Schedule, who: &str, left: u64, live: &[Candidate], t: Secs| {
+            s.ask(
+                &Announce {
+                    pack: "p",
+                    size: 10,
+                    asker: Some(who),
+                    left,
+                },
+                live,
+                t,
+                &P,
+            )
+        };
+        s.ask(
+            &Announce {
+                pack: "p",
+                size: 10,
+                asker: None,
+                left: 10,
+            },
+            &m,
+            0.0,
+            &P,
+        );
+        let first = s.feeder("p").unwrap().to_string();
+        // The feeder finishes the pack: the others relay from it and are
+        // not given the origin.
+        ask(&mut s, &first, 0, &m, 1.0);
+        let others: Vec<Candidate> = m.iter().filter(|c| c.name != first).cloned().collect();
+        let (origin, h) = ask(&mut s, &others[0].name, 3, &m, 2.0);
+        assert!(!origin && h.is_none(), "{origin} {h:?}");
+        // It is killed before relaying its last pieces: the first mirror
+        // that still lacks bytes takes the pack over from the origin.
+        // (once its last announce is older than dead_after).
+        let (origin, h) = ask(&mut s, &others[0].name, 3, &others, 10.0);
+        assert!(
+            origin,
+            "the orphaned pack must go to a mirror still lacking it"
+        );
+        assert!(
+            matches!(
+                h,
+                Some(Handover::Moved {
+                    why: "went quiet",
+                    ..
+                })
+            ),
+            "{h:?}"
+        );
+        assert_eq!(s.feeder("p"), Some(others[0].name.as_str()));
+        // A mirror that lacks nothing changes nothing.
+        let (origin, h) = ask(&mut s, &others[1].name, 0, &others, 11.0);
+        assert!(!origin && h.is_none(), "{origin} {h:?}");
+        assert_eq!(s.feeder("p"), Some(others[0].name.as_str()));
+    }
+
+    #[test]
+    fn a_finished_feeder_that_is_alive_keeps_its_pack_while_it_rests() {
+        let m = live(&["a", "b"]);
+        let mut s = Schedule::new();
+        s.ask(
+            &Announce {
+                pack: "p",
+                size: 10,
+                asker: None,
+                left: 10,
+            },
+            &m,
+            0.0,
+            &P,
+        );
+        let first = s.feeder("p").unwrap().to_string();
+        let other = m.iter().find(|c| c.name != first).unwrap().name.clone();
+        for (who, left, t) in [(first.as_str(), 0, 1.0), (other.as_str(), 10, 60.0)] {
+            s.ask(
+                &Announce {
+                    pack: "p",
+                    size: 10,
+                    asker: Some(who),
+                    left,
+                },
+                &m,
+                t,
+                &P,
+            );
+        }
+        // Silent about the pack for a minute, but live: it is woken, not
+        // replaced, so the origin does not send the pack again.
+        assert_eq!(s.feeder("p"), Some(first.as_str()));
+    }
+
+    #[test]
     fn a_feeder_that_stops_progressing_loses_its_pack() {
         let m = live(&["a", "b"]);
         let mut s = Schedule::new();
@@ -1325,22 +1495,56 @@ mod tests {
 
     #[test]
     fn a_slow_feeder_loses_its_pack_to_a_mirror_with_less_to_do() {
-        for (slow_rate, moved) in [(1_000u64, true), (5_000, false)] {
-            let m = live(&["a", "b"]);
+        // (p2's feed rate, the rate at which p2's feeder takes other
+        // packs, whether p2 moves)
+        for (slow_rate, busy_rate, moved) in [
+            (1_000u64, 0u64, true),
+            (5_000, 0, false),
+            (1_000, 8_000, false),
+        ] {
+            let m = live(&["a", "b", "c"]);
             let mut s = Schedule::new();
-            s.plan(&[("p1", 10_000), ("p2", 100_000)], &m, 0.0, &P);
+            s.plan(
+                &[("p1", 10_000), ("p2", 100_000), ("p3", 1_000_000)],
+                &m,
+                0.0,
+                &P,
+            );
             assert_eq!(s.queued(), 0);
             let fast = s.feeder("p1").unwrap().to_string();
             let slow = s.feeder("p2").unwrap().to_string();
-            assert_ne!(fast, slow);
+            let third = s.feeder("p3").unwrap().to_string();
+            assert!(fast != slow && slow != third && third != fast);
             // p1 is fed whole in 1 s (10 kB/s, the best rate); p2 at
-            // `slow_rate`.
+            // `slow_rate`. Meanwhile p3's feeder takes it at 10 kB/s too,
+            // the idle mirror relays it at 8 kB/s, and p2's feeder at
+            // `busy_rate`.
             s.progress("p1", 10_000, &m, 1.0);
             let mut took = None;
             for i in 2..=12u64 {
                 let t = i as f64;
                 let sent = i * slow_rate;
                 s.progress("p2", sent, &m, t);
+                s.progress("p3", i * 10_000, &m, t);
+                let _ = ask_as(
+                    &mut s,
+                    "p3",
+                    1_000_000,
+                    &third,
+                    1_000_000 - i * 10_000,
+                    &m,
+                    t,
+                );
+                let _ = ask_as(&mut s, "p3", 1_000_000, &fast, 1_000_000 - i * 8_000, &m, t);
+                let _ = ask_as(
+                    &mut s,
+                    "p3",
+                    1_000_000,
+                    &slow,
+                    1_000_000 - i * busy_rate,
+                    &m,
+                    t,
+                );
                 // The idle mirror relays p2 from the slow one, and asks
                 // this tracker about it too.
                 let (_, h1) = ask_as(&mut s, "p2", 100_000, &fast, 100_000 - sent, &m, t);
@@ -1352,13 +1556,15 @@ mod tests {
                 }
             }
             if !moved {
-                // Half the best rate: not slow enough to move.
-                assert!(took.is_none(), "{took:?}");
+                // Half the best rate, or a feeder whose whole download
+                // is fast (p2's feed only shares it): not moved.
+                assert!(took.is_none(), "{slow_rate} {busy_rate}: {took:?}");
                 assert_eq!(s.feeder("p2"), Some(slow.as_str()));
                 continue;
             }
-            // A tenth of the best rate: once it had the pack for
-            // stuck_after, the idle mirror takes it over.
+            // A tenth of the best rate on a mirror that takes nothing
+            // faster: once it had the pack for stuck_after, the idle
+            // mirror takes it over.
             let (t, h) = took.expect("the slow feeder keeps its pack");
             assert!(t > P.stuck_after && t <= P.stuck_after + 1.0, "at {t}");
             assert_eq!(
