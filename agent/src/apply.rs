@@ -26,7 +26,7 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use shoal_config::Profile;
 use shoal_manifest::{Entry, EntryKind, Manifest, Sha256Hash};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -91,28 +91,60 @@ fn sort_plan(profile: Profile, upserts: &mut [&Entry]) {
     });
 }
 
+/// Whether `m` has an entry at `path` (entries are sorted by path: a
+/// binary search, not a set of a million paths per call).
+fn names(m: &Manifest, path: &str) -> bool {
+    m.entries
+        .binary_search_by(|e| e.path.as_str().cmp(path))
+        .is_ok()
+}
+
 /// The plan from the generation the live tree holds (`old`) to `new`:
 /// cost grows with the size of the change, not of the tree.
 pub fn plan_from<'a>(profile: Profile, old: Option<&Manifest>, new: &'a Manifest) -> Plan<'a> {
-    let old_map: HashMap<&str, &Entry> = old
-        .map(|m| m.entries.iter().map(|e| (e.path.as_str(), e)).collect())
-        .unwrap_or_default();
-    let mut upserts: Vec<&Entry> = new
-        .entries
-        .iter()
-        .filter(|e| old_map.get(e.path.as_str()) != Some(e))
-        .collect();
+    let Some(old) = old else {
+        let mut upserts: Vec<&Entry> = new.entries.iter().collect();
+        sort_plan(profile, &mut upserts);
+        return Plan {
+            upserts,
+            removals: Vec::new(),
+        };
+    };
+    // Both lists are sorted by path (a manifest's check refuses any
+    // other order): one merge pass, no map of a million paths.
+    let (mut upserts, mut removals) = (Vec::new(), Vec::new());
+    let (mut a, mut b) = (old.entries.iter().peekable(), new.entries.iter().peekable());
+    loop {
+        match (a.peek(), b.peek()) {
+            (None, None) => break,
+            (Some(o), None) => {
+                removals.push(o.path.clone());
+                a.next();
+            }
+            (None, Some(n)) => {
+                upserts.push(*n);
+                b.next();
+            }
+            (Some(o), Some(n)) => match o.path.cmp(&n.path) {
+                std::cmp::Ordering::Less => {
+                    removals.push(o.path.clone());
+                    a.next();
+                }
+                std::cmp::Ordering::Greater => {
+                    upserts.push(*n);
+                    b.next();
+                }
+                std::cmp::Ordering::Equal => {
+                    if o != n {
+                        upserts.push(*n);
+                    }
+                    a.next();
+                    b.next();
+                }
+            },
+        }
+    }
     sort_plan(profile, &mut upserts);
-    let new_paths: HashSet<&str> = new.entries.iter().map(|e| e.path.as_str()).collect();
-    let removals = old
-        .map(|m| {
-            m.entries
-                .iter()
-                .filter(|e| !new_paths.contains(e.path.as_str()))
-                .map(|e| e.path.clone())
-                .collect()
-        })
-        .unwrap_or_default();
     Plan { upserts, removals }
 }
 
@@ -273,13 +305,11 @@ impl Pending {
         for r in removals {
             self.due.entry(r.clone()).or_insert(due);
         }
-        let keep: HashSet<&str> = current.entries.iter().map(|e| e.path.as_str()).collect();
-        self.due.retain(|p, _| !keep.contains(p.as_str()));
+        self.due.retain(|p, _| !names(current, p));
     }
 
     /// Removes what is due and still absent from `current`. Returns how many.
     pub fn run(&mut self, live: &Path, current: &Manifest, now: i64) -> Result<usize> {
-        let keep: HashSet<&str> = current.entries.iter().map(|e| e.path.as_str()).collect();
         let due: Vec<String> = self
             .due
             .iter()
@@ -288,7 +318,7 @@ impl Pending {
             .collect();
         let mut n = 0;
         for p in due {
-            if !keep.contains(p.as_str()) && shoal_manifest::paths::check(&p).is_ok() {
+            if !names(current, &p) && shoal_manifest::paths::check(&p).is_ok() {
                 fsutil::remove_and_prune(live, &p)?;
                 n += 1;
             }
@@ -711,6 +741,51 @@ mod tests {
         let e = execute(&p2, &m2, &live, &|_| None).unwrap_err();
         assert!(e.to_string().contains("not in the pack store"), "{e}");
         assert!(!live.join("pool/b.deb").exists());
+    }
+
+    #[test]
+    fn plan_from_finds_exactly_the_added_changed_and_removed_paths() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        for round in 0..50 {
+            // Two random sorted trees over a shared set of names, some
+            // entries equal, some changed, some only in one.
+            let mut old = Vec::new();
+            let mut new = Vec::new();
+            for i in 0..rng.gen_range(0..60) {
+                let path = format!("d{}/f{i:03}", i % 3);
+                match rng.gen_range(0..4) {
+                    0 => old.push(entry(&path, b"o")),
+                    1 => new.push(entry(&path, b"n")),
+                    2 => {
+                        old.push(entry(&path, b"same"));
+                        new.push(entry(&path, b"same"));
+                    }
+                    _ => {
+                        old.push(entry(&path, b"before"));
+                        new.push(entry(&path, b"after"));
+                    }
+                }
+            }
+            old.sort_by(|a, b| a.path.cmp(&b.path));
+            new.sort_by(|a, b| a.path.cmp(&b.path));
+            let (mo, mn) = (manifest(old.clone()), manifest(new.clone()));
+            let plan = plan_from(Profile::Generic, Some(&mo), &mn);
+            let mut got: Vec<&str> = plan.upserts.iter().map(|e| e.path.as_str()).collect();
+            got.sort();
+            let want: Vec<&str> = new
+                .iter()
+                .filter(|e| !old.contains(e))
+                .map(|e| e.path.as_str())
+                .collect();
+            assert_eq!(got, want, "round {round}: upserts");
+            let want: Vec<String> = old
+                .iter()
+                .filter(|e| !new.iter().any(|n| n.path == e.path))
+                .map(|e| e.path.clone())
+                .collect();
+            assert_eq!(plan.removals, want, "round {round}: removals");
+        }
     }
 
     #[test]

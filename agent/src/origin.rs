@@ -567,27 +567,14 @@ fn scan_listed(
     listed: &[String],
     exclude: &globset::GlobSet,
 ) -> Result<Scanned> {
-    let mut map: BTreeMap<String, Found> = prev
-        .entries
-        .iter()
-        .map(|e| {
-            let f = match &e.kind {
-                EntryKind::File { size, .. } => Found::File {
-                    size: *size,
-                    mtime_ns: e.mtime_ns,
-                    mode: e.mode,
-                    ctime_ns: 0,
-                },
-                EntryKind::Symlink { target } => Found::Symlink {
-                    target: target.clone(),
-                    mode: e.mode,
-                    mtime_ns: e.mtime_ns,
-                    ctime_ns: 0,
-                },
-            };
-            (e.path.clone(), f)
-        })
-        .collect();
+    // What the listed paths are now, and which of the previous
+    // generation's entries they replace or remove: marks over the sorted
+    // previous entries, found by binary search, so the cost follows the
+    // list, plus one merge pass at the end.
+    let olds = &prev.entries;
+    let find = |p: &str| olds.binary_search_by(|e| e.path.as_str().cmp(p)).ok();
+    let mut dropped = vec![false; olds.len()];
+    let mut touched: BTreeMap<String, Found> = BTreeMap::new();
     let mut warnings = Vec::new();
     let mut newest = gate::Newest::default();
     for raw in listed {
@@ -603,19 +590,27 @@ fn scan_listed(
             )
         })?;
         // `p` and everything under it ('0' follows '/' in byte order).
-        map.remove(p);
-        let under: Vec<String> = map
-            .range(format!("{p}/")..format!("{p}0"))
-            .map(|(k, _)| k.clone())
-            .collect();
+        let (lo, hi) = (format!("{p}/"), format!("{p}0"));
+        if let Some(i) = find(p) {
+            dropped[i] = true;
+        }
+        let from = olds.partition_point(|e| e.path.as_str() < lo.as_str());
+        let to = olds.partition_point(|e| e.path.as_str() < hi.as_str());
+        dropped[from..to].iter_mut().for_each(|d| *d = true);
+        touched.remove(p);
+        let under: Vec<String> = touched.range(lo..hi).map(|(k, _)| k.clone()).collect();
         for k in under {
-            map.remove(&k);
+            touched.remove(&k);
         }
         // A file or symlink that became a directory holding `p`.
         for (i, _) in p.match_indices('/') {
             let anc = &p[..i];
-            if map.contains_key(anc) && root.join(anc).is_dir() {
-                map.remove(anc);
+            let held = find(anc).filter(|i| !dropped[*i]);
+            if (held.is_some() || touched.contains_key(anc)) && root.join(anc).is_dir() {
+                if let Some(i) = held {
+                    dropped[i] = true;
+                }
+                touched.remove(anc);
             }
         }
         if exclude.is_match(p) || gate::is_ftpsync_lock(p) {
@@ -623,7 +618,13 @@ fn scan_listed(
         }
         let full = root.join(p);
         match std::fs::symlink_metadata(&full) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            // Gone, or a folder above it became a file (listed too).
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+                ) =>
+            {
                 note_nearest_folder(root, p, &mut newest);
                 continue;
             }
@@ -634,15 +635,73 @@ fn scan_listed(
             Some(Found::Dir) => {
                 let mut sub = Vec::new();
                 walk(&full, p, exclude, &mut sub, &mut warnings, &mut newest)?;
-                map.extend(sub);
+                touched.extend(sub);
             }
             Some(f) => {
-                map.insert(p.to_string(), f);
+                touched.insert(p.to_string(), f);
             }
             None => {}
         }
     }
-    Ok((map.into_iter().collect(), warnings, newest))
+    for path in touched.keys() {
+        if let Some(i) = find(path) {
+            dropped[i] = true;
+        }
+    }
+    // Merge: the kept previous entries (as the scan would find them, not
+    // stat-ed) and the touched paths, in path order.
+    let kept = olds
+        .iter()
+        .zip(&dropped)
+        .filter(|(_, d)| !**d)
+        .map(|(e, _)| (e.path.clone(), found_of(e)));
+    let mut out = Vec::with_capacity(olds.len() + touched.len());
+    let mut kept = kept.peekable();
+    for (path, f) in touched {
+        while let Some(k) = kept.next_if(|(k, _)| k.as_str() < path.as_str()) {
+            out.push(k);
+        }
+        out.push((path, f));
+    }
+    out.extend(kept);
+    Ok((out, warnings, newest))
+}
+
+/// A previous entry as a scan would find it unchanged (never stat-ed).
+fn found_of(e: &Entry) -> Found {
+    match &e.kind {
+        EntryKind::File { size, .. } => Found::File {
+            size: *size,
+            mtime_ns: e.mtime_ns,
+            mode: e.mode,
+            ctime_ns: 0,
+        },
+        EntryKind::Symlink { target } => Found::Symlink {
+            target: target.clone(),
+            mode: e.mode,
+            mtime_ns: e.mtime_ns,
+            ctime_ns: 0,
+        },
+    }
+}
+
+/// The previous generation's entry for each found path (both lists are
+/// sorted by path: one merge pass).
+fn previous_of<'a>(
+    prev: Option<&'a Manifest>,
+    found: &[(String, Found)],
+) -> Vec<Option<&'a Entry>> {
+    let Some(prev) = prev else {
+        return vec![None; found.len()];
+    };
+    let mut olds = prev.entries.iter().peekable();
+    found
+        .iter()
+        .map(|(path, _)| {
+            while olds.next_if(|e| e.path.as_str() < path.as_str()).is_some() {}
+            olds.next_if(|e| e.path == *path)
+        })
+        .collect()
 }
 
 /// A listed path that is gone was removed: the removal changed the ctime
@@ -888,11 +947,13 @@ async fn prepare(
     let cfg = &agent.cfg;
     let prev = st.manifest.as_ref();
     let (found, folders) = scan_phase(agent, prev, changes).await?;
-    let newest = newest_change(prev, &found, folders);
+    let prev_of = previous_of(prev, &found);
+    let newest = newest_change(&prev_of, &found, folders);
     if let Some(c) = gate::quiet(&newest, gate::now_ns(), cfg.origin.quiet_period) {
         gate_closed(agent, c, force, waits)?;
     }
-    let (jobs, reuse) = hash_jobs(cfg, st, prev, &found)?;
+    let (jobs, reuse) = hash_jobs(cfg, st, &prev_of, &found)?;
+    drop(prev_of);
     let hashed = hash_phase(agent, &jobs).await?;
     let entries = entries_of(&found, &reuse, &jobs, &hashed);
     let plan = pack_plan(agent, st, &entries, &jobs, &hashed)?;
@@ -962,24 +1023,19 @@ async fn scan_phase(
 /// previous generation holds unchanged does not count: its ctime also moves
 /// when the origin hard-links it into its pack store, or on a chmod.
 fn newest_change(
-    prev: Option<&Manifest>,
+    prev_of: &[Option<&Entry>],
     found: &[(String, Found)],
     folders: gate::Newest,
 ) -> gate::Newest {
-    let prev_entries: HashMap<&str, &Entry> = prev
-        .map(|m| m.entries.iter().map(|e| (e.path.as_str(), e)).collect())
-        .unwrap_or_default();
     let mut newest = folders;
-    for (path, f) in found {
-        let unchanged = prev_entries
-            .get(path.as_str())
-            .is_some_and(|e| match (f, &e.kind) {
-                (Found::File { size, mtime_ns, .. }, EntryKind::File { size: s, .. }) => {
-                    size == s && *mtime_ns == e.mtime_ns
-                }
-                (Found::Symlink { target, .. }, EntryKind::Symlink { target: t }) => target == t,
-                _ => false,
-            });
+    for ((path, f), e) in found.iter().zip(prev_of) {
+        let unchanged = e.is_some_and(|e| match (f, &e.kind) {
+            (Found::File { size, mtime_ns, .. }, EntryKind::File { size: s, .. }) => {
+                size == s && *mtime_ns == e.mtime_ns
+            }
+            (Found::Symlink { target, .. }, EntryKind::Symlink { target: t }) => target == t,
+            _ => false,
+        });
         if !unchanged {
             newest.note_ns(path, f.ctime_ns());
         }
@@ -995,21 +1051,18 @@ type Reuse = Vec<Option<Sha256Hash>>;
 fn hash_jobs(
     cfg: &shoal_config::AgentConfig,
     st: &OriginState,
-    prev: Option<&Manifest>,
+    prev_of: &[Option<&Entry>],
     found: &[(String, Found)],
 ) -> Result<(Vec<Job>, Reuse)> {
     let immutable = globs(&immutable_patterns(cfg.profile, &cfg.origin.immutable))?;
-    let prev_entries: HashMap<&str, &Entry> = prev
-        .map(|m| m.entries.iter().map(|e| (e.path.as_str(), e)).collect())
-        .unwrap_or_default();
     let mut jobs = Vec::new();
     let mut reuse = Vec::with_capacity(found.len());
-    for (path, f) in found {
+    for ((path, f), e) in found.iter().zip(prev_of) {
         let Found::File { size, mtime_ns, .. } = f else {
             reuse.push(None);
             continue;
         };
-        let same = prev_entries.get(path.as_str()).and_then(|e| match &e.kind {
+        let same = e.and_then(|e| match &e.kind {
             EntryKind::File {
                 size: s, sha256, ..
             } if s == size
@@ -1628,17 +1681,25 @@ mod tests {
         // store makes) moves the file's ctime only: it does not count.
         std::fs::hard_link(r.join("pool/a"), store.join("a")).unwrap();
         let (found, _, _) = scan(r, &none).unwrap();
-        let n = newest_change(Some(&prev), &found, gate::Newest::default());
+        let n = newest_change(
+            &previous_of(Some(&prev), &found),
+            &found,
+            gate::Newest::default(),
+        );
         assert_eq!(n, gate::Newest::default(), "{n:?}");
         // A new file counts, with its own ctime; its folder changed too.
         std::fs::write(r.join("pool/c"), b"c").unwrap();
         let (found, _, folders) = scan(r, &none).unwrap();
-        let n = newest_change(Some(&prev), &found, gate::Newest::default());
+        let n = newest_change(
+            &previous_of(Some(&prev), &found),
+            &found,
+            gate::Newest::default(),
+        );
         assert_eq!(n.path, "pool/c");
         assert!(n.ns > 0);
         assert_eq!(folders.path, "pool");
         // Without a previous generation every file counts.
-        let n = newest_change(None, &found, gate::Newest::default());
+        let n = newest_change(&previous_of(None, &found), &found, gate::Newest::default());
         assert!(n.ns > 0);
     }
 
@@ -1691,5 +1752,81 @@ mod tests {
             e.to_string().contains("not a path inside the repository"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn random_changes_listed_in_any_order_scan_as_a_full_scan_does() {
+        use rand::{seq::SliceRandom, Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+        let none = globs(&[]).unwrap();
+        let names = ["a", "a.b", "a0", "b", "c-d"];
+        let rand_path = |rng: &mut rand::rngs::StdRng| {
+            let depth = rng.gen_range(1..=3);
+            (0..depth)
+                .map(|_| *names.choose(rng).unwrap())
+                .collect::<Vec<_>>()
+                .join("/")
+        };
+        // Writes a file at `p`, replacing whatever is in its way.
+        let put = |r: &Path, p: &str, body: &str| {
+            let full = r.join(p);
+            let mut anc = full.parent().unwrap().to_path_buf();
+            let mut chain = Vec::new();
+            while anc != r {
+                chain.push(anc.clone());
+                anc = anc.parent().unwrap().to_path_buf();
+            }
+            for a in chain.iter().rev() {
+                if a.is_file() || a.is_symlink() {
+                    std::fs::remove_file(a).unwrap();
+                }
+            }
+            std::fs::create_dir_all(full.parent().unwrap()).unwrap();
+            if full.is_dir() {
+                std::fs::remove_dir_all(&full).unwrap();
+            }
+            std::fs::write(&full, body).unwrap();
+        };
+        for round in 0..40 {
+            let t = tempfile::tempdir().unwrap();
+            let r = t.path();
+            for i in 0..rng.gen_range(1..25) {
+                put(r, &rand_path(&mut rng), &format!("v{i}"));
+            }
+            let (before, _, _) = scan(r, &none).unwrap();
+            let prev = manifest_of_scan(&before);
+            let mut listed = Vec::new();
+            for i in 0..rng.gen_range(1..8) {
+                let p = rand_path(&mut rng);
+                match rng.gen_range(0..3) {
+                    0 => put(r, &p, &format!("changed {round} {i}")),
+                    1 => {
+                        let full = r.join(&p);
+                        if full.is_dir() {
+                            std::fs::remove_dir_all(&full).unwrap();
+                        } else if full.exists() {
+                            std::fs::remove_file(&full).unwrap();
+                        }
+                    }
+                    _ => {
+                        // List a folder above the change instead of it.
+                        put(r, &p, "deep");
+                        if let Some((up, _)) = p.rsplit_once('/') {
+                            listed.push(up.to_string());
+                            continue;
+                        }
+                    }
+                }
+                listed.push(p);
+            }
+            listed.shuffle(&mut rng);
+            let (by_list, _, _) = scan_listed(r, &prev, &listed, &none).unwrap();
+            let (full, _, _) = scan(r, &none).unwrap();
+            assert_eq!(
+                without_ctime(by_list),
+                without_ctime(full),
+                "round {round}: listed {listed:?}"
+            );
+        }
     }
 }
