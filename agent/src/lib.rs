@@ -29,6 +29,7 @@ pub mod mirror;
 pub mod origin;
 pub mod peers;
 pub mod rest;
+pub mod shamap;
 pub mod storage;
 pub mod store;
 

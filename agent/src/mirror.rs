@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use shoal_config::Profile;
 use shoal_manifest::signed::PublicKey;
 use shoal_manifest::{Delta, Head, Manifest, Sha256Hash};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -54,7 +54,7 @@ struct MirrorState {
     /// Packs whose every content passed SHA-256 here.
     verified: HashSet<u64>,
     /// Content → a verified pack holding it.
-    contents: HashMap<[u8; 32], u64>,
+    contents: crate::shamap::ShaMap<u64>,
     /// Compare the whole live tree on the next round (start-up).
     full_check: bool,
 }
@@ -106,7 +106,7 @@ fn load(agent: &Agent, key: PublicKey) -> Result<MirrorState> {
         manifest_sha: None,
         pending: Pending::load(&store.pending()),
         verified: HashSet::new(),
-        contents: HashMap::new(),
+        contents: crate::shamap::new(),
         full_check: true,
     };
     if let Ok(b) = std::fs::read(store.applied()) {

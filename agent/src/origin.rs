@@ -60,7 +60,7 @@ pub struct OriginState {
     /// The packs the current generation names.
     pub packs: BTreeMap<u64, LivePack>,
     /// Content → the live pack carrying it.
-    pub catalog: HashMap<[u8; 32], u64>,
+    pub catalog: crate::shamap::ShaMap<u64>,
     /// Packs dropped by a recent generation, still seeded for a while.
     pub retiring: BTreeMap<u64, Retiring>,
     pub loaded: bool,
@@ -1169,7 +1169,7 @@ fn entries_of(
 struct PackPlan {
     groups: Vec<Vec<shoal_pack::Content>>,
     /// Content → where its bytes are (staged copy or file to link).
-    sources: HashMap<[u8; 32], (PathBuf, bool)>,
+    sources: crate::shamap::ShaMap<(PathBuf, bool)>,
     retire: Vec<u64>,
 }
 
@@ -1190,14 +1190,14 @@ fn pack_plan(
 ) -> Result<PackPlan> {
     let root = &agent.cfg.repo;
     // Content → its size (a content's size is the size of every file with it).
-    let referenced: HashMap<[u8; 32], u64> = entries
+    let referenced: crate::shamap::ShaMap<u64> = entries
         .iter()
         .filter_map(|e| e.file())
         .filter(|f| f.0 > 0)
         .map(|f| (f.1 .0, f.0))
         .collect();
     let mut contents: Vec<shoal_pack::Content> = Vec::new();
-    let mut sources: HashMap<[u8; 32], (PathBuf, bool)> = HashMap::new();
+    let mut sources: crate::shamap::ShaMap<(PathBuf, bool)> = crate::shamap::new();
     for (j, (h, copy)) in jobs.iter().zip(hashed) {
         if st.catalog.contains_key(&h.sha256) || sources.contains_key(&h.sha256) {
             continue;
@@ -1281,7 +1281,7 @@ fn build_packs(
     st: &OriginState,
     generation: u64,
     groups: Vec<Vec<shoal_pack::Content>>,
-    sources: &HashMap<[u8; 32], (PathBuf, bool)>,
+    sources: &crate::shamap::ShaMap<(PathBuf, bool)>,
 ) -> Result<Vec<NewPack>> {
     let first_id = st.next_pack_id();
     let mut out: Vec<NewPack> = Vec::new();
@@ -1359,7 +1359,7 @@ fn manifest_of(
         .filter(|(id, _)| !retire.contains(id))
         .map(|(id, p)| (*id, p))
         .collect();
-    let mut catalog: HashMap<[u8; 32], u64> = HashMap::new();
+    let mut catalog: crate::shamap::ShaMap<u64> = crate::shamap::new();
     for p in new_packs {
         packs.insert(p.id, &p.live);
     }
