@@ -28,6 +28,7 @@ pub mod linkcheck;
 pub mod mirror;
 pub mod origin;
 pub mod peers;
+pub mod phases;
 pub mod rest;
 pub mod shamap;
 pub mod storage;

@@ -878,10 +878,16 @@ pub async fn publish_changes(
             return Err(e);
         }
     };
+    let mut cand = cand;
     match go_live(agent, &st, &cand).await {
         Ok(()) => {
+            cand.phases.end("serve");
+            let phases = std::mem::take(&mut cand.phases);
             let secs = started.elapsed().as_secs_f64();
             let g = commit(agent, &mut st, cand, secs)?;
+            let mut phases = phases;
+            phases.end("commit");
+            tracing::info!(generation = g, phases = %phases.summary(), "publish phases (seconds)");
             crate::release_memory();
             let mut s = agent.status.lock().unwrap();
             s.last_sync_seconds = Some(secs);
@@ -927,6 +933,8 @@ struct Candidate {
     retire: Vec<u64>,
     hashed_files: usize,
     hashed_bytes: u64,
+    /// How long each phase took so far.
+    phases: crate::phases::Phases,
 }
 
 struct NewPack {
@@ -946,7 +954,9 @@ async fn prepare(
 ) -> Result<Option<Candidate>> {
     let cfg = &agent.cfg;
     let prev = st.manifest.as_ref();
+    let mut phases = crate::phases::Phases::start();
     let (found, folders) = scan_phase(agent, prev, changes).await?;
+    phases.end("scan");
     let prev_of = previous_of(prev, &found);
     let newest = newest_change(&prev_of, &found, folders);
     if let Some(c) = gate::quiet(&newest, gate::now_ns(), cfg.origin.quiet_period) {
@@ -954,8 +964,12 @@ async fn prepare(
     }
     let (jobs, reuse) = hash_jobs(cfg, st, &prev_of, &found)?;
     drop(prev_of);
+    phases.end("compare");
     let hashed = hash_phase(agent, &jobs).await?;
+    phases.end("hash");
     let entries = entries_of(&found, &reuse, &jobs, &hashed);
+    drop(found);
+    phases.end("entries");
     let plan = pack_plan(agent, st, &entries, &jobs, &hashed)?;
     let now = fsutil::now();
     let ttl = cfg.origin.manifest_ttl.as_secs() as i64;
@@ -975,7 +989,9 @@ async fn prepare(
         return Ok(None);
     }
     let generation = prev.map(|m| m.header.generation + 1).unwrap_or(1);
+    phases.end("plan");
     let new_packs = build_packs(agent, st, generation, plan.groups, &plan.sources)?;
+    phases.end("pack");
     let manifest = manifest_of(
         cfg,
         st,
@@ -986,12 +1002,14 @@ async fn prepare(
         &new_packs,
         &plan.retire,
     )?;
+    phases.end("manifest");
     Ok(Some(Candidate {
         manifest,
         new_packs,
         retire: plan.retire,
         hashed_files: jobs.len(),
         hashed_bytes: jobs.iter().map(|j| j.size).sum(),
+        phases,
     }))
 }
 
