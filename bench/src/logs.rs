@@ -30,6 +30,14 @@ pub fn last_num(log: &str, message: &str, name: &str) -> Option<f64> {
     events(log, message).iter().rev().find_map(|f| num(f, name))
 }
 
+/// The last event with `message`'s text field `name`.
+pub fn last_text(log: &str, message: &str, name: &str) -> Option<String> {
+    events(log, message)
+        .iter()
+        .rev()
+        .find_map(|f| f.get(name)?.as_str().map(str::to_string))
+}
+
 /// Lines of ERROR level, for reports of what went wrong.
 pub fn errors(log: &str) -> Vec<String> {
     log.lines()
@@ -52,6 +60,7 @@ not json at all
 {"timestamp":"2026-11-25T01:04:06Z","level":"INFO","fields":{"message":"published","generation":1,"seconds":1.8},"target":"shoal_agent::origin"}
 {"timestamp":"2026-11-25T01:04:07Z","level":"ERROR","fields":{"message":"sync failed","error":"boom"},"target":"shoal_agent"}
 {"timestamp":"2026-11-25T01:04:08Z","level":"INFO","fields":{"message":"hashed changed files","files":2,"mb_per_s":"99.5"},"target":"shoal_agent::origin"}
+{"timestamp":"2026-11-25T01:04:09Z","level":"INFO","fields":{"message":"publish phases (seconds)","generation":2,"phases":"scan=0.010 hash=0.020"},"target":"shoal_agent::origin"}
 "#;
 
     #[test]
@@ -66,6 +75,11 @@ not json at all
         );
         assert_eq!(last_num(LOG, "published", "seconds"), Some(1.8));
         assert_eq!(last_num(LOG, "applied", "seconds"), None);
+        assert_eq!(
+            last_text(LOG, "publish phases (seconds)", "phases").as_deref(),
+            Some("scan=0.010 hash=0.020")
+        );
+        assert_eq!(last_text(LOG, "published", "seconds"), None);
     }
 
     #[test]

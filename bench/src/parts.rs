@@ -947,6 +947,10 @@ fn update_at(
         .last()
         .and_then(|f| logs::num(f, "seconds"))
         .unwrap_or(f64::NAN);
+    let origin_phases = logs::last_text(&origin_log, "publish phases (seconds)", "phases")
+        .unwrap_or_else(|| "(not logged)".into());
+    let mirror_phases = logs::last_text(&mirrors[0].log_text(), "sync phases (seconds)", "phases")
+        .unwrap_or_else(|| "(not logged)".into());
     drop(rsyncd);
     for m in &mirrors[..running] {
         let _ = m.stop();
@@ -1042,17 +1046,15 @@ fn update_at(
     let _ = writeln!(
         body,
         "\n**Reading.** rsync's cost is the tree: both ends walk all {files} files and \
-         exchange the file list on every run, whatever changed. Shoal's cost is also the \
-         tree, in more places: the origin walks it (a stat per file), then builds, checks, \
-         signs (SHA-512 of the whole body), compresses and writes a manifest of every file \
-         and a delta (the changed files' hashing took only {}); the mirror fetches the small \
-         delta but rebuilds the whole new manifest from it, hashes and verifies it, \
-         recompresses it to relay it, and plans the apply against the whole tree, before it \
-         downloads one small pack and applies the changed files. Then it has to notice the \
-         publish: it polls (or hears from its announce exchange) once a second, which the \
-         last column shows. Cost in proportion to the change needs a manifest whose unchanged \
-         parts are neither rebuilt nor re-signed, and an origin told what changed instead of \
-         walking the tree.",
+         exchange the file list on every run, whatever changed. Shoal's origin is given the \
+         list of changed paths, as an archive's hook gives it, and stats only those (the \
+         changed files' hashing took {}); the mirror fetches the small delta and downloads \
+         one small pack. Where the time goes, from the agents' own logs of the last round, \
+         in seconds: the origin's publish `{origin_phases}`; the mirror's sync \
+         `{mirror_phases}`. A phase that grows with the tree rather than with the change is \
+         what keeps the update from following the change. The mirror also has to notice \
+         the publish: the origin pushes it, and polling once a second is the fallback; the \
+         last column shows the wait.",
         secs(last_hash_secs)
     );
     let times = cases
