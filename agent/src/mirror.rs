@@ -450,6 +450,7 @@ async fn sync(agent: &Arc<Agent>, ms: &mut MirrorState) -> Result<()> {
 
     // 2. Manifest G.
     let started = Instant::now();
+    let mut phases = crate::phases::Phases::start();
     let started_at = fsutil::now();
     let received_before: u64 = agent.bt.totals().down.values().sum();
     agent.set_state("fetching-manifest");
@@ -469,6 +470,7 @@ async fn sync(agent: &Arc<Agent>, ms: &mut MirrorState) -> Result<()> {
         }
     }
     let (new, new_env, delta_envs) = get_manifest(agent, ms, &head, &urls).await?;
+    phases.end("manifest");
     if let Err(e) = new.check_fresh(now) {
         agent.count_refusal("manifest");
         return Err(e.into());
@@ -485,6 +487,8 @@ async fn sync(agent: &Arc<Agent>, ms: &mut MirrorState) -> Result<()> {
     }
     fsutil::atomic_write(&store.head(), &head_env)?;
 
+    phases.end("store");
+
     // 3. Packs.
     if let Downloaded::Superseded(g) = download(agent, ms, &new, &urls).await? {
         // Go for the newer generation at once (the next round plans it).
@@ -498,11 +502,14 @@ async fn sync(agent: &Arc<Agent>, ms: &mut MirrorState) -> Result<()> {
         return Ok(());
     }
 
+    phases.end("download");
+
     // 4. Apply.
     let stage1 = started.elapsed().as_secs_f64();
     let applying = Instant::now();
     agent.set_state("applying");
     let plan = apply::plan_from(profile, ms.manifest.as_ref(), &new);
+    phases.end("plan");
     let live = agent.cfg.repo.clone();
     let lookup = |sha: &Sha256Hash| ms.contents.get(&sha.0).map(|p| store.content(*p, &sha.0));
     let done = match apply::execute(&plan, &new, &live, &lookup) {
@@ -518,6 +525,7 @@ async fn sync(agent: &Arc<Agent>, ms: &mut MirrorState) -> Result<()> {
             )));
         }
     };
+    phases.end("apply");
     let removals = plan.removals.clone();
     fsutil::atomic_write(
         &store.applied(),
@@ -548,6 +556,8 @@ async fn sync(agent: &Arc<Agent>, ms: &mut MirrorState) -> Result<()> {
         seconds = secs,
         "applied"
     );
+
+    phases.end("record");
 
     // 5. Retire packs the new generation no longer names (also those of a
     // superseded download).
@@ -583,6 +593,8 @@ async fn sync(agent: &Arc<Agent>, ms: &mut MirrorState) -> Result<()> {
         st.state = "idle".into();
     }
     ms.manifest = Some(new);
+    phases.end("retire+trace");
+    tracing::info!(generation = best, phases = %phases.summary(), "sync phases (seconds)");
     // Push: mirrors behind this one hear of it now.
     agent.notify_mirrors(best);
     if ms.full_check {
