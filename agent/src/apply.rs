@@ -570,8 +570,8 @@ mod tests {
     }
 
     fn manifest(entries: Vec<Entry>) -> Manifest {
-        Manifest {
-            header: Header {
+        Manifest::new(
+            Header {
                 format: FORMAT,
                 generation: 1,
                 profile: "debian".into(),
@@ -581,7 +581,7 @@ mod tests {
                 packs: vec![],
             },
             entries,
-        }
+        )
     }
 
     #[test]

@@ -6,7 +6,10 @@
 //!   node.key                    mirror: this agent's own key, signs its peer entry
 //!   admin.sock                  local admin calls (`shoal-agent publish`)
 //!   docs/head.shoal             newest signed head
-//!   docs/manifests/<G>.shoal    signed manifests (checkpoints), newest few
+//!   docs/manifests/<G>.shoal    signed manifest roots (checkpoints), newest few
+//!   docs/chunks/<sha256>.json   manifest chunks (runs of entries), named by the
+//!                               SHA-256 of their bytes; kept while a manifest
+//!                               in docs/manifests lists them
 //!   docs/deltas/<G-1>.shoal     signed delta G-1 -> G
 //!   torrents/<info-hash>.torrent
 //!   packs/<pack-id>/<xx>/<sha256>   pack store: librqbit downloads and seeds here
@@ -19,6 +22,9 @@
 //!   pending-deletions.json      mirror: removals waiting for their grace period
 //! ```
 
+use anyhow::{Context, Result};
+use shoal_manifest::signed::PublicKey;
+use shoal_manifest::{Manifest, Root, Sha256Hash};
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone)]
@@ -49,6 +55,13 @@ impl Store {
     }
     pub fn manifest(&self, generation: u64) -> PathBuf {
         self.manifests_dir().join(format!("{generation}.shoal"))
+    }
+    pub fn chunks_dir(&self) -> PathBuf {
+        self.root.join("docs/chunks")
+    }
+    /// A manifest chunk, by the SHA-256 of its bytes.
+    pub fn chunk(&self, sha256: &Sha256Hash) -> PathBuf {
+        self.chunks_dir().join(format!("{}.json", sha256.to_hex()))
     }
     pub fn deltas_dir(&self) -> PathBuf {
         self.root.join("docs/deltas")
@@ -92,6 +105,129 @@ impl Store {
     }
     pub fn pending(&self) -> PathBuf {
         self.root.join("pending-deletions.json")
+    }
+
+    /// Writes the chunks of `m` that are not stored yet (unsynced, then one
+    /// flush of the file system if any was written). Returns how many.
+    pub fn write_chunks(&self, m: &Manifest) -> Result<usize> {
+        let mut written = 0;
+        for (i, c) in m.chunks().iter().enumerate() {
+            let path = self.chunk(&c.sha256);
+            if path.exists() {
+                continue;
+            }
+            self.put_chunk(&path, &m.chunk_body(i))?;
+            written += 1;
+        }
+        if written > 0 {
+            crate::fsutil::sync_fs(&self.chunks_dir())?;
+        }
+        Ok(written)
+    }
+
+    /// Stores one chunk body (already checked against its id), unsynced.
+    pub fn put_chunk(&self, path: &Path, body: &[u8]) -> Result<()> {
+        let dir = self.chunks_dir();
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+        let tmp = crate::fsutil::temp_name(path);
+        std::fs::write(&tmp, body)
+            .and_then(|_| std::fs::rename(&tmp, path))
+            .map_err(|e| {
+                let _ = std::fs::remove_file(&tmp);
+                crate::fsutil::explain_io(e, path)
+            })
+    }
+
+    /// A stored chunk whose bytes still hash to its id.
+    pub fn read_chunk(&self, sha256: &Sha256Hash) -> Option<Vec<u8>> {
+        let b = std::fs::read(self.chunk(sha256)).ok()?;
+        (Sha256Hash::of(&b) == *sha256).then_some(b)
+    }
+
+    /// The stored manifest of `generation`: its signed root and the stored
+    /// chunks it lists, fully checked. Returns it with its hash.
+    pub fn read_manifest(
+        &self,
+        key: &PublicKey,
+        generation: u64,
+    ) -> Result<(Manifest, Sha256Hash)> {
+        let path = self.manifest(generation);
+        let env = std::fs::read(&path).with_context(|| {
+            format!(
+                "the manifest of generation {generation} is missing ({})",
+                path.display()
+            )
+        })?;
+        let body = key.open("manifest", &env)?;
+        let root = match Root::from_body(&body) {
+            Ok(r) => r,
+            Err(e) => {
+                // Written before the upgrade to format 3: converted, and
+                // its chunks stored so the generation can be relayed.
+                let Ok(m) = Manifest::from_legacy_body(&body) else {
+                    return Err(e.into());
+                };
+                tracing::info!(
+                    generation,
+                    "converted the stored manifest of an older format to format 3"
+                );
+                self.write_chunks(&m)?;
+                let sha = m.sha256();
+                return Ok((m, sha));
+            }
+        };
+        let sha = Sha256Hash::of(&body);
+        let mut bodies = Vec::with_capacity(root.chunks.len());
+        for c in &root.chunks {
+            bodies.push(self.read_chunk(&c.sha256).with_context(|| {
+                format!(
+                    "chunk {} of the manifest of generation {generation} is missing or damaged \
+                     in {}",
+                    c.sha256,
+                    self.chunks_dir().display()
+                )
+            })?);
+        }
+        Ok((Manifest::from_root(root, bodies)?, sha))
+    }
+
+    /// Removes the stored chunks that no manifest in `docs/manifests`
+    /// lists (and temporary files of interrupted writes). A manifest that
+    /// does not open with `key` keeps nothing.
+    pub fn prune_chunks(&self, key: &PublicKey) -> usize {
+        let mut keep: std::collections::HashSet<String> = std::collections::HashSet::new();
+        if let Ok(rd) = std::fs::read_dir(self.manifests_dir()) {
+            for e in rd.filter_map(|e| e.ok()) {
+                let Ok(env) = std::fs::read(e.path()) else {
+                    continue;
+                };
+                let Ok(root) = key
+                    .open("manifest", &env)
+                    .map_err(anyhow::Error::from)
+                    .and_then(|b| Root::from_body(&b).map_err(anyhow::Error::from))
+                else {
+                    continue;
+                };
+                keep.extend(
+                    root.chunks
+                        .iter()
+                        .map(|c| format!("{}.json", c.sha256.to_hex())),
+                );
+            }
+        }
+        let mut removed = 0;
+        if let Ok(rd) = std::fs::read_dir(self.chunks_dir()) {
+            for e in rd.filter_map(|e| e.ok()) {
+                let name = e.file_name();
+                if name.to_str().map(|n| keep.contains(n)) != Some(true)
+                    && std::fs::remove_file(e.path()).is_ok()
+                {
+                    removed += 1;
+                }
+            }
+        }
+        removed
     }
 
     /// Keeps the `keep` newest numbered `.shoal` files in `dir`.
