@@ -5,8 +5,10 @@
 //!    picks the newest valid one (bad signatures, expired heads and
 //!    rollbacks are refused with a log line and a `/status` error);
 //! 2. gets manifest G by applying signed deltas to the manifest it holds
-//!    (checked against the head's hash), or the full signed manifest when
-//!    it is new or far behind;
+//!    (only the chunks holding changed paths are re-serialized; the rebuilt
+//!    root is checked against the head's hash and the origin's signature),
+//!    or, when it is new or far behind, the signed root of G and the chunks
+//!    of it that it does not hold ([`get_chunks`]);
 //! 3. downloads every pack of G it does not hold yet over BitTorrent, from
 //!    all known agents, after hard-linking into the new pack's folder any
 //!    content it already holds (so compacted packs cost nothing);

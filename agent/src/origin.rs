@@ -10,8 +10,10 @@
 //!    controls; files matching `origin.immutable` are hard-linked instead;
 //! 3. packs the contents no live pack carries yet (and compacts packs that
 //!    are mostly garbage, reusing their piece hashes) into new packs;
-//! 4. starts seeding the new packs, then writes the signed manifest, the
-//!    delta from the previous generation, and last the head.
+//! 4. starts seeding the new packs, then writes the manifest (the chunks
+//!    of entries that changed, then the signed root that lists every
+//!    chunk; see [`shoal_manifest`]), the delta from the previous
+//!    generation, and last the head.
 //!
 //! A file that changes while it is being hashed makes the publish fail
 //! with an error naming it; the next publish picks it up.

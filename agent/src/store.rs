@@ -246,3 +246,100 @@ impl Store {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shoal_manifest::signed::PrivateKey;
+    use shoal_manifest::{Entry, EntryKind, Header, FORMAT};
+
+    fn manifest(generation: u64, n: u64, changed: u64) -> Manifest {
+        let entries = (0..n)
+            .map(|i| Entry {
+                path: format!("f{i:04}"),
+                kind: EntryKind::File {
+                    size: 0,
+                    sha256: Sha256Hash::of(b""),
+                    pack: None,
+                },
+                mode: 0o644,
+                mtime_ns: if i == changed { generation as i64 } else { 0 },
+            })
+            .collect();
+        Manifest::new(
+            Header {
+                format: FORMAT,
+                generation,
+                profile: "generic".into(),
+                created: 0,
+                expires: 1,
+                prev_sha256: None,
+                packs: vec![],
+            },
+            entries,
+        )
+    }
+
+    /// Stored manifests read back whole; chunks are written once and kept
+    /// while a kept manifest lists them.
+    #[test]
+    fn manifests_and_chunks_round_trip_and_prune() {
+        let t = tempfile::tempdir().unwrap();
+        let store = Store::new(t.path());
+        let key = PrivateKey::generate();
+        let pk = key.public();
+        let ids = |m: &Manifest| -> std::collections::BTreeSet<Sha256Hash> {
+            m.chunks().iter().map(|c| c.sha256).collect()
+        };
+        let m1 = manifest(1, 1000, 500);
+        assert!(m1.chunks().len() > 4);
+        assert_eq!(store.write_chunks(&m1).unwrap(), m1.chunks().len());
+        crate::fsutil::atomic_write(&store.manifest(1), &key.seal("manifest", &m1.body())).unwrap();
+        let m2 = manifest(2, 1000, 501);
+        let fresh = ids(&m2).difference(&ids(&m1)).count();
+        assert!((1..=2).contains(&fresh));
+        assert_eq!(store.write_chunks(&m2).unwrap(), fresh);
+        crate::fsutil::atomic_write(&store.manifest(2), &key.seal("manifest", &m2.body())).unwrap();
+        let (back, sha) = store.read_manifest(&pk, 2).unwrap();
+        assert_eq!(back, m2);
+        assert_eq!(sha, m2.sha256());
+        // A chunk nothing lists, and one of a pruned manifest, go.
+        store
+            .put_chunk(&store.chunk(&Sha256Hash::of(b"x")), b"x")
+            .unwrap();
+        assert_eq!(store.prune_chunks(&pk), 1);
+        std::fs::remove_file(store.manifest(1)).unwrap();
+        assert_eq!(store.prune_chunks(&pk), fresh);
+        let left = std::fs::read_dir(store.chunks_dir()).unwrap().count();
+        assert_eq!(left, m2.chunks().len());
+        // A damaged chunk is named.
+        let c = m2.chunks()[0].sha256;
+        std::fs::write(store.chunk(&c), b"[]").unwrap();
+        let e = format!("{:#}", store.read_manifest(&pk, 2).unwrap_err());
+        assert!(
+            e.contains("missing or damaged") && e.contains(&c.to_hex()),
+            "{e}"
+        );
+    }
+
+    /// A format 2 manifest written before an upgrade reads as format 3,
+    /// its chunks stored.
+    #[test]
+    fn a_stored_format_2_manifest_is_converted() {
+        let t = tempfile::tempdir().unwrap();
+        let store = Store::new(t.path());
+        let key = PrivateKey::generate();
+        let m = manifest(7, 300, 0);
+        let mut legacy = serde_json::to_value(&m.header).unwrap();
+        legacy["format"] = 2.into();
+        legacy["entries"] = serde_json::to_value(&m.entries).unwrap();
+        let body = serde_json::to_vec(&legacy).unwrap();
+        crate::fsutil::atomic_write(&store.manifest(7), &key.seal("manifest", &body)).unwrap();
+        let (back, sha) = store.read_manifest(&key.public(), 7).unwrap();
+        assert_eq!(back, m);
+        assert_eq!(sha, m.sha256());
+        for c in m.chunks() {
+            assert!(store.chunk(&c.sha256).exists());
+        }
+    }
+}

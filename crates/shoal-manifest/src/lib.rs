@@ -2,7 +2,8 @@
 //!
 //! - [`Manifest`]: generation G of a repository: every file's path, size,
 //!   mode, mtime, SHA-256 and the pack (torrent) that carries its content,
-//!   plus profile, creation and expiry times and the hash of manifest G-1.
+//!   plus profile, creation and expiry times and the hash of manifest G-1;
+//!   sent as a signed [`Root`] and content-addressed chunks.
 //! - [`Delta`]: what changed from G-1 to G, so mirrors need not fetch a full
 //!   manifest for every generation. Applying it to manifest G-1 must give
 //!   exactly manifest G (checked by hash).
@@ -392,6 +393,7 @@ pub struct Delta {
 pub struct Head {
     pub format: u32,
     pub generation: u64,
+    /// SHA-256 of the manifest's root body ([`Manifest::body`]).
     pub manifest_sha256: Sha256Hash,
     pub created: i64,
     pub expires: i64,
@@ -1425,11 +1427,19 @@ mod chunk_tests {
             assert_eq!(got.recomputed(), inc.recomputed());
             inc
         };
-        // change one entry in the middle
+        // change one entry in the middle: exactly the chunk holding it
         let mut v = base.clone();
         v[25_000].mtime_ns += 1;
+        let holder = prev
+            .chunks()
+            .partition_point(|c| c.first.as_bytes() <= v[25_000].path.as_bytes())
+            - 1;
         let inc = check(v, 1);
+        assert_eq!(inc.recomputed(), &[holder]);
         assert_eq!(inc.chunks().len(), n);
+        for (i, (a, b)) in inc.chunks().iter().zip(prev.chunks()).enumerate() {
+            assert_eq!(a == b, i != holder, "chunk {i}");
+        }
         // insert a path
         let mut v = base.clone();
         v.insert(10_001, entry(format!("{}x", v[10_000].path), 7));
