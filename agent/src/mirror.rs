@@ -797,8 +797,9 @@ async fn get_chunks(
     Ok(bodies)
 }
 
-/// One chunk, from the store (`true`) or the first upstream in `order`
-/// that serves bytes hashing to `sha` (stored at once).
+/// One chunk body, from the store (`true`) or the first upstream in
+/// `order` that serves a zstd stream of bytes hashing to `sha` (stored at
+/// once).
 async fn get_chunk(agent: &Agent, order: &[String], sha: Sha256Hash) -> Result<(Vec<u8>, bool)> {
     let store = &agent.store;
     if let Some(b) = store.read_chunk(&sha) {
@@ -806,18 +807,24 @@ async fn get_chunk(agent: &Agent, order: &[String], sha: Sha256Hash) -> Result<(
     }
     let mut errs = Vec::new();
     for u in order {
-        match fetch(agent, &format!("{u}/v1/chunk/{}", sha.to_hex())).await {
+        let got = match fetch(agent, &format!("{u}/v1/chunk/{}", sha.to_hex())).await {
+            Ok(z) => shoal_manifest::decompress_chunk(&z).map_err(|e| e.to_string()),
+            Err(e) => {
+                errs.push(format!("{e:#}"));
+                continue;
+            }
+        };
+        let why = match got {
             Ok(b) if Sha256Hash::of(&b) == sha => {
                 store.put_chunk(&store.chunk(&sha), &b)?;
                 return Ok((b, false));
             }
-            Ok(_) => {
-                agent.count_refusal("manifest");
-                tracing::warn!(upstream = %u, chunk = %sha, "chunk does not hash to its id; refused");
-                errs.push(format!("{u}: chunk {sha} does not hash to its id"));
-            }
-            Err(e) => errs.push(format!("{e:#}")),
-        }
+            Ok(_) => "it does not hash to its id".to_string(),
+            Err(e) => e,
+        };
+        agent.count_refusal("manifest");
+        tracing::warn!(upstream = %u, chunk = %sha, why = %why, "chunk refused");
+        errs.push(format!("{u}: chunk {sha} refused: {why}"));
     }
     bail!(
         "no upstream served chunk {sha} of the manifest: {}",

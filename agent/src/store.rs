@@ -7,9 +7,9 @@
 //!   admin.sock                  local admin calls (`shoal-agent publish`)
 //!   docs/head.shoal             newest signed head
 //!   docs/manifests/<G>.shoal    signed manifest roots (checkpoints), newest few
-//!   docs/chunks/<sha256>.json   manifest chunks (runs of entries), named by the
-//!                               SHA-256 of their bytes; kept while a manifest
-//!                               in docs/manifests lists them
+//!   docs/chunks/<sha256>.zst    manifest chunks (runs of entries), zstd-compressed,
+//!                               named by the SHA-256 of their uncompressed bytes;
+//!                               kept while a manifest in docs/manifests lists them
 //!   docs/deltas/<G-1>.shoal     signed delta G-1 -> G
 //!   torrents/<info-hash>.torrent
 //!   packs/<pack-id>/<xx>/<sha256>   pack store: librqbit downloads and seeds here
@@ -59,9 +59,10 @@ impl Store {
     pub fn chunks_dir(&self) -> PathBuf {
         self.root.join("docs/chunks")
     }
-    /// A manifest chunk, by the SHA-256 of its bytes.
+    /// A manifest chunk (zstd-compressed), by the SHA-256 of its
+    /// uncompressed bytes. `GET /v1/chunk/{sha256}` serves this file.
     pub fn chunk(&self, sha256: &Sha256Hash) -> PathBuf {
-        self.chunks_dir().join(format!("{}.json", sha256.to_hex()))
+        self.chunks_dir().join(format!("{}.zst", sha256.to_hex()))
     }
     pub fn deltas_dir(&self) -> PathBuf {
         self.root.join("docs/deltas")
@@ -125,13 +126,14 @@ impl Store {
         Ok(written)
     }
 
-    /// Stores one chunk body (already checked against its id), unsynced.
+    /// Stores one chunk body (already checked against its id), compressed
+    /// and unsynced.
     pub fn put_chunk(&self, path: &Path, body: &[u8]) -> Result<()> {
         let dir = self.chunks_dir();
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("cannot create {}", dir.display()))?;
         let tmp = crate::fsutil::temp_name(path);
-        std::fs::write(&tmp, body)
+        std::fs::write(&tmp, shoal_manifest::compress_chunk(body))
             .and_then(|_| std::fs::rename(&tmp, path))
             .map_err(|e| {
                 let _ = std::fs::remove_file(&tmp);
@@ -139,9 +141,10 @@ impl Store {
             })
     }
 
-    /// A stored chunk whose bytes still hash to its id.
+    /// A stored chunk's body, if it still hashes to its id.
     pub fn read_chunk(&self, sha256: &Sha256Hash) -> Option<Vec<u8>> {
-        let b = std::fs::read(self.chunk(sha256)).ok()?;
+        let z = std::fs::read(self.chunk(sha256)).ok()?;
+        let b = shoal_manifest::decompress_chunk(&z).ok()?;
         (Sha256Hash::of(&b) == *sha256).then_some(b)
     }
 
@@ -212,7 +215,7 @@ impl Store {
                 keep.extend(
                     root.chunks
                         .iter()
-                        .map(|c| format!("{}.json", c.sha256.to_hex())),
+                        .map(|c| format!("{}.zst", c.sha256.to_hex())),
                 );
             }
         }

@@ -224,7 +224,10 @@ fn downgrade_state(state: &std::path::Path, key: &shoal_manifest::signed::Privat
     let bodies: Vec<Vec<u8>> = root
         .chunks
         .iter()
-        .map(|c| std::fs::read(docs.join(format!("chunks/{}.json", c.sha256))).unwrap())
+        .map(|c| {
+            let z = std::fs::read(docs.join(format!("chunks/{}.zst", c.sha256))).unwrap();
+            shoal_manifest::decompress_chunk(&z).unwrap()
+        })
         .collect();
     let m = Manifest::from_root(root, bodies).unwrap();
     let mut legacy = serde_json::to_value(&m.header).unwrap();

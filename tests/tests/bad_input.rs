@@ -5,7 +5,10 @@
 use shoal_e2e::agents::*;
 use shoal_e2e::fake::FakeUpstream;
 use shoal_manifest::signed::PrivateKey;
-use shoal_manifest::{chunk_body, Entry, EntryKind, Head, Manifest, Root, Sha256Hash, FORMAT};
+use shoal_manifest::{
+    chunk_body, compress_chunk, decompress_chunk, Entry, EntryKind, Head, Manifest, Root,
+    Sha256Hash, FORMAT,
+};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -98,7 +101,7 @@ impl Bed {
             let n = e
                 .file_name()
                 .to_string_lossy()
-                .trim_end_matches(".json")
+                .trim_end_matches(".zst")
                 .to_string();
             self.fake
                 .put(&format!("/v1/chunk/{n}"), std::fs::read(e.path()).unwrap());
@@ -137,7 +140,10 @@ impl Bed {
         let bodies: Vec<Vec<u8>> = root
             .chunks
             .iter()
-            .map(|c| std::fs::read(docs.join(format!("chunks/{}.json", c.sha256))).unwrap())
+            .map(|c| {
+                let z = std::fs::read(docs.join(format!("chunks/{}.zst", c.sha256))).unwrap();
+                decompress_chunk(&z).unwrap()
+            })
             .collect();
         Manifest::from_root(root, bodies).unwrap()
     }
@@ -148,8 +154,10 @@ impl Bed {
         let mut m = m.clone();
         m.rechunk();
         for (i, c) in m.chunks().iter().enumerate() {
-            self.fake
-                .put(&format!("/v1/chunk/{}", c.sha256), m.chunk_body(i));
+            self.fake.put(
+                &format!("/v1/chunk/{}", c.sha256),
+                compress_chunk(&m.chunk_body(i)),
+            );
         }
         let root = Root {
             header: m.header.clone(),
@@ -350,7 +358,8 @@ fn forged_chunks_are_refused() {
             .map(|c| {
                 let body = chunk_body(c);
                 let sha = Sha256Hash::of(&body);
-                bed.fake.put(&format!("/v1/chunk/{sha}"), body);
+                bed.fake
+                    .put(&format!("/v1/chunk/{sha}"), compress_chunk(&body));
                 shoal_manifest::ChunkRef {
                     first: c[0].path.clone(),
                     count: c.len() as u64,
@@ -400,7 +409,8 @@ fn forged_chunks_are_refused() {
     let mut bad = good.clone();
     let at = bad.len() / 2;
     bad[at] ^= 1;
-    bed.fake.put(&format!("/v1/chunk/{sha}"), bad);
+    bed.fake
+        .put(&format!("/v1/chunk/{sha}"), compress_chunk(&bad));
     let root = Root {
         header,
         chunks: vec![shoal_manifest::ChunkRef {
@@ -411,6 +421,24 @@ fn forged_chunks_are_refused() {
     };
     bed.offer_root(&root, &bed.key, now() + 3600);
     bed.expect_refusal(&["does not hash to its id"], 1);
+    // A chunk served uncompressed (or as any other garbage).
+    g += 1;
+    entries.push(file_entry("pool/e.deb", b"", None));
+    let body = chunk_body(&entries);
+    let sha = Sha256Hash::of(&body);
+    bed.fake.put(&format!("/v1/chunk/{sha}"), body);
+    let mut header = base.header.clone();
+    header.generation = g;
+    let root = Root {
+        header,
+        chunks: vec![shoal_manifest::ChunkRef {
+            first: entries[0].path.clone(),
+            count: entries.len() as u64,
+            sha256: sha,
+        }],
+    };
+    bed.offer_root(&root, &bed.key, now() + 3600);
+    bed.expect_refusal(&["not a zstd stream"], 1);
 }
 
 /// Not bad input, but this bed has a mirror fed by a fake upstream: a
@@ -484,7 +512,7 @@ fn a_full_fetch_gets_only_the_chunks_the_mirror_lacks() {
             assert!(
                 bed.mirror
                     .state
-                    .join(format!("docs/chunks/{id}.json"))
+                    .join(format!("docs/chunks/{id}.zst"))
                     .exists(),
                 "the mirror keeps chunk {id} to relay it"
             );

@@ -173,7 +173,10 @@ fn pack_data_that_mismatches_the_manifest_is_refused() {
     );
     let body = manifest.body();
     for (i, c) in manifest.chunks().iter().enumerate() {
-        fake.put(&format!("/v1/chunk/{}", c.sha256), manifest.chunk_body(i));
+        fake.put(
+            &format!("/v1/chunk/{}", c.sha256),
+            shoal_manifest::compress_chunk(&manifest.chunk_body(i)),
+        );
     }
     let head = Head {
         format: FORMAT,
@@ -307,7 +310,7 @@ fn a_peer_sending_bad_pieces_does_not_corrupt_the_mirror() {
     );
     for e in std::fs::read_dir(docs.join("chunks")).unwrap() {
         let e = e.unwrap();
-        let n = e.file_name().to_string_lossy().replace(".json", "");
+        let n = e.file_name().to_string_lossy().replace(".zst", "");
         fake.put(&format!("/v1/chunk/{n}"), std::fs::read(e.path()).unwrap());
     }
     let st = origin.status().unwrap();

@@ -298,6 +298,33 @@ pub fn chunk_body(entries: &[Entry]) -> Vec<u8> {
     serde_json::to_vec(entries).expect("entries serialize")
 }
 
+/// A chunk body as it is stored and sent (`GET /v1/chunk/{sha256}`):
+/// zstd-compressed. The id stays the SHA-256 of the uncompressed body.
+pub fn compress_chunk(body: &[u8]) -> Vec<u8> {
+    zstd::bulk::compress(body, 3).expect("zstd compress")
+}
+
+/// The chunk body in `bytes` ([`compress_chunk`]), decompressed with a
+/// bound of [`MAX_CHUNK_BYTES`], so a hostile peer cannot exhaust memory.
+/// The caller checks it against its id.
+pub fn decompress_chunk(bytes: &[u8]) -> Result<Vec<u8>, Error> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    zstd::stream::read::Decoder::new(bytes)
+        .and_then(|d| d.take(MAX_CHUNK_BYTES + 1).read_to_end(&mut out))
+        .map_err(|e| Error::Malformed {
+            kind: "chunk",
+            detail: format!("not a zstd stream: {e}"),
+        })?;
+    if out.len() as u64 > MAX_CHUNK_BYTES {
+        return Err(Error::Malformed {
+            kind: "chunk",
+            detail: format!("larger than {MAX_CHUNK_BYTES} bytes"),
+        });
+    }
+    Ok(out)
+}
+
 /// Cuts entries into chunks, reusing the chunks of a previous generation
 /// where it may.
 struct Chunker<'a> {
@@ -1584,6 +1611,25 @@ mod chunk_tests {
             let msg = e.to_string();
             assert!(msg.contains(why), "expected '{why}' in: {msg}");
         }
+    }
+
+    #[test]
+    fn chunks_travel_compressed() {
+        let m = Manifest::new(header(1), tree(500));
+        let biggest = (0..m.chunks().len())
+            .max_by_key(|&i| m.chunks()[i].count)
+            .unwrap();
+        let body = m.chunk_body(biggest);
+        let wire = compress_chunk(&body);
+        assert!(
+            wire.len() < body.len() / 2,
+            "{} of {}",
+            wire.len(),
+            body.len()
+        );
+        assert_eq!(decompress_chunk(&wire).unwrap(), body);
+        let e = decompress_chunk(b"[]").unwrap_err().to_string();
+        assert!(e.contains("malformed chunk") && e.contains("zstd"), "{e}");
     }
 
     /// A format 2 manifest in an agent's own state converts to format 3
