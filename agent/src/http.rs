@@ -6,7 +6,7 @@
 //! | `GET /metrics` | Prometheus text |
 //! | `GET /v1/head` | newest signed head |
 //! | `GET /v1/manifest/{G}` | signed manifest root of generation G (checkpoint) |
-//! | `GET /v1/chunk/{sha256}` | a manifest chunk, named by the SHA-256 of its bytes |
+//! | `GET /v1/chunk/{sha256}` | a manifest chunk, zstd-compressed, named by the SHA-256 of its uncompressed bytes |
 //! | `GET /v1/delta/{G}` | signed delta G → G+1 |
 //! | `GET /v1/torrent/{info-hash}` | a pack's `.torrent` |
 //! | `POST /v1/announce` | exchange peer tables ([`crate::peers`]) |
@@ -72,8 +72,8 @@ async fn manifest(State(a): State<Arc<Agent>>, Path(g): Path<String>) -> Respons
     }
 }
 
-/// Content-addressed: the fetcher checks the bytes against the id, so no
-/// signature is needed.
+/// Content-addressed: the fetcher decompresses the file and checks the
+/// bytes against the id, so no signature is needed.
 async fn chunk(State(a): State<Arc<Agent>>, Path(id): Path<String>) -> Response {
     match shoal_manifest::Sha256Hash::from_hex(&id) {
         Some(sha) if id.len() == 64 && !id.bytes().any(|b| b.is_ascii_uppercase()) => {
