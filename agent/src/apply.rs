@@ -600,8 +600,8 @@ mod tests {
     }
 
     fn manifest(entries: Vec<Entry>) -> Manifest {
-        Manifest {
-            header: Header {
+        Manifest::new(
+            Header {
                 format: FORMAT,
                 generation: 1,
                 profile: "debian".into(),
@@ -611,7 +611,7 @@ mod tests {
                 packs: vec![],
             },
             entries,
-        }
+        )
     }
 
     #[test]

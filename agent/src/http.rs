@@ -5,7 +5,8 @@
 //! | `GET /status` | JSON [`shoal_status::Status`] |
 //! | `GET /metrics` | Prometheus text |
 //! | `GET /v1/head` | newest signed head |
-//! | `GET /v1/manifest/{G}` | signed manifest of generation G (checkpoint) |
+//! | `GET /v1/manifest/{G}` | signed manifest root of generation G (checkpoint) |
+//! | `GET /v1/chunk/{sha256}` | a manifest chunk, zstd-compressed, named by the SHA-256 of its uncompressed bytes |
 //! | `GET /v1/delta/{G}` | signed delta G → G+1 |
 //! | `GET /v1/torrent/{info-hash}` | a pack's `.torrent` |
 //! | `POST /v1/announce` | exchange peer tables ([`crate::peers`]) |
@@ -33,6 +34,7 @@ pub async fn serve(agent: Arc<Agent>, listener: tokio::net::TcpListener) -> anyh
         .route("/metrics", get(metrics))
         .route("/v1/head", get(head))
         .route("/v1/manifest/{generation}", get(manifest))
+        .route("/v1/chunk/{sha256}", get(chunk))
         .route("/v1/delta/{from}", get(delta))
         .route("/v1/torrent/{info_hash}", get(torrent))
         .route("/v1/announce", post(announce))
@@ -67,6 +69,21 @@ async fn manifest(State(a): State<Arc<Agent>>, Path(g): Path<String>) -> Respons
     match g.parse::<u64>() {
         Ok(g) => file(a.store.manifest(g), format!("manifest {g} not held here")).await,
         Err(_) => (StatusCode::BAD_REQUEST, "generation must be a number\n").into_response(),
+    }
+}
+
+/// Content-addressed: the fetcher decompresses the file and checks the
+/// bytes against the id, so no signature is needed.
+async fn chunk(State(a): State<Arc<Agent>>, Path(id): Path<String>) -> Response {
+    match shoal_manifest::Sha256Hash::from_hex(&id) {
+        Some(sha) if id.len() == 64 && !id.bytes().any(|b| b.is_ascii_uppercase()) => {
+            file(a.store.chunk(&sha), format!("chunk {id} not held here")).await
+        }
+        _ => (
+            StatusCode::BAD_REQUEST,
+            "chunk id must be 64 lower-case hex digits\n",
+        )
+            .into_response(),
     }
 }
 

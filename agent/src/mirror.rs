@@ -5,8 +5,10 @@
 //!    picks the newest valid one (bad signatures, expired heads and
 //!    rollbacks are refused with a log line and a `/status` error);
 //! 2. gets manifest G by applying signed deltas to the manifest it holds
-//!    (checked against the head's hash), or the full signed manifest when
-//!    it is new or far behind;
+//!    (only the chunks holding changed paths are re-serialized; the rebuilt
+//!    root is checked against the head's hash and the origin's signature),
+//!    or, when it is new or far behind, the signed root of G and the chunks
+//!    of it that it does not hold ([`get_chunks`]);
 //! 3. downloads every pack of G it does not hold yet over BitTorrent, from
 //!    all known agents, after hard-linking into the new pack's folder any
 //!    content it already holds (so compacted packs cost nothing);
@@ -24,7 +26,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use shoal_config::Profile;
 use shoal_manifest::signed::PublicKey;
-use shoal_manifest::{Delta, Head, Manifest, Sha256Hash};
+use shoal_manifest::{Delta, Head, Manifest, Root, Sha256Hash};
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -116,15 +118,15 @@ fn load(agent: &Agent, key: PublicKey) -> Result<MirrorState> {
                 store.applied().display()
             )
         })?;
-        let env = std::fs::read(store.manifest(rec.generation)).with_context(|| {
-            format!(
-                "manifest of applied generation {} is missing",
-                rec.generation
-            )
-        })?;
-        let body = ms.key.open("manifest", &env)?;
-        let m = Manifest::from_body(&body)?;
-        ms.manifest_sha = Some(Sha256Hash::of(&body));
+        let (m, sha) = store
+            .read_manifest(&ms.key, rec.generation)
+            .with_context(|| {
+                format!(
+                    "manifest of applied generation {} cannot be read",
+                    rec.generation
+                )
+            })?;
+        ms.manifest_sha = Some(sha);
         for p in &m.header.packs {
             if store.verified(p.id).exists() {
                 ms.verified.insert(p.id);
@@ -481,6 +483,7 @@ async fn sync(agent: &Arc<Agent>, ms: &mut MirrorState) -> Result<()> {
     }
     // Relay: these are valid signed documents now.
     let store = &agent.store;
+    store.write_chunks(&new)?;
     fsutil::atomic_write(&store.manifest(best), &new_env)?;
     for (from, env) in &delta_envs {
         fsutil::atomic_write(&store.delta(*from), env)?;
@@ -565,6 +568,9 @@ async fn sync(agent: &Arc<Agent>, ms: &mut MirrorState) -> Result<()> {
     retire_packs(agent, ms, &live_ids).await?;
     ms.contents.retain(|_, p| live_ids.contains(p));
     ms.manifest_sha = Some(head.manifest_sha256);
+    // Relay the newest few generations; their chunks stay, others go.
+    crate::store::Store::prune_numbered(&store.manifests_dir(), 3);
+    store.prune_chunks(&ms.key);
 
     if agent.cfg.mirror.trace {
         apply::write_trace(
@@ -732,7 +738,9 @@ async fn get_manifest(
                     got: got.to_hex(),
                 }));
             }
-            let m = Manifest::from_body(&body)?;
+            let root = Root::from_body(&body)?;
+            let bodies = get_chunks(agent, &root, u, urls).await?;
+            let m = Manifest::from_root(root, bodies)?;
             if m.header.generation != g {
                 bail!(
                     "manifest says generation {}, head says {g}",
@@ -755,6 +763,83 @@ async fn get_manifest(
     }
     bail!(
         "no upstream served a valid manifest for generation {g}: {}",
+        errs.join("; ")
+    )
+}
+
+/// Chunks fetched at once during a full manifest fetch.
+const CHUNK_FETCHES: usize = 16;
+
+/// The bodies of `root`'s chunks, in order: from the store where held
+/// (the chunks of the current manifest and of recent ones), else from
+/// `first` then the other upstreams. Each body is checked against its id
+/// and stored as it arrives, so a fetch that stops part-way is not lost.
+async fn get_chunks(
+    agent: &Agent,
+    root: &Root,
+    first: &str,
+    urls: &[String],
+) -> Result<Vec<Vec<u8>>> {
+    use futures::StreamExt;
+    let order: Vec<String> = std::iter::once(first.to_string())
+        .chain(urls.iter().filter(|u| *u != first).cloned())
+        .collect();
+    let ids: Vec<Sha256Hash> = root.chunks.iter().map(|c| c.sha256).collect();
+    let mut futs = Vec::with_capacity(ids.len());
+    for sha in ids {
+        futs.push(get_chunk(agent, &order, sha));
+    }
+    let fetched: Vec<Result<(Vec<u8>, bool)>> = futures::stream::iter(futs)
+        .buffered(CHUNK_FETCHES)
+        .collect()
+        .await;
+    let mut bodies = Vec::with_capacity(fetched.len());
+    let mut held = 0;
+    for r in fetched {
+        let (b, was_held) = r?;
+        held += usize::from(was_held);
+        bodies.push(b);
+    }
+    tracing::info!(
+        generation = root.header.generation,
+        chunks = bodies.len(),
+        held,
+        "manifest chunks gathered"
+    );
+    Ok(bodies)
+}
+
+/// One chunk body, from the store (`true`) or the first upstream in
+/// `order` that serves a zstd stream of bytes hashing to `sha` (stored at
+/// once).
+async fn get_chunk(agent: &Agent, order: &[String], sha: Sha256Hash) -> Result<(Vec<u8>, bool)> {
+    let store = &agent.store;
+    if let Some(b) = store.read_chunk(&sha) {
+        return Ok((b, true));
+    }
+    let mut errs = Vec::new();
+    for u in order {
+        let got = match fetch(agent, &format!("{u}/v1/chunk/{}", sha.to_hex())).await {
+            Ok(z) => shoal_manifest::decompress_chunk(&z).map_err(|e| e.to_string()),
+            Err(e) => {
+                errs.push(format!("{e:#}"));
+                continue;
+            }
+        };
+        let why = match got {
+            Ok(b) if Sha256Hash::of(&b) == sha => {
+                store.put_chunk(&store.chunk(&sha), &b)?;
+                return Ok((b, false));
+            }
+            Ok(_) => "it does not hash to its id".to_string(),
+            Err(e) => e,
+        };
+        agent.count_refusal("manifest");
+        tracing::warn!(upstream = %u, chunk = %sha, why = %why, "chunk refused");
+        errs.push(format!("{u}: chunk {sha} refused: {why}"));
+    }
+    bail!(
+        "no upstream served chunk {sha} of the manifest: {}",
         errs.join("; ")
     )
 }

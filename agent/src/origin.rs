@@ -10,8 +10,10 @@
 //!    controls; files matching `origin.immutable` are hard-linked instead;
 //! 3. packs the contents no live pack carries yet (and compacts packs that
 //!    are mostly garbage, reusing their piece hashes) into new packs;
-//! 4. starts seeding the new packs, then writes the signed manifest, the
-//!    delta from the previous generation, and last the head.
+//! 4. starts seeding the new packs, then writes the manifest (the chunks
+//!    of entries that changed, then the signed root that lists every
+//!    chunk; see [`shoal_manifest`]), the delta from the previous
+//!    generation, and last the head.
 //!
 //! A file that changes while it is being hashed makes the publish fail
 //! with an error naming it; the next publish picks it up.
@@ -68,6 +70,10 @@ pub struct OriginState {
     /// an id is never given to a second pack, since a mirror that was away
     /// may still hold the first one under it.
     pub id_floor: u64,
+    /// The current generation was published in an older format (before an
+    /// upgrade): the next publish goes ahead even if nothing changed, so
+    /// upgraded mirrors get a head they read.
+    pub older_format: bool,
 }
 
 impl OriginState {
@@ -176,14 +182,20 @@ async fn load_state(agent: &Arc<Agent>, st: &mut OriginState) -> Result<()> {
     let head_path = agent.store.head();
     let mut damaged = Vec::new();
     if head_path.exists() {
-        let head = shoal_manifest::Head::from_body(&pk.open("head", &std::fs::read(&head_path)?)?)?;
-        let env = std::fs::read(agent.store.manifest(head.generation)).with_context(|| {
-            format!(
-                "the head names generation {} but its manifest is missing",
-                head.generation
-            )
-        })?;
-        let m = Manifest::from_body(&pk.open("manifest", &env)?)?;
+        // Its own head: only its generation is needed (read whatever the
+        // format, so a head written before an upgrade still counts).
+        let head: shoal_manifest::Head =
+            serde_json::from_slice(&pk.open("head", &std::fs::read(&head_path)?)?)
+                .context("the origin's own head is corrupt")?;
+        let (m, _) = agent
+            .store
+            .read_manifest(&pk, head.generation)
+            .with_context(|| {
+                format!(
+                    "the head names generation {} but its manifest cannot be read",
+                    head.generation
+                )
+            })?;
         for p in &m.header.packs {
             match read_pack(agent, p.id, &p.info_hash) {
                 Ok(lp) => {
@@ -202,6 +214,7 @@ async fn load_state(agent: &Arc<Agent>, st: &mut OriginState) -> Result<()> {
         );
         agent.record_generation(&m);
         st.manifest = Some(m);
+        st.older_format = head.format < FORMAT;
     }
     // Packs retired by recent generations: seed on until their time is up.
     let now = fsutil::now();
@@ -975,7 +988,8 @@ async fn prepare(
     let ttl = cfg.origin.manifest_ttl.as_secs() as i64;
     let stale = prev
         .map(|m| now >= m.header.created + ttl / 2)
-        .unwrap_or(true);
+        .unwrap_or(true)
+        || st.older_format;
     let missing = entries
         .iter()
         .filter_map(|e| e.file())
@@ -1398,25 +1412,27 @@ fn manifest_of(
         }
     }
     let ttl = cfg.origin.manifest_ttl.as_secs() as i64;
-    let manifest = Manifest {
-        header: Header {
-            format: FORMAT,
-            generation,
-            profile: cfg.profile.to_string(),
-            created: now,
-            expires: now + ttl,
-            prev_sha256: prev.map(|m| m.sha256()),
-            packs: packs
-                .iter()
-                .map(|(id, p)| PackRef {
-                    id: *id,
-                    info_hash: p.info_hash.clone(),
-                    files: p.parsed.files.len() as u64,
-                    bytes: p.bytes(),
-                })
-                .collect(),
-        },
-        entries,
+    let header = Header {
+        format: FORMAT,
+        generation,
+        profile: cfg.profile.to_string(),
+        created: now,
+        expires: now + ttl,
+        prev_sha256: prev.map(|m| m.sha256()),
+        packs: packs
+            .iter()
+            .map(|(id, p)| PackRef {
+                id: *id,
+                info_hash: p.info_hash.clone(),
+                files: p.parsed.files.len() as u64,
+                bytes: p.bytes(),
+            })
+            .collect(),
+    };
+    // Only the chunks that hold a changed path are serialized and hashed.
+    let manifest = match prev {
+        Some(p) => Manifest::following(header, entries, p),
+        None => Manifest::new(header, entries),
     };
     manifest
         .check()
@@ -1466,6 +1482,9 @@ async fn go_live(agent: &Arc<Agent>, st: &OriginState, c: &Candidate) -> Result<
     let key = load_key(agent)?;
     let m = &c.manifest;
     let generation = m.header.generation;
+    // The chunks first (only the new ones are written), then the root
+    // that lists them.
+    store.write_chunks(m)?;
     let body = m.body();
     let manifest_env = key.seal("manifest", &body);
     fsutil::atomic_write(&store.manifest(generation), &manifest_env)?;
@@ -1536,6 +1555,12 @@ fn commit(agent: &Arc<Agent>, st: &mut OriginState, c: Candidate, seconds: f64) 
     }
     crate::store::Store::prune_numbered(&store.manifests_dir(), 3);
     crate::store::Store::prune_numbered(&store.deltas_dir(), agent.cfg.origin.keep_deltas as usize);
+    match load_key(agent) {
+        Ok(k) => {
+            store.prune_chunks(&k.public());
+        }
+        Err(e) => tracing::warn!(error = %format!("{e:#}"), "cannot prune manifest chunks"),
+    }
     if let Err(e) = save_retiring(agent, st) {
         tracing::warn!(error = %format!("{e:#}"), "cannot record retired packs");
     }
@@ -1551,6 +1576,7 @@ fn commit(agent: &Arc<Agent>, st: &mut OriginState, c: Candidate, seconds: f64) 
     );
     agent.record_generation(&c.manifest);
     st.manifest = Some(c.manifest);
+    st.older_format = false;
     agent.notify_mirrors(generation);
     Ok(generation)
 }
@@ -1633,8 +1659,8 @@ mod tests {
     /// matter to a scan).
     fn manifest_of_scan(found: &[(String, Found)]) -> Manifest {
         let reuse = vec![Some(Sha256Hash::of(b"")); found.len()];
-        Manifest {
-            header: Header {
+        Manifest::new(
+            Header {
                 format: FORMAT,
                 generation: 1,
                 profile: "generic".into(),
@@ -1643,8 +1669,8 @@ mod tests {
                 prev_sha256: None,
                 packs: vec![],
             },
-            entries: entries_of(found, &reuse, &[], &[]),
-        }
+            entries_of(found, &reuse, &[], &[]),
+        )
     }
 
     /// A scan's paths with their ctimes zeroed (a change-list scan does

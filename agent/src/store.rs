@@ -6,7 +6,10 @@
 //!   node.key                    mirror: this agent's own key, signs its peer entry
 //!   admin.sock                  local admin calls (`shoal-agent publish`)
 //!   docs/head.shoal             newest signed head
-//!   docs/manifests/<G>.shoal    signed manifests (checkpoints), newest few
+//!   docs/manifests/<G>.shoal    signed manifest roots (checkpoints), newest few
+//!   docs/chunks/<sha256>.zst    manifest chunks (runs of entries), zstd-compressed,
+//!                               named by the SHA-256 of their uncompressed bytes;
+//!                               kept while a manifest in docs/manifests lists them
 //!   docs/deltas/<G-1>.shoal     signed delta G-1 -> G
 //!   torrents/<info-hash>.torrent
 //!   packs/<pack-id>/<xx>/<sha256>   pack store: librqbit downloads and seeds here
@@ -19,6 +22,9 @@
 //!   pending-deletions.json      mirror: removals waiting for their grace period
 //! ```
 
+use anyhow::{Context, Result};
+use shoal_manifest::signed::PublicKey;
+use shoal_manifest::{Manifest, Root, Sha256Hash};
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone)]
@@ -49,6 +55,14 @@ impl Store {
     }
     pub fn manifest(&self, generation: u64) -> PathBuf {
         self.manifests_dir().join(format!("{generation}.shoal"))
+    }
+    pub fn chunks_dir(&self) -> PathBuf {
+        self.root.join("docs/chunks")
+    }
+    /// A manifest chunk (zstd-compressed), by the SHA-256 of its
+    /// uncompressed bytes. `GET /v1/chunk/{sha256}` serves this file.
+    pub fn chunk(&self, sha256: &Sha256Hash) -> PathBuf {
+        self.chunks_dir().join(format!("{}.zst", sha256.to_hex()))
     }
     pub fn deltas_dir(&self) -> PathBuf {
         self.root.join("docs/deltas")
@@ -94,6 +108,131 @@ impl Store {
         self.root.join("pending-deletions.json")
     }
 
+    /// Writes the chunks of `m` that are not stored yet (unsynced, then one
+    /// flush of the file system if any was written). Returns how many.
+    pub fn write_chunks(&self, m: &Manifest) -> Result<usize> {
+        let mut written = 0;
+        for (i, c) in m.chunks().iter().enumerate() {
+            let path = self.chunk(&c.sha256);
+            if path.exists() {
+                continue;
+            }
+            self.put_chunk(&path, &m.chunk_body(i))?;
+            written += 1;
+        }
+        if written > 0 {
+            crate::fsutil::sync_fs(&self.chunks_dir())?;
+        }
+        Ok(written)
+    }
+
+    /// Stores one chunk body (already checked against its id), compressed
+    /// and unsynced.
+    pub fn put_chunk(&self, path: &Path, body: &[u8]) -> Result<()> {
+        let dir = self.chunks_dir();
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+        let tmp = crate::fsutil::temp_name(path);
+        std::fs::write(&tmp, shoal_manifest::compress_chunk(body))
+            .and_then(|_| std::fs::rename(&tmp, path))
+            .map_err(|e| {
+                let _ = std::fs::remove_file(&tmp);
+                crate::fsutil::explain_io(e, path)
+            })
+    }
+
+    /// A stored chunk's body, if it still hashes to its id.
+    pub fn read_chunk(&self, sha256: &Sha256Hash) -> Option<Vec<u8>> {
+        let z = std::fs::read(self.chunk(sha256)).ok()?;
+        let b = shoal_manifest::decompress_chunk(&z).ok()?;
+        (Sha256Hash::of(&b) == *sha256).then_some(b)
+    }
+
+    /// The stored manifest of `generation`: its signed root and the stored
+    /// chunks it lists, fully checked. Returns it with its hash.
+    pub fn read_manifest(
+        &self,
+        key: &PublicKey,
+        generation: u64,
+    ) -> Result<(Manifest, Sha256Hash)> {
+        let path = self.manifest(generation);
+        let env = std::fs::read(&path).with_context(|| {
+            format!(
+                "the manifest of generation {generation} is missing ({})",
+                path.display()
+            )
+        })?;
+        let body = key.open("manifest", &env)?;
+        let root = match Root::from_body(&body) {
+            Ok(r) => r,
+            Err(e) => {
+                // Written before the upgrade to format 3: converted, and
+                // its chunks stored so the generation can be relayed.
+                let Ok(m) = Manifest::from_legacy_body(&body) else {
+                    return Err(e.into());
+                };
+                tracing::info!(
+                    generation,
+                    "converted the stored manifest of an older format to format 3"
+                );
+                self.write_chunks(&m)?;
+                let sha = m.sha256();
+                return Ok((m, sha));
+            }
+        };
+        let sha = Sha256Hash::of(&body);
+        let mut bodies = Vec::with_capacity(root.chunks.len());
+        for c in &root.chunks {
+            bodies.push(self.read_chunk(&c.sha256).with_context(|| {
+                format!(
+                    "chunk {} of the manifest of generation {generation} is missing or damaged \
+                     in {}",
+                    c.sha256,
+                    self.chunks_dir().display()
+                )
+            })?);
+        }
+        Ok((Manifest::from_root(root, bodies)?, sha))
+    }
+
+    /// Removes the stored chunks that no manifest in `docs/manifests`
+    /// lists (and temporary files of interrupted writes). A manifest that
+    /// does not open with `key` keeps nothing.
+    pub fn prune_chunks(&self, key: &PublicKey) -> usize {
+        let mut keep: std::collections::HashSet<String> = std::collections::HashSet::new();
+        if let Ok(rd) = std::fs::read_dir(self.manifests_dir()) {
+            for e in rd.filter_map(|e| e.ok()) {
+                let Ok(env) = std::fs::read(e.path()) else {
+                    continue;
+                };
+                let Ok(root) = key
+                    .open("manifest", &env)
+                    .map_err(anyhow::Error::from)
+                    .and_then(|b| Root::from_body(&b).map_err(anyhow::Error::from))
+                else {
+                    continue;
+                };
+                keep.extend(
+                    root.chunks
+                        .iter()
+                        .map(|c| format!("{}.zst", c.sha256.to_hex())),
+                );
+            }
+        }
+        let mut removed = 0;
+        if let Ok(rd) = std::fs::read_dir(self.chunks_dir()) {
+            for e in rd.filter_map(|e| e.ok()) {
+                let name = e.file_name();
+                if name.to_str().map(|n| keep.contains(n)) != Some(true)
+                    && std::fs::remove_file(e.path()).is_ok()
+                {
+                    removed += 1;
+                }
+            }
+        }
+        removed
+    }
+
     /// Keeps the `keep` newest numbered `.shoal` files in `dir`.
     pub fn prune_numbered(dir: &Path, keep: usize) {
         let Ok(rd) = std::fs::read_dir(dir) else {
@@ -107,6 +246,103 @@ impl Store {
         let n = nums.len();
         for g in nums.into_iter().take(n.saturating_sub(keep)) {
             let _ = std::fs::remove_file(dir.join(format!("{g}.shoal")));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shoal_manifest::signed::PrivateKey;
+    use shoal_manifest::{Entry, EntryKind, Header, FORMAT};
+
+    fn manifest(generation: u64, n: u64, changed: u64) -> Manifest {
+        let entries = (0..n)
+            .map(|i| Entry {
+                path: format!("f{i:04}"),
+                kind: EntryKind::File {
+                    size: 0,
+                    sha256: Sha256Hash::of(b""),
+                    pack: None,
+                },
+                mode: 0o644,
+                mtime_ns: if i == changed { generation as i64 } else { 0 },
+            })
+            .collect();
+        Manifest::new(
+            Header {
+                format: FORMAT,
+                generation,
+                profile: "generic".into(),
+                created: 0,
+                expires: 1,
+                prev_sha256: None,
+                packs: vec![],
+            },
+            entries,
+        )
+    }
+
+    /// Stored manifests read back whole; chunks are written once and kept
+    /// while a kept manifest lists them.
+    #[test]
+    fn manifests_and_chunks_round_trip_and_prune() {
+        let t = tempfile::tempdir().unwrap();
+        let store = Store::new(t.path());
+        let key = PrivateKey::generate();
+        let pk = key.public();
+        let ids = |m: &Manifest| -> std::collections::BTreeSet<Sha256Hash> {
+            m.chunks().iter().map(|c| c.sha256).collect()
+        };
+        let m1 = manifest(1, 1000, 500);
+        assert!(m1.chunks().len() > 4);
+        assert_eq!(store.write_chunks(&m1).unwrap(), m1.chunks().len());
+        crate::fsutil::atomic_write(&store.manifest(1), &key.seal("manifest", &m1.body())).unwrap();
+        let m2 = manifest(2, 1000, 501);
+        let fresh = ids(&m2).difference(&ids(&m1)).count();
+        assert!((1..=2).contains(&fresh));
+        assert_eq!(store.write_chunks(&m2).unwrap(), fresh);
+        crate::fsutil::atomic_write(&store.manifest(2), &key.seal("manifest", &m2.body())).unwrap();
+        let (back, sha) = store.read_manifest(&pk, 2).unwrap();
+        assert_eq!(back, m2);
+        assert_eq!(sha, m2.sha256());
+        // A chunk nothing lists, and one of a pruned manifest, go.
+        store
+            .put_chunk(&store.chunk(&Sha256Hash::of(b"x")), b"x")
+            .unwrap();
+        assert_eq!(store.prune_chunks(&pk), 1);
+        std::fs::remove_file(store.manifest(1)).unwrap();
+        assert_eq!(store.prune_chunks(&pk), fresh);
+        let left = std::fs::read_dir(store.chunks_dir()).unwrap().count();
+        assert_eq!(left, m2.chunks().len());
+        // A damaged chunk is named.
+        let c = m2.chunks()[0].sha256;
+        std::fs::write(store.chunk(&c), b"[]").unwrap();
+        let e = format!("{:#}", store.read_manifest(&pk, 2).unwrap_err());
+        assert!(
+            e.contains("missing or damaged") && e.contains(&c.to_hex()),
+            "{e}"
+        );
+    }
+
+    /// A format 2 manifest written before an upgrade reads as format 3,
+    /// its chunks stored.
+    #[test]
+    fn a_stored_format_2_manifest_is_converted() {
+        let t = tempfile::tempdir().unwrap();
+        let store = Store::new(t.path());
+        let key = PrivateKey::generate();
+        let m = manifest(7, 300, 0);
+        let mut legacy = serde_json::to_value(&m.header).unwrap();
+        legacy["format"] = 2.into();
+        legacy["entries"] = serde_json::to_value(&m.entries).unwrap();
+        let body = serde_json::to_vec(&legacy).unwrap();
+        crate::fsutil::atomic_write(&store.manifest(7), &key.seal("manifest", &body)).unwrap();
+        let (back, sha) = store.read_manifest(&key.public(), 7).unwrap();
+        assert_eq!(back, m);
+        assert_eq!(sha, m.sha256());
+        for c in m.chunks() {
+            assert!(store.chunk(&c.sha256).exists());
         }
     }
 }

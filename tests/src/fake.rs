@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 pub struct FakeUpstream {
     pub addr: SocketAddr,
     docs: Arc<Mutex<HashMap<String, Vec<u8>>>>,
+    hits: Arc<Mutex<Vec<String>>>,
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -23,14 +24,15 @@ impl FakeUpstream {
         listener.set_nonblocking(true).unwrap();
         let addr = listener.local_addr().unwrap();
         let docs: Arc<Mutex<HashMap<String, Vec<u8>>>> = Arc::default();
+        let hits: Arc<Mutex<Vec<String>>> = Arc::default();
         let stop = Arc::new(AtomicBool::new(false));
-        let (d, s) = (docs.clone(), stop.clone());
+        let (d, h, s) = (docs.clone(), hits.clone(), stop.clone());
         let thread = std::thread::spawn(move || {
             while !s.load(Ordering::Relaxed) {
                 match listener.accept() {
                     Ok((stream, _)) => {
                         let _ = stream.set_nonblocking(false);
-                        let _ = serve(stream, &d);
+                        let _ = serve(stream, &d, &h);
                     }
                     Err(_) => std::thread::sleep(std::time::Duration::from_millis(20)),
                 }
@@ -39,6 +41,7 @@ impl FakeUpstream {
         FakeUpstream {
             addr,
             docs,
+            hits,
             stop,
             thread: Some(thread),
         }
@@ -53,8 +56,18 @@ impl FakeUpstream {
         self.docs.lock().unwrap().insert(path.to_string(), body);
     }
 
+    /// Stops serving `path`.
+    pub fn remove(&self, path: &str) {
+        self.docs.lock().unwrap().remove(path);
+    }
+
     pub fn clear(&self) {
         self.docs.lock().unwrap().clear();
+    }
+
+    /// The paths requested so far, in order (and forgets them).
+    pub fn take_hits(&self) -> Vec<String> {
+        std::mem::take(&mut *self.hits.lock().unwrap())
     }
 }
 
@@ -70,6 +83,7 @@ impl Drop for FakeUpstream {
 fn serve(
     mut stream: std::net::TcpStream,
     docs: &Mutex<HashMap<String, Vec<u8>>>,
+    hits: &Mutex<Vec<String>>,
 ) -> std::io::Result<()> {
     stream.set_read_timeout(Some(std::time::Duration::from_secs(5)))?;
     let mut r = BufReader::new(stream.try_clone()?);
@@ -96,6 +110,7 @@ fn serve(
     }
     let mut body = vec![0; len];
     r.read_exact(&mut body)?;
+    hits.lock().unwrap().push(path.clone());
     let doc = docs.lock().unwrap().get(&path).cloned();
     let resp = match doc {
         Some(b) => {

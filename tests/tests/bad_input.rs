@@ -5,7 +5,10 @@
 use shoal_e2e::agents::*;
 use shoal_e2e::fake::FakeUpstream;
 use shoal_manifest::signed::PrivateKey;
-use shoal_manifest::{Entry, EntryKind, Head, Manifest, Sha256Hash, FORMAT};
+use shoal_manifest::{
+    chunk_body, compress_chunk, decompress_chunk, Entry, EntryKind, Head, Manifest, Root,
+    Sha256Hash, FORMAT,
+};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -93,6 +96,16 @@ impl Bed {
                 );
             }
         }
+        for e in std::fs::read_dir(docs.join("chunks")).into_iter().flatten() {
+            let e = e.unwrap();
+            let n = e
+                .file_name()
+                .to_string_lossy()
+                .trim_end_matches(".zst")
+                .to_string();
+            self.fake
+                .put(&format!("/v1/chunk/{n}"), std::fs::read(e.path()).unwrap());
+        }
         for e in std::fs::read_dir(self.origin.state.join("torrents")).unwrap() {
             let e = e.unwrap();
             let n = e
@@ -119,19 +132,44 @@ impl Bed {
         self.fake.put("/v1/announce", me.to_string().into_bytes());
     }
 
-    /// The origin's current manifest, unchecked.
+    /// The origin's manifest of `generation`: its root and stored chunks.
     fn manifest(&self, generation: u64) -> Manifest {
-        let env = std::fs::read(
-            self.origin
-                .state
-                .join(format!("docs/manifests/{generation}.shoal")),
-        )
-        .unwrap();
-        serde_json::from_slice(&self.key.public().open("manifest", &env).unwrap()).unwrap()
+        let docs = self.origin.state.join("docs");
+        let env = std::fs::read(docs.join(format!("manifests/{generation}.shoal"))).unwrap();
+        let root = Root::from_body(&self.key.public().open("manifest", &env).unwrap()).unwrap();
+        let bodies: Vec<Vec<u8>> = root
+            .chunks
+            .iter()
+            .map(|c| {
+                let z = std::fs::read(docs.join(format!("chunks/{}.zst", c.sha256))).unwrap();
+                decompress_chunk(&z).unwrap()
+            })
+            .collect();
+        Manifest::from_root(root, bodies).unwrap()
     }
 
-    /// Serves `m` (signed by `key`) as the newest generation.
+    /// Serves `m` (signed by `key`, its chunks cut afresh) as the newest
+    /// generation.
     fn offer(&self, m: &Manifest, key: &PrivateKey, expires: i64) {
+        let mut m = m.clone();
+        m.rechunk();
+        for (i, c) in m.chunks().iter().enumerate() {
+            self.fake.put(
+                &format!("/v1/chunk/{}", c.sha256),
+                compress_chunk(&m.chunk_body(i)),
+            );
+        }
+        let root = Root {
+            header: m.header.clone(),
+            chunks: m.chunks().to_vec(),
+        };
+        self.offer_root(&root, key, expires);
+    }
+
+    /// Serves `root` (signed by `key`) as the newest generation; its
+    /// chunks are served as they are put.
+    fn offer_root(&self, root: &Root, key: &PrivateKey, expires: i64) {
+        let m = root;
         let body = m.body();
         let head = Head {
             format: FORMAT,
@@ -249,6 +287,7 @@ fn truncated_and_garbage_manifests_are_refused() {
     let mut m = bed.manifest(1);
     m.header.generation = 2;
     m.entries.retain(|e| e.path != "index");
+    m.rechunk();
     bed.offer(&m, &bed.key, now() + 3600);
     let good = bed.key.seal("manifest", &m.body());
     bed.fake
@@ -271,9 +310,214 @@ fn mixed_generations_are_refused() {
     bed.offer(&m, &bed.key, now() + 3600);
     let mut other = m.clone();
     other.entries.retain(|e| e.path != "index");
+    other.rechunk();
     bed.fake
         .put("/v1/manifest/2", bed.key.seal("manifest", &other.body()));
     bed.expect_refusal(&["hash mismatch", "mixed from different generations"], 1);
+}
+
+/// A root whose chunks do not fit: every case signed with the origin's
+/// own key (a broken or compromised origin, or a bug), so only the chunk
+/// checks stand between it and the live tree.
+#[test]
+fn forged_chunks_are_refused() {
+    let bed = Bed::new();
+    let base = bed.manifest(1);
+    let mut entries = base.entries.clone();
+    entries.push(file_entry("pool/c.deb", b"", None));
+    entries.sort_by(|a, b| a.path.as_bytes().cmp(b.path.as_bytes()));
+    assert!(entries.len() >= 3, "{entries:?}");
+    assert!(!shoal_manifest::cuts_after(&entries[0].path));
+    type Case = (Vec<Vec<Entry>>, &'static [&'static str]);
+    let swapped = {
+        let mut e = entries.clone();
+        e.swap(0, 1);
+        e
+    };
+    let cases: Vec<Case> = vec![
+        // a chunk that overlaps the next one
+        (
+            vec![
+                vec![entries[0].clone(), entries[2].clone()],
+                vec![entries[1].clone()],
+            ],
+            &["chunk 0 of generation 2", "overlaps the next chunk"],
+        ),
+        // entries out of order inside a chunk
+        (vec![swapped], &["not sorted"]),
+        // cut where the format does not cut ('index' is no cut)
+        (
+            vec![vec![entries[0].clone()], entries[1..].to_vec()],
+            &["not cut where the format cuts"],
+        ),
+    ];
+    let mut g = 2;
+    let put = |chunks: &[Vec<Entry>]| -> Vec<shoal_manifest::ChunkRef> {
+        chunks
+            .iter()
+            .map(|c| {
+                let body = chunk_body(c);
+                let sha = Sha256Hash::of(&body);
+                bed.fake
+                    .put(&format!("/v1/chunk/{sha}"), compress_chunk(&body));
+                shoal_manifest::ChunkRef {
+                    first: c[0].path.clone(),
+                    count: c.len() as u64,
+                    sha256: sha,
+                }
+            })
+            .collect()
+    };
+    for (chunks, why) in cases {
+        let mut header = base.header.clone();
+        header.generation = g;
+        let root = Root {
+            header,
+            chunks: put(&chunks),
+        };
+        bed.offer_root(&root, &bed.key, now() + 3600);
+        let e = bed.expect_refusal(why, 1);
+        assert!(e.contains("refused") || e.contains("bad path"), "{e}");
+        g += 1;
+    }
+    // The root lists the wrong count, or the wrong first path.
+    for (edit, why) in [
+        (
+            (|c: &mut shoal_manifest::ChunkRef| c.count += 1) as fn(&mut shoal_manifest::ChunkRef),
+            "the root says",
+        ),
+        (|c| c.first = "pool/0".into(), "starts at"),
+    ] {
+        let mut header = base.header.clone();
+        header.generation = g;
+        let mut root = Root {
+            header,
+            chunks: put(&[entries.clone()]),
+        };
+        edit(&mut root.chunks[0]);
+        bed.offer_root(&root, &bed.key, now() + 3600);
+        bed.expect_refusal(&[why], 1);
+        g += 1;
+    }
+    // A chunk whose bytes do not hash to its id: refused at the fetch (a
+    // chunk no earlier case served, so the mirror does not hold it).
+    let mut header = base.header.clone();
+    header.generation = g;
+    entries.push(file_entry("pool/d.deb", b"", None));
+    let good = chunk_body(&entries);
+    let sha = Sha256Hash::of(&good);
+    let mut bad = good.clone();
+    let at = bad.len() / 2;
+    bad[at] ^= 1;
+    bed.fake
+        .put(&format!("/v1/chunk/{sha}"), compress_chunk(&bad));
+    let root = Root {
+        header,
+        chunks: vec![shoal_manifest::ChunkRef {
+            first: entries[0].path.clone(),
+            count: entries.len() as u64,
+            sha256: sha,
+        }],
+    };
+    bed.offer_root(&root, &bed.key, now() + 3600);
+    bed.expect_refusal(&["does not hash to its id"], 1);
+    // A chunk served uncompressed (or as any other garbage).
+    g += 1;
+    entries.push(file_entry("pool/e.deb", b"", None));
+    let body = chunk_body(&entries);
+    let sha = Sha256Hash::of(&body);
+    bed.fake.put(&format!("/v1/chunk/{sha}"), body);
+    let mut header = base.header.clone();
+    header.generation = g;
+    let root = Root {
+        header,
+        chunks: vec![shoal_manifest::ChunkRef {
+            first: entries[0].path.clone(),
+            count: entries.len() as u64,
+            sha256: sha,
+        }],
+    };
+    bed.offer_root(&root, &bed.key, now() + 3600);
+    bed.expect_refusal(&["not a zstd stream"], 1);
+}
+
+/// Not bad input, but this bed has a mirror fed by a fake upstream: a
+/// mirror that fetches a manifest in full (no delta on offer anywhere)
+/// takes the chunks it holds from its store and fetches only the others
+/// (counted by its "manifest chunks gathered" log line and by the
+/// upstream's requests), and keeps them to relay.
+#[test]
+fn a_full_fetch_gets_only_the_chunks_the_mirror_lacks() {
+    let bed = Bed::new();
+    let chunk_ids = |g: u64| -> std::collections::BTreeSet<String> {
+        bed.manifest(g)
+            .chunks()
+            .iter()
+            .map(|c| c.sha256.to_hex())
+            .collect()
+    };
+    std::fs::create_dir_all(bed.src.join("many")).unwrap();
+    for i in 0..400 {
+        std::fs::write(bed.src.join(format!("many/f{i:03}")), format!("{i}\n")).unwrap();
+    }
+    let mut generation = 1;
+    for round in 0..2 {
+        if round == 1 {
+            std::fs::write(bed.src.join("many/f200"), b"changed\n").unwrap();
+        }
+        generation += 1;
+        assert_eq!(publish(&bed.origin.state), generation);
+        // No delta anywhere: the origin's is gone from its disk too.
+        std::fs::remove_file(
+            bed.origin
+                .state
+                .join(format!("docs/deltas/{}.shoal", generation - 1)),
+        )
+        .unwrap();
+        bed.relay();
+        bed.fake.take_hits();
+        bed.mirror.wait_generation(generation);
+        let now = chunk_ids(generation);
+        let lacking = now.difference(&chunk_ids(generation - 1)).count();
+        assert!(now.len() > 3, "several chunks: {now:?}");
+        let log = std::fs::read_to_string(&bed.mirror.proc.log).unwrap();
+        let line = log
+            .lines()
+            .rfind(|l| {
+                l.contains("manifest chunks gathered")
+                    && l.contains(&format!("generation={generation} "))
+            })
+            .unwrap_or_else(|| panic!("no full fetch of generation {generation}:\n{log}"));
+        assert!(
+            line.contains(&format!("chunks={} ", now.len()))
+                && line.contains(&format!("held={}", now.len() - lacking)),
+            "round {round}: {} chunks, {lacking} not held before: {line}",
+            now.len()
+        );
+        // What the fake upstream served is at most what was lacking.
+        let fetched = bed
+            .fake
+            .take_hits()
+            .into_iter()
+            .filter(|h| h.starts_with("/v1/chunk/"))
+            .count();
+        assert!(
+            fetched <= lacking,
+            "{fetched} chunk requests, {lacking} lacking"
+        );
+        if round == 1 {
+            assert!(lacking <= 2, "one changed file changes one or two chunks");
+        }
+        for id in &now {
+            assert!(
+                bed.mirror
+                    .state
+                    .join(format!("docs/chunks/{id}.zst"))
+                    .exists(),
+                "the mirror keeps chunk {id} to relay it"
+            );
+        }
+    }
 }
 
 #[test]
@@ -309,6 +553,7 @@ fn path_traversal_and_escaping_symlinks_are_refused() {
         m.entries.push(entry);
         m.entries
             .sort_by(|a, b| a.path.as_bytes().cmp(b.path.as_bytes()));
+        m.rechunk();
         bed.offer(&m, &bed.key, now() + 3600);
         bed.expect_refusal(&["bad path", why], 1);
     }

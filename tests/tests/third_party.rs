@@ -145,8 +145,8 @@ fn pack_data_that_mismatches_the_manifest_is_refused() {
     );
     // A fake upstream publishes the signed generation and names the seeder.
     let fake = FakeUpstream::start();
-    let manifest = Manifest {
-        header: Header {
+    let manifest = Manifest::new(
+        Header {
             format: FORMAT,
             generation: 1,
             profile: "generic".into(),
@@ -160,7 +160,7 @@ fn pack_data_that_mismatches_the_manifest_is_refused() {
                 bytes: good.len() as u64,
             }],
         },
-        entries: vec![Entry {
+        vec![Entry {
             path: "pool/x.deb".into(),
             kind: EntryKind::File {
                 size: good.len() as u64,
@@ -170,8 +170,14 @@ fn pack_data_that_mismatches_the_manifest_is_refused() {
             mode: 0o644,
             mtime_ns: 0,
         }],
-    };
+    );
     let body = manifest.body();
+    for (i, c) in manifest.chunks().iter().enumerate() {
+        fake.put(
+            &format!("/v1/chunk/{}", c.sha256),
+            shoal_manifest::compress_chunk(&manifest.chunk_body(i)),
+        );
+    }
     let head = Head {
         format: FORMAT,
         generation: 1,
@@ -302,6 +308,11 @@ fn a_peer_sending_bad_pieces_does_not_corrupt_the_mirror() {
         "/v1/manifest/1",
         std::fs::read(docs.join("manifests/1.shoal")).unwrap(),
     );
+    for e in std::fs::read_dir(docs.join("chunks")).unwrap() {
+        let e = e.unwrap();
+        let n = e.file_name().to_string_lossy().replace(".zst", "");
+        fake.put(&format!("/v1/chunk/{n}"), std::fs::read(e.path()).unwrap());
+    }
     let st = origin.status().unwrap();
     let origin_key = PrivateKey::from_file_text(&std::fs::read_to_string(&key).unwrap()).unwrap();
     let peers = serde_json::json!([

@@ -19,7 +19,8 @@ const TEST_KEY_SEED: &str = "5f8d2b1c0a4e6f7d9c3b2a1908f7e6d5c4b3a29180706f5e4d3
 pub struct Fixture {
     pub key: PrivateKey,
     pub public: PublicKey,
-    /// Generations 1, 2, 3 of one repository, plus an empty generation 1.
+    /// Generations 1, 2, 3 of one repository, an empty generation 1 and a
+    /// generation 4 of several chunks.
     pub manifests: Vec<Manifest>,
     /// Manifests a delta may be applied to, with their hashes.
     pub bases: Vec<(Manifest, Sha256Hash)>,
@@ -84,8 +85,8 @@ fn manifest(
     mut entries: Vec<Entry>,
 ) -> Manifest {
     entries.sort_by(|a, b| a.path.as_bytes().cmp(b.path.as_bytes()));
-    let m = Manifest {
-        header: Header {
+    let m = Manifest::new(
+        Header {
             format: FORMAT,
             generation,
             profile: profile.into(),
@@ -95,7 +96,7 @@ fn manifest(
             packs,
         },
         entries,
-    };
+    );
     m.check().expect("seed manifest is valid");
     m
 }
@@ -301,6 +302,13 @@ fn documents(key: &PrivateKey) -> Documents {
     many.push(file("repodata/repomd.xml", b"<repomd/>", Some(7), 0o644));
     many.push(symlink("repodata/latest", "repomd.xml"));
     let m3 = manifest(3, "rpm", Some(&m2), vec![pack(7, 41, 5_000)], many);
+    // Enough entries for several chunks (64 per chunk on average), so
+    // chunk boundaries, counts and first paths are fuzzed too.
+    let chunked: Vec<Entry> = (0..200)
+        .map(|i| file(&format!("d/f{i:03}"), &[i as u8], Some(7), 0o644))
+        .collect();
+    let m4 = manifest(4, "generic", Some(&m3), vec![pack(7, 200, 200)], chunked);
+    assert!(m4.chunks().len() > 1, "the chunked seed has several chunks");
     let empty = manifest(1, "generic", None, vec![], vec![]);
 
     let sealed_sig = |m: &Manifest| signature_of(&key.seal("manifest", &m.body())).expect("sig");
@@ -309,8 +317,15 @@ fn documents(key: &PrivateKey) -> Documents {
         m3.delta_from(&m2, sealed_sig(&m3)),
         m1.delta_from(&empty, sealed_sig(&m1)),
         empty.delta_from(&m3, sealed_sig(&empty)),
+        m4.delta_from(&m3, sealed_sig(&m4)),
     ];
-    let manifests = vec![m1.clone(), m2.clone(), m3.clone(), empty.clone()];
+    let manifests = vec![
+        m1.clone(),
+        m2.clone(),
+        m3.clone(),
+        empty.clone(),
+        m4.clone(),
+    ];
     let heads: Vec<Head> = manifests
         .iter()
         .map(|m| Head {
@@ -321,7 +336,7 @@ fn documents(key: &PrivateKey) -> Documents {
             expires: m.header.expires,
         })
         .collect();
-    let bases = [&empty, &m1, &m2, &m3]
+    let bases = [&empty, &m1, &m2, &m3, &m4]
         .into_iter()
         .map(|m| (m.clone(), m.sha256()))
         .collect();

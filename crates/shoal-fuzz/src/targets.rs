@@ -10,7 +10,7 @@ use crate::seeds::Fixture;
 use base64::Engine;
 use shoal_config::AgentConfig;
 use shoal_manifest::signed::{envelope, signature_of, PrivateKey, PublicKey};
-use shoal_manifest::{paths, Delta, Head, Manifest, Sha256Hash, FORMAT, MIN_FORMAT};
+use shoal_manifest::{paths, Delta, Head, Manifest, Root, Sha256Hash, FORMAT, MIN_FORMAT};
 use shoal_pack::{parse_torrent, tracker, PIECE_LEN};
 
 /// `Ok` with a short description of what was accepted, or `Err` with why
@@ -106,15 +106,23 @@ fn run_head(_fx: &Fixture, data: &[u8]) -> Verdict {
     Ok(format!("head generation={}", h.generation))
 }
 
-/// Checks what [`Manifest::from_body`] promises of an accepted manifest.
+/// Checks what [`Manifest::from_root`] promises of an accepted manifest.
 fn manifest_invariants(fx: &Fixture, m: &Manifest) {
     assert!((MIN_FORMAT..=FORMAT).contains(&m.header.format));
     assert!(m.check().is_ok());
     assert_eq!(
-        Manifest::from_body(&m.body()).as_ref(),
+        Manifest::from_bundle(&m.bundle()).as_ref(),
         Ok(m),
         "manifest round trip"
     );
+    // The chunks are cut where cutting from scratch cuts, and each body
+    // hashes to its id.
+    let mut again = m.clone();
+    again.rechunk();
+    assert_eq!(&again, m, "chunks are canonical");
+    for (i, c) in m.chunks().iter().enumerate() {
+        assert_eq!(Sha256Hash::of(&m.chunk_body(i)), c.sha256);
+    }
     for w in m.entries.windows(2) {
         assert!(
             w[0].path.as_bytes() < w[1].path.as_bytes(),
@@ -136,8 +144,19 @@ fn manifest_invariants(fx: &Fixture, m: &Manifest) {
     );
 }
 
+/// The input is a bundle (root line, then one chunk body per line). The
+/// chunk ids in the root are set to the hashes of the bodies given, as a
+/// forger who controls both would, so mutations of the entries reach the
+/// checks behind the hash (counts, first paths, order, cuts, path rules);
+/// the checkpoint target keeps the ids as given.
 fn run_manifest(fx: &Fixture, data: &[u8]) -> Verdict {
-    let m = Manifest::from_body(data).map_err(|e| e.to_string())?;
+    let mut parts = data.split(|&b| b == b'\n');
+    let mut root = Root::from_body(parts.next().unwrap_or_default()).map_err(|e| e.to_string())?;
+    let bodies: Vec<&[u8]> = parts.collect();
+    for (c, b) in root.chunks.iter_mut().zip(&bodies) {
+        c.sha256 = Sha256Hash::of(b);
+    }
+    let m = Manifest::from_root(root, bodies).map_err(|e| e.to_string())?;
     manifest_invariants(fx, &m);
     Ok(format!(
         "manifest entries={} packs={} symlinks={}",
@@ -213,23 +232,30 @@ fn run_checkpoint(fx: &Fixture, data: &[u8]) -> Verdict {
 }
 
 fn checkpoint_from_manifest(fx: &Fixture, data: &[u8]) -> Verdict {
-    let env = fx.key.seal("manifest", data);
+    // The input is a bundle: the root (sealed and opened as a mirror
+    // does) and the chunk bodies as `GET /v1/chunk/{sha256}` serves them.
+    let nl = data.iter().position(|&b| b == b'\n').unwrap_or(data.len());
+    let (root_body, chunks) = (&data[..nl], data.get(nl + 1..));
+    let env = fx.key.seal("manifest", root_body);
     let body = fx
         .public
         .open("manifest", &env)
         .expect("a freshly sealed checkpoint opens");
-    assert_eq!(body, data, "the envelope carries the body unchanged");
-    let via_envelope = Manifest::from_body(&body);
-    assert_eq!(via_envelope, Manifest::from_body(data));
+    assert_eq!(body, root_body, "the envelope carries the body unchanged");
+    let bodies: Vec<&[u8]> = chunks
+        .map(|c| c.split(|&b| b == b'\n').collect())
+        .unwrap_or_default();
+    let via_envelope = Root::from_body(&body).and_then(|r| Manifest::from_root(r, bodies));
+    assert_eq!(via_envelope, Manifest::from_bundle(data));
     let m = via_envelope.map_err(|e| e.to_string())?;
     manifest_invariants(fx, &m);
-    // Served again as its canonical body with the origin's signature, it
-    // opens exactly when the origin signed the canonical body.
+    // Served again as its canonical root with the origin's signature, it
+    // opens exactly when the origin signed the canonical root.
     let sig = signature_of(&env).expect("sig");
     let rebuilt = envelope("manifest", &sig, &m.body());
     assert_eq!(
         fx.public.open("manifest", &rebuilt).is_ok(),
-        m.body() == data
+        m.body() == root_body
     );
     let head = Head {
         format: FORMAT,
@@ -262,7 +288,9 @@ fn checkpoint_from_delta(fx: &Fixture, data: &[u8]) -> Verdict {
                     b64.decode(&genuine).ok(),
                     "a rebuilt checkpoint opened with a signature the key did not make"
                 );
-                assert_eq!(Manifest::from_body(&opened).as_ref(), Ok(&m));
+                let bodies: Vec<Vec<u8>> = (0..m.chunks().len()).map(|i| m.chunk_body(i)).collect();
+                let root = Root::from_body(&opened).expect("a rebuilt root parses");
+                assert_eq!(Manifest::from_root(root, bodies).as_ref(), Ok(&m));
                 outcome.push("rebuilt checkpoint opens");
             }
             Err(_) => outcome.push("rebuilt checkpoint refused"),
@@ -495,7 +523,7 @@ fn head_seeds(fx: &Fixture) -> Vec<Vec<u8>> {
     fx.heads.iter().map(Head::body).collect()
 }
 fn manifest_seeds(fx: &Fixture) -> Vec<Vec<u8>> {
-    fx.manifests.iter().map(Manifest::body).collect()
+    fx.manifests.iter().map(Manifest::bundle).collect()
 }
 fn delta_seeds(fx: &Fixture) -> Vec<Vec<u8>> {
     fx.deltas.iter().map(Delta::body).collect()
@@ -689,8 +717,9 @@ pub const TARGETS: &[Target] = &[
     },
     Target {
         name: "manifest",
-        about: "manifest body (Manifest::from_body: JSON, path rules, symlink targets, packs, \
-                file/directory clashes; delta_from + apply round trip)",
+        about: "manifest bundle (root line + chunk bodies, chunk ids fixed up; \
+                Manifest::from_root: chunk counts, first paths, order, cuts, JSON, path rules, \
+                symlink targets, packs, file/directory clashes; delta_from + apply round trip)",
         grammar: Grammar::Json,
         seeds: manifest_seeds,
         tokens: json_tokens,
@@ -698,7 +727,7 @@ pub const TARGETS: &[Target] = &[
     },
     Target {
         name: "delta",
-        about: "delta body (Delta::from_body, then Delta::apply to four base generations)",
+        about: "delta body (Delta::from_body, then Delta::apply to five base generations)",
         grammar: Grammar::Json,
         seeds: delta_seeds,
         tokens: json_tokens,
@@ -706,9 +735,11 @@ pub const TARGETS: &[Target] = &[
     },
     Target {
         name: "checkpoint",
-        about: "checkpoint (the full signed manifest of a generation): a manifest body sealed \
-                with the test key, opened and parsed as a mirror does; or a delta applied to \
-                every base and rebuilt into a checkpoint with the signature it carries",
+        about: "checkpoint (the signed manifest root of a generation and its chunks): a \
+                manifest bundle whose root is sealed with the test key, opened and parsed with \
+                the chunks as a mirror does (chunk ids as given: a body that does not hash to \
+                its id is refused); or a delta applied to every base and rebuilt into a \
+                checkpoint with the signature it carries",
         grammar: Grammar::Json,
         seeds: checkpoint_seeds,
         tokens: json_tokens,
