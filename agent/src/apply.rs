@@ -308,6 +308,11 @@ impl Pending {
         self.due.retain(|p, _| !names(current, p));
     }
 
+    /// Whether a removal is due at `now`.
+    pub fn has_due(&self, now: i64) -> bool {
+        self.due.values().any(|t| *t <= now)
+    }
+
     /// Removes what is due and still absent from `current`. Returns how many.
     pub fn run(&mut self, live: &Path, current: &Manifest, now: i64) -> Result<usize> {
         let due: Vec<String> = self

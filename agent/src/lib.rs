@@ -169,13 +169,19 @@ impl Agent {
 
     /// Records in /status that the agent now holds generation `m`.
     pub fn record_generation(&self, m: &shoal_manifest::Manifest) {
+        self.record_header(&m.header, m.entries.len() as u64, m.total_bytes());
+    }
+
+    /// [`Agent::record_generation`] from a generation's header and its
+    /// file and byte counts (a mirror restarting reads no entries).
+    pub fn record_header(&self, h: &shoal_manifest::Header, files: u64, bytes: u64) {
         let mut st = self.status.lock().unwrap();
-        st.generation_applied = m.header.generation;
-        st.generation_known = st.generation_known.max(m.header.generation);
-        st.generation_created = m.header.created;
-        st.generation_expires = m.header.expires;
-        st.files = m.entries.len() as u64;
-        st.bytes = m.total_bytes();
+        st.generation_applied = h.generation;
+        st.generation_known = st.generation_known.max(h.generation);
+        st.generation_created = h.created;
+        st.generation_expires = h.expires;
+        st.files = files;
+        st.bytes = bytes;
     }
 
     /// The BitTorrent tracker of a mirror's packs: one URL, the origin's

@@ -45,12 +45,24 @@ const MAX_DELTAS: u64 = 64;
 struct AppliedRecord {
     generation: u64,
     manifest_sha256: Sha256Hash,
+    /// Files and bytes of the generation, for `/status` at start-up
+    /// without reading its entries (absent in records of older versions).
+    #[serde(default)]
+    files: Option<u64>,
+    #[serde(default)]
+    bytes: Option<u64>,
 }
 
 /// What the mirror holds.
 struct MirrorState {
     key: PublicKey,
+    /// The applied generation, with its entries once they were needed.
     manifest: Option<Manifest>,
+    /// The applied generation's signed root while its entries are not read
+    /// yet: a restart reads only the root, and the entries (a million at
+    /// Debian scale) when a sync, a repair or a deletion first needs them
+    /// ([`entries`]).
+    root: Option<Root>,
     manifest_sha: Option<Sha256Hash>,
     pending: Pending,
     /// Packs whose every content passed SHA-256 here.
@@ -105,10 +117,12 @@ fn load(agent: &Agent, key: PublicKey) -> Result<MirrorState> {
     let mut ms = MirrorState {
         key,
         manifest: None,
+        root: None,
         manifest_sha: None,
         pending: Pending::load(&store.pending()),
         verified: HashSet::new(),
         contents: crate::shamap::new(),
+        // Nothing applied yet: only the temp-file sweep has work.
         full_check: true,
     };
     if let Ok(b) = std::fs::read(store.applied()) {
@@ -118,43 +132,126 @@ fn load(agent: &Agent, key: PublicKey) -> Result<MirrorState> {
                 store.applied().display()
             )
         })?;
-        let (m, sha) = store
-            .read_manifest(&ms.key, rec.generation)
-            .with_context(|| {
-                format!(
-                    "manifest of applied generation {} cannot be read",
-                    rec.generation
-                )
-            })?;
-        ms.manifest_sha = Some(sha);
-        for p in &m.header.packs {
-            if store.verified(p.id).exists() {
-                ms.verified.insert(p.id);
-            }
-        }
-        for e in &m.entries {
-            if let Some((size, sha, Some(pack))) = e.file() {
-                if size > 0 && ms.verified.contains(&pack) {
-                    ms.contents.insert(sha.0, pack);
+        let cannot = || {
+            format!(
+                "manifest of applied generation {} cannot be read",
+                rec.generation
+            )
+        };
+        // The live tree needs comparing only if an apply or a repair was
+        // cut short (the marker stays): otherwise it holds the generation.
+        ms.full_check = store.applying().exists();
+        let root = match (&rec.files, &rec.bytes) {
+            (Some(_), Some(_)) => store
+                .read_root(&ms.key, rec.generation)
+                .with_context(cannot)?,
+            _ => None,
+        };
+        match root {
+            Some((root, sha)) if sha == rec.manifest_sha256 => {
+                for p in &root.header.packs {
+                    if store.verified(p.id).exists() {
+                        ms.verified.insert(p.id);
+                    }
                 }
+                ms.manifest_sha = Some(sha);
+                agent.record_header(&root.header, rec.files.unwrap_or(0), rec.bytes.unwrap_or(0));
+                ms.root = Some(root);
+            }
+            _ => {
+                let (m, sha) = store
+                    .read_manifest(&ms.key, rec.generation)
+                    .with_context(cannot)?;
+                ms.manifest_sha = Some(sha);
+                for p in &m.header.packs {
+                    if store.verified(p.id).exists() {
+                        ms.verified.insert(p.id);
+                    }
+                }
+                agent.record_generation(&m);
+                hold(&mut ms, m);
             }
         }
-        agent.record_generation(&m);
         agent.status.lock().unwrap().pending_deletions = ms.pending.due.len() as u64;
-        ms.manifest = Some(m);
     }
     Ok(ms)
+}
+
+/// Makes `m` the held manifest, with its contents in verified packs.
+fn hold(ms: &mut MirrorState, m: Manifest) {
+    ms.contents.clear();
+    for e in &m.entries {
+        if let Some((size, sha, Some(pack))) = e.file() {
+            if size > 0 && ms.verified.contains(&pack) {
+                ms.contents.insert(sha.0, pack);
+            }
+        }
+    }
+    ms.root = None;
+    ms.manifest = Some(m);
+}
+
+/// The applied generation's header (read at start-up, entries or not).
+fn header(ms: &MirrorState) -> Option<&shoal_manifest::Header> {
+    ms.manifest
+        .as_ref()
+        .map(|m| &m.header)
+        .or(ms.root.as_ref().map(|r| &r.header))
+}
+
+/// The applied generation with its entries, read from the state folder
+/// the first time they are needed after a restart (checked against the
+/// hash of the root read at start-up).
+fn entries<'a>(agent: &Agent, ms: &'a mut MirrorState) -> Result<Option<&'a Manifest>> {
+    if let Some(root) = &ms.root {
+        let g = root.header.generation;
+        let t = Instant::now();
+        let (m, sha) = agent
+            .store
+            .read_manifest(&ms.key, g)
+            .with_context(|| format!("manifest of applied generation {g} cannot be read"))?;
+        if Some(sha) != ms.manifest_sha {
+            bail!(
+                "the stored manifest of generation {g} changed since start-up ({}); remove \
+                 {} to resync",
+                agent.store.manifest(g).display(),
+                agent.store.applied().display()
+            );
+        }
+        tracing::info!(
+            generation = g,
+            files = m.entries.len(),
+            seconds = t.elapsed().as_secs_f64(),
+            "read the applied generation's entries"
+        );
+        hold(ms, m);
+    }
+    Ok(ms.manifest.as_ref())
+}
+
+/// Marks the live tree as being changed (see [`load`]): set before an
+/// apply or a repair writes to it, cleared once it holds a generation.
+fn mark_applying(agent: &Agent, on: bool) -> Result<()> {
+    let path = agent.store.applying();
+    if on {
+        fsutil::atomic_write(&path, b"")
+    } else {
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(fsutil::explain_io(e, &path)),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// Seeds every verified pack again: a pack whose seal still matches rests
 /// without a check ([`crate::rest`]); the others are added to the session,
 /// where librqbit re-checks them.
 async fn reseed(agent: &Arc<Agent>, ms: &MirrorState) {
-    let Some(m) = &ms.manifest else { return };
+    let Some(h) = header(ms) else { return };
     let started = Instant::now();
     let mut bytes = 0;
     let mut resting = 0;
-    for p in &m.header.packs {
+    for p in &h.packs {
         if !ms.verified.contains(&p.id) {
             continue;
         }
@@ -360,11 +457,7 @@ async fn fetch_heads(agent: &Agent, ms: &MirrorState, srcs: &[String]) -> Heads 
 /// One round: find, fetch, verify, apply.
 async fn sync(agent: &Arc<Agent>, ms: &mut MirrorState) -> Result<()> {
     let srcs = sources(agent);
-    let applied = ms
-        .manifest
-        .as_ref()
-        .map(|m| m.header.generation)
-        .unwrap_or(0);
+    let applied = header(ms).map(|h| h.generation).unwrap_or(0);
     let now = fsutil::now();
 
     // 1. Heads.
@@ -389,18 +482,18 @@ async fn sync(agent: &Arc<Agent>, ms: &mut MirrorState) -> Result<()> {
         };
         // Serving the newest generation this mirror can verify is its job,
         // origin or not: not an error while that generation is valid.
-        if let (Some(m), true) = (&ms.manifest, problems.is_empty()) {
-            if m.check_fresh(now).is_ok() {
+        if let (Some(m), true) = (header(ms), problems.is_empty()) {
+            if now < m.expires {
                 let mut st = agent.status.lock().unwrap();
                 st.state = "upstream-unreachable".into();
                 st.upstream_error = Some(format!(
                     "no upstream answered with a valid head; serving generation {} (valid \
                      until {}): {why}",
-                    m.header.generation, m.header.expires
+                    m.generation, m.expires
                 ));
                 st.last_error = None;
                 tracing::info!(
-                    generation = m.header.generation,
+                    generation = m.generation,
                     "no upstream reachable; serving the generation held: {why}"
                 );
                 return Ok(());
@@ -450,7 +543,8 @@ async fn sync(agent: &Arc<Agent>, ms: &mut MirrorState) -> Result<()> {
         return Ok(());
     }
 
-    // 2. Manifest G.
+    // 2. Manifest G (by deltas from the applied one's entries).
+    entries(agent, ms)?;
     let started = Instant::now();
     let mut phases = crate::phases::Phases::start();
     let started_at = fsutil::now();
@@ -515,6 +609,7 @@ async fn sync(agent: &Arc<Agent>, ms: &mut MirrorState) -> Result<()> {
     phases.end("plan");
     let live = agent.cfg.repo.clone();
     let lookup = |sha: &Sha256Hash| ms.contents.get(&sha.0).map(|p| store.content(*p, &sha.0));
+    mark_applying(agent, true)?;
     let done = match apply::execute(&plan, &new, &live, &lookup) {
         Ok(d) => d,
         Err(e) => {
@@ -535,8 +630,14 @@ async fn sync(agent: &Arc<Agent>, ms: &mut MirrorState) -> Result<()> {
         &serde_json::to_vec(&AppliedRecord {
             generation: best,
             manifest_sha256: head.manifest_sha256,
+            files: Some(new.entries.len() as u64),
+            bytes: Some(new.total_bytes()),
         })?,
     )?;
+    if !ms.full_check {
+        // The tree holds `best` (a repair still due keeps the marker).
+        mark_applying(agent, false)?;
+    }
     let grace = agent.cfg.mirror.delete_grace.as_secs() as i64;
     ms.pending.schedule(&removals, &new, fsutil::now() + grace);
     ms.pending.save(&store.pending())?;
@@ -664,7 +765,10 @@ fn converge(agent: &Agent, ms: &mut MirrorState) -> Result<()> {
             "removed temp files left in the live tree by a crash"
         );
     }
-    let Some(m) = &ms.manifest else { return Ok(()) };
+    entries(agent, ms)?;
+    let Some(m) = &ms.manifest else {
+        return mark_applying(agent, false);
+    };
     let profile: Profile = m.header.profile.parse().unwrap_or(agent.cfg.profile);
     let plan = apply::plan_full(profile, live, m);
     if !plan.upserts.is_empty() {
@@ -674,6 +778,7 @@ fn converge(agent: &Agent, ms: &mut MirrorState) -> Result<()> {
         );
         let store = &agent.store;
         let lookup = |sha: &Sha256Hash| ms.contents.get(&sha.0).map(|p| store.content(*p, &sha.0));
+        mark_applying(agent, true)?;
         apply::execute(&plan, m, live, &lookup)?;
     }
     let orphans = apply::orphans(live, m, &ms.pending)?;
@@ -687,7 +792,8 @@ fn converge(agent: &Agent, ms: &mut MirrorState) -> Result<()> {
         ms.pending.schedule(&orphans, m, fsutil::now() + grace);
         ms.pending.save(&agent.store.pending())?;
     }
-    Ok(())
+    // The tree holds the applied generation again.
+    mark_applying(agent, false)
 }
 
 type ManifestFetch = (Manifest, Vec<u8>, Vec<(u64, Vec<u8>)>);
@@ -1308,10 +1414,11 @@ fn verify_contents(
 }
 
 fn run_deletions(agent: &Agent, ms: &mut MirrorState) -> Result<()> {
-    let Some(m) = &ms.manifest else { return Ok(()) };
-    if ms.pending.due.is_empty() {
+    if !ms.pending.has_due(fsutil::now()) {
         return Ok(());
     }
+    entries(agent, ms)?;
+    let Some(m) = &ms.manifest else { return Ok(()) };
     let n = ms.pending.run(&agent.cfg.repo, m, fsutil::now())?;
     if n > 0 {
         ms.pending.save(&agent.store.pending())?;

@@ -18,7 +18,8 @@
 //!   staging/                    origin: copies being hashed
 //!   retiring.json               origin: dropped packs still seeded, and until when
 //!   last-pack-id                origin: highest pack id ever used (ids are never reused)
-//!   applied.json                mirror: generation the live tree holds
+//!   applied.json                mirror: generation the live tree holds (and its size)
+//!   applying                    mirror: an apply or repair of the live tree is under way
 //!   pending-deletions.json      mirror: removals waiting for their grace period
 //! ```
 
@@ -107,6 +108,9 @@ impl Store {
     pub fn pending(&self) -> PathBuf {
         self.root.join("pending-deletions.json")
     }
+    pub fn applying(&self) -> PathBuf {
+        self.root.join("applying")
+    }
 
     /// Writes the chunks of `m` that are not stored yet (unsynced, then one
     /// flush of the file system if any was written). Returns how many.
@@ -150,6 +154,28 @@ impl Store {
 
     /// The stored manifest of `generation`: its signed root and the stored
     /// chunks it lists, fully checked. Returns it with its hash.
+    /// The signed root of generation `generation` as stored here (checked
+    /// against `key`), and its hash, without reading its chunks; `None`
+    /// when the stored manifest is of an older format (read it with
+    /// [`Store::read_manifest`], which converts it).
+    pub fn read_root(
+        &self,
+        key: &PublicKey,
+        generation: u64,
+    ) -> Result<Option<(Root, Sha256Hash)>> {
+        let path = self.manifest(generation);
+        let env = std::fs::read(&path).with_context(|| {
+            format!(
+                "the manifest of generation {generation} is missing ({})",
+                path.display()
+            )
+        })?;
+        let body = key.open("manifest", &env)?;
+        Ok(Root::from_body(&body)
+            .ok()
+            .map(|r| (r, Sha256Hash::of(&body))))
+    }
+
     pub fn read_manifest(
         &self,
         key: &PublicKey,

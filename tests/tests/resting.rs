@@ -293,3 +293,71 @@ fn a_resting_pack_found_damaged_when_woken_is_packed_again() {
         "the origin's log should say which pack was damaged"
     );
 }
+
+/// A restarted mirror reads only its generation's signed root; the
+/// entries (the manifest's chunks) are read when the next generation
+/// needs them, and the mirror follows it by delta. A restart after an
+/// apply that was cut short (its marker left in the state folder) still
+/// compares the whole live tree and repairs it.
+#[test]
+fn a_restarted_mirror_reads_its_entries_only_when_a_new_generation_needs_them() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path();
+    let src = dir.join("src");
+    // 3,000 small files: the manifest has dozens of chunks.
+    write_files(&src, 3000, 100);
+    let (key, pubkey) = keygen(dir);
+    let origin = start_origin(dir, "origin", &src, &key, "generic", REST);
+    assert_eq!(publish(&origin.state), 1);
+    let mut m1 = start_mirror(dir, "m1", &pubkey, &[origin.url()], REST);
+    m1.wait_generation(1);
+    let files = m1.status().unwrap().files;
+    assert!(files >= 3000, "{files}");
+
+    let restart = |m: &mut Agent| {
+        m.proc.stop();
+        let (repo, state) = (m.repo.clone(), m.state.clone());
+        *m = start_mirror_at(dir, "m1", &repo, &state, &pubkey, &[origin.url()], REST);
+        wait_reseeded(m, m.status().map(|s| s.generation_applied).unwrap_or(1))
+    };
+    let entries_read = |m: &Agent| {
+        std::fs::read_to_string(&m.proc.log)
+            .unwrap()
+            .matches("read the applied generation's entries")
+            .count()
+    };
+
+    // A clean restart: the status knows the generation's size, and no
+    // chunk is read.
+    let st = restart(&mut m1);
+    assert_eq!(st.generation_applied, 1);
+    assert_eq!(st.files, files, "files from the applied record: {st:?}");
+    assert_eq!(entries_read(&m1), 0, "{}", m1.proc.log_tail(30));
+
+    // The next generation: the entries are read once, and the delta
+    // applies to them.
+    std::fs::write(src.join("pool/f7.deb"), b"changed").unwrap();
+    assert_eq!(publish(&origin.state), 2);
+    m1.wait_generation(2);
+    assert_same_tree(&src, &m1.repo, &["project/trace"]);
+    assert_eq!(entries_read(&m1), 1, "{}", m1.proc.log_tail(30));
+
+    // An apply cut short: the marker is left, and a file of the live tree
+    // is wrong. The restart compares the tree and puts the file back.
+    m1.proc.stop();
+    std::fs::write(m1.state.join("applying"), b"").unwrap();
+    let victim = m1.repo.join("pool/f9.deb");
+    std::fs::remove_file(&victim).unwrap();
+    std::fs::write(&victim, b"half-written").unwrap();
+    let (repo, state) = (m1.repo.clone(), m1.state.clone());
+    m1 = start_mirror_at(dir, "m1", &repo, &state, &pubkey, &[origin.url()], REST);
+    wait_for(
+        "m1 to repair the live tree",
+        Duration::from_secs(60),
+        || {
+            std::fs::read(&victim).ok() != Some(b"half-written".to_vec())
+                && !m1.state.join("applying").exists()
+        },
+    );
+    assert_same_tree(&src, &m1.repo, &["project/trace"]);
+}

@@ -68,6 +68,31 @@ pub const MAX_CHUNK_ENTRIES: usize = 512;
 /// longest paths and symlink targets, escaped, fit).
 pub const MAX_CHUNK_BYTES: u64 = 256 << 20;
 
+/// Where path `p` lies against the run of paths under `t/`, for a `p`
+/// that sorts after `t`.
+#[derive(Debug, PartialEq)]
+enum Beneath {
+    /// `p` is under `t/`.
+    Inside,
+    /// `p` sorts before the run (it extends `t` with a byte below '/'),
+    /// so a later path may still be under `t/`.
+    Before,
+    /// `p` sorts after the run: no later path is under `t/`.
+    Past,
+}
+
+fn beneath(p: &str, t: &str) -> Beneath {
+    match p
+        .as_bytes()
+        .strip_prefix(t.as_bytes())
+        .and_then(|r| r.first())
+    {
+        Some(b'/') => Beneath::Inside,
+        Some(c) if *c < b'/' => Beneath::Before,
+        _ => Beneath::Past,
+    }
+}
+
 /// Refuses a document of a format this version cannot read.
 fn check_format(format: u32) -> Result<(), Error> {
     if (MIN_FORMAT..=FORMAT).contains(&format) {
@@ -821,6 +846,8 @@ impl Manifest {
             self.header.packs.iter().map(|p| p.id).collect();
         let mut prev: Option<&str> = None;
         let mut total: u64 = 0;
+        // Entries a later path could sit under (see `beneath`).
+        let mut open: Vec<&str> = Vec::new();
         for e in &self.entries {
             paths::check(&e.path).map_err(|d| bad(format!("'{}': {d}", e.path)))?;
             if let Some(p) = prev {
@@ -856,24 +883,26 @@ impl Manifest {
                     _ => total += size,
                 },
             }
-            prev = Some(&e.path);
-        }
-        // A file 'a' and an entry 'a/b' would need 'a' to be a directory.
-        let mut files: std::collections::HashSet<&str> = std::collections::HashSet::new();
-        for e in &self.entries {
-            files.insert(&e.path);
-        }
-        for e in &self.entries {
-            let mut p = e.path.as_str();
-            while let Some(i) = p.rfind('/') {
-                p = &p[..i];
-                if files.contains(p) {
-                    return Err(bad(format!(
-                        "'{p}' is a file or symlink but '{}' needs it to be a directory",
-                        e.path
-                    )));
+            // A file 'a' and an entry 'a/b' would need 'a' to be a
+            // directory. In byte order the paths under 'a/' form one run
+            // after 'a', so one pass with a stack of entries whose run may
+            // still come finds every such pair (no set of every path).
+            while let Some(t) = open.last() {
+                match beneath(&e.path, t) {
+                    Beneath::Inside => {
+                        return Err(bad(format!(
+                            "'{t}' is a file or symlink but '{}' needs it to be a directory",
+                            e.path
+                        )))
+                    }
+                    Beneath::Past => {
+                        open.pop();
+                    }
+                    Beneath::Before => break,
                 }
             }
+            open.push(&e.path);
+            prev = Some(&e.path);
         }
         Ok(())
     }
@@ -1110,6 +1139,39 @@ mod tests {
             },
             entries,
         )
+    }
+
+    /// A file and a path under it are refused, exactly when a naive check
+    /// (every ancestor of every path looked up in a set) refuses them.
+    #[test]
+    fn a_file_with_paths_under_it_is_found_as_a_set_of_ancestors_finds_it() {
+        use rand::{seq::SliceRandom, Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+        let parts = ["a", "a-b", "a.c", "a0", "b", "a!"];
+        for round in 0..400 {
+            let mut paths: Vec<String> = (0..rng.gen_range(1..12))
+                .map(|_| {
+                    (0..rng.gen_range(1..4))
+                        .map(|_| *parts.choose(&mut rng).unwrap())
+                        .collect::<Vec<_>>()
+                        .join("/")
+                })
+                .collect();
+            paths.sort();
+            paths.dedup();
+            let set: std::collections::HashSet<&str> = paths.iter().map(|p| p.as_str()).collect();
+            let naive = paths
+                .iter()
+                .any(|p| p.match_indices('/').any(|(i, _)| set.contains(&p[..i])));
+            let m = manifest(1, paths.iter().map(|p| file(p, b"", None)).collect());
+            match m.check() {
+                Ok(()) => assert!(!naive, "round {round}: {paths:?} passed"),
+                Err(e) => {
+                    assert!(naive, "round {round}: {paths:?}: {e}");
+                    assert!(e.to_string().contains("needs it to be a directory"), "{e}");
+                }
+            }
+        }
     }
 
     #[test]
