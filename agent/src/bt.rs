@@ -74,6 +74,11 @@ pub struct Bt {
     /// The agents this one knows, by BitTorrent listen address, as
     /// client names ([`Bt::set_directory`]).
     directory: Mutex<Vec<(SocketAddr, String)>>,
+    /// Origin: packs (info hashes) whose tracker answer listed the origin
+    /// to a client that is not a Shoal mirror ([`Bt::listed_to_outsider`]).
+    outsiders: Mutex<std::collections::HashSet<String>>,
+    /// This agent is the origin.
+    origin: bool,
 }
 
 /// The client name this agent announces to peers.
@@ -145,6 +150,8 @@ impl Bt {
             last: Mutex::new(HashMap::new()),
             known: Mutex::new(HashMap::new()),
             directory: Mutex::new(Vec::new()),
+            outsiders: Mutex::new(std::collections::HashSet::new()),
+            origin: cfg.role == Role::Origin,
         })
     }
 
@@ -346,6 +353,30 @@ impl Bt {
         })
     }
 
+    /// Origin: its tracker listed the origin to a client that is not a
+    /// Shoal mirror for pack `info_hash`.
+    pub fn listed_to_outsider(&self, info_hash: &str) {
+        self.outsiders.lock().unwrap().insert(info_hash.to_string());
+    }
+
+    /// The class of a peer of pack `info_hash` that neither told its name
+    /// nor can be found by address. librqbit sets a peer's name from its
+    /// extended handshake and forgets it when the connection ends, and on
+    /// one host every connection comes from 127.0.0.1, so a pack sent to a
+    /// mirror over a connection shorter than a sampling interval would
+    /// count as sent to `other`. An origin's tracker lists the origin only
+    /// to Shoal mirrors (the pack's feeder, or every mirror for a small
+    /// pack) unless a client without a Shoal name asked: so on the origin
+    /// such a peer is a mirror unless the tracker ever listed the origin
+    /// to an outsider for that pack. Anything else stays `other`.
+    fn unresolved(&self, info_hash: &str) -> (String, Option<String>) {
+        if self.origin && !self.outsiders.lock().unwrap().contains(info_hash) {
+            ("mirrors".into(), None)
+        } else {
+            ("other".into(), None)
+        }
+    }
+
     /// Remembers the client name of every live peer of packs that have
     /// live peers. librqbit drops a peer's name when the connection ends,
     /// and a connection that dialled in may end (a pack done) between two
@@ -401,9 +432,10 @@ impl Bt {
                     None => match known.get(&addr) {
                         Some(k) if k.0 != "other" => k.clone(),
                         _ => {
-                            let k = classify(self.resolve(&addr).as_deref());
+                            let mut k = classify(self.resolve(&addr).as_deref());
                             if k.0 == "other" {
-                                tracing::debug!(peer = %addr, "peer without a client name");
+                                k = self.unresolved(&t.info_hash);
+                                tracing::debug!(peer = %addr, class = %k.0, "peer without a client name");
                             }
                             known.insert(addr.clone(), k.clone());
                             k

@@ -186,6 +186,9 @@ async fn tracker(State(a): State<Arc<Agent>>, RawQuery(q): RawQuery) -> Response
     match a.cfg.role {
         shoal_config::Role::Origin => {
             if schedule_origin(&a, &ih, &q, asker.as_ref().map(|p| p.name.as_str())) {
+                if asker.is_none() {
+                    a.bt.listed_to_outsider(&ih);
+                }
                 wake_for(&a, &ih, q.left, asker_addr).await;
                 addrs.extend(me);
             }
