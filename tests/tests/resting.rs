@@ -172,11 +172,18 @@ fn restarted_agents_read_no_pack_data_and_still_seed_what_peers_need() {
         "m1 woke {} packs for m3, which needed all {packs}",
         m1st.packs_woken - woken_before
     );
-    let from_m1 = m3st.bytes_down_by_peer.get("m1").copied().unwrap_or(0);
+    // m1 is the only agent running, so every byte came from it. On one
+    // host every connection comes from 127.0.0.1, and a pack sent to m3
+    // over a connection m1 dialled (after waking it) and closed within
+    // one 50 ms name sample stays unnamed ("other"): count it too, and
+    // check that no other agent is named.
+    let got: u64 = m3st.bytes_down.values().sum();
     assert!(
-        from_m1 >= s,
-        "m3 got {from_m1} bytes from m1 for {s} bytes of packs: {m3st:?}"
+        m3st.bytes_down_by_peer.keys().all(|n| n == "m1") && got >= s,
+        "m3 got {got} bytes ({:?} by peer) for {s} bytes of packs: {m3st:?}",
+        m3st.bytes_down_by_peer
     );
+    assert_eq!(m3st.bytes_down.get("origin").copied().unwrap_or(0), 0);
 }
 
 #[test]
