@@ -353,8 +353,10 @@ pub fn faults(ctx: &Ctx) -> Result<Section> {
          by about what the baseline misses: each lands near the no-fault row, so a slow, \
          killed or late mirror does not hold the others back, and the gap left is the \
          fan-out's own (see the Fan-out section). The schedule moves a pack \
-         off a feeder fed at under a quarter of the best feeder's rate, to a mirror that asks \
-         for it, and the origin's tracker hears from every mirror's torrent: each gets one \
+         off a feeder fed at under a quarter of the best feeder's rate whose mirror takes \
+         all its packs together at under half the fastest mirror's rate, to a mirror that \
+         asks for it; a finished pack whose feeder died goes to a mirror still lacking \
+         bytes of it; and the origin's tracker hears from every mirror's torrent: each gets one \
          tracker, the origin's (librqbit announces a private torrent to one tracker, \
          and after a restart picked it at random from several). The model column is what the \
          schedule does with ideal links and no CPU."
