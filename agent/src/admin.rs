@@ -25,7 +25,9 @@ use std::sync::Arc;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 
-pub async fn serve(agent: Arc<Agent>) -> Result<()> {
+/// Creates the admin socket (before the agent answers on HTTP, so a
+/// caller that saw `/status` answer finds the socket too).
+pub fn bind(agent: &Agent) -> Result<UnixListener> {
     let path = agent.store.admin_socket();
     let _ = std::fs::remove_file(&path);
     let listener = UnixListener::bind(&path)
@@ -47,6 +49,11 @@ pub async fn serve(agent: Arc<Agent>) -> Result<()> {
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o660))?;
         }
     }
+    Ok(listener)
+}
+
+/// Answers admin calls on `listener` (see [`bind`]).
+pub async fn serve(agent: Arc<Agent>, listener: UnixListener) -> Result<()> {
     loop {
         let (stream, _) = listener.accept().await?;
         let agent = agent.clone();

@@ -559,8 +559,9 @@ pub async fn run(cfg: AgentConfig) -> Result<()> {
         "shoal-agent starting"
     );
 
+    let admin_listener = admin::bind(&agent)?;
     let http_task = tokio::spawn(http::serve(agent.clone(), listener));
-    let admin_task = tokio::spawn(admin::serve(agent.clone()));
+    let admin_task = tokio::spawn(admin::serve(agent.clone(), admin_listener));
     let sampler = {
         let agent = agent.clone();
         tokio::spawn(async move {
