@@ -149,11 +149,7 @@ fn load(agent: &Agent, key: PublicKey) -> Result<MirrorState> {
         };
         match root {
             Some((root, sha)) if sha == rec.manifest_sha256 => {
-                for p in &root.header.packs {
-                    if store.verified(p.id).exists() {
-                        ms.verified.insert(p.id);
-                    }
-                }
+                ms.verified = verified_of(store, &root.header.packs);
                 ms.manifest_sha = Some(sha);
                 agent.record_header(&root.header, rec.files.unwrap_or(0), rec.bytes.unwrap_or(0));
                 ms.root = Some(root);
@@ -163,11 +159,7 @@ fn load(agent: &Agent, key: PublicKey) -> Result<MirrorState> {
                     .read_manifest(&ms.key, rec.generation)
                     .with_context(cannot)?;
                 ms.manifest_sha = Some(sha);
-                for p in &m.header.packs {
-                    if store.verified(p.id).exists() {
-                        ms.verified.insert(p.id);
-                    }
-                }
+                ms.verified = verified_of(store, &m.header.packs);
                 agent.record_generation(&m);
                 hold(&mut ms, m);
             }
@@ -175,6 +167,15 @@ fn load(agent: &Agent, key: PublicKey) -> Result<MirrorState> {
         agent.status.lock().unwrap().pending_deletions = ms.pending.due.len() as u64;
     }
     Ok(ms)
+}
+
+/// The packs of `packs` whose every content passed SHA-256 here.
+fn verified_of(store: &crate::store::Store, packs: &[shoal_manifest::PackRef]) -> HashSet<u64> {
+    packs
+        .iter()
+        .filter(|p| store.verified(p.id).exists())
+        .map(|p| p.id)
+        .collect()
 }
 
 /// Makes `m` the held manifest, with its contents in verified packs.

@@ -152,8 +152,19 @@ impl Store {
         (Sha256Hash::of(&b) == *sha256).then_some(b)
     }
 
-    /// The stored manifest of `generation`: its signed root and the stored
-    /// chunks it lists, fully checked. Returns it with its hash.
+    /// The body of the stored signed manifest (root) of `generation`,
+    /// checked against `key`.
+    fn manifest_body(&self, key: &PublicKey, generation: u64) -> Result<Vec<u8>> {
+        let path = self.manifest(generation);
+        let env = std::fs::read(&path).with_context(|| {
+            format!(
+                "the manifest of generation {generation} is missing ({})",
+                path.display()
+            )
+        })?;
+        Ok(key.open("manifest", &env)?)
+    }
+
     /// The signed root of generation `generation` as stored here (checked
     /// against `key`), and its hash, without reading its chunks; `None`
     /// when the stored manifest is of an older format (read it with
@@ -163,32 +174,20 @@ impl Store {
         key: &PublicKey,
         generation: u64,
     ) -> Result<Option<(Root, Sha256Hash)>> {
-        let path = self.manifest(generation);
-        let env = std::fs::read(&path).with_context(|| {
-            format!(
-                "the manifest of generation {generation} is missing ({})",
-                path.display()
-            )
-        })?;
-        let body = key.open("manifest", &env)?;
+        let body = self.manifest_body(key, generation)?;
         Ok(Root::from_body(&body)
             .ok()
             .map(|r| (r, Sha256Hash::of(&body))))
     }
 
+    /// The stored manifest of `generation`: its signed root and the stored
+    /// chunks it lists, fully checked. Returns it with its hash.
     pub fn read_manifest(
         &self,
         key: &PublicKey,
         generation: u64,
     ) -> Result<(Manifest, Sha256Hash)> {
-        let path = self.manifest(generation);
-        let env = std::fs::read(&path).with_context(|| {
-            format!(
-                "the manifest of generation {generation} is missing ({})",
-                path.display()
-            )
-        })?;
-        let body = key.open("manifest", &env)?;
+        let body = self.manifest_body(key, generation)?;
         let root = match Root::from_body(&body) {
             Ok(r) => r,
             Err(e) => {
