@@ -140,7 +140,8 @@ fn load(agent: &Agent, key: PublicKey) -> Result<MirrorState> {
         };
         // The live tree needs comparing only if an apply or a repair was
         // cut short (the marker stays): otherwise it holds the generation.
-        ms.full_check = store.applying().exists();
+        // A record written before the marker existed cannot say: compare.
+        ms.full_check = store.applying().exists() || rec.files.is_none();
         let root = match (&rec.files, &rec.bytes) {
             (Some(_), Some(_)) => store
                 .read_root(&ms.key, rec.generation)
