@@ -91,57 +91,29 @@ fn sort_plan(profile: Profile, upserts: &mut [&Entry]) {
     });
 }
 
-/// Whether `m` has an entry at `path` (entries are sorted by path: a
-/// binary search, not a set of a million paths per call).
+/// Whether `m` has an entry at `path` (a binary search, not a set of a
+/// million paths per call).
 fn names(m: &Manifest, path: &str) -> bool {
-    m.entries
-        .binary_search_by(|e| e.path.as_str().cmp(path))
-        .is_ok()
+    m.get(path).is_some()
 }
 
 /// The plan from the generation the live tree holds (`old`) to `new`:
-/// cost grows with the size of the change, not of the tree.
-pub fn plan_from<'a>(profile: Profile, old: Option<&Manifest>, new: &'a Manifest) -> Plan<'a> {
+/// cost grows with the size of the change, not of the tree (chunks the two
+/// generations share are skipped, see [`Manifest::changes`]).
+pub fn plan_from<'a>(profile: Profile, old: Option<&'a Manifest>, new: &'a Manifest) -> Plan<'a> {
     let Some(old) = old else {
-        let mut upserts: Vec<&Entry> = new.entries.iter().collect();
+        let mut upserts: Vec<&Entry> = new.entries().collect();
         sort_plan(profile, &mut upserts);
         return Plan {
             upserts,
             removals: Vec::new(),
         };
     };
-    // Both lists are sorted by path (a manifest's check refuses any
-    // other order): one merge pass, no map of a million paths.
     let (mut upserts, mut removals) = (Vec::new(), Vec::new());
-    let (mut a, mut b) = (old.entries.iter().peekable(), new.entries.iter().peekable());
-    loop {
-        match (a.peek(), b.peek()) {
-            (None, None) => break,
-            (Some(o), None) => {
-                removals.push(o.path.clone());
-                a.next();
-            }
-            (None, Some(n)) => {
-                upserts.push(*n);
-                b.next();
-            }
-            (Some(o), Some(n)) => match o.path.cmp(&n.path) {
-                std::cmp::Ordering::Less => {
-                    removals.push(o.path.clone());
-                    a.next();
-                }
-                std::cmp::Ordering::Greater => {
-                    upserts.push(*n);
-                    b.next();
-                }
-                std::cmp::Ordering::Equal => {
-                    if o != n {
-                        upserts.push(*n);
-                    }
-                    a.next();
-                    b.next();
-                }
-            },
+    for c in new.changes(old) {
+        match c {
+            shoal_manifest::Change::Upsert(e) => upserts.push(e),
+            shoal_manifest::Change::Removal(e) => removals.push(e.path.clone()),
         }
     }
     sort_plan(profile, &mut upserts);
@@ -151,11 +123,7 @@ pub fn plan_from<'a>(profile: Profile, old: Option<&Manifest>, new: &'a Manifest
 /// The plan that brings whatever is on disk to `new`, by stat-ing every
 /// entry (used at start-up, after a crash, or when the tree was touched).
 pub fn plan_full<'a>(profile: Profile, live: &Path, new: &'a Manifest) -> Plan<'a> {
-    let mut upserts: Vec<&Entry> = new
-        .entries
-        .iter()
-        .filter(|e| !live_matches(live, e))
-        .collect();
+    let mut upserts: Vec<&Entry> = new.entries().filter(|e| !live_matches(live, e)).collect();
     sort_plan(profile, &mut upserts);
     Plan {
         upserts,
@@ -189,7 +157,6 @@ pub fn live_matches(live: &Path, e: &Entry) -> bool {
 /// that are not already waiting for removal, apart from trace files:
 /// what an apply that stopped part-way (and was then superseded) left.
 pub fn orphans(live: &Path, current: &Manifest, pending: &Pending) -> Result<Vec<String>> {
-    let named: HashSet<&str> = current.entries.iter().map(|e| e.path.as_str()).collect();
     let mut out = Vec::new();
     let mut stack = vec![(live.to_path_buf(), String::new())];
     while let Some((dir, rel)) = stack.pop() {
@@ -215,7 +182,7 @@ pub fn orphans(live: &Path, current: &Manifest, pending: &Pending) -> Result<Vec
                 if relp != TRACE_DIR {
                     stack.push((e.path(), relp));
                 }
-            } else if !named.contains(relp.as_str()) && !pending.due.contains_key(&relp) {
+            } else if current.get(&relp).is_none() && !pending.due.contains_key(&relp) {
                 out.push(relp);
             }
         }
@@ -244,8 +211,7 @@ pub fn execute(
     live: &Path,
     store: &dyn Fn(&Sha256Hash) -> Option<PathBuf>,
 ) -> Result<Applied> {
-    let new_paths: HashSet<&str> = new.entries.iter().map(|e| e.path.as_str()).collect();
-    let obsolete = |p: &str| !new_paths.contains(p);
+    let obsolete = |p: &str| new.get(p).is_none();
     let mut out = Applied::default();
     for e in &plan.upserts {
         let dst = fsutil::prepare_parent(live, &e.path, &obsolete)?;
@@ -375,7 +341,14 @@ pub fn upstream_host(url: &str) -> String {
 /// known architecture names in the path of a `repodata/repomd.xml`.
 pub fn architectures(profile: Profile, m: &Manifest) -> Vec<String> {
     let mut out = std::collections::BTreeSet::new();
-    for e in &m.entries {
+    // Debian's indices are all under dists/ (a small part of the tree);
+    // a generic tree has none.
+    let candidates: Box<dyn Iterator<Item = &Entry>> = match profile {
+        Profile::Debian => Box::new(m.entries_under("dists")),
+        Profile::Rpm => Box::new(m.entries()),
+        Profile::Generic => Box::new(std::iter::empty()),
+    };
+    for e in candidates {
         let p = e.path.as_str();
         let segs: Vec<&str> = p.split('/').collect();
         let base = segs.last().copied().unwrap_or("");
@@ -416,7 +389,7 @@ pub fn architectures(profile: Profile, m: &Manifest) -> Vec<String> {
 /// generation carries one (`project/trace/master`, as ftpsync reads it);
 /// `unknown` otherwise: Shoal never makes one up.
 pub fn archive_serial(live: &Path, m: &Manifest) -> String {
-    if !m.entries.iter().any(|e| e.path == TRACE_MASTER) {
+    if m.get(TRACE_MASTER).is_none() {
         return "unknown".into();
     }
     std::fs::read_to_string(live.join(TRACE_MASTER))
@@ -481,7 +454,7 @@ pub fn trace_text(live: &Path, t: &Trace<'_>, now: i64) -> Result<String> {
 /// generation itself carries (the origin is an ftpsync mirror) is left as
 /// the origin has it.
 pub fn write_trace(live: &Path, t: &Trace<'_>) -> Result<()> {
-    let carried = |p: &str| t.manifest.entries.iter().any(|e| e.path == p);
+    let carried = |p: &str| t.manifest.get(p).is_some();
     let own = format!("{TRACE_DIR}/{}", t.name);
     fsutil::prepare_parent(live, &own, &|_| false)?;
     fsutil::atomic_write(
@@ -604,7 +577,8 @@ mod tests {
         }
     }
 
-    fn manifest(entries: Vec<Entry>) -> Manifest {
+    fn manifest(mut entries: Vec<Entry>) -> Manifest {
+        entries.sort_by(|a, b| a.path.as_bytes().cmp(b.path.as_bytes()));
         Manifest::new(
             Header {
                 format: FORMAT,

@@ -169,7 +169,7 @@ impl Agent {
 
     /// Records in /status that the agent now holds generation `m`.
     pub fn record_generation(&self, m: &shoal_manifest::Manifest) {
-        self.record_header(&m.header, m.entries.len() as u64, m.total_bytes());
+        self.record_header(&m.header, m.len() as u64, m.total_bytes());
     }
 
     /// [`Agent::record_generation`] from a generation's header and its

@@ -182,7 +182,7 @@ fn verified_of(store: &crate::store::Store, packs: &[shoal_manifest::PackRef]) -
 /// Makes `m` the held manifest, with its contents in verified packs.
 fn hold(ms: &mut MirrorState, m: Manifest) {
     ms.contents.clear();
-    for e in &m.entries {
+    for e in m.entries() {
         if let Some((size, sha, Some(pack))) = e.file() {
             if size > 0 && ms.verified.contains(&pack) {
                 ms.contents.insert(sha.0, pack);
@@ -222,7 +222,7 @@ fn entries<'a>(agent: &Agent, ms: &'a mut MirrorState) -> Result<Option<&'a Mani
         }
         tracing::info!(
             generation = g,
-            files = m.entries.len(),
+            files = m.len(),
             seconds = t.elapsed().as_secs_f64(),
             "read the applied generation's entries"
         );
@@ -632,7 +632,7 @@ async fn sync(agent: &Arc<Agent>, ms: &mut MirrorState) -> Result<()> {
         &serde_json::to_vec(&AppliedRecord {
             generation: best,
             manifest_sha256: head.manifest_sha256,
-            files: Some(new.entries.len() as u64),
+            files: Some(new.len() as u64),
             bytes: Some(new.total_bytes()),
         })?,
     )?;
@@ -668,12 +668,13 @@ async fn sync(agent: &Arc<Agent>, ms: &mut MirrorState) -> Result<()> {
     // 5. Retire packs the new generation no longer names (also those of a
     // superseded download).
     let live_ids: HashSet<u64> = new.header.packs.iter().map(|p| p.id).collect();
-    retire_packs(agent, ms, &live_ids).await?;
-    ms.contents.retain(|_, p| live_ids.contains(p));
+    if retire_packs(agent, ms, &live_ids).await? {
+        ms.contents.retain(|_, p| live_ids.contains(p));
+    }
     ms.manifest_sha = Some(head.manifest_sha256);
     // Relay the newest few generations; their chunks stay, others go.
     crate::store::Store::prune_numbered(&store.manifests_dir(), 3);
-    store.prune_chunks(&ms.key);
+    store.prune_chunks_now_and_then(&ms.key, best);
 
     if agent.cfg.mirror.trace {
         apply::write_trace(
@@ -715,7 +716,12 @@ async fn sync(agent: &Arc<Agent>, ms: &mut MirrorState) -> Result<()> {
 }
 
 /// Removes from the session and the disk every pack not in `live_ids`.
-async fn retire_packs(agent: &Agent, ms: &mut MirrorState, live_ids: &HashSet<u64>) -> Result<()> {
+/// Returns whether any pack went.
+async fn retire_packs(
+    agent: &Agent,
+    ms: &mut MirrorState,
+    live_ids: &HashSet<u64>,
+) -> Result<bool> {
     let store = &agent.store;
     let mut gone: Vec<u64> = agent
         .bt
@@ -733,6 +739,7 @@ async fn retire_packs(agent: &Agent, ms: &mut MirrorState, live_ids: &HashSet<u6
     }
     gone.sort_unstable();
     gone.dedup();
+    let any = !gone.is_empty();
     for id in gone {
         if let Some(ih) = agent.bt.info_hash(id) {
             let _ = std::fs::remove_file(store.torrent(&ih));
@@ -744,7 +751,7 @@ async fn retire_packs(agent: &Agent, ms: &mut MirrorState, live_ids: &HashSet<u6
         let _ = std::fs::remove_file(store.verified(id));
         ms.verified.remove(&id);
     }
-    Ok(())
+    Ok(any)
 }
 
 /// What /status reports about upstreams whose documents were refused

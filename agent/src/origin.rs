@@ -38,11 +38,22 @@ use std::time::Instant;
 pub struct LivePack {
     pub info_hash: String,
     pub parsed: shoal_pack::ParsedPack,
+    /// Bytes of its contents (not counting padding).
+    bytes: u64,
 }
 
 impl LivePack {
+    fn new(info_hash: String, parsed: shoal_pack::ParsedPack) -> Self {
+        let bytes = parsed.files.iter().map(|f| f.1).sum();
+        LivePack {
+            info_hash,
+            parsed,
+            bytes,
+        }
+    }
+
     fn bytes(&self) -> u64 {
-        self.parsed.files.iter().map(|f| f.1).sum()
+        self.bytes
     }
 }
 
@@ -63,6 +74,12 @@ pub struct OriginState {
     pub packs: BTreeMap<u64, LivePack>,
     /// Content → the live pack carrying it.
     pub catalog: crate::shamap::ShaMap<u64>,
+    /// Content → number of entries of the current generation naming it
+    /// (contents with bytes only).
+    refs: crate::shamap::ShaMap<u32>,
+    /// Live pack → bytes of its contents the current generation names
+    /// (what compaction judges a pack by).
+    live: HashMap<u64, u64>,
     /// Packs dropped by a recent generation, still seeded for a while.
     pub retiring: BTreeMap<u64, Retiring>,
     pub loaded: bool,
@@ -166,10 +183,7 @@ fn read_pack(agent: &Agent, id: u64, info_hash: &str) -> Result<LivePack> {
         .with_context(|| format!("torrent of pack {id} is missing ({})", path.display()))?;
     let parsed = shoal_pack::parse_torrent(&t, Some(info_hash))
         .with_context(|| format!("torrent of pack {id} ({})", path.display()))?;
-    Ok(LivePack {
-        info_hash: info_hash.to_string(),
-        parsed,
-    })
+    Ok(LivePack::new(info_hash.to_string(), parsed))
 }
 
 /// Loads the last published generation and starts seeding its packs. A
@@ -250,6 +264,9 @@ async fn load_state(agent: &Arc<Agent>, st: &mut OriginState) -> Result<()> {
             st.catalog.insert(*sha, *id);
         }
     }
+    if let Some(m) = &st.manifest {
+        (st.refs, st.live) = count_refs(m, &st.catalog);
+    }
     save_retiring(agent, st)?;
     st.id_floor = std::fs::read_to_string(agent.store.last_pack_id())
         .ok()
@@ -264,6 +281,30 @@ async fn load_state(agent: &Arc<Agent>, st: &mut OriginState) -> Result<()> {
     }
     st.loaded = true;
     Ok(())
+}
+
+/// How many entries of `m` name each content, and how many bytes of each
+/// pack `m` names: the counts a publish then keeps up to date from its
+/// changes ([`pack_plan`], [`commit`]).
+fn count_refs(
+    m: &Manifest,
+    catalog: &crate::shamap::ShaMap<u64>,
+) -> (crate::shamap::ShaMap<u32>, HashMap<u64, u64>) {
+    let mut refs: crate::shamap::ShaMap<u32> = crate::shamap::new();
+    let mut live: HashMap<u64, u64> = HashMap::new();
+    for (size, sha, _) in m.entries().filter_map(|e| e.file()) {
+        if size == 0 {
+            continue;
+        }
+        let n = refs.entry(sha.0).or_insert(0);
+        if *n == 0 {
+            if let Some(id) = catalog.get(&sha.0) {
+                *live.entry(*id).or_default() += size;
+            }
+        }
+        *n += 1;
+    }
+    (refs, live)
 }
 
 /// Seeds stored packs again: a pack whose seal still matches rests without
@@ -300,6 +341,7 @@ fn drop_damaged(agent: &Agent, st: &mut OriginState) {
     for id in ids {
         if st.packs.remove(&id).is_some() {
             st.catalog.retain(|_, p| *p != id);
+            st.live.remove(&id);
             tracing::warn!(
                 pack = id,
                 "pack damaged on disk: packing its contents again"
@@ -426,7 +468,7 @@ async fn seed_packs(agent: &Arc<Agent>, packs: Vec<ToSeed>) -> Result<Vec<(u64, 
 }
 
 /// One path found by the scan.
-#[derive(Debug, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 enum Found {
     /// Only while walking: a directory to descend into.
     Dir,
@@ -461,9 +503,9 @@ impl Found {
 /// Paths found, warnings about paths skipped, and the newest change to a
 /// folder seen (for the publish gate's quiet-tree check; files carry their
 /// own ctime, see [`newest_change`]).
-type Scanned = (Vec<(String, Found)>, Vec<String>, gate::Newest);
+type Walked = (Vec<(String, Found)>, Vec<String>, gate::Newest);
 
-fn scan(root: &Path, exclude: &globset::GlobSet) -> Result<Scanned> {
+fn scan(root: &Path, exclude: &globset::GlobSet) -> Result<Walked> {
     let mut out = Vec::new();
     let mut warnings = Vec::new();
     let mut newest = gate::Newest::default();
@@ -473,6 +515,79 @@ fn scan(root: &Path, exclude: &globset::GlobSet) -> Result<Scanned> {
     walk(root, "", exclude, &mut out, &mut warnings, &mut newest)?;
     out.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
     Ok((out, warnings, newest))
+}
+
+/// What a scan found against the previous generation.
+#[derive(Debug, Default)]
+struct Scanned {
+    /// Files and symlinks that are new or differ from the previous
+    /// generation (kind, size, mtime, mode or target), sorted by path:
+    /// every one found when there is no previous generation.
+    found: Vec<(String, Found)>,
+    /// Paths of the previous generation that are gone, sorted.
+    removed: Vec<String>,
+    warnings: Vec<String>,
+    /// The newest folder change seen.
+    newest: gate::Newest,
+}
+
+/// Whether what is at a path now differs from the previous generation's
+/// entry there, by what a scan sees (not the content's hash).
+fn differs(f: &Found, e: &Entry) -> bool {
+    match (f, &e.kind) {
+        (
+            Found::File {
+                size,
+                mtime_ns,
+                mode,
+                ..
+            },
+            EntryKind::File { size: s, .. },
+        ) => size != s || *mtime_ns != e.mtime_ns || *mode != e.mode,
+        (
+            Found::Symlink {
+                target,
+                mode,
+                mtime_ns,
+                ..
+            },
+            EntryKind::Symlink { target: t },
+        ) => target != t || *mtime_ns != e.mtime_ns || *mode != e.mode,
+        _ => true,
+    }
+}
+
+/// A full walk against the previous generation: one merge pass over both
+/// sorted lists keeps what differs and lists what is gone.
+fn changed_since(prev: Option<&Manifest>, walked: Walked) -> Scanned {
+    let (all, warnings, newest) = walked;
+    let Some(prev) = prev else {
+        return Scanned {
+            found: all,
+            removed: Vec::new(),
+            warnings,
+            newest,
+        };
+    };
+    let mut found = Vec::new();
+    let mut removed = Vec::new();
+    let mut olds = prev.entries().peekable();
+    for (path, f) in all {
+        while let Some(o) = olds.next_if(|o| o.path.as_bytes() < path.as_bytes()) {
+            removed.push(o.path.clone());
+        }
+        match olds.next_if(|o| o.path == path) {
+            Some(o) if !differs(&f, o) => {}
+            _ => found.push((path, f)),
+        }
+    }
+    removed.extend(olds.map(|o| o.path.clone()));
+    Scanned {
+        found,
+        removed,
+        warnings,
+        newest,
+    }
 }
 
 /// Adds to `out` everything under `dir` (whose path relative to the root
@@ -570,23 +685,21 @@ fn found_at(
     }
 }
 
-/// Scan from a change list: the previous generation's entries, with every
-/// listed path (and everything under a listed directory) looked at again;
+/// Scan from a change list: every listed path (and everything under a
+/// listed directory) is looked at again against the previous generation;
 /// a listed path that is gone is removed. Nothing else is walked or
-/// stat-ed. Listed paths must be relative to the repository.
+/// stat-ed, and the previous generation is only looked up (by binary
+/// search), so the cost follows the list. Listed paths must be relative to
+/// the repository.
 fn scan_listed(
     root: &Path,
     prev: &Manifest,
     listed: &[String],
     exclude: &globset::GlobSet,
 ) -> Result<Scanned> {
-    // What the listed paths are now, and which of the previous
-    // generation's entries they replace or remove: marks over the sorted
-    // previous entries, found by binary search, so the cost follows the
-    // list, plus one merge pass at the end.
-    let olds = &prev.entries;
-    let find = |p: &str| olds.binary_search_by(|e| e.path.as_str().cmp(p)).ok();
-    let mut dropped = vec![false; olds.len()];
+    // Previous paths a listed path replaces or removes, and what the
+    // listed paths are now.
+    let mut gone: std::collections::BTreeSet<String> = Default::default();
     let mut touched: BTreeMap<String, Found> = BTreeMap::new();
     let mut warnings = Vec::new();
     let mut newest = gate::Newest::default();
@@ -604,12 +717,10 @@ fn scan_listed(
         })?;
         // `p` and everything under it ('0' follows '/' in byte order).
         let (lo, hi) = (format!("{p}/"), format!("{p}0"));
-        if let Some(i) = find(p) {
-            dropped[i] = true;
+        if prev.get(p).is_some() {
+            gone.insert(p.to_string());
         }
-        let from = olds.partition_point(|e| e.path.as_str() < lo.as_str());
-        let to = olds.partition_point(|e| e.path.as_str() < hi.as_str());
-        dropped[from..to].iter_mut().for_each(|d| *d = true);
+        gone.extend(prev.entries_under(p).map(|e| e.path.clone()));
         touched.remove(p);
         let under: Vec<String> = touched.range(lo..hi).map(|(k, _)| k.clone()).collect();
         for k in under {
@@ -618,10 +729,10 @@ fn scan_listed(
         // A file or symlink that became a directory holding `p`.
         for (i, _) in p.match_indices('/') {
             let anc = &p[..i];
-            let held = find(anc).filter(|i| !dropped[*i]);
-            if (held.is_some() || touched.contains_key(anc)) && root.join(anc).is_dir() {
-                if let Some(i) = held {
-                    dropped[i] = true;
+            let held = prev.get(anc).is_some() && !gone.contains(anc);
+            if (held || touched.contains_key(anc)) && root.join(anc).is_dir() {
+                if held {
+                    gone.insert(anc.to_string());
                 }
                 touched.remove(anc);
             }
@@ -656,28 +767,22 @@ fn scan_listed(
             None => {}
         }
     }
-    for path in touched.keys() {
-        if let Some(i) = find(path) {
-            dropped[i] = true;
-        }
-    }
-    // Merge: the kept previous entries (as the scan would find them, not
-    // stat-ed) and the touched paths, in path order.
-    let kept = olds
-        .iter()
-        .zip(&dropped)
-        .filter(|(_, d)| !**d)
-        .map(|(e, _)| (e.path.clone(), found_of(e)));
-    let mut out = Vec::with_capacity(olds.len() + touched.len());
-    let mut kept = kept.peekable();
-    for (path, f) in touched {
-        while let Some(k) = kept.next_if(|(k, _)| k.as_str() < path.as_str()) {
-            out.push(k);
-        }
-        out.push((path, f));
-    }
-    out.extend(kept);
-    Ok((out, warnings, newest))
+    // A path found again replaces its previous entry; one that did not
+    // change is no change.
+    let removed = gone
+        .into_iter()
+        .filter(|p| !touched.contains_key(p))
+        .collect();
+    let found = touched
+        .into_iter()
+        .filter(|(p, f)| prev.get(p).is_none_or(|e| differs(f, e)))
+        .collect();
+    Ok(Scanned {
+        found,
+        removed,
+        warnings,
+        newest,
+    })
 }
 
 /// A previous entry as a scan would find it unchanged (never stat-ed).
@@ -698,22 +803,66 @@ fn found_of(e: &Entry) -> Found {
     }
 }
 
-/// The previous generation's entry for each found path (both lists are
-/// sorted by path: one merge pass).
+/// Entries of the previous generation whose content no live pack carries
+/// any more (a pack found damaged was dropped), added to the scan as if
+/// they had changed, so they are hashed and packed again. A pass over the
+/// previous generation, made only after such a loss.
+fn add_lost_contents(st: &OriginState, prev: &Manifest, scanned: &mut Scanned) {
+    let lost: Vec<u64> = prev
+        .pack_refs()
+        .keys()
+        .copied()
+        .filter(|id| !st.packs.contains_key(id))
+        .collect();
+    if lost.is_empty() {
+        return;
+    }
+    let known = |p: &str| {
+        scanned
+            .found
+            .binary_search_by(|(f, _)| f.as_str().cmp(p))
+            .is_ok()
+            || scanned
+                .removed
+                .binary_search_by(|r| r.as_str().cmp(p))
+                .is_ok()
+    };
+    let extra: Vec<(String, Found)> = prev
+        .entries()
+        .filter(|e| {
+            e.file()
+                .and_then(|f| f.2)
+                .is_some_and(|id| lost.contains(&id))
+        })
+        .filter(|e| !known(&e.path))
+        .map(|e| (e.path.clone(), found_of(e)))
+        .collect();
+    tracing::info!(
+        files = extra.len(),
+        packs = ?lost,
+        "hashing again the files whose packs were lost"
+    );
+    let mut merged = Vec::with_capacity(scanned.found.len() + extra.len());
+    let mut a = std::mem::take(&mut scanned.found).into_iter().peekable();
+    for x in extra {
+        while let Some(f) = a.next_if(|f| f.0.as_bytes() < x.0.as_bytes()) {
+            merged.push(f);
+        }
+        merged.push(x);
+    }
+    merged.extend(a);
+    scanned.found = merged;
+}
+
+/// The previous generation's entry for each found path (by binary
+/// search: the cost follows the scan, not the tree).
 fn previous_of<'a>(
     prev: Option<&'a Manifest>,
     found: &[(String, Found)],
 ) -> Vec<Option<&'a Entry>> {
-    let Some(prev) = prev else {
-        return vec![None; found.len()];
-    };
-    let mut olds = prev.entries.iter().peekable();
     found
         .iter()
-        .map(|(path, _)| {
-            while olds.next_if(|e| e.path.as_str() < path.as_str()).is_some() {}
-            olds.next_if(|e| e.path == *path)
-        })
+        .map(|(path, _)| prev.and_then(|m| m.get(path)))
         .collect()
 }
 
@@ -944,6 +1093,10 @@ struct Candidate {
     new_packs: Vec<NewPack>,
     /// Packs the new generation no longer names.
     retire: Vec<u64>,
+    /// Content → (change in the number of entries naming it, its size).
+    refs_delta: crate::shamap::ShaMap<(i64, u64)>,
+    /// Live bytes of each pack the new generation keeps (new packs aside).
+    live: HashMap<u64, u64>,
     hashed_files: usize,
     hashed_bytes: u64,
     /// How long each phase took so far.
@@ -958,6 +1111,10 @@ struct NewPack {
 
 /// Scan → hash → pack → manifest. Touches only the staging folder and the
 /// new packs' folders. `Ok(None)` when nothing needs publishing.
+///
+/// Every phase after the scan works on what changed (the scan's found and
+/// removed paths) and looks the previous generation up by binary search,
+/// so with a change list a publish costs what changed, not the tree.
 async fn prepare(
     agent: &Arc<Agent>,
     st: &OriginState,
@@ -968,85 +1125,99 @@ async fn prepare(
     let cfg = &agent.cfg;
     let prev = st.manifest.as_ref();
     let mut phases = crate::phases::Phases::start();
-    let (found, folders) = scan_phase(agent, prev, changes).await?;
+    let mut scanned = scan_phase(agent, prev, changes).await?;
+    if let Some(prev) = prev {
+        add_lost_contents(st, prev, &mut scanned);
+    }
     phases.end("scan");
+    let Scanned {
+        found,
+        removed,
+        newest: folders,
+        ..
+    } = scanned;
     let prev_of = previous_of(prev, &found);
     let newest = newest_change(&prev_of, &found, folders);
     if let Some(c) = gate::quiet(&newest, gate::now_ns(), cfg.origin.quiet_period) {
         gate_closed(agent, c, force, waits)?;
     }
     let (jobs, reuse) = hash_jobs(cfg, st, &prev_of, &found)?;
-    drop(prev_of);
     phases.end("compare");
     let hashed = hash_phase(agent, &jobs).await?;
     phases.end("hash");
-    let entries = entries_of(&found, &reuse, &jobs, &hashed);
+    let upserts = entries_of(&found, &reuse, &jobs, &hashed);
     drop(found);
+    // The previous entries this generation replaces or removes.
+    let replaced: Vec<&Entry> = prev_of
+        .iter()
+        .flatten()
+        .copied()
+        .chain(removed.iter().filter_map(|p| prev.and_then(|m| m.get(p))))
+        .collect();
     phases.end("entries");
-    let plan = pack_plan(agent, st, &entries, &jobs, &hashed)?;
+    let plan = pack_plan(agent, st, &upserts, &replaced, &jobs, &hashed)?;
+    drop(replaced);
     let now = fsutil::now();
     let ttl = cfg.origin.manifest_ttl.as_secs() as i64;
     let stale = prev
         .map(|m| now >= m.header.created + ttl / 2)
         .unwrap_or(true)
         || st.older_format;
-    let missing = entries
+    let missing = upserts
         .iter()
         .filter_map(|e| e.file())
-        .any(|(size, sha, _)| {
-            size > 0 && !st.catalog.contains_key(&sha.0) && !plan.sources.contains_key(&sha.0)
+        .find(|(size, sha, _)| {
+            *size > 0 && !st.catalog.contains_key(&sha.0) && !plan.sources.contains_key(&sha.0)
         });
-    if missing {
-        bail!("a file's content is neither in a pack nor hashed (bug); publish again");
+    if let Some((_, sha, _)) = missing {
+        bail!("content {sha} is neither in a pack nor hashed (bug); publish again");
     }
-    if !plan.changes() && !entries_changed(prev, &entries) && !stale {
+    if !plan.changes() && upserts.is_empty() && removed.is_empty() && !stale {
         return Ok(None);
     }
     let generation = prev.map(|m| m.header.generation + 1).unwrap_or(1);
     phases.end("plan");
-    let new_packs = build_packs(agent, st, generation, plan.groups, &plan.sources)?;
+    let new_packs = build_packs(agent, st, generation, &plan.groups, &plan.sources)?;
     phases.end("pack");
     let manifest = manifest_of(
-        cfg,
-        st,
-        prev,
-        generation,
-        now,
-        entries,
-        &new_packs,
-        &plan.retire,
+        cfg, st, prev, generation, now, upserts, removed, &new_packs, &plan,
     )?;
     phases.end("manifest");
     Ok(Some(Candidate {
         manifest,
         new_packs,
         retire: plan.retire,
+        refs_delta: plan.refs_delta,
+        live: plan.live,
         hashed_files: jobs.len(),
         hashed_bytes: jobs.iter().map(|j| j.size).sum(),
         phases,
     }))
 }
 
-/// Scan: the tree (or, with a change list, only the paths it names),
-/// sorted, with warnings for what is skipped.
+/// Scan: the tree (or, with a change list, only the paths it names)
+/// against the previous generation, with warnings for what is skipped.
 async fn scan_phase(
     agent: &Arc<Agent>,
     prev: Option<&Manifest>,
     changes: Option<&[String]>,
-) -> Result<(Vec<(String, Found)>, gate::Newest)> {
+) -> Result<Scanned> {
     let root = agent.cfg.repo.clone();
     let exclude = globs(&agent.cfg.origin.exclude)?;
-    let (found, warnings, newest) = match (prev, changes) {
+    let scanned = match (prev, changes) {
         (Some(prev), Some(list)) => {
             tracing::info!(paths = list.len(), "publishing from a change list");
             scan_listed(&root, prev, list, &exclude)?
         }
-        _ => tokio::task::spawn_blocking(move || scan(&root, &exclude)).await??,
+        _ => {
+            let walked = tokio::task::spawn_blocking(move || scan(&root, &exclude)).await??;
+            changed_since(prev, walked)
+        }
     };
-    for w in &warnings {
+    for w in &scanned.warnings {
         tracing::warn!("{w}");
     }
-    Ok((found, newest))
+    Ok(scanned)
 }
 
 /// The newest change the publish gate must wait for: the newest folder
@@ -1203,6 +1374,10 @@ struct PackPlan {
     /// Content → where its bytes are (staged copy or file to link).
     sources: crate::shamap::ShaMap<(PathBuf, bool)>,
     retire: Vec<u64>,
+    /// Content → (change in the number of entries naming it, its size).
+    refs_delta: crate::shamap::ShaMap<(i64, u64)>,
+    /// Live bytes of each current pack after this generation.
+    live: HashMap<u64, u64>,
 }
 
 impl PackPlan {
@@ -1213,21 +1388,47 @@ impl PackPlan {
 
 /// Pack: contents no live pack carries, plus the live contents of packs
 /// that are mostly garbage (compaction, reusing their piece hashes).
+///
+/// A pack's live bytes are kept from one generation to the next and moved
+/// by what changed: `replaced` (previous entries replaced or removed) and
+/// `upserts` (the new ones), so no pass over every entry is made.
 fn pack_plan(
     agent: &Agent,
     st: &OriginState,
-    entries: &[Entry],
+    upserts: &[Entry],
+    replaced: &[&Entry],
     jobs: &[Job],
     hashed: &[Hashed],
 ) -> Result<PackPlan> {
     let root = &agent.cfg.repo;
-    // Content → its size (a content's size is the size of every file with it).
-    let referenced: crate::shamap::ShaMap<u64> = entries
-        .iter()
-        .filter_map(|e| e.file())
-        .filter(|f| f.0 > 0)
-        .map(|f| (f.1 .0, f.0))
-        .collect();
+    let mut refs_delta: crate::shamap::ShaMap<(i64, u64)> = crate::shamap::new();
+    let contents = |es: &mut dyn Iterator<Item = &Entry>,
+                    d: i64,
+                    out: &mut crate::shamap::ShaMap<(i64, u64)>| {
+        for (size, sha, _) in es.filter_map(|e| e.file()).filter(|f| f.0 > 0) {
+            out.entry(sha.0).or_insert((0, size)).0 += d;
+        }
+    };
+    contents(&mut replaced.iter().copied(), -1, &mut refs_delta);
+    contents(&mut upserts.iter(), 1, &mut refs_delta);
+    let count_before = |sha: &[u8; 32]| st.refs.get(sha).copied().unwrap_or(0) as i64;
+    let referenced =
+        |sha: &[u8; 32]| count_before(sha) + refs_delta.get(sha).map_or(0, |d| d.0) > 0;
+    let mut live = st.live.clone();
+    for (sha, (d, size)) in &refs_delta {
+        let (before, after) = (count_before(sha) > 0, count_before(sha) + d > 0);
+        if before == after {
+            continue;
+        }
+        if let Some(id) = st.catalog.get(sha) {
+            let l = live.entry(*id).or_default();
+            *l = if after {
+                *l + size
+            } else {
+                l.saturating_sub(*size)
+            };
+        }
+    }
     let mut contents: Vec<shoal_pack::Content> = Vec::new();
     let mut sources: crate::shamap::ShaMap<(PathBuf, bool)> = crate::shamap::new();
     for (j, (h, copy)) in jobs.iter().zip(hashed) {
@@ -1242,21 +1443,15 @@ fn pack_plan(
         contents.push(h.clone().into());
     }
     let new_contents = contents.len();
-    let mut live_bytes: HashMap<u64, u64> = HashMap::new();
-    for (sha, size) in &referenced {
-        if let Some(id) = st.catalog.get(sha) {
-            *live_bytes.entry(*id).or_default() += size;
-        }
-    }
     let mut retire = Vec::new();
     for (id, p) in &st.packs {
-        let live = live_bytes.get(id).copied().unwrap_or(0);
-        if live == 0 {
+        let l = live.get(id).copied().unwrap_or(0);
+        if l == 0 {
             retire.push(*id);
-        } else if (live as f64) < COMPACT_BELOW * p.bytes() as f64 {
+        } else if (l as f64) < COMPACT_BELOW * p.bytes() as f64 {
             retire.push(*id);
             for (i, (sha, size)) in p.parsed.files.iter().enumerate() {
-                if !referenced.contains_key(sha) || sources.contains_key(sha) {
+                if !referenced(sha) || sources.contains_key(sha) {
                     continue;
                 }
                 let stored = agent.store.content(*id, sha);
@@ -1269,6 +1464,9 @@ fn pack_plan(
                 contents.push(c);
             }
         }
+    }
+    for id in &retire {
+        live.remove(id);
     }
     // Compacted contents first: mirrors hold them, and small ones that lie
     // together fill pieces the mirrors need not download again.
@@ -1291,20 +1489,9 @@ fn pack_plan(
         groups,
         sources,
         retire,
+        refs_delta,
+        live,
     })
-}
-
-fn entries_changed(prev: Option<&Manifest>, entries: &[Entry]) -> bool {
-    prev.map(|m| {
-        m.entries.len() != entries.len()
-            || m.entries.iter().zip(entries).any(|(a, b)| {
-                a.path != b.path
-                    || a.mode != b.mode
-                    || a.mtime_ns != b.mtime_ns
-                    || !same_content(a, b)
-            })
-    })
-    .unwrap_or(true)
 }
 
 /// Builds the new packs in fresh folders (ids above every pack on disk).
@@ -1312,7 +1499,7 @@ fn build_packs(
     agent: &Agent,
     st: &OriginState,
     generation: u64,
-    groups: Vec<Vec<shoal_pack::Content>>,
+    groups: &[Vec<shoal_pack::Content>],
     sources: &crate::shamap::ShaMap<(PathBuf, bool)>,
 ) -> Result<Vec<NewPack>> {
     let first_id = st.next_pack_id();
@@ -1356,10 +1543,7 @@ fn build_packs(
         match parsed {
             Ok(parsed) => out.push(NewPack {
                 id,
-                live: LivePack {
-                    info_hash: ih,
-                    parsed,
-                },
+                live: LivePack::new(ih, parsed),
                 torrent: pack.torrent,
             }),
             Err(e) => {
@@ -1373,7 +1557,9 @@ fn build_packs(
     Ok(out)
 }
 
-/// Manifest: the entries with their packs, and the header.
+/// Manifest: the changed entries with their packs, and the header; the
+/// previous generation's chunks that hold no change are shared
+/// ([`Manifest::with_changes`]).
 #[allow(clippy::too_many_arguments)]
 fn manifest_of(
     cfg: &shoal_config::AgentConfig,
@@ -1381,31 +1567,64 @@ fn manifest_of(
     prev: Option<&Manifest>,
     generation: u64,
     now: i64,
-    mut entries: Vec<Entry>,
+    mut upserts: Vec<Entry>,
+    removed: Vec<String>,
     new_packs: &[NewPack],
-    retire: &[u64],
+    plan: &PackPlan,
 ) -> Result<Manifest> {
+    let retire = &plan.retire;
     let mut packs: BTreeMap<u64, &LivePack> = st
         .packs
         .iter()
         .filter(|(id, _)| !retire.contains(id))
         .map(|(id, p)| (*id, p))
         .collect();
-    let mut catalog: crate::shamap::ShaMap<u64> = crate::shamap::new();
+    let mut fresh: crate::shamap::ShaMap<u64> = crate::shamap::new();
     for p in new_packs {
         packs.insert(p.id, &p.live);
-    }
-    for (id, p) in &packs {
-        for (sha, _) in &p.parsed.files {
-            catalog.insert(*sha, *id);
+        for (sha, _) in &p.live.parsed.files {
+            fresh.insert(*sha, p.id);
         }
     }
-    for e in entries.iter_mut() {
+    let pack_of = |sha: &Sha256Hash| {
+        fresh.get(&sha.0).copied().or_else(|| {
+            st.catalog
+                .get(&sha.0)
+                .copied()
+                .filter(|id| !retire.contains(id))
+        })
+    };
+    // Entries of compacted packs move to the packs their contents went to
+    // (a pass over the previous generation, made only when compacting).
+    if let Some(prev) = prev {
+        let compacted: Vec<u64> = retire
+            .iter()
+            .copied()
+            .filter(|id| prev.pack_refs().contains_key(id))
+            .collect();
+        if !compacted.is_empty() {
+            let listed = |p: &str| {
+                upserts.binary_search_by(|e| e.path.as_str().cmp(p)).is_ok()
+                    || removed.binary_search_by(|r| r.as_str().cmp(p)).is_ok()
+            };
+            let moved: Vec<Entry> = prev
+                .entries()
+                .filter(|e| {
+                    e.file()
+                        .and_then(|f| f.2)
+                        .is_some_and(|id| compacted.contains(&id))
+                })
+                .filter(|e| !listed(&e.path))
+                .cloned()
+                .collect();
+            upserts = merge_sorted(upserts, moved);
+        }
+    }
+    for e in upserts.iter_mut() {
         if let EntryKind::File { size, sha256, pack } = &mut e.kind {
             if *size > 0 {
                 *pack = Some(
-                    *catalog
-                        .get(&sha256.0)
+                    pack_of(sha256)
                         .with_context(|| format!("content of '{}' is in no pack (bug)", e.path))?,
                 );
             }
@@ -1429,15 +1648,28 @@ fn manifest_of(
             })
             .collect(),
     };
-    // Only the chunks that hold a changed path are serialized and hashed.
     let manifest = match prev {
-        Some(p) => Manifest::following(header, entries, p),
-        None => Manifest::new(header, entries),
+        Some(p) => Manifest::with_changes(header, p, upserts, removed).map_err(anyhow::Error::from),
+        None => {
+            let m = Manifest::new(header, upserts);
+            m.check().map(|_| m).map_err(anyhow::Error::from)
+        }
     };
-    manifest
-        .check()
-        .context("the origin built an invalid manifest (bug)")?;
-    Ok(manifest)
+    manifest.context("the origin built an invalid manifest (bug)")
+}
+
+/// Two lists of entries sorted by path, with no path in both, as one.
+fn merge_sorted(a: Vec<Entry>, b: Vec<Entry>) -> Vec<Entry> {
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    let mut b = b.into_iter().peekable();
+    for x in a {
+        while let Some(y) = b.next_if(|y| y.path.as_bytes() < x.path.as_bytes()) {
+            out.push(y);
+        }
+        out.push(x);
+    }
+    out.extend(b);
+    out
 }
 
 /// Seed → sign → serve: the new packs must check complete in the session;
@@ -1527,6 +1759,11 @@ fn commit(agent: &Arc<Agent>, st: &mut OriginState, c: Candidate, seconds: f64) 
     let until = fsutil::now() + agent.cfg.origin.retire_grace.as_secs() as i64;
     for id in &c.retire {
         if let Some(p) = st.packs.remove(id) {
+            for (sha, _) in &p.parsed.files {
+                if st.catalog.get(sha) == Some(id) {
+                    st.catalog.remove(sha);
+                }
+            }
             st.retiring.insert(
                 *id,
                 Retiring {
@@ -1544,20 +1781,27 @@ fn commit(agent: &Arc<Agent>, st: &mut OriginState, c: Candidate, seconds: f64) 
         }
     }
     plan_feeders(agent, &c.new_packs);
-    for p in c.new_packs {
-        st.packs.insert(p.id, p.live);
-    }
-    st.catalog.clear();
-    for (id, p) in &st.packs {
-        for (sha, _) in &p.parsed.files {
-            st.catalog.insert(*sha, *id);
+    // The catalog, the entry counts and the live bytes follow the change.
+    for (sha, (d, _)) in &c.refs_delta {
+        let n = st.refs.entry(*sha).or_insert(0);
+        *n = (i64::from(*n) + d).max(0) as u32;
+        if *n == 0 {
+            st.refs.remove(sha);
         }
+    }
+    st.live = c.live;
+    for p in c.new_packs {
+        for (sha, _) in &p.live.parsed.files {
+            st.catalog.insert(*sha, p.id);
+        }
+        st.live.insert(p.id, p.live.bytes());
+        st.packs.insert(p.id, p.live);
     }
     crate::store::Store::prune_numbered(&store.manifests_dir(), 3);
     crate::store::Store::prune_numbered(&store.deltas_dir(), agent.cfg.origin.keep_deltas as usize);
     match load_key(agent) {
         Ok(k) => {
-            store.prune_chunks(&k.public());
+            store.prune_chunks_now_and_then(&k.public(), generation);
         }
         Err(e) => tracing::warn!(error = %format!("{e:#}"), "cannot prune manifest chunks"),
     }
@@ -1566,7 +1810,7 @@ fn commit(agent: &Arc<Agent>, st: &mut OriginState, c: Candidate, seconds: f64) 
     }
     tracing::info!(
         generation,
-        files = c.manifest.entries.len(),
+        files = c.manifest.len(),
         new_packs = ?new_ids,
         retired_packs = ?c.retire,
         hashed_files = c.hashed_files,
@@ -1596,25 +1840,6 @@ fn plan_feeders(agent: &Agent, packs: &[NewPack]) {
         .lock()
         .unwrap()
         .plan(&sizes, &live, agent.clock(), &params);
-}
-
-fn same_content(a: &Entry, b: &Entry) -> bool {
-    match (&a.kind, &b.kind) {
-        (
-            EntryKind::File {
-                size: s1,
-                sha256: h1,
-                ..
-            },
-            EntryKind::File {
-                size: s2,
-                sha256: h2,
-                ..
-            },
-        ) => s1 == s2 && h1 == h2,
-        (EntryKind::Symlink { target: t1 }, EntryKind::Symlink { target: t2 }) => t1 == t2,
-        _ => false,
-    }
 }
 
 /// The bytes of a stored content's last, partial piece (compaction reuses
@@ -1785,9 +2010,24 @@ mod tests {
         .iter()
         .map(|s| s.to_string())
         .collect();
-        let (by_list, _, _) = scan_listed(r, &prev, &listed, &none).unwrap();
-        let (full, _, _) = scan(r, &none).unwrap();
-        assert_eq!(without_ctime(by_list), without_ctime(full));
+        let by_list = scan_listed(r, &prev, &listed, &none).unwrap();
+        let full = changed_since(Some(&prev), scan(r, &none).unwrap());
+        assert_eq!(
+            without_ctime(by_list.found.clone()),
+            without_ctime(full.found)
+        );
+        assert_eq!(by_list.removed, full.removed);
+        assert_eq!(
+            by_list.removed,
+            ["gone/x", "was-file"],
+            "the removed folder's file and the file that became a folder"
+        );
+        let paths: Vec<&str> = by_list.found.iter().map(|(p, _)| p.as_str()).collect();
+        assert_eq!(
+            paths,
+            ["dists/s/Release", "link", "pool/new/d", "was-file/inner"],
+            "only what changed"
+        );
         // A path that leaves the repository is refused, by name.
         let e = scan_listed(r, &prev, &["../etc/passwd".into()], &none).unwrap_err();
         assert!(e.to_string().contains("'../etc/passwd'"), "{e}");
@@ -1864,11 +2104,15 @@ mod tests {
                 listed.push(p);
             }
             listed.shuffle(&mut rng);
-            let (by_list, _, _) = scan_listed(r, &prev, &listed, &none).unwrap();
-            let (full, _, _) = scan(r, &none).unwrap();
+            let by_list = scan_listed(r, &prev, &listed, &none).unwrap();
+            let full = changed_since(Some(&prev), scan(r, &none).unwrap());
             assert_eq!(
-                without_ctime(by_list),
-                without_ctime(full),
+                without_ctime(by_list.found),
+                without_ctime(full.found),
+                "round {round}: listed {listed:?}"
+            );
+            assert_eq!(
+                by_list.removed, full.removed,
                 "round {round}: listed {listed:?}"
             );
         }

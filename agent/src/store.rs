@@ -28,6 +28,12 @@ use shoal_manifest::signed::PublicKey;
 use shoal_manifest::{Manifest, Root, Sha256Hash};
 use std::path::{Path, PathBuf};
 
+/// Chunks no kept manifest lists are deleted every this many generations
+/// ([`Store::prune_chunks_now_and_then`]); until then they take some disk
+/// (a generation's changed chunks each) and are never served, since no
+/// stored root names them.
+pub const PRUNE_CHUNKS_EVERY: u64 = 8;
+
 #[derive(Debug, Clone)]
 pub struct Store {
     pub root: PathBuf,
@@ -116,7 +122,8 @@ impl Store {
     /// flush of the file system if any was written). Returns how many.
     pub fn write_chunks(&self, m: &Manifest) -> Result<usize> {
         let mut written = 0;
-        for (i, c) in m.chunks().iter().enumerate() {
+        for &i in m.recomputed() {
+            let c = &m.chunks()[i];
             let path = self.chunk(&c.sha256);
             if path.exists() {
                 continue;
@@ -223,6 +230,17 @@ impl Store {
     /// Removes the stored chunks that no manifest in `docs/manifests`
     /// lists (and temporary files of interrupted writes). A manifest that
     /// does not open with `key` keeps nothing.
+    /// [`Store::prune_chunks`] every [`PRUNE_CHUNKS_EVERY`] generations:
+    /// each prune reads every kept root and lists every chunk (a pass over
+    /// the tree's size), while a generation adds only its changed chunks.
+    pub fn prune_chunks_now_and_then(&self, key: &PublicKey, generation: u64) -> usize {
+        if generation.is_multiple_of(PRUNE_CHUNKS_EVERY) {
+            self.prune_chunks(key)
+        } else {
+            0
+        }
+    }
+
     pub fn prune_chunks(&self, key: &PublicKey) -> usize {
         let mut keep: std::collections::HashSet<String> = std::collections::HashSet::new();
         if let Ok(rd) = std::fs::read_dir(self.manifests_dir()) {
@@ -360,7 +378,7 @@ mod tests {
         let m = manifest(7, 300, 0);
         let mut legacy = serde_json::to_value(&m.header).unwrap();
         legacy["format"] = 2.into();
-        legacy["entries"] = serde_json::to_value(&m.entries).unwrap();
+        legacy["entries"] = serde_json::to_value(m.to_entries()).unwrap();
         let body = serde_json::to_vec(&legacy).unwrap();
         crate::fsutil::atomic_write(&store.manifest(7), &key.seal("manifest", &body)).unwrap();
         let (back, sha) = store.read_manifest(&key.public(), 7).unwrap();

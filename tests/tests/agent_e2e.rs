@@ -232,7 +232,7 @@ fn downgrade_state(state: &std::path::Path, key: &shoal_manifest::signed::Privat
     let m = Manifest::from_root(root, bodies).unwrap();
     let mut legacy = serde_json::to_value(&m.header).unwrap();
     legacy["format"] = 2.into();
-    legacy["entries"] = serde_json::to_value(&m.entries).unwrap();
+    legacy["entries"] = serde_json::to_value(m.to_entries()).unwrap();
     let body = serde_json::to_vec(&legacy).unwrap();
     std::fs::write(
         docs.join(format!("manifests/{g}.shoal")),

@@ -151,8 +151,7 @@ impl Bed {
     /// Serves `m` (signed by `key`, its chunks cut afresh) as the newest
     /// generation.
     fn offer(&self, m: &Manifest, key: &PrivateKey, expires: i64) {
-        let mut m = m.clone();
-        m.rechunk();
+        let m = Manifest::new(m.header.clone(), m.to_entries());
         for (i, c) in m.chunks().iter().enumerate() {
             self.fake.put(
                 &format!("/v1/chunk/{}", c.sha256),
@@ -250,12 +249,19 @@ fn file_entry(path: &str, data: &[u8], pack: Option<u64>) -> Entry {
     }
 }
 
+/// `m` with its entries changed by `f` (cut into chunks afresh).
+fn edited(m: &Manifest, f: impl FnOnce(&mut Vec<Entry>)) -> Manifest {
+    let mut v = m.to_entries();
+    f(&mut v);
+    Manifest::new(m.header.clone(), v)
+}
+
 #[test]
 fn forged_signature_is_refused() {
     let bed = Bed::new();
     let mut m = bed.manifest(1);
     m.header.generation = 2;
-    m.entries.retain(|e| e.path != "index");
+    let m = edited(&m, |v| v.retain(|e| e.path != "index"));
     let forger = PrivateKey::generate();
     bed.offer(&m, &forger, now() + 3600);
     let e = bed.expect_refusal(
@@ -286,8 +292,7 @@ fn truncated_and_garbage_manifests_are_refused() {
     let bed = Bed::new();
     let mut m = bed.manifest(1);
     m.header.generation = 2;
-    m.entries.retain(|e| e.path != "index");
-    m.rechunk();
+    let m = edited(&m, |v| v.retain(|e| e.path != "index"));
     bed.offer(&m, &bed.key, now() + 3600);
     let good = bed.key.seal("manifest", &m.body());
     bed.fake
@@ -308,9 +313,7 @@ fn mixed_generations_are_refused() {
     let mut m = bed.manifest(1);
     m.header.generation = 2;
     bed.offer(&m, &bed.key, now() + 3600);
-    let mut other = m.clone();
-    other.entries.retain(|e| e.path != "index");
-    other.rechunk();
+    let other = edited(&m, |v| v.retain(|e| e.path != "index"));
     bed.fake
         .put("/v1/manifest/2", bed.key.seal("manifest", &other.body()));
     bed.expect_refusal(&["hash mismatch", "mixed from different generations"], 1);
@@ -323,7 +326,7 @@ fn mixed_generations_are_refused() {
 fn forged_chunks_are_refused() {
     let bed = Bed::new();
     let base = bed.manifest(1);
-    let mut entries = base.entries.clone();
+    let mut entries = base.to_entries();
     entries.push(file_entry("pool/c.deb", b"", None));
     entries.sort_by(|a, b| a.path.as_bytes().cmp(b.path.as_bytes()));
     assert!(entries.len() >= 3, "{entries:?}");
@@ -548,12 +551,11 @@ fn path_traversal_and_escaping_symlinks_are_refused() {
         ),
     ];
     for (g, (entry, why)) in cases.into_iter().enumerate() {
-        let mut m = base.clone();
+        let mut m = edited(&base, |v| {
+            v.push(entry);
+            v.sort_by(|a, b| a.path.as_bytes().cmp(b.path.as_bytes()));
+        });
         m.header.generation = 2 + g as u64;
-        m.entries.push(entry);
-        m.entries
-            .sort_by(|a, b| a.path.as_bytes().cmp(b.path.as_bytes()));
-        m.rechunk();
         bed.offer(&m, &bed.key, now() + 3600);
         bed.expect_refusal(&["bad path", why], 1);
     }

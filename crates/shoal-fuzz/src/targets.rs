@@ -117,19 +117,23 @@ fn manifest_invariants(fx: &Fixture, m: &Manifest) {
     );
     // The chunks are cut where cutting from scratch cuts, and each body
     // hashes to its id.
-    let mut again = m.clone();
-    again.rechunk();
+    let again = Manifest::new(m.header.clone(), m.to_entries());
     assert_eq!(&again, m, "chunks are canonical");
+    assert_eq!(again.len(), m.len(), "entry count");
+    assert_eq!(again.total_bytes(), m.total_bytes(), "byte count");
+    assert_eq!(again.pack_refs(), m.pack_refs(), "entries per pack");
     for (i, c) in m.chunks().iter().enumerate() {
         assert_eq!(Sha256Hash::of(&m.chunk_body(i)), c.sha256);
     }
-    for w in m.entries.windows(2) {
+    let entries = m.to_entries();
+    for w in entries.windows(2) {
         assert!(
             w[0].path.as_bytes() < w[1].path.as_bytes(),
             "entries sorted and unique"
         );
     }
-    for e in &m.entries {
+    for e in &entries {
+        assert_eq!(m.get(&e.path), Some(e), "lookup by path");
         assert!(paths::check(&e.path).is_ok(), "accepted path {:?}", e.path);
     }
     let _ = m.total_bytes();
@@ -160,9 +164,9 @@ fn run_manifest(fx: &Fixture, data: &[u8]) -> Verdict {
     manifest_invariants(fx, &m);
     Ok(format!(
         "manifest entries={} packs={} symlinks={}",
-        m.entries.len(),
+        m.len(),
         m.header.packs.len(),
-        m.entries.iter().filter(|e| e.file().is_none()).count()
+        m.entries().filter(|e| e.file().is_none()).count()
     ))
 }
 
@@ -265,7 +269,7 @@ fn checkpoint_from_manifest(fx: &Fixture, data: &[u8]) -> Verdict {
         expires: m.header.expires,
     };
     assert_eq!(Head::from_body(&head.body()), Ok(head));
-    Ok(format!("checkpoint entries={}", m.entries.len()))
+    Ok(format!("checkpoint entries={}", m.len()))
 }
 
 fn checkpoint_from_delta(fx: &Fixture, data: &[u8]) -> Verdict {
@@ -556,8 +560,7 @@ fn key_seeds(fx: &Fixture) -> Vec<Vec<u8>> {
 }
 fn path_seeds(fx: &Fixture) -> Vec<Vec<u8>> {
     let mut v: Vec<Vec<u8>> = fx.manifests[0]
-        .entries
-        .iter()
+        .entries()
         .map(|e| match &e.kind {
             shoal_manifest::EntryKind::Symlink { target } => format!("{}\n{target}", e.path),
             _ => e.path.clone(),
@@ -595,7 +598,7 @@ fn json_tokens(fx: &Fixture) -> Vec<Vec<u8>> {
     let mut v = Vec::new();
     for m in &fx.manifests {
         v.push(format!("\"{}\"", m.sha256()).into_bytes());
-        for e in &m.entries {
+        for e in m.entries() {
             v.push(format!("\"{}\"", e.path).into_bytes());
         }
     }

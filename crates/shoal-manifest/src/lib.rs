@@ -25,12 +25,16 @@
 //! one or two chunks, not every following one. The manifest hash (head,
 //! delta, `prev_sha256`) is the SHA-256 of the root body, and the origin's
 //! signature covers the root body. A [`Manifest`] in memory keeps its chunk
-//! list, so [`Manifest::rebuilt`] (the origin's next generation) and
-//! [`Delta::apply`] (a mirror following) re-serialize and re-hash only the
-//! chunks that hold a changed path.
+//! list as shared chunks of entries, so [`Manifest::with_changes`] (the
+//! origin's next generation) and [`Delta::apply`] (a mirror following)
+//! re-serialize and re-hash only the chunks that hold a changed path, and
+//! share the rest with the previous generation (see [`manifest`]).
 
+mod manifest;
 pub mod paths;
 pub mod signed;
+
+pub use manifest::{Change, Manifest};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -275,34 +279,6 @@ struct RootRef<'a> {
     chunks: &'a [ChunkRef],
 }
 
-/// Generation G of a repository: its header, its entries, and the chunks
-/// the entries are cut into (computed when the manifest is built, kept so
-/// the next generation recomputes only the chunks that changed).
-///
-/// `header` and `entries` are public for reading. A caller that changes
-/// `entries` in place must call [`Manifest::rechunk`] before hashing.
-#[derive(Debug, Clone)]
-pub struct Manifest {
-    pub header: Header,
-    /// Sorted by path (byte order), no duplicates.
-    pub entries: Vec<Entry>,
-    chunks: Vec<ChunkRef>,
-    /// Index in `entries` of each chunk's first entry.
-    starts: Vec<usize>,
-    /// Indices of the chunks whose body this manifest serialized and
-    /// hashed when it was built (the others were taken from the previous
-    /// generation).
-    recomputed: Vec<usize>,
-}
-
-impl PartialEq for Manifest {
-    fn eq(&self, other: &Self) -> bool {
-        self.header == other.header && self.entries == other.entries && self.chunks == other.chunks
-    }
-}
-
-impl Eq for Manifest {}
-
 /// Whether an entry with this path ends its chunk: the low [`CUT_BITS`]
 /// bits of a 64-bit FNV-1a hash of the path (with a final mix) are zero.
 /// Part of the format: origin and mirrors must cut alike.
@@ -348,74 +324,6 @@ pub fn decompress_chunk(bytes: &[u8]) -> Result<Vec<u8>, Error> {
         });
     }
     Ok(out)
-}
-
-/// Cuts entries into chunks, reusing the chunks of a previous generation
-/// where it may.
-struct Chunker<'a> {
-    entries: &'a [Entry],
-    chunks: Vec<ChunkRef>,
-    starts: Vec<usize>,
-    recomputed: Vec<usize>,
-    /// Start of the chunk being filled, if any.
-    open: Option<usize>,
-}
-
-impl<'a> Chunker<'a> {
-    fn new(entries: &'a [Entry]) -> Self {
-        Chunker {
-            entries,
-            chunks: Vec::new(),
-            starts: Vec::new(),
-            recomputed: Vec::new(),
-            open: None,
-        }
-    }
-
-    fn feed(&mut self, k: usize) {
-        let s = *self.open.get_or_insert(k);
-        if cuts_after(&self.entries[k].path) || k + 1 - s >= MAX_CHUNK_ENTRIES {
-            self.close(k + 1);
-        }
-    }
-
-    fn close(&mut self, end: usize) {
-        if let Some(s) = self.open.take() {
-            let e = &self.entries[s..end];
-            self.recomputed.push(self.chunks.len());
-            self.starts.push(s);
-            self.chunks.push(ChunkRef {
-                first: e[0].path.clone(),
-                count: e.len() as u64,
-                sha256: Sha256Hash::of(&chunk_body(e)),
-            });
-        }
-    }
-
-    fn reuse(&mut self, c: &ChunkRef, start: usize) {
-        self.starts.push(start);
-        self.chunks.push(c.clone());
-    }
-
-    /// Cuts every entry from scratch.
-    fn all(entries: &'a [Entry]) -> Self {
-        let mut ch = Chunker::new(entries);
-        for k in 0..entries.len() {
-            ch.feed(k);
-        }
-        ch
-    }
-
-    fn finish(mut self, header: Header) -> Manifest {
-        self.close(self.entries.len());
-        Manifest {
-            header,
-            entries: Vec::new(),
-            chunks: self.chunks,
-            starts: self.starts,
-            recomputed: self.recomputed,
-        }
-    }
 }
 
 /// The change from manifest G-1 to manifest G.
@@ -554,451 +462,6 @@ impl Root {
     }
 }
 
-impl Manifest {
-    /// A manifest of `entries` (sorted by path), cut into chunks: every
-    /// chunk is serialized and hashed.
-    pub fn new(header: Header, entries: Vec<Entry>) -> Self {
-        let mut m = Chunker::all(&entries).finish(header);
-        m.entries = entries;
-        m
-    }
-
-    /// The next generation after `prev`: `entries` differ from
-    /// `prev.entries` only at the paths in `touched` (changed, added or
-    /// removed; extra paths are harmless). Chunks of `prev` that hold none
-    /// of those paths are taken as they are; the others, and any chunk a
-    /// moved cut runs into, are cut, serialized and hashed again. The
-    /// result is the same as [`Manifest::new`] would give.
-    pub fn rebuilt<'p>(
-        header: Header,
-        entries: Vec<Entry>,
-        prev: &Manifest,
-        touched: impl IntoIterator<Item = &'p str>,
-    ) -> Self {
-        let old = &prev.chunks;
-        let mut dirty = vec![false; old.len()];
-        if !old.is_empty() {
-            for p in touched {
-                let i = old
-                    .partition_point(|c| c.first.as_bytes() <= p.as_bytes())
-                    .saturating_sub(1);
-                dirty[i] = true;
-            }
-        }
-        let mut ch = Chunker::new(&entries);
-        let mut pos = 0;
-        for (i, c) in old.iter().enumerate() {
-            let count = c.count as usize;
-            let same_start = entries.get(pos).map(|e| e.path == c.first) == Some(true)
-                && pos + count <= entries.len();
-            if !dirty[i] && ch.open.is_none() && same_start {
-                ch.reuse(c, pos);
-                pos += count;
-                continue;
-            }
-            // Re-cut the entries in this chunk's range of paths.
-            let end = match old.get(i + 1) {
-                Some(next) => {
-                    let mut k = pos;
-                    while k < entries.len() && entries[k].path.as_bytes() < next.first.as_bytes() {
-                        k += 1;
-                    }
-                    k
-                }
-                None => entries.len(),
-            };
-            for k in pos..end {
-                ch.feed(k);
-            }
-            pos = end;
-        }
-        for k in pos..entries.len() {
-            ch.feed(k);
-        }
-        let mut m = ch.finish(header);
-        m.entries = entries;
-        m
-    }
-
-    /// The next generation after `prev`, finding the changed paths by one
-    /// pass over both sorted entry lists (the origin: it holds the new
-    /// entries, not a delta).
-    pub fn following(header: Header, entries: Vec<Entry>, prev: &Manifest) -> Self {
-        let touched: Vec<String> = changed_paths(&prev.entries, &entries)
-            .map(str::to_string)
-            .collect();
-        Manifest::rebuilt(header, entries, prev, touched.iter().map(String::as_str))
-    }
-
-    /// Cuts `entries` into chunks again from scratch (after changing
-    /// `entries` in place).
-    pub fn rechunk(&mut self) {
-        let m = Chunker::all(&self.entries).finish(self.header.clone());
-        self.chunks = m.chunks;
-        self.starts = m.starts;
-        self.recomputed = m.recomputed;
-    }
-
-    /// The chunks, in order.
-    pub fn chunks(&self) -> &[ChunkRef] {
-        &self.chunks
-    }
-
-    /// The entries of chunk `i`.
-    pub fn chunk_entries(&self, i: usize) -> &[Entry] {
-        let s = self.starts[i];
-        &self.entries[s..s + self.chunks[i].count as usize]
-    }
-
-    /// The body of chunk `i` (hashes to `chunks()[i].sha256`).
-    pub fn chunk_body(&self, i: usize) -> Vec<u8> {
-        chunk_body(self.chunk_entries(i))
-    }
-
-    /// Which chunks were serialized and hashed when this manifest was
-    /// built (all for [`Manifest::new`], the changed ones for
-    /// [`Manifest::rebuilt`] and [`Delta::apply`]).
-    pub fn recomputed(&self) -> &[usize] {
-        &self.recomputed
-    }
-
-    /// The canonical body bytes: the compact JSON of the [`Root`].
-    pub fn body(&self) -> Vec<u8> {
-        serde_json::to_vec(&RootRef {
-            header: &self.header,
-            chunks: &self.chunks,
-        })
-        .expect("root serializes")
-    }
-
-    /// SHA-256 of [`Manifest::body`]: the manifest hash.
-    pub fn sha256(&self) -> Sha256Hash {
-        Sha256Hash::of(&self.body())
-    }
-
-    /// Builds and fully checks a manifest from its root and the bodies of
-    /// its chunks, in the root's order: each body must hash to its id,
-    /// parse, be exactly the compact JSON [`chunk_body`] writes, hold the listed number of entries starting at the listed
-    /// path, and sort before the next chunk; the chunks must be cut where
-    /// the format cuts; and the whole must pass [`Manifest::check`].
-    pub fn from_root<B: AsRef<[u8]>>(
-        root: Root,
-        bodies: impl IntoIterator<Item = B>,
-    ) -> Result<Self, Error> {
-        check_format(root.header.format)?;
-        root.check_chunk_list()?;
-        let generation = root.header.generation;
-        let bad = |index: usize, detail: String| Error::Chunk {
-            generation,
-            index,
-            detail,
-        };
-        let total: u64 = root.chunks.iter().map(|c| c.count).sum();
-        let mut entries: Vec<Entry> = Vec::with_capacity(total.min(1 << 24) as usize);
-        let mut starts = Vec::with_capacity(root.chunks.len());
-        let mut bodies = bodies.into_iter();
-        for (i, c) in root.chunks.iter().enumerate() {
-            let body = bodies
-                .next()
-                .ok_or_else(|| bad(i, "its body is missing".into()))?;
-            let body = body.as_ref();
-            if body.len() as u64 > MAX_CHUNK_BYTES {
-                return Err(bad(i, format!("larger than {MAX_CHUNK_BYTES} bytes")));
-            }
-            let got = Sha256Hash::of(body);
-            if got != c.sha256 {
-                return Err(bad(
-                    i,
-                    format!("its body hashes to {got}, not to its id {}", c.sha256),
-                ));
-            }
-            let part: Vec<Entry> = serde_json::from_slice(body)
-                .map_err(|e| bad(i, format!("not a list of entries: {e}")))?;
-            // One byte string per chunk: a mirror stores and serves the
-            // chunk it rebuilt from a delta under the same id.
-            if chunk_body(&part) != body {
-                return Err(bad(
-                    i,
-                    "its bytes are not the compact JSON Shoal writes for its entries".into(),
-                ));
-            }
-            if part.len() as u64 != c.count {
-                return Err(bad(
-                    i,
-                    format!("it holds {} entries, the root says {}", part.len(), c.count),
-                ));
-            }
-            if part[0].path != c.first {
-                return Err(bad(
-                    i,
-                    format!(
-                        "it starts at '{}', the root says '{}'",
-                        part[0].path, c.first
-                    ),
-                ));
-            }
-            if let Some(w) = part
-                .windows(2)
-                .find(|w| w[0].path.as_bytes() >= w[1].path.as_bytes())
-            {
-                return Err(bad(
-                    i,
-                    format!("its entries are not sorted or repeat at '{}'", w[1].path),
-                ));
-            }
-            let last = &part[part.len() - 1].path;
-            if let Some(next) = root.chunks.get(i + 1) {
-                if last.as_bytes() >= next.first.as_bytes() {
-                    return Err(bad(
-                        i,
-                        format!(
-                            "its last path '{last}' overlaps the next chunk, which starts at '{}'",
-                            next.first
-                        ),
-                    ));
-                }
-            }
-            for (k, e) in part.iter().enumerate() {
-                let end = k + 1 == part.len();
-                let cut = cuts_after(&e.path) || k + 1 >= MAX_CHUNK_ENTRIES;
-                let final_chunk = i + 1 == root.chunks.len();
-                if cut != end && !(end && final_chunk) {
-                    return Err(bad(
-                        i,
-                        format!(
-                            "it is not cut where the format cuts (at '{}', entry {k} of {})",
-                            e.path, c.count
-                        ),
-                    ));
-                }
-            }
-            starts.push(entries.len());
-            entries.extend(part);
-        }
-        if bodies.next().is_some() {
-            return Err(bad(root.chunks.len(), "more bodies than chunks".into()));
-        }
-        let m = Manifest {
-            header: root.header,
-            entries,
-            chunks: root.chunks,
-            starts,
-            recomputed: Vec::new(),
-        };
-        m.check()?;
-        Ok(m)
-    }
-
-    /// Reads a format 1 or 2 manifest body (every entry in one body) from
-    /// an agent's own state folder as the format 3 manifest with the same
-    /// header and entries: the upgrade path of the generation an origin
-    /// published or a mirror applied before the upgrade. Origin and
-    /// mirrors convert alike, so the hash of the converted manifest is the
-    /// same on both and the origin's next delta applies. Documents from an
-    /// upstream older than [`MIN_FORMAT`] are refused, not converted.
-    pub fn from_legacy_body(body: &[u8]) -> Result<Self, Error> {
-        #[derive(Deserialize)]
-        #[serde(deny_unknown_fields)]
-        struct Legacy {
-            #[serde(flatten)]
-            header: Header,
-            entries: Vec<Entry>,
-        }
-        let l: Legacy = serde_json::from_slice(body).map_err(|e| Error::Malformed {
-            kind: "manifest",
-            detail: e.to_string(),
-        })?;
-        if !(1..MIN_FORMAT).contains(&l.header.format) {
-            return Err(Error::Format(l.header.format));
-        }
-        let mut header = l.header;
-        header.format = FORMAT;
-        let m = Manifest::new(header, l.entries);
-        m.check()?;
-        Ok(m)
-    }
-
-    /// The root body and every chunk body, one per line (compact JSON has
-    /// no raw newline): a whole manifest as one byte string, for tests and
-    /// the fuzzer.
-    pub fn bundle(&self) -> Vec<u8> {
-        let mut out = self.body();
-        for i in 0..self.chunks.len() {
-            out.push(b'\n');
-            out.extend(self.chunk_body(i));
-        }
-        out
-    }
-
-    /// Parses a [`Manifest::bundle`].
-    pub fn from_bundle(bytes: &[u8]) -> Result<Self, Error> {
-        let mut parts = bytes.split(|&b| b == b'\n');
-        let root = Root::from_body(parts.next().unwrap_or_default())?;
-        Manifest::from_root(root, parts)
-    }
-
-    /// Checks the invariants that [`Manifest::from_root`] promises of the entries.
-    pub fn check(&self) -> Result<(), Error> {
-        check_format(self.header.format)?;
-        let generation = self.header.generation;
-        let bad = |detail: String| Error::BadPath { generation, detail };
-        let packs: std::collections::HashSet<u64> =
-            self.header.packs.iter().map(|p| p.id).collect();
-        let mut prev: Option<&str> = None;
-        let mut total: u64 = 0;
-        // Entries a later path could sit under (see `beneath`).
-        let mut open: Vec<&str> = Vec::new();
-        for e in &self.entries {
-            paths::check(&e.path).map_err(|d| bad(format!("'{}': {d}", e.path)))?;
-            if let Some(p) = prev {
-                if p.as_bytes() >= e.path.as_bytes() {
-                    return Err(bad(format!(
-                        "entries not sorted or duplicated at '{}'",
-                        e.path
-                    )));
-                }
-            }
-            match &e.kind {
-                EntryKind::Symlink { target } => {
-                    paths::check_symlink(&e.path, target)
-                        .map_err(|d| bad(format!("symlink '{}' -> '{target}': {d}", e.path)))?;
-                }
-                EntryKind::File { size, pack, .. } => match pack {
-                    _ if total.checked_add(*size).is_none() => {
-                        return Err(Error::Malformed {
-                            kind: "manifest",
-                            detail: format!(
-                                "file sizes add up to more than {} bytes at '{}'",
-                                u64::MAX,
-                                e.path
-                            ),
-                        })
-                    }
-                    Some(id) if !packs.contains(id) => {
-                        return Err(bad(format!("'{}' refers to unknown pack {id}", e.path)))
-                    }
-                    None if *size > 0 => {
-                        return Err(bad(format!("'{}' has content but no pack", e.path)))
-                    }
-                    _ => total += size,
-                },
-            }
-            // A file 'a' and an entry 'a/b' would need 'a' to be a
-            // directory. In byte order the paths under 'a/' form one run
-            // after 'a', so one pass with a stack of entries whose run may
-            // still come finds every such pair (no set of every path).
-            while let Some(t) = open.last() {
-                match beneath(&e.path, t) {
-                    Beneath::Inside => {
-                        return Err(bad(format!(
-                            "'{t}' is a file or symlink but '{}' needs it to be a directory",
-                            e.path
-                        )))
-                    }
-                    Beneath::Past => {
-                        open.pop();
-                    }
-                    Beneath::Before => break,
-                }
-            }
-            open.push(&e.path);
-            prev = Some(&e.path);
-        }
-        Ok(())
-    }
-
-    /// Refuses an expired manifest.
-    pub fn check_fresh(&self, now: i64) -> Result<(), Error> {
-        check_fresh(self.header.generation, self.header.expires, now)
-    }
-
-    /// Total bytes of regular files ([`Manifest::check`] refuses a
-    /// manifest whose total does not fit in a u64; this saturates).
-    pub fn total_bytes(&self) -> u64 {
-        self.entries
-            .iter()
-            .filter_map(|e| e.file())
-            .fold(0u64, |t, f| t.saturating_add(f.0))
-    }
-
-    /// The delta that turns `prev` into `self`; `manifest_signature` is the
-    /// signature of `self`'s envelope ([`signed::signature_of`]).
-    pub fn delta_from(&self, prev: &Manifest, manifest_signature: String) -> Delta {
-        let mut upserts = Vec::new();
-        let mut removals = Vec::new();
-        for c in diff(&prev.entries, &self.entries) {
-            match c {
-                Change::Upsert(e) => upserts.push(e.clone()),
-                Change::Removal(p) => removals.push(p.to_string()),
-            }
-        }
-        Delta {
-            format: FORMAT,
-            from_generation: prev.header.generation,
-            from_sha256: prev.sha256(),
-            manifest_sha256: self.sha256(),
-            manifest_signature,
-            header: self.header.clone(),
-            upserts,
-            removals,
-        }
-    }
-}
-
-/// One difference between two sorted entry lists.
-enum Change<'a> {
-    /// In the new list and not the same in the old one.
-    Upsert(&'a Entry),
-    /// In the old list only.
-    Removal(&'a str),
-}
-
-/// The differences from `old` to `new` (both sorted by path), in path
-/// order, by one pass over both. Lists that are not sorted (a manifest
-/// still to be checked) give some superset of the differences, never a
-/// panic.
-fn diff<'a>(old: &'a [Entry], new: &'a [Entry]) -> impl Iterator<Item = Change<'a>> + 'a {
-    let (mut i, mut j) = (0, 0);
-    std::iter::from_fn(move || loop {
-        match (old.get(i), new.get(j)) {
-            (None, None) => return None,
-            (Some(a), None) => {
-                i += 1;
-                return Some(Change::Removal(&a.path));
-            }
-            (None, Some(b)) => {
-                j += 1;
-                return Some(Change::Upsert(b));
-            }
-            (Some(a), Some(b)) => match a.path.as_bytes().cmp(b.path.as_bytes()) {
-                std::cmp::Ordering::Less => {
-                    i += 1;
-                    return Some(Change::Removal(&a.path));
-                }
-                std::cmp::Ordering::Greater => {
-                    j += 1;
-                    return Some(Change::Upsert(b));
-                }
-                std::cmp::Ordering::Equal => {
-                    i += 1;
-                    j += 1;
-                    if a != b {
-                        return Some(Change::Upsert(b));
-                    }
-                }
-            },
-        }
-    })
-}
-
-/// The paths that differ between two sorted entry lists.
-pub fn changed_paths<'a>(old: &'a [Entry], new: &'a [Entry]) -> impl Iterator<Item = &'a str> {
-    diff(old, new).map(|c| match c {
-        Change::Upsert(e) => e.path.as_str(),
-        Change::Removal(p) => p,
-    })
-}
-
 impl Delta {
     pub fn body(&self) -> Vec<u8> {
         serde_json::to_vec(self).expect("delta serializes")
@@ -1014,8 +477,10 @@ impl Delta {
     }
 
     /// Applies this delta to `prev` (whose hash the caller computed once as
-    /// `prev_hash`), checking that it starts where `prev` is and that the
-    /// result hashes to what the delta promises.
+    /// `prev_hash`), checking that it starts where `prev` is, that what it
+    /// changes follows the format's rules ([`Manifest::with_changes`]) and
+    /// that the result hashes to what the delta promises. Costs what the
+    /// delta changes, plus one pointer per chunk.
     pub fn apply(&self, prev: &Manifest, prev_hash: &Sha256Hash) -> Result<Manifest, Error> {
         if self.from_generation != prev.header.generation || &self.from_sha256 != prev_hash {
             return Err(Error::DeltaMismatch {
@@ -1025,18 +490,12 @@ impl Delta {
                 have_hash: prev_hash.to_hex(),
             });
         }
-        let touched = self
-            .upserts
-            .iter()
-            .map(|e| e.path.as_str())
-            .chain(self.removals.iter().map(String::as_str));
-        let m = Manifest::rebuilt(
+        let m = Manifest::with_changes(
             self.header.clone(),
-            self.merge(&prev.entries),
             prev,
-            touched,
-        );
-        m.check()?;
+            self.upserts.clone(),
+            self.removals.clone(),
+        )?;
         let got = m.sha256();
         if got != self.manifest_sha256 {
             return Err(Error::HashMismatch {
@@ -1046,31 +505,6 @@ impl Delta {
             });
         }
         Ok(m)
-    }
-
-    /// `prev`'s entries with this delta's removals and upserts, in one
-    /// pass over both sorted lists. Unsorted or duplicated upserts or
-    /// removals (a forged delta) give an unsorted result, which
-    /// [`Manifest::check`] refuses.
-    fn merge(&self, prev: &[Entry]) -> Vec<Entry> {
-        let mut out = Vec::with_capacity(prev.len() + self.upserts.len());
-        let mut removals = self.removals.iter().map(|r| r.as_bytes()).peekable();
-        let mut ups = self.upserts.iter().peekable();
-        for e in prev {
-            let p = e.path.as_bytes();
-            while let Some(u) = ups.next_if(|u| u.path.as_bytes() < p) {
-                out.push(u.clone());
-            }
-            while removals.next_if(|r| *r < p).is_some() {}
-            let removed = removals.next_if(|r| *r == p).is_some();
-            match ups.next_if(|u| u.path.as_bytes() == p) {
-                Some(u) => out.push(u.clone()),
-                None if removed => {}
-                None => out.push(e.clone()),
-            }
-        }
-        out.extend(ups.cloned());
-        out
     }
 }
 
@@ -1206,7 +640,6 @@ mod tests {
         for format in MIN_FORMAT..=FORMAT {
             let mut m = a.clone();
             m.header.format = format;
-            m.rechunk();
             Manifest::from_bundle(&m.bundle()).unwrap();
             Head::from_body(&head(format).body()).unwrap();
             let mut d = m.delta_from(&a, String::new());
@@ -1347,16 +780,17 @@ mod tests {
                 .to_string();
             assert!(e.contains(why), "expected '{why}' in: {e}");
         }
-        let mut m = manifest(3, vec![]);
-        m.entries.push(Entry {
-            path: "dists/x".into(),
-            kind: EntryKind::Symlink {
-                target: "../../etc".into(),
-            },
-            mode: 0o777,
-            mtime_ns: 0,
-        });
-        m.rechunk();
+        let m = manifest(
+            3,
+            vec![Entry {
+                path: "dists/x".into(),
+                kind: EntryKind::Symlink {
+                    target: "../../etc".into(),
+                },
+                mode: 0o777,
+                mtime_ns: 0,
+            }],
+        );
         let e = Manifest::from_bundle(&m.bundle()).unwrap_err().to_string();
         assert!(e.contains("outside"), "{e}");
         let e = Manifest::from_bundle(b"{\"format\":3,")
@@ -1378,21 +812,21 @@ mod tests {
     /// (a mirror calls it on every manifest it takes).
     #[test]
     fn sizes_that_overflow_the_total_are_refused() {
-        let mut m = manifest(3, vec![file("a", b"x", Some(1)), file("b", b"y", Some(1))]);
-        for e in &mut m.entries {
+        let mut v = vec![file("a", b"x", Some(1)), file("b", b"y", Some(1))];
+        for e in &mut v {
             if let EntryKind::File { size, .. } = &mut e.kind {
                 *size = u64::MAX / 2 + 1;
             }
         }
-        m.rechunk();
+        let m = manifest(3, v.clone());
         assert_eq!(m.total_bytes(), u64::MAX);
         let e = Manifest::from_bundle(&m.bundle()).unwrap_err().to_string();
         assert!(e.contains("add up to more than"), "{e}");
         // exactly u64::MAX in total is still a manifest
-        if let EntryKind::File { size, .. } = &mut m.entries[1].kind {
+        if let EntryKind::File { size, .. } = &mut v[1].kind {
             *size = u64::MAX / 2;
         }
-        m.rechunk();
+        let m = manifest(3, v);
         assert_eq!(
             Manifest::from_bundle(&m.bundle()).unwrap().total_bytes(),
             u64::MAX
@@ -1501,7 +935,7 @@ mod chunk_tests {
         let n = prev.chunks().len();
         let check = |entries: Vec<Entry>, most: usize| {
             let full = Manifest::new(header(2), entries.clone());
-            let inc = Manifest::following(header(2), entries, &prev);
+            let inc = Manifest::following(header(2), entries, &prev).unwrap();
             assert_eq!(inc, full, "incremental cut equals cutting from scratch");
             assert!(
                 !inc.recomputed().is_empty() && inc.recomputed().len() <= most,
@@ -1709,7 +1143,7 @@ mod chunk_tests {
             "expires": h2.expires,
             "prev_sha256": null,
             "packs": h2.packs,
-            "entries": m.entries,
+            "entries": m.to_entries(),
         });
         let body = serde_json::to_vec(&legacy).unwrap();
         let got = Manifest::from_legacy_body(&body).unwrap();
@@ -1725,7 +1159,7 @@ mod chunk_tests {
         let prev = Manifest::new(header(1), tree(5_000));
         let mut v = tree(5_000);
         v[100].mtime_ns += 1;
-        let next = Manifest::following(header(2), v, &prev);
+        let next = Manifest::following(header(2), v, &prev).unwrap();
         let mut d = next.delta_from(&prev, String::new());
         d.upserts[0].mtime_ns += 1;
         let e = d.apply(&prev, &prev.sha256()).unwrap_err();

@@ -1,0 +1,989 @@
+//! [`Manifest`]: generation G of a repository in memory, held as the
+//! chunks it is sent as.
+//!
+//! The entries live in shared, immutable chunks (`Arc<[Entry]>`), one per
+//! [`ChunkRef`] of the root. The next generation ([`Manifest::with_changes`])
+//! shares every chunk that holds no changed path with the previous one and
+//! cuts, serializes and hashes only the others; what changed between two
+//! generations ([`Manifest::changes`]) is found by comparing chunk ids and
+//! reading only the chunks that differ. So building, checking, diffing and
+//! holding two generations cost what changed, plus one pointer per chunk,
+//! not a pass over every entry.
+
+use crate::{
+    check_format, chunk_body, cuts_after, paths, ChunkRef, Delta, Entry, EntryKind, Error, Header,
+    Root, RootRef, Sha256Hash, MAX_CHUNK_BYTES, MAX_CHUNK_ENTRIES,
+};
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+
+/// Generation G of a repository: its header and its entries, cut into the
+/// chunks the root lists.
+///
+/// `header` is public; the entries are read through [`Manifest::entries`],
+/// [`Manifest::get`] and [`Manifest::entries_from`], and a changed list of
+/// entries makes a new manifest ([`Manifest::new`],
+/// [`Manifest::with_changes`]).
+#[derive(Debug, Clone)]
+pub struct Manifest {
+    pub header: Header,
+    chunks: Vec<ChunkRef>,
+    /// The entries of each chunk, sorted by path (byte order), no
+    /// duplicates; shared with the generations that hold the same chunk.
+    parts: Vec<Arc<[Entry]>>,
+    len: usize,
+    /// Bytes of regular files.
+    total: u64,
+    /// Pack id → number of file entries naming it.
+    pack_refs: BTreeMap<u64, u64>,
+    /// Indices of the chunks whose body this manifest serialized and
+    /// hashed when it was built (the others were taken from the previous
+    /// generation).
+    recomputed: Vec<usize>,
+}
+
+impl PartialEq for Manifest {
+    fn eq(&self, other: &Self) -> bool {
+        self.header == other.header
+            && self.chunks == other.chunks
+            && self.entries().eq(other.entries())
+    }
+}
+
+impl Eq for Manifest {}
+
+/// One difference between two generations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change<'a> {
+    /// In the new generation, and not the same in the old one.
+    Upsert(&'a Entry),
+    /// In the old generation only.
+    Removal(&'a Entry),
+}
+
+impl<'a> Change<'a> {
+    pub fn path(&self) -> &'a str {
+        match self {
+            Change::Upsert(e) | Change::Removal(e) => &e.path,
+        }
+    }
+}
+
+/// The running counts a manifest keeps of its entries.
+#[derive(Default, Clone)]
+struct Counts {
+    len: usize,
+    total: u64,
+    pack_refs: BTreeMap<u64, u64>,
+}
+
+impl Counts {
+    fn add(&mut self, e: &Entry) -> Result<(), Error> {
+        self.len += 1;
+        if let EntryKind::File { size, pack, .. } = &e.kind {
+            if let Some(id) = pack {
+                *self.pack_refs.entry(*id).or_default() += 1;
+            }
+            self.total = self
+                .total
+                .checked_add(*size)
+                .ok_or_else(|| Error::Malformed {
+                    kind: "manifest",
+                    detail: format!(
+                        "file sizes add up to more than {} bytes at '{}'",
+                        u64::MAX,
+                        e.path
+                    ),
+                })?;
+        }
+        Ok(())
+    }
+
+    fn sub(&mut self, e: &Entry) {
+        self.len -= 1;
+        if let EntryKind::File { size, pack, .. } = &e.kind {
+            self.total -= size;
+            if let Some(id) = pack {
+                if let Some(n) = self.pack_refs.get_mut(id) {
+                    *n -= 1;
+                    if *n == 0 {
+                        self.pack_refs.remove(id);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Cuts entries into chunks, taking chunks of a previous generation as
+/// they are where it may.
+struct Cutter {
+    chunks: Vec<ChunkRef>,
+    parts: Vec<Arc<[Entry]>>,
+    recomputed: Vec<usize>,
+    /// The chunk being filled.
+    open: Vec<Entry>,
+    counts: Counts,
+}
+
+impl Cutter {
+    fn new(counts: Counts) -> Self {
+        Cutter {
+            chunks: Vec::new(),
+            parts: Vec::new(),
+            recomputed: Vec::new(),
+            open: Vec::new(),
+            counts,
+        }
+    }
+
+    fn push(&mut self, e: Entry) {
+        let cut = cuts_after(&e.path);
+        self.open.push(e);
+        if cut || self.open.len() >= MAX_CHUNK_ENTRIES {
+            self.close();
+        }
+    }
+
+    fn close(&mut self) {
+        if self.open.is_empty() {
+            return;
+        }
+        let part = std::mem::replace(&mut self.open, Vec::with_capacity(64));
+        self.recomputed.push(self.chunks.len());
+        self.chunks.push(ChunkRef {
+            first: part[0].path.clone(),
+            count: part.len() as u64,
+            sha256: Sha256Hash::of(&chunk_body(&part)),
+        });
+        self.parts.push(Arc::from(part));
+    }
+
+    fn reuse(&mut self, c: &ChunkRef, part: &Arc<[Entry]>) {
+        debug_assert!(self.open.is_empty());
+        self.chunks.push(c.clone());
+        self.parts.push(part.clone());
+    }
+
+    fn finish(mut self, header: Header) -> Manifest {
+        self.close();
+        Manifest {
+            header,
+            chunks: self.chunks,
+            parts: self.parts,
+            len: self.counts.len,
+            total: self.counts.total,
+            pack_refs: self.counts.pack_refs,
+            recomputed: self.recomputed,
+        }
+    }
+}
+
+/// The first path of `paths` that does not sort strictly after the one
+/// before it.
+fn unsorted<'a>(mut paths: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    let mut prev = paths.next()?;
+    for p in paths {
+        if prev.as_bytes() >= p.as_bytes() {
+            return Some(p);
+        }
+        prev = p;
+    }
+    None
+}
+
+impl Manifest {
+    /// A manifest of `entries` (sorted by path), cut into chunks: every
+    /// chunk is serialized and hashed. The caller checks it
+    /// ([`Manifest::check`]).
+    pub fn new(header: Header, entries: Vec<Entry>) -> Self {
+        let mut cut = Cutter::new(Counts::default());
+        for e in entries {
+            // An overflowing total is reported by `check`; counted saturating.
+            if cut.counts.add(&e).is_err() {
+                cut.counts.total = u64::MAX;
+            }
+            cut.push(e);
+        }
+        cut.finish(header)
+    }
+
+    /// The next generation after `prev`: `prev`'s entries with `upserts`
+    /// added or replaced and the paths in `removals` removed (both sorted
+    /// by path, no repeats; a removal of a path `prev` lacks is ignored).
+    ///
+    /// Chunks of `prev` that hold no changed path are shared as they are;
+    /// the others, and any chunk a moved cut runs into, are cut,
+    /// serialized and hashed again. The result is what [`Manifest::new`]
+    /// gives for the same entries. What changed is checked as
+    /// [`Manifest::check`] checks every entry (paths, symlinks, packs,
+    /// a file where a folder must be), against the whole new generation;
+    /// the unchanged entries were checked when `prev` was.
+    pub fn with_changes(
+        header: Header,
+        prev: &Manifest,
+        upserts: Vec<Entry>,
+        removals: Vec<String>,
+    ) -> Result<Self, Error> {
+        check_format(header.format)?;
+        let generation = header.generation;
+        let bad = |detail: String| Error::BadPath { generation, detail };
+        if let Some(p) = unsorted(upserts.iter().map(|e| e.path.as_str())) {
+            return Err(bad(format!(
+                "changed entries not sorted or repeated at '{p}'"
+            )));
+        }
+        if let Some(p) = unsorted(removals.iter().map(String::as_str)) {
+            return Err(bad(format!(
+                "removed paths not sorted or repeated at '{p}'"
+            )));
+        }
+        let packs: HashSet<u64> = header.packs.iter().map(|p| p.id).collect();
+        for e in &upserts {
+            check_entry(e, &packs).map_err(bad)?;
+        }
+        let upserted: Vec<String> = upserts.iter().map(|e| e.path.clone()).collect();
+
+        let old = &prev.chunks;
+        let holder = |p: &str| {
+            old.partition_point(|c| c.first.as_bytes() <= p.as_bytes())
+                .saturating_sub(1)
+        };
+        let mut dirty = vec![false; old.len()];
+        if !old.is_empty() {
+            for p in upserted.iter().chain(&removals) {
+                dirty[holder(p)] = true;
+            }
+        }
+        let mut cut = Cutter::new(Counts {
+            len: prev.len,
+            total: prev.total,
+            pack_refs: prev.pack_refs.clone(),
+        });
+        let mut ups = upserts.into_iter().peekable();
+        let mut rems = removals.iter().map(|r| r.as_bytes()).peekable();
+        for (i, (c, part)) in old.iter().zip(&prev.parts).enumerate() {
+            if !dirty[i] && cut.open.is_empty() {
+                cut.reuse(c, part);
+                continue;
+            }
+            for e in part.iter() {
+                let p = e.path.as_bytes();
+                while let Some(u) = ups.next_if(|u| u.path.as_bytes() < p) {
+                    cut.counts.add(&u)?;
+                    cut.push(u);
+                }
+                while rems.next_if(|r| *r < p).is_some() {}
+                let removed = rems.next_if(|r| *r == p).is_some();
+                match ups.next_if(|u| u.path.as_bytes() == p) {
+                    Some(u) => {
+                        cut.counts.sub(e);
+                        cut.counts.add(&u)?;
+                        cut.push(u);
+                    }
+                    None if removed => cut.counts.sub(e),
+                    None => cut.push(e.clone()),
+                }
+            }
+            // Changes after this chunk's last entry and before the next
+            // chunk's first belong here.
+            let next = old.get(i + 1).map(|n| n.first.as_bytes());
+            let within = |p: &[u8]| next.is_none_or(|n| p < n);
+            while let Some(u) = ups.next_if(|u| within(u.path.as_bytes())) {
+                cut.counts.add(&u)?;
+                cut.push(u);
+            }
+            while rems.next_if(|r| within(r)).is_some() {}
+        }
+        for u in ups {
+            cut.counts.add(&u)?;
+            cut.push(u);
+        }
+        let m = cut.finish(header);
+        for p in &upserted {
+            m.check_placement(p).map_err(bad)?;
+        }
+        if let Some(id) = m.pack_refs.keys().find(|id| !packs.contains(id)) {
+            return Err(bad(format!(
+                "entries refer to pack {id}, which the header does not list"
+            )));
+        }
+        Ok(m)
+    }
+
+    /// The next generation after `prev` holding exactly `entries` (sorted
+    /// by path): the changes are found by one pass over both lists, then
+    /// as [`Manifest::with_changes`].
+    pub fn following(header: Header, entries: Vec<Entry>, prev: &Manifest) -> Result<Self, Error> {
+        let mut upserts = Vec::new();
+        let mut removals = Vec::new();
+        let olds: Vec<&Entry> = prev.entries().collect();
+        let news: Vec<&Entry> = entries.iter().collect();
+        for c in diff(&olds, &news) {
+            match c {
+                Change::Upsert(e) => upserts.push(e.clone()),
+                Change::Removal(e) => removals.push(e.path.clone()),
+            }
+        }
+        Manifest::with_changes(header, prev, upserts, removals)
+    }
+
+    /// Every entry, in path order.
+    pub fn entries(&self) -> impl Iterator<Item = &Entry> + Clone + '_ {
+        self.parts.iter().flat_map(|p| p.iter())
+    }
+
+    /// The entries, copied (for building a changed manifest in tests and
+    /// tools).
+    pub fn to_entries(&self) -> Vec<Entry> {
+        self.entries().cloned().collect()
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The chunk that would hold `path`.
+    fn holder(&self, path: &str) -> Option<usize> {
+        self.chunks
+            .partition_point(|c| c.first.as_bytes() <= path.as_bytes())
+            .checked_sub(1)
+    }
+
+    /// The entry at `path`, by binary search.
+    pub fn get(&self, path: &str) -> Option<&Entry> {
+        let part = &self.parts[self.holder(path)?];
+        part.binary_search_by(|e| e.path.as_bytes().cmp(path.as_bytes()))
+            .ok()
+            .map(|k| &part[k])
+    }
+
+    /// The entries whose path sorts at or after `from`, in path order.
+    pub fn entries_from<'a>(&'a self, from: &'a str) -> impl Iterator<Item = &'a Entry> + 'a {
+        let i = self.holder(from).unwrap_or(0);
+        self.parts[i.min(self.parts.len())..]
+            .iter()
+            .flat_map(|p| p.iter())
+            .skip_while(move |e| e.path.as_bytes() < from.as_bytes())
+    }
+
+    /// The entries under folder `dir` (paths starting with `dir/`).
+    pub fn entries_under<'a>(&'a self, dir: &str) -> impl Iterator<Item = &'a Entry> + 'a {
+        let prefix = format!("{dir}/");
+        let i = self.holder(&prefix).unwrap_or(0);
+        self.parts[i.min(self.parts.len())..]
+            .iter()
+            .flat_map(|p| p.iter())
+            .skip_while({
+                let prefix = prefix.clone();
+                move |e| e.path.as_bytes() < prefix.as_bytes()
+            })
+            .take_while(move |e| e.path.starts_with(&prefix))
+    }
+
+    /// Entries per pack id (file entries naming the pack).
+    pub fn pack_refs(&self) -> &BTreeMap<u64, u64> {
+        &self.pack_refs
+    }
+
+    /// The chunks, in order.
+    pub fn chunks(&self) -> &[ChunkRef] {
+        &self.chunks
+    }
+
+    /// The entries of chunk `i`.
+    pub fn chunk_entries(&self, i: usize) -> &[Entry] {
+        &self.parts[i]
+    }
+
+    /// The body of chunk `i` (hashes to `chunks()[i].sha256`).
+    pub fn chunk_body(&self, i: usize) -> Vec<u8> {
+        chunk_body(&self.parts[i])
+    }
+
+    /// Which chunks were serialized and hashed when this manifest was
+    /// built (all for [`Manifest::new`], the changed ones for
+    /// [`Manifest::with_changes`] and [`crate::Delta::apply`]).
+    pub fn recomputed(&self) -> &[usize] {
+        &self.recomputed
+    }
+
+    /// The canonical body bytes: the compact JSON of the [`Root`].
+    pub fn body(&self) -> Vec<u8> {
+        serde_json::to_vec(&RootRef {
+            header: &self.header,
+            chunks: &self.chunks,
+        })
+        .expect("root serializes")
+    }
+
+    /// SHA-256 of [`Manifest::body`]: the manifest hash.
+    pub fn sha256(&self) -> Sha256Hash {
+        Sha256Hash::of(&self.body())
+    }
+
+    /// Total bytes of regular files ([`Manifest::check`] refuses a
+    /// manifest whose total does not fit in a u64; this saturates).
+    pub fn total_bytes(&self) -> u64 {
+        self.total
+    }
+
+    /// What changed from `old` to `self`, in path order. Chunks the two
+    /// share (same id) hold the same entries and are skipped; only the
+    /// entries of the chunks that differ are compared.
+    pub fn changes<'a>(&'a self, old: &'a Manifest) -> Vec<Change<'a>> {
+        let (a, b) = (&old.chunks, &self.chunks);
+        let (mut i, mut j) = (0, 0);
+        let (mut olds, mut news): (Vec<&Entry>, Vec<&Entry>) = (Vec::new(), Vec::new());
+        while i < a.len() || j < b.len() {
+            match (a.get(i), b.get(j)) {
+                (Some(x), Some(y)) if x.sha256 == y.sha256 => {
+                    i += 1;
+                    j += 1;
+                }
+                (Some(x), Some(y)) => match x.first.as_bytes().cmp(y.first.as_bytes()) {
+                    std::cmp::Ordering::Less => {
+                        olds.extend(old.parts[i].iter());
+                        i += 1;
+                    }
+                    std::cmp::Ordering::Greater => {
+                        news.extend(self.parts[j].iter());
+                        j += 1;
+                    }
+                    std::cmp::Ordering::Equal => {
+                        olds.extend(old.parts[i].iter());
+                        news.extend(self.parts[j].iter());
+                        i += 1;
+                        j += 1;
+                    }
+                },
+                (Some(_), None) => {
+                    olds.extend(old.parts[i].iter());
+                    i += 1;
+                }
+                (None, _) => {
+                    news.extend(self.parts[j].iter());
+                    j += 1;
+                }
+            }
+        }
+        diff(&olds, &news).collect()
+    }
+
+    /// Builds and fully checks a manifest from its root and the bodies of
+    /// its chunks, in the root's order: each body must hash to its id,
+    /// parse, be exactly the compact JSON [`chunk_body`] writes, hold the
+    /// listed number of entries starting at the listed path, and sort
+    /// before the next chunk; the chunks must be cut where the format
+    /// cuts; and the whole must pass [`Manifest::check`].
+    pub fn from_root<B: AsRef<[u8]>>(
+        root: Root,
+        bodies: impl IntoIterator<Item = B>,
+    ) -> Result<Self, Error> {
+        check_format(root.header.format)?;
+        root.check_chunk_list()?;
+        let generation = root.header.generation;
+        let bad = |index: usize, detail: String| Error::Chunk {
+            generation,
+            index,
+            detail,
+        };
+        let mut parts: Vec<Arc<[Entry]>> = Vec::with_capacity(root.chunks.len());
+        let mut counts = Counts::default();
+        let mut bodies = bodies.into_iter();
+        for (i, c) in root.chunks.iter().enumerate() {
+            let body = bodies
+                .next()
+                .ok_or_else(|| bad(i, "its body is missing".into()))?;
+            let body = body.as_ref();
+            if body.len() as u64 > MAX_CHUNK_BYTES {
+                return Err(bad(i, format!("larger than {MAX_CHUNK_BYTES} bytes")));
+            }
+            let got = Sha256Hash::of(body);
+            if got != c.sha256 {
+                return Err(bad(
+                    i,
+                    format!("its body hashes to {got}, not to its id {}", c.sha256),
+                ));
+            }
+            let part: Vec<Entry> = serde_json::from_slice(body)
+                .map_err(|e| bad(i, format!("not a list of entries: {e}")))?;
+            // One byte string per chunk: a mirror stores and serves the
+            // chunk it rebuilt from a delta under the same id.
+            if chunk_body(&part) != body {
+                return Err(bad(
+                    i,
+                    "its bytes are not the compact JSON Shoal writes for its entries".into(),
+                ));
+            }
+            if part.len() as u64 != c.count {
+                return Err(bad(
+                    i,
+                    format!("it holds {} entries, the root says {}", part.len(), c.count),
+                ));
+            }
+            if part[0].path != c.first {
+                return Err(bad(
+                    i,
+                    format!(
+                        "it starts at '{}', the root says '{}'",
+                        part[0].path, c.first
+                    ),
+                ));
+            }
+            if let Some(p) = unsorted(part.iter().map(|e| e.path.as_str())) {
+                return Err(bad(
+                    i,
+                    format!("its entries are not sorted or repeat at '{p}'"),
+                ));
+            }
+            let last = &part[part.len() - 1].path;
+            if let Some(next) = root.chunks.get(i + 1) {
+                if last.as_bytes() >= next.first.as_bytes() {
+                    return Err(bad(
+                        i,
+                        format!(
+                            "its last path '{last}' overlaps the next chunk, which starts at '{}'",
+                            next.first
+                        ),
+                    ));
+                }
+            }
+            for (k, e) in part.iter().enumerate() {
+                let end = k + 1 == part.len();
+                let cut = cuts_after(&e.path) || k + 1 >= MAX_CHUNK_ENTRIES;
+                let final_chunk = i + 1 == root.chunks.len();
+                if cut != end && !(end && final_chunk) {
+                    return Err(bad(
+                        i,
+                        format!(
+                            "it is not cut where the format cuts (at '{}', entry {k} of {})",
+                            e.path, c.count
+                        ),
+                    ));
+                }
+            }
+            for e in &part {
+                if counts.add(e).is_err() {
+                    counts.total = u64::MAX;
+                }
+            }
+            parts.push(Arc::from(part));
+        }
+        if bodies.next().is_some() {
+            return Err(bad(root.chunks.len(), "more bodies than chunks".into()));
+        }
+        let m = Manifest {
+            header: root.header,
+            chunks: root.chunks,
+            parts,
+            len: counts.len,
+            total: counts.total,
+            pack_refs: counts.pack_refs,
+            recomputed: Vec::new(),
+        };
+        m.check()?;
+        Ok(m)
+    }
+
+    /// Checks every entry: paths and symlink targets follow [`paths`],
+    /// entries are sorted without repeats, every file with content names a
+    /// pack the header lists, sizes add up within a u64, and no file or
+    /// symlink sits where another path needs a folder.
+    pub fn check(&self) -> Result<(), Error> {
+        check_format(self.header.format)?;
+        let generation = self.header.generation;
+        let bad = |detail: String| Error::BadPath { generation, detail };
+        let packs: HashSet<u64> = self.header.packs.iter().map(|p| p.id).collect();
+        let mut prev: Option<&str> = None;
+        let mut total: u64 = 0;
+        // Entries a later path could sit under (see `beneath`).
+        let mut open: Vec<&str> = Vec::new();
+        for e in self.entries() {
+            check_entry(e, &packs).map_err(bad)?;
+            if let Some(p) = prev {
+                if p.as_bytes() >= e.path.as_bytes() {
+                    return Err(bad(format!(
+                        "entries not sorted or duplicated at '{}'",
+                        e.path
+                    )));
+                }
+            }
+            if let EntryKind::File { size, .. } = &e.kind {
+                total = total.checked_add(*size).ok_or_else(|| Error::Malformed {
+                    kind: "manifest",
+                    detail: format!(
+                        "file sizes add up to more than {} bytes at '{}'",
+                        u64::MAX,
+                        e.path
+                    ),
+                })?;
+            }
+            // A file 'a' and an entry 'a/b' would need 'a' to be a
+            // directory. In byte order the paths under 'a/' form one run
+            // after 'a', so one pass with a stack of entries whose run may
+            // still come finds every such pair (no set of every path).
+            while let Some(t) = open.last() {
+                match crate::beneath(&e.path, t) {
+                    crate::Beneath::Inside => {
+                        return Err(bad(format!(
+                            "'{t}' is a file or symlink but '{}' needs it to be a directory",
+                            e.path
+                        )))
+                    }
+                    crate::Beneath::Past => {
+                        open.pop();
+                    }
+                    crate::Beneath::Before => break,
+                }
+            }
+            open.push(&e.path);
+            prev = Some(&e.path);
+        }
+        Ok(())
+    }
+
+    /// Reads a format 1 or 2 manifest body (every entry in one body) from
+    /// an agent's own state folder as the format 3 manifest with the same
+    /// header and entries: the upgrade path of the generation an origin
+    /// published or a mirror applied before the upgrade. Origin and
+    /// mirrors convert alike, so the hash of the converted manifest is the
+    /// same on both and the origin's next delta applies. Documents from an
+    /// upstream older than [`crate::MIN_FORMAT`] are refused, not converted.
+    pub fn from_legacy_body(body: &[u8]) -> Result<Self, Error> {
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Legacy {
+            #[serde(flatten)]
+            header: Header,
+            entries: Vec<Entry>,
+        }
+        let l: Legacy = serde_json::from_slice(body).map_err(|e| Error::Malformed {
+            kind: "manifest",
+            detail: e.to_string(),
+        })?;
+        if !(1..crate::MIN_FORMAT).contains(&l.header.format) {
+            return Err(Error::Format(l.header.format));
+        }
+        let mut header = l.header;
+        header.format = crate::FORMAT;
+        let m = Manifest::new(header, l.entries);
+        m.check()?;
+        Ok(m)
+    }
+
+    /// The root body and every chunk body, one per line (compact JSON has
+    /// no raw newline): a whole manifest as one byte string, for tests and
+    /// the fuzzer.
+    pub fn bundle(&self) -> Vec<u8> {
+        let mut out = self.body();
+        for i in 0..self.chunks.len() {
+            out.push(b'\n');
+            out.extend(self.chunk_body(i));
+        }
+        out
+    }
+
+    /// Parses a [`Manifest::bundle`].
+    pub fn from_bundle(bytes: &[u8]) -> Result<Self, Error> {
+        let mut parts = bytes.split(|&b| b == b'\n');
+        let root = Root::from_body(parts.next().unwrap_or_default())?;
+        Manifest::from_root(root, parts)
+    }
+
+    /// Refuses an expired manifest.
+    pub fn check_fresh(&self, now: i64) -> Result<(), Error> {
+        crate::check_fresh(self.header.generation, self.header.expires, now)
+    }
+
+    /// The delta that turns `prev` into `self`; `manifest_signature` is the
+    /// signature of `self`'s envelope ([`crate::signed::signature_of`]).
+    pub fn delta_from(&self, prev: &Manifest, manifest_signature: String) -> Delta {
+        let mut upserts = Vec::new();
+        let mut removals = Vec::new();
+        for c in self.changes(prev) {
+            match c {
+                Change::Upsert(e) => upserts.push(e.clone()),
+                Change::Removal(e) => removals.push(e.path.clone()),
+            }
+        }
+        Delta {
+            format: crate::FORMAT,
+            from_generation: prev.header.generation,
+            from_sha256: prev.sha256(),
+            manifest_sha256: self.sha256(),
+            manifest_signature,
+            header: self.header.clone(),
+            upserts,
+            removals,
+        }
+    }
+
+    /// Whether the entry at `path` sits where no other entry needs a
+    /// folder: none of its ancestors is an entry, and no entry is under it.
+    fn check_placement(&self, path: &str) -> Result<(), String> {
+        for (i, _) in path.match_indices('/') {
+            let anc = &path[..i];
+            if self.get(anc).is_some() {
+                return Err(format!(
+                    "'{anc}' is a file or symlink but '{path}' needs it to be a directory"
+                ));
+            }
+        }
+        if let Some(e) = self.entries_under(path).next() {
+            return Err(format!(
+                "'{path}' is a file or symlink but '{}' needs it to be a directory",
+                e.path
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// One entry's own rules: its path, its symlink target, and its pack.
+fn check_entry(e: &Entry, packs: &HashSet<u64>) -> Result<(), String> {
+    paths::check(&e.path).map_err(|d| format!("'{}': {d}", e.path))?;
+    match &e.kind {
+        EntryKind::Symlink { target } => paths::check_symlink(&e.path, target)
+            .map_err(|d| format!("symlink '{}' -> '{target}': {d}", e.path)),
+        EntryKind::File { size, pack, .. } => match pack {
+            Some(id) if !packs.contains(id) => {
+                Err(format!("'{}' refers to unknown pack {id}", e.path))
+            }
+            None if *size > 0 => Err(format!("'{}' has content but no pack", e.path)),
+            _ => Ok(()),
+        },
+    }
+}
+
+/// The differences from `old` to `new` (both sorted by path), in path
+/// order, by one pass over both. Lists that are not sorted (a manifest
+/// still to be checked) give some superset of the differences, never a
+/// panic.
+pub(crate) fn diff<'a, 'b>(
+    old: &'b [&'a Entry],
+    new: &'b [&'a Entry],
+) -> impl Iterator<Item = Change<'a>> + 'b {
+    let (mut i, mut j) = (0, 0);
+    std::iter::from_fn(move || loop {
+        match (old.get(i), new.get(j)) {
+            (None, None) => return None,
+            (Some(a), None) => {
+                i += 1;
+                return Some(Change::Removal(a));
+            }
+            (None, Some(b)) => {
+                j += 1;
+                return Some(Change::Upsert(b));
+            }
+            (Some(a), Some(b)) => match a.path.as_bytes().cmp(b.path.as_bytes()) {
+                std::cmp::Ordering::Less => {
+                    i += 1;
+                    return Some(Change::Removal(a));
+                }
+                std::cmp::Ordering::Greater => {
+                    j += 1;
+                    return Some(Change::Upsert(b));
+                }
+                std::cmp::Ordering::Equal => {
+                    i += 1;
+                    j += 1;
+                    if a != b {
+                        return Some(Change::Upsert(b));
+                    }
+                }
+            },
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{PackRef, FORMAT};
+    use rand::{seq::SliceRandom, Rng, SeedableRng};
+
+    fn header(generation: u64, packs: &[u64]) -> Header {
+        Header {
+            format: FORMAT,
+            generation,
+            profile: "debian".into(),
+            created: 0,
+            expires: 1,
+            prev_sha256: None,
+            packs: packs
+                .iter()
+                .map(|id| PackRef {
+                    id: *id,
+                    info_hash: "00".repeat(20),
+                    files: 1,
+                    bytes: 1,
+                })
+                .collect(),
+        }
+    }
+
+    fn file(path: &str, n: u64, pack: u64) -> Entry {
+        Entry {
+            path: path.into(),
+            kind: EntryKind::File {
+                size: n % 7,
+                sha256: Sha256Hash::of(&n.to_le_bytes()),
+                pack: (!n.is_multiple_of(7)).then_some(pack),
+            },
+            mode: 0o644,
+            mtime_ns: n as i64,
+        }
+    }
+
+    /// Paths in a few folders, so that changes land next to each other
+    /// and in chunks of their own.
+    fn path(rng: &mut rand::rngs::StdRng) -> String {
+        let dirs = ["dists/main", "pool/a", "pool/b/c", "pool/d", "z"];
+        format!(
+            "{}/f{:05}",
+            dirs.choose(rng).unwrap(),
+            rng.gen_range(0..30_000)
+        )
+    }
+
+    /// `with_changes` gives what cutting from scratch gives, shares the
+    /// untouched chunks, keeps its counts right, and `changes` finds
+    /// exactly what a naive comparison of every entry finds.
+    #[test]
+    fn changes_apply_and_diff_as_a_from_scratch_build_does() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+        for round in 0..30 {
+            let mut all: BTreeMap<String, Entry> = BTreeMap::new();
+            for _ in 0..rng.gen_range(0..6000) {
+                let p = path(&mut rng);
+                let n = rng.gen();
+                all.insert(p.clone(), file(&p, n, 1 + n % 3));
+            }
+            let prev = Manifest::new(header(1, &[1, 2, 3]), all.values().cloned().collect());
+            prev.check().unwrap();
+            let mut upserts: BTreeMap<String, Entry> = BTreeMap::new();
+            let mut removals: Vec<String> = Vec::new();
+            let keys: Vec<String> = all.keys().cloned().collect();
+            for _ in 0..rng.gen_range(0..60) {
+                match rng.gen_range(0..3) {
+                    0 if !keys.is_empty() => {
+                        let p = keys.choose(&mut rng).unwrap();
+                        if !upserts.contains_key(p) && !removals.contains(p) {
+                            removals.push(p.clone());
+                        }
+                    }
+                    1 if !keys.is_empty() => {
+                        let p = keys.choose(&mut rng).unwrap().clone();
+                        if !removals.contains(&p) {
+                            let n = rng.gen();
+                            upserts.insert(p.clone(), file(&p, n, 1 + n % 3));
+                        }
+                    }
+                    _ => {
+                        let p = path(&mut rng);
+                        if !removals.contains(&p) {
+                            let n = rng.gen();
+                            upserts.insert(p.clone(), file(&p, n, 1 + n % 3));
+                        }
+                    }
+                }
+            }
+            removals.sort();
+            let mut want = all.clone();
+            for r in &removals {
+                want.remove(r);
+            }
+            for (p, e) in &upserts {
+                want.insert(p.clone(), e.clone());
+            }
+            let full = Manifest::new(header(2, &[1, 2, 3]), want.values().cloned().collect());
+            let inc = Manifest::with_changes(
+                header(2, &[1, 2, 3]),
+                &prev,
+                upserts.values().cloned().collect(),
+                removals.clone(),
+            )
+            .unwrap();
+            assert_eq!(inc, full, "round {round}");
+            assert_eq!(inc.len(), full.len());
+            assert_eq!(inc.total_bytes(), full.total_bytes());
+            assert_eq!(inc.pack_refs(), full.pack_refs());
+            let shared = inc
+                .parts
+                .iter()
+                .filter(|p| prev.parts.iter().any(|q| Arc::ptr_eq(p, q)))
+                .count();
+            assert_eq!(shared + inc.recomputed().len(), inc.chunks().len());
+            // What changed, by chunks, equals a naive comparison.
+            let got: Vec<(String, bool)> = inc
+                .changes(&prev)
+                .iter()
+                .map(|c| (c.path().to_string(), matches!(c, Change::Upsert(_))))
+                .collect();
+            let mut naive: Vec<(String, bool)> = Vec::new();
+            for p in all
+                .keys()
+                .chain(want.keys())
+                .collect::<std::collections::BTreeSet<_>>()
+            {
+                match (all.get(p), want.get(p)) {
+                    (Some(_), None) => naive.push((p.clone(), false)),
+                    (a, Some(b)) if a != Some(b) => naive.push((p.clone(), true)),
+                    _ => {}
+                }
+            }
+            assert_eq!(got, naive, "round {round}");
+            for (p, e) in want.iter().take(50) {
+                assert_eq!(inc.get(p), Some(e));
+            }
+            assert!(removals.iter().all(|r| inc.get(r).is_none()));
+        }
+    }
+
+    #[test]
+    fn changes_that_break_the_rules_are_refused() {
+        let base = vec![
+            file("a", 1, 1),
+            file("b/c", 2, 1),
+            file("d/e", 3, 2),
+            file("f", 7, 1),
+        ];
+        let prev = Manifest::new(header(1, &[1, 2]), base);
+        let try_ = |packs: &[u64], ups: Vec<Entry>, rems: &[&str]| {
+            Manifest::with_changes(
+                header(2, packs),
+                &prev,
+                ups,
+                rems.iter().map(|s| s.to_string()).collect(),
+            )
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+        };
+        let e = try_(&[1, 2], vec![file("a/x", 1, 1)], &[]).unwrap_err();
+        assert!(e.contains("'a' is a file or symlink but 'a/x'"), "{e}");
+        let e = try_(&[1, 2], vec![file("b", 1, 1)], &[]).unwrap_err();
+        assert!(e.contains("'b' is a file or symlink but 'b/c'"), "{e}");
+        let e = try_(&[1, 2], vec![file("g", 1, 9)], &[]).unwrap_err();
+        assert!(e.contains("unknown pack 9"), "{e}");
+        let e = try_(&[1, 2], vec![file("../g", 1, 1)], &[]).unwrap_err();
+        assert!(e.contains("'../g'"), "{e}");
+        let e = try_(&[1, 2], vec![file("h", 1, 1), file("g", 1, 1)], &[]).unwrap_err();
+        assert!(e.contains("not sorted"), "{e}");
+        let e = try_(&[1, 2], vec![], &["f", "a"]).unwrap_err();
+        assert!(e.contains("not sorted"), "{e}");
+        // Pack 2 leaves the header while 'd/e' still names it.
+        let e = try_(&[1], vec![], &[]).unwrap_err();
+        assert!(e.contains("pack 2, which the header does not list"), "{e}");
+        // ... and may leave once nothing names it.
+        try_(&[1], vec![], &["d/e"]).unwrap();
+        // A file replaced by a folder in the same generation is fine.
+        try_(&[1, 2], vec![file("a/x", 1, 1)], &["a"]).unwrap();
+        try_(&[1, 2], vec![file("b", 1, 1)], &["b/c"]).unwrap();
+    }
+}
