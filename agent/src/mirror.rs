@@ -567,7 +567,7 @@ async fn sync(agent: &Arc<Agent>, ms: &mut MirrorState) -> Result<()> {
             urls.push(u);
         }
     }
-    let (new, new_env, delta_envs) = get_manifest(agent, ms, &head, &urls).await?;
+    let (mut new, new_env, delta_envs) = get_manifest(agent, ms, &head, &urls).await?;
     phases.end("manifest");
     if let Err(e) = new.check_fresh(now) {
         agent.count_refusal("manifest");
@@ -577,16 +577,24 @@ async fn sync(agent: &Arc<Agent>, ms: &mut MirrorState) -> Result<()> {
     if profile != agent.cfg.profile {
         tracing::warn!(manifest = %profile, configured = %agent.cfg.profile, "the origin publishes another profile; using the origin's order");
     }
-    // Relay: these are valid signed documents now.
+    // Store and relay: these are valid signed documents now. They are
+    // written while the packs download (the new chunks, flushed, then the
+    // root, the deltas and last the head), and are on disk before the
+    // tree is applied, so a restart finds the generation it applied.
     let store = &agent.store;
-    store.write_chunks(&new)?;
-    fsutil::atomic_write(&store.manifest(best), &new_env)?;
-    for (from, env) in &delta_envs {
-        fsutil::atomic_write(&store.delta(*from), env)?;
-    }
-    fsutil::atomic_write(&store.head(), &head_env)?;
-
-    phases.end("store");
+    let relay = {
+        let store = store.clone();
+        let fresh = new.take_new_chunks();
+        tokio::task::spawn_blocking(move || -> Result<()> {
+            let written = store.write_chunks(&fresh)?;
+            store.flush_chunks(written)?;
+            fsutil::atomic_write(&store.manifest(best), &new_env)?;
+            for (from, env) in &delta_envs {
+                fsutil::atomic_write(&store.delta(*from), env)?;
+            }
+            fsutil::atomic_write(&store.head(), &head_env)
+        })
+    };
 
     // 3. Packs.
     if let Downloaded::Superseded(g) = download(agent, ms, &new, &urls).await? {
@@ -602,6 +610,10 @@ async fn sync(agent: &Arc<Agent>, ms: &mut MirrorState) -> Result<()> {
     }
 
     phases.end("download");
+    relay
+        .await
+        .context("storing the generation's documents")??;
+    phases.end("store");
 
     // 4. Apply.
     let stage1 = started.elapsed().as_secs_f64();
@@ -819,8 +831,7 @@ async fn get_manifest(
         let from = cur.header.generation;
         if g > from && g - from <= MAX_DELTAS {
             match by_deltas(agent, ms, cur, cur_sha, g, urls).await {
-                Ok((m, sig, envs)) => {
-                    let body = m.body();
+                Ok((m, body, sig, envs)) => {
                     if Sha256Hash::of(&body) == head.manifest_sha256 {
                         ms.key
                             .verify("manifest", &body, &sig)
@@ -966,9 +977,10 @@ async fn by_deltas(
     cur_sha: &Sha256Hash,
     target: u64,
     urls: &[String],
-) -> Result<(Manifest, String, Vec<(u64, Vec<u8>)>)> {
+) -> Result<(Manifest, Vec<u8>, String, Vec<(u64, Vec<u8>)>)> {
     // The first delta applies to `cur` itself: no copy of it is made.
     let mut m: std::borrow::Cow<Manifest> = std::borrow::Cow::Borrowed(cur);
+    let mut body = Vec::new();
     let mut sha = *cur_sha;
     let mut envs = Vec::new();
     let mut sig = String::new();
@@ -996,12 +1008,14 @@ async fn by_deltas(
         }
         let (d, env) =
             got.ok_or_else(|| anyhow!("no upstream holds the delta from generation {from}"))?;
-        m = std::borrow::Cow::Owned(d.apply(&m, &sha)?);
+        let (next, next_body) = d.apply_with_body(&m, &sha)?;
+        m = std::borrow::Cow::Owned(next);
+        body = next_body;
         sha = d.manifest_sha256;
         sig = d.manifest_signature.clone();
         envs.push((from, env));
     }
-    Ok((m.into_owned(), sig, envs))
+    Ok((m.into_owned(), body, sig, envs))
 }
 
 /// How a download ended.

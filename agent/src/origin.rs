@@ -70,6 +70,8 @@ pub struct Retiring {
 #[derive(Default)]
 pub struct OriginState {
     pub manifest: Option<Manifest>,
+    /// The hash of `manifest`'s root (the next generation's `prev_sha256`).
+    manifest_sha: Option<Sha256Hash>,
     /// The packs the current generation names.
     pub packs: BTreeMap<u64, LivePack>,
     /// Content → the live pack carrying it.
@@ -201,7 +203,7 @@ async fn load_state(agent: &Arc<Agent>, st: &mut OriginState) -> Result<()> {
         let head: shoal_manifest::Head =
             serde_json::from_slice(&pk.open("head", &std::fs::read(&head_path)?)?)
                 .context("the origin's own head is corrupt")?;
-        let (m, _) = agent
+        let (m, sha) = agent
             .store
             .read_manifest(&pk, head.generation)
             .with_context(|| {
@@ -228,6 +230,7 @@ async fn load_state(agent: &Arc<Agent>, st: &mut OriginState) -> Result<()> {
         );
         agent.record_generation(&m);
         st.manifest = Some(m);
+        st.manifest_sha = Some(sha);
         st.older_format = head.format < FORMAT;
     }
     // Packs retired by recent generations: seed on until their time is up.
@@ -1041,9 +1044,8 @@ pub async fn publish_changes(
         }
     };
     let mut cand = cand;
-    match go_live(agent, &st, &cand).await {
+    match go_live(agent, &st, &mut cand).await {
         Ok(()) => {
-            cand.phases.end("serve");
             let phases = std::mem::take(&mut cand.phases);
             let secs = started.elapsed().as_secs_f64();
             let g = commit(agent, &mut st, cand, secs)?;
@@ -1101,6 +1103,8 @@ struct Candidate {
     hashed_bytes: u64,
     /// How long each phase took so far.
     phases: crate::phases::Phases,
+    /// The manifest's hash, once its head is written.
+    manifest_sha: Option<Sha256Hash>,
 }
 
 struct NewPack {
@@ -1192,6 +1196,7 @@ async fn prepare(
         hashed_files: jobs.len(),
         hashed_bytes: jobs.iter().map(|j| j.size).sum(),
         phases,
+        manifest_sha: None,
     }))
 }
 
@@ -1637,7 +1642,7 @@ fn manifest_of(
         profile: cfg.profile.to_string(),
         created: now,
         expires: now + ttl,
-        prev_sha256: prev.map(|m| m.sha256()),
+        prev_sha256: prev.map(|m| st.manifest_sha.unwrap_or_else(|| m.sha256())),
         packs: packs
             .iter()
             .map(|(id, p)| PackRef {
@@ -1676,7 +1681,7 @@ fn merge_sorted(a: Vec<Entry>, b: Vec<Entry>) -> Vec<Entry> {
 /// then their contents are made durable (one syncfs of the state folder's
 /// file system, see [`fsutil::sync_fs`]), then the torrents, manifest,
 /// delta and, last, the head are written.
-async fn go_live(agent: &Arc<Agent>, st: &OriginState, c: &Candidate) -> Result<()> {
+async fn go_live(agent: &Arc<Agent>, st: &OriginState, c: &mut Candidate) -> Result<()> {
     let list = c
         .new_packs
         .iter()
@@ -1688,6 +1693,7 @@ async fn go_live(agent: &Arc<Agent>, st: &OriginState, c: &Candidate) -> Result<
         })
         .collect();
     let bad = seed_packs(agent, list).await?;
+    c.phases.end("seed");
     if let Some((_, why)) = bad.first() {
         bail!(
             "{why}: a new pack did not check complete against the files it was built from \
@@ -1711,31 +1717,42 @@ async fn go_live(agent: &Arc<Agent>, st: &OriginState, c: &Candidate) -> Result<
     for p in &c.new_packs {
         fsutil::atomic_write(&store.torrent(&p.live.info_hash), &p.torrent)?;
     }
+    c.phases.end("flush");
     let key = load_key(agent)?;
     let m = &c.manifest;
     let generation = m.header.generation;
     // The chunks first (only the new ones are written), then the root
     // that lists them.
-    store.write_chunks(m)?;
+    let written = store.write_chunks(&c.manifest.take_new_chunks())?;
+    let m = &c.manifest;
+    c.phases.end("chunks");
+    store.flush_chunks(written)?;
+    c.phases.end("chunk-sync");
     let body = m.body();
+    let sha = Sha256Hash::of(&body);
     let manifest_env = key.seal("manifest", &body);
     fsutil::atomic_write(&store.manifest(generation), &manifest_env)?;
-    if let Some(p) = &st.manifest {
+    c.phases.end("sign");
+    if let (Some(p), Some(p_sha)) = (&st.manifest, st.manifest_sha) {
         let sig = shoal_manifest::signed::signature_of(&manifest_env).context("sealed envelope")?;
-        let d = m.delta_from(p, sig);
+        let d = m.delta_between(p, p_sha, sha, sig);
         fsutil::atomic_write(
             &store.delta(p.header.generation),
             &key.seal("delta", &d.body()),
         )?;
     }
+    c.phases.end("delta");
     let head = shoal_manifest::Head {
         format: FORMAT,
         generation,
-        manifest_sha256: Sha256Hash::of(&body),
+        manifest_sha256: sha,
         created: m.header.created,
         expires: m.header.expires,
     };
-    fsutil::atomic_write(&store.head(), &key.seal("head", &head.body()))
+    fsutil::atomic_write(&store.head(), &key.seal("head", &head.body()))?;
+    c.manifest_sha = Some(sha);
+    c.phases.end("head");
+    Ok(())
 }
 
 /// Undoes a candidate that did not go live: its packs leave the session
@@ -1819,6 +1836,7 @@ fn commit(agent: &Arc<Agent>, st: &mut OriginState, c: Candidate, seconds: f64) 
         "published"
     );
     agent.record_generation(&c.manifest);
+    st.manifest_sha = c.manifest_sha;
     st.manifest = Some(c.manifest);
     st.older_format = false;
     agent.notify_mirrors(generation);

@@ -118,23 +118,50 @@ impl Store {
         self.root.join("applying")
     }
 
-    /// Writes the chunks of `m` that are not stored yet (unsynced, then one
-    /// flush of the file system if any was written). Returns how many.
-    pub fn write_chunks(&self, m: &Manifest) -> Result<usize> {
-        let mut written = 0;
-        for &i in m.recomputed() {
-            let c = &m.chunks()[i];
-            let path = self.chunk(&c.sha256);
-            if path.exists() {
-                continue;
-            }
-            self.put_chunk(&path, &m.chunk_body(i))?;
-            written += 1;
-        }
+    /// Writes the chunks given (id, body: what
+    /// [`Manifest::take_new_chunks`] gives) that are not stored yet,
+    /// compressed and unsynced, on every core: the caller flushes them
+    /// ([`Store::flush_chunks`]) before it writes the root that names them.
+    /// The other chunks of a generation were stored with the generation
+    /// they came from (or as a full fetch gathered them). Returns how many
+    /// were written.
+    pub fn write_chunks(&self, chunks: &[(Sha256Hash, Vec<u8>)]) -> Result<usize> {
+        let threads = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .min(chunks.len() / 64 + 1);
+        let per = chunks.len().div_ceil(threads.max(1)).max(1);
+        let counts: Vec<Result<usize>> = std::thread::scope(|s| {
+            let jobs: Vec<_> = chunks
+                .chunks(per)
+                .map(|part| {
+                    s.spawn(move || {
+                        let mut written = 0;
+                        for (sha, body) in part {
+                            let path = self.chunk(sha);
+                            if !path.exists() {
+                                self.put_chunk(&path, body)?;
+                                written += 1;
+                            }
+                        }
+                        Ok(written)
+                    })
+                })
+                .collect();
+            jobs.into_iter()
+                .map(|j| j.join().expect("chunk writer panicked"))
+                .collect()
+        });
+        counts.into_iter().sum()
+    }
+
+    /// Makes the chunks written so far durable (one flush of their file
+    /// system), if `written` is not 0.
+    pub fn flush_chunks(&self, written: usize) -> Result<()> {
         if written > 0 {
             crate::fsutil::sync_fs(&self.chunks_dir())?;
         }
-        Ok(written)
+        Ok(())
     }
 
     /// Stores one chunk body (already checked against its id), compressed
@@ -207,7 +234,9 @@ impl Store {
                     generation,
                     "converted the stored manifest of an older format to format 3"
                 );
-                self.write_chunks(&m)?;
+                let mut m = m;
+                let written = self.write_chunks(&m.take_new_chunks())?;
+                self.flush_chunks(written)?;
                 let sha = m.sha256();
                 return Ok((m, sha));
             }
@@ -339,12 +368,13 @@ mod tests {
         };
         let m1 = manifest(1, 1000, 500);
         assert!(m1.chunks().len() > 4);
-        assert_eq!(store.write_chunks(&m1).unwrap(), m1.chunks().len());
+        let all = |m: &Manifest| m.clone().take_new_chunks();
+        assert_eq!(store.write_chunks(&all(&m1)).unwrap(), m1.chunks().len());
         crate::fsutil::atomic_write(&store.manifest(1), &key.seal("manifest", &m1.body())).unwrap();
         let m2 = manifest(2, 1000, 501);
         let fresh = ids(&m2).difference(&ids(&m1)).count();
         assert!((1..=2).contains(&fresh));
-        assert_eq!(store.write_chunks(&m2).unwrap(), fresh);
+        assert_eq!(store.write_chunks(&all(&m2)).unwrap(), fresh);
         crate::fsutil::atomic_write(&store.manifest(2), &key.seal("manifest", &m2.body())).unwrap();
         let (back, sha) = store.read_manifest(&pk, 2).unwrap();
         assert_eq!(back, m2);

@@ -302,7 +302,21 @@ pub fn chunk_body(entries: &[Entry]) -> Vec<u8> {
 /// A chunk body as it is stored and sent (`GET /v1/chunk/{sha256}`):
 /// zstd-compressed. The id stays the SHA-256 of the uncompressed body.
 pub fn compress_chunk(body: &[u8]) -> Vec<u8> {
-    zstd::bulk::compress(body, 3).expect("zstd compress")
+    // One compressor per thread: setting up a zstd context costs more
+    // than compressing a chunk. Level 1: a chunk is mostly hex digests,
+    // which higher levels do not shrink further, only slower.
+    thread_local! {
+        static COMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    COMPRESSOR.with(|c| {
+        let mut c = c.borrow_mut();
+        let c = match &mut *c {
+            Some(c) => c,
+            None => c.insert(zstd::bulk::Compressor::new(1).expect("zstd context")),
+        };
+        c.compress(body).expect("zstd compress")
+    })
 }
 
 /// The chunk body in `bytes` ([`compress_chunk`]), decompressed with a
@@ -482,6 +496,16 @@ impl Delta {
     /// that the result hashes to what the delta promises. Costs what the
     /// delta changes, plus one pointer per chunk.
     pub fn apply(&self, prev: &Manifest, prev_hash: &Sha256Hash) -> Result<Manifest, Error> {
+        self.apply_with_body(prev, prev_hash).map(|(m, _)| m)
+    }
+
+    /// [`Delta::apply`], also giving the new manifest's root body (which
+    /// it serialized to check the hash, and which the origin signed).
+    pub fn apply_with_body(
+        &self,
+        prev: &Manifest,
+        prev_hash: &Sha256Hash,
+    ) -> Result<(Manifest, Vec<u8>), Error> {
         if self.from_generation != prev.header.generation || &self.from_sha256 != prev_hash {
             return Err(Error::DeltaMismatch {
                 from: self.from_generation,
@@ -496,7 +520,8 @@ impl Delta {
             self.upserts.clone(),
             self.removals.clone(),
         )?;
-        let got = m.sha256();
+        let body = m.body();
+        let got = Sha256Hash::of(&body);
         if got != self.manifest_sha256 {
             return Err(Error::HashMismatch {
                 generation: self.header.generation,
@@ -504,7 +529,7 @@ impl Delta {
                 got: got.to_hex(),
             });
         }
-        Ok(m)
+        Ok((m, body))
     }
 }
 

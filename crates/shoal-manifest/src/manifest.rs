@@ -40,6 +40,10 @@ pub struct Manifest {
     /// hashed when it was built (the others were taken from the previous
     /// generation).
     recomputed: Vec<usize>,
+    /// The bodies of the recomputed chunks, kept by
+    /// [`Manifest::with_changes`] until [`Manifest::take_new_chunks`] so
+    /// storing them does not serialize them again.
+    bodies: Vec<Vec<u8>>,
 }
 
 impl PartialEq for Manifest {
@@ -121,6 +125,9 @@ struct Cutter {
     chunks: Vec<ChunkRef>,
     parts: Vec<Arc<[Entry]>>,
     recomputed: Vec<usize>,
+    /// Keep the bodies of the chunks it cuts.
+    keep_bodies: bool,
+    bodies: Vec<Vec<u8>>,
     /// The chunk being filled.
     open: Vec<Entry>,
     counts: Counts,
@@ -132,6 +139,8 @@ impl Cutter {
             chunks: Vec::new(),
             parts: Vec::new(),
             recomputed: Vec::new(),
+            keep_bodies: false,
+            bodies: Vec::new(),
             open: Vec::new(),
             counts,
         }
@@ -151,12 +160,47 @@ impl Cutter {
         }
         let part = std::mem::replace(&mut self.open, Vec::with_capacity(64));
         self.recomputed.push(self.chunks.len());
+        // Serialized and hashed by `finish`, on every core.
         self.chunks.push(ChunkRef {
             first: part[0].path.clone(),
             count: part.len() as u64,
-            sha256: Sha256Hash::of(&chunk_body(&part)),
+            sha256: Sha256Hash([0; 32]),
         });
         self.parts.push(Arc::from(part));
+    }
+
+    /// Serializes and hashes the chunks cut here, spread over the cores
+    /// when there are many.
+    fn hash_cut(&mut self) {
+        let parts = &self.parts;
+        let keep = self.keep_bodies;
+        let one = |i: &usize| {
+            let body = chunk_body(&parts[*i]);
+            (Sha256Hash::of(&body), keep.then_some(body))
+        };
+        let threads = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .min(self.recomputed.len() / 32 + 1);
+        let done: Vec<(Sha256Hash, Option<Vec<u8>>)> = if threads <= 1 {
+            self.recomputed.iter().map(one).collect()
+        } else {
+            let per = self.recomputed.len().div_ceil(threads);
+            std::thread::scope(|s| {
+                let jobs: Vec<_> = self
+                    .recomputed
+                    .chunks(per)
+                    .map(|idx| s.spawn(move || idx.iter().map(one).collect::<Vec<_>>()))
+                    .collect();
+                jobs.into_iter()
+                    .flat_map(|j| j.join().expect("chunk hashing panicked"))
+                    .collect()
+            })
+        };
+        for (&i, (sha, body)) in self.recomputed.iter().zip(done) {
+            self.chunks[i].sha256 = sha;
+            self.bodies.extend(body);
+        }
     }
 
     fn reuse(&mut self, c: &ChunkRef, part: &Arc<[Entry]>) {
@@ -167,6 +211,7 @@ impl Cutter {
 
     fn finish(mut self, header: Header) -> Manifest {
         self.close();
+        self.hash_cut();
         Manifest {
             header,
             chunks: self.chunks,
@@ -175,6 +220,7 @@ impl Cutter {
             total: self.counts.total,
             pack_refs: self.counts.pack_refs,
             recomputed: self.recomputed,
+            bodies: self.bodies,
         }
     }
 }
@@ -260,6 +306,7 @@ impl Manifest {
             total: prev.total,
             pack_refs: prev.pack_refs.clone(),
         });
+        cut.keep_bodies = true;
         let mut ups = upserts.into_iter().peekable();
         let mut rems = removals.iter().map(|r| r.as_bytes()).peekable();
         for (i, (c, part)) in old.iter().zip(&prev.parts).enumerate() {
@@ -404,6 +451,21 @@ impl Manifest {
     /// The body of chunk `i` (hashes to `chunks()[i].sha256`).
     pub fn chunk_body(&self, i: usize) -> Vec<u8> {
         chunk_body(&self.parts[i])
+    }
+
+    /// The chunks this manifest computed when it was built
+    /// ([`Manifest::recomputed`]), as (id, body) to store: the bodies
+    /// [`Manifest::with_changes`] kept are handed over (and no longer held
+    /// here), the others serialized again.
+    pub fn take_new_chunks(&mut self) -> Vec<(Sha256Hash, Vec<u8>)> {
+        let mut kept = std::mem::take(&mut self.bodies).into_iter();
+        self.recomputed
+            .iter()
+            .map(|&i| {
+                let body = kept.next().unwrap_or_else(|| self.chunk_body(i));
+                (self.chunks[i].sha256, body)
+            })
+            .collect()
     }
 
     /// Which chunks were serialized and hashed when this manifest was
@@ -586,6 +648,7 @@ impl Manifest {
             total: counts.total,
             pack_refs: counts.pack_refs,
             recomputed: Vec::new(),
+            bodies: Vec::new(),
         };
         m.check()?;
         Ok(m)
@@ -704,6 +767,18 @@ impl Manifest {
     /// The delta that turns `prev` into `self`; `manifest_signature` is the
     /// signature of `self`'s envelope ([`crate::signed::signature_of`]).
     pub fn delta_from(&self, prev: &Manifest, manifest_signature: String) -> Delta {
+        self.delta_between(prev, prev.sha256(), self.sha256(), manifest_signature)
+    }
+
+    /// [`Manifest::delta_from`] with both manifests' hashes known (each
+    /// costs a serialization of the root).
+    pub fn delta_between(
+        &self,
+        prev: &Manifest,
+        prev_sha256: Sha256Hash,
+        sha256: Sha256Hash,
+        manifest_signature: String,
+    ) -> Delta {
         let mut upserts = Vec::new();
         let mut removals = Vec::new();
         for c in self.changes(prev) {
@@ -715,8 +790,8 @@ impl Manifest {
         Delta {
             format: crate::FORMAT,
             from_generation: prev.header.generation,
-            from_sha256: prev.sha256(),
-            manifest_sha256: self.sha256(),
+            from_sha256: prev_sha256,
+            manifest_sha256: sha256,
             manifest_signature,
             header: self.header.clone(),
             upserts,
