@@ -1240,7 +1240,27 @@ async fn download(
                 waiting.join("; ")
             );
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        // Look again in 200 ms, or as soon as a pack finishes: a small
+        // update's one pack often arrives within a few milliseconds.
+        let waiting: Vec<Arc<librqbit::ManagedTorrent>> = packs
+            .iter()
+            .filter(|f| {
+                let s = f.torrent.handle.stats();
+                !s.finished && !matches!(s.state, librqbit::TorrentStatsState::Error)
+            })
+            .map(|f| f.torrent.handle.clone())
+            .collect();
+        let nap = tokio::time::sleep(Duration::from_millis(200));
+        if waiting.is_empty() {
+            nap.await;
+        } else {
+            let finished =
+                futures::future::select_all(waiting.iter().map(|h| h.wait_until_completed()));
+            tokio::select! {
+                _ = nap => {}
+                _ = finished => {}
+            }
+        }
     }
     agent.refresh_pack_status();
 
