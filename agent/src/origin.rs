@@ -830,14 +830,7 @@ fn add_lost_contents(st: &OriginState, prev: &Manifest, scanned: &mut Scanned) {
                 .binary_search_by(|r| r.as_str().cmp(p))
                 .is_ok()
     };
-    let extra: Vec<(String, Found)> = prev
-        .entries()
-        .filter(|e| {
-            e.file()
-                .and_then(|f| f.2)
-                .is_some_and(|id| lost.contains(&id))
-        })
-        .filter(|e| !known(&e.path))
+    let extra: Vec<(String, Found)> = naming_packs(prev, &lost, known)
         .map(|e| (e.path.clone(), found_of(e)))
         .collect();
     tracing::info!(
@@ -855,6 +848,22 @@ fn add_lost_contents(st: &OriginState, prev: &Manifest, scanned: &mut Scanned) {
     }
     merged.extend(a);
     scanned.found = merged;
+}
+
+/// The entries of `prev` that name one of `packs` and whose path is not
+/// `skip`ped (one pass over `prev`).
+fn naming_packs<'a>(
+    prev: &'a Manifest,
+    packs: &'a [u64],
+    skip: impl Fn(&str) -> bool + 'a,
+) -> impl Iterator<Item = &'a Entry> + 'a {
+    prev.entries()
+        .filter(|e| {
+            e.file()
+                .and_then(|f| f.2)
+                .is_some_and(|id| packs.contains(&id))
+        })
+        .filter(move |e| !skip(&e.path))
 }
 
 /// The previous generation's entry for each found path (by binary
@@ -1612,16 +1621,7 @@ fn manifest_of(
                 upserts.binary_search_by(|e| e.path.as_str().cmp(p)).is_ok()
                     || removed.binary_search_by(|r| r.as_str().cmp(p)).is_ok()
             };
-            let moved: Vec<Entry> = prev
-                .entries()
-                .filter(|e| {
-                    e.file()
-                        .and_then(|f| f.2)
-                        .is_some_and(|id| compacted.contains(&id))
-                })
-                .filter(|e| !listed(&e.path))
-                .cloned()
-                .collect();
+            let moved: Vec<Entry> = naming_packs(prev, &compacted, listed).cloned().collect();
             upserts = merge_sorted(upserts, moved);
         }
     }

@@ -91,14 +91,7 @@ impl Counts {
             self.total = self
                 .total
                 .checked_add(*size)
-                .ok_or_else(|| Error::Malformed {
-                    kind: "manifest",
-                    detail: format!(
-                        "file sizes add up to more than {} bytes at '{}'",
-                        u64::MAX,
-                        e.path
-                    ),
-                })?;
+                .ok_or_else(|| overflow(&e.path))?;
         }
         Ok(())
     }
@@ -116,6 +109,17 @@ impl Counts {
                 }
             }
         }
+    }
+}
+
+/// File sizes that add up to more than a u64 by the entry at `path`.
+fn overflow(path: &str) -> Error {
+    Error::Malformed {
+        kind: "manifest",
+        detail: format!(
+            "file sizes add up to more than {} bytes at '{path}'",
+            u64::MAX
+        ),
     }
 }
 
@@ -678,14 +682,7 @@ impl Manifest {
                 }
             }
             if let EntryKind::File { size, .. } = &e.kind {
-                total = total.checked_add(*size).ok_or_else(|| Error::Malformed {
-                    kind: "manifest",
-                    detail: format!(
-                        "file sizes add up to more than {} bytes at '{}'",
-                        u64::MAX,
-                        e.path
-                    ),
-                })?;
+                total = total.checked_add(*size).ok_or_else(|| overflow(&e.path))?;
             }
             // A file 'a' and an entry 'a/b' would need 'a' to be a
             // directory. In byte order the paths under 'a/' form one run
