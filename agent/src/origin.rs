@@ -1400,34 +1400,31 @@ impl PackPlan {
     }
 }
 
-/// Pack: contents no live pack carries, plus the live contents of packs
-/// that are mostly garbage (compaction, reusing their piece hashes).
-///
-/// A pack's live bytes are kept from one generation to the next and moved
-/// by what changed: `replaced` (previous entries replaced or removed) and
-/// `upserts` (the new ones), so no pass over every entry is made.
-fn pack_plan(
-    agent: &Agent,
-    st: &OriginState,
-    upserts: &[Entry],
-    replaced: &[&Entry],
-    jobs: &[Job],
-    hashed: &[Hashed],
-) -> Result<PackPlan> {
-    let root = &agent.cfg.repo;
+/// The entry counts and live pack bytes after a change, from those
+/// before it ([`OriginState::refs`], [`OriginState::live`]).
+struct Moved {
+    /// Content → (change in the number of entries naming it, its size).
+    refs_delta: crate::shamap::ShaMap<(i64, u64)>,
+    /// Live bytes of each current pack after the change.
+    live: HashMap<u64, u64>,
+}
+
+/// How `replaced` (previous entries replaced or removed) and `upserts`
+/// (the new ones) move the counts: a content no entry named before and one
+/// does now adds its size to its pack's live bytes, and the reverse takes
+/// it away. Costs what changed.
+fn moved_counts(st: &OriginState, upserts: &[Entry], replaced: &[&Entry]) -> Moved {
     let mut refs_delta: crate::shamap::ShaMap<(i64, u64)> = crate::shamap::new();
-    let contents = |es: &mut dyn Iterator<Item = &Entry>,
-                    d: i64,
-                    out: &mut crate::shamap::ShaMap<(i64, u64)>| {
-        for (size, sha, _) in es.filter_map(|e| e.file()).filter(|f| f.0 > 0) {
-            out.entry(sha.0).or_insert((0, size)).0 += d;
+    let files = replaced
+        .iter()
+        .map(|e| (*e, -1))
+        .chain(upserts.iter().map(|e| (e, 1)));
+    for (e, d) in files {
+        if let Some((size, sha, _)) = e.file().filter(|f| f.0 > 0) {
+            refs_delta.entry(sha.0).or_insert((0, size)).0 += d;
         }
-    };
-    contents(&mut replaced.iter().copied(), -1, &mut refs_delta);
-    contents(&mut upserts.iter(), 1, &mut refs_delta);
+    }
     let count_before = |sha: &[u8; 32]| st.refs.get(sha).copied().unwrap_or(0) as i64;
-    let referenced =
-        |sha: &[u8; 32]| count_before(sha) + refs_delta.get(sha).map_or(0, |d| d.0) > 0;
     let mut live = st.live.clone();
     for (sha, (d, size)) in &refs_delta {
         let (before, after) = (count_before(sha) > 0, count_before(sha) + d > 0);
@@ -1443,6 +1440,31 @@ fn pack_plan(
             };
         }
     }
+    Moved { refs_delta, live }
+}
+
+/// Pack: contents no live pack carries, plus the live contents of packs
+/// that are mostly garbage (compaction, reusing their piece hashes).
+///
+/// A pack's live bytes are kept from one generation to the next and moved
+/// by what changed: `replaced` (previous entries replaced or removed) and
+/// `upserts` (the new ones), so no pass over every entry is made.
+fn pack_plan(
+    agent: &Agent,
+    st: &OriginState,
+    upserts: &[Entry],
+    replaced: &[&Entry],
+    jobs: &[Job],
+    hashed: &[Hashed],
+) -> Result<PackPlan> {
+    let root = &agent.cfg.repo;
+    let Moved {
+        refs_delta,
+        mut live,
+    } = moved_counts(st, upserts, replaced);
+    let referenced = |sha: &[u8; 32]| {
+        st.refs.get(sha).copied().unwrap_or(0) as i64 + refs_delta.get(sha).map_or(0, |d| d.0) > 0
+    };
     let mut contents: Vec<shoal_pack::Content> = Vec::new();
     let mut sources: crate::shamap::ShaMap<(PathBuf, bool)> = crate::shamap::new();
     for (j, (h, copy)) in jobs.iter().zip(hashed) {
@@ -1898,10 +1920,8 @@ pub fn scan_tree(root: &Path) -> Result<usize> {
 mod tests {
     use super::*;
 
-    /// A manifest listing what `scan` found (hashes and packs do not
-    /// matter to a scan).
-    fn manifest_of_scan(found: &[(String, Found)]) -> Manifest {
-        let reuse = vec![Some(Sha256Hash::of(b"")); found.len()];
+    /// Generation 1 of `entries` (sorted), with no packs.
+    fn generation_of(entries: Vec<Entry>) -> Manifest {
         Manifest::new(
             Header {
                 format: FORMAT,
@@ -1912,8 +1932,15 @@ mod tests {
                 prev_sha256: None,
                 packs: vec![],
             },
-            entries_of(found, &reuse, &[], &[]),
+            entries,
         )
+    }
+
+    /// A manifest listing what `scan` found (hashes and packs do not
+    /// matter to a scan).
+    fn manifest_of_scan(found: &[(String, Found)]) -> Manifest {
+        let reuse = vec![Some(Sha256Hash::of(b"")); found.len()];
+        generation_of(entries_of(found, &reuse, &[], &[]))
     }
 
     /// A scan's paths with their ctimes zeroed (a change-list scan does
@@ -1950,6 +1977,82 @@ mod tests {
                 (p, f)
             })
             .collect()
+    }
+
+    /// The counts a publish keeps from one generation to the next (entries
+    /// per content, live bytes per pack), moved by random changes, equal
+    /// counting the new generation afresh.
+    #[test]
+    fn counts_moved_by_changes_equal_counting_afresh() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        // Contents of 0 to 400 bytes; most in one of 4 packs, some in none.
+        let contents: Vec<(Sha256Hash, u64)> = (0..40u64)
+            .map(|i| (Sha256Hash::of(&i.to_le_bytes()), i % 5 * 100))
+            .collect();
+        let mut catalog = crate::shamap::new();
+        for (i, (sha, _)) in contents.iter().enumerate() {
+            if i % 7 != 0 {
+                catalog.insert(sha.0, (i % 4) as u64);
+            }
+        }
+        let entry = |path: &str, c: usize| Entry {
+            path: path.to_string(),
+            kind: EntryKind::File {
+                size: contents[c].1,
+                sha256: contents[c].0,
+                pack: None,
+            },
+            mode: 0o644,
+            mtime_ns: 0,
+        };
+        let manifest = |m: &BTreeMap<String, Entry>| generation_of(m.values().cloned().collect());
+        for round in 0..200 {
+            let mut prev = BTreeMap::new();
+            for _ in 0..rng.gen_range(0..60) {
+                let p = format!("p{:03}", rng.gen_range(0..100));
+                prev.insert(p.clone(), entry(&p, rng.gen_range(0..contents.len())));
+            }
+            let mut next = prev.clone();
+            for _ in 0..rng.gen_range(0..20) {
+                let p = format!("p{:03}", rng.gen_range(0..100));
+                if rng.gen_bool(0.3) {
+                    next.remove(&p);
+                } else {
+                    next.insert(p.clone(), entry(&p, rng.gen_range(0..contents.len())));
+                }
+            }
+            let upserts: Vec<Entry> = next
+                .iter()
+                .filter(|(p, e)| prev.get(*p) != Some(*e))
+                .map(|(_, e)| e.clone())
+                .collect();
+            let replaced: Vec<&Entry> = prev
+                .iter()
+                .filter(|(p, e)| next.get(*p) != Some(*e))
+                .map(|(_, e)| e)
+                .collect();
+            let mut st = OriginState {
+                catalog: catalog.clone(),
+                ..Default::default()
+            };
+            (st.refs, st.live) = count_refs(&manifest(&prev), &catalog);
+            let moved = moved_counts(&st, &upserts, &replaced);
+            let (refs, live) = count_refs(&manifest(&next), &catalog);
+            let nonzero = |l: &HashMap<u64, u64>| -> BTreeMap<u64, u64> {
+                l.iter()
+                    .filter(|(_, v)| **v > 0)
+                    .map(|(k, v)| (*k, *v))
+                    .collect()
+            };
+            assert_eq!(nonzero(&moved.live), nonzero(&live), "round {round}");
+            for sha in refs.keys().chain(st.refs.keys()) {
+                let before = st.refs.get(sha).copied().unwrap_or(0) as i64;
+                let d = moved.refs_delta.get(sha).map_or(0, |d| d.0);
+                let after = refs.get(sha).copied().unwrap_or(0) as i64;
+                assert_eq!(before + d, after, "round {round}");
+            }
+        }
     }
 
     #[test]
