@@ -1159,7 +1159,7 @@ async fn prepare(
     let hashed = hash_phase(agent, &jobs).await?;
     phases.end("hash");
     let upserts = entries_of(&found, &reuse, &jobs, &hashed);
-    drop(found);
+    drop((found, reuse));
     // The previous entries this generation replaces or removes.
     let replaced: Vec<&Entry> = prev_of
         .iter()
@@ -1168,8 +1168,9 @@ async fn prepare(
         .chain(removed.iter().filter_map(|p| prev.and_then(|m| m.get(p))))
         .collect();
     phases.end("entries");
-    let plan = pack_plan(agent, st, &upserts, &replaced, &jobs, &hashed)?;
-    drop(replaced);
+    let (hashed_files, hashed_bytes) = (jobs.len(), jobs.iter().map(|j| j.size).sum());
+    let plan = pack_plan(agent, st, &upserts, &replaced, &jobs, hashed)?;
+    drop((replaced, jobs, prev_of));
     let now = fsutil::now();
     let ttl = cfg.origin.manifest_ttl.as_secs() as i64;
     let stale = prev
@@ -1190,20 +1191,28 @@ async fn prepare(
     }
     let generation = prev.map(|m| m.header.generation + 1).unwrap_or(1);
     phases.end("plan");
-    let new_packs = build_packs(agent, st, generation, &plan.groups, &plan.sources)?;
+    let PackPlan {
+        groups,
+        sources,
+        retire,
+        refs_delta,
+        live,
+    } = plan;
+    let new_packs = build_packs(agent, st, generation, &groups, &sources)?;
+    drop((groups, sources));
     phases.end("pack");
     let manifest = manifest_of(
-        cfg, st, prev, generation, now, upserts, removed, &new_packs, &plan,
+        cfg, st, prev, generation, now, upserts, removed, &new_packs, &retire,
     )?;
     phases.end("manifest");
     Ok(Some(Candidate {
         manifest,
         new_packs,
-        retire: plan.retire,
-        refs_delta: plan.refs_delta,
-        live: plan.live,
-        hashed_files: jobs.len(),
-        hashed_bytes: jobs.iter().map(|j| j.size).sum(),
+        retire,
+        refs_delta,
+        live,
+        hashed_files,
+        hashed_bytes,
         phases,
         manifest_sha: None,
     }))
@@ -1455,7 +1464,7 @@ fn pack_plan(
     upserts: &[Entry],
     replaced: &[&Entry],
     jobs: &[Job],
-    hashed: &[Hashed],
+    hashed: Vec<Hashed>,
 ) -> Result<PackPlan> {
     let root = &agent.cfg.repo;
     let Moved {
@@ -1472,11 +1481,11 @@ fn pack_plan(
             continue;
         }
         let src = match copy {
-            Some(c) => (c.clone(), true),
+            Some(c) => (c, true),
             None => (root.join(&j.path), false),
         };
         sources.insert(h.sha256, src);
-        contents.push(h.clone().into());
+        contents.push(h.into());
     }
     let new_contents = contents.len();
     let mut retire = Vec::new();
@@ -1606,9 +1615,8 @@ fn manifest_of(
     mut upserts: Vec<Entry>,
     removed: Vec<String>,
     new_packs: &[NewPack],
-    plan: &PackPlan,
+    retire: &[u64],
 ) -> Result<Manifest> {
-    let retire = &plan.retire;
     let mut packs: BTreeMap<u64, &LivePack> = st
         .packs
         .iter()
