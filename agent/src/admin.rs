@@ -7,7 +7,8 @@
 //! - `publish [force] [wait=SECONDS]` (origin): publish a generation now;
 //!   reply `ok <generation>`. A closed publish gate ([`crate::gate`]) is an
 //!   error unless `force`; with `wait=` the call waits up to that long for
-//!   the gate to open.
+//!   the gate to open (shown in /status), and a call whose time runs out
+//!   leaves /status as it was before the call.
 //! - `publish-changes N [force] [wait=SECONDS]` (origin), then N lines of
 //!   paths relative to the repository: publish looking only at those
 //!   paths; reply as `publish`.
@@ -188,6 +189,10 @@ async fn publish_when_open(
     opts: PublishOptions,
 ) -> Result<u64> {
     let deadline = opts.wait.map(|w| tokio::time::Instant::now() + w);
+    let before = {
+        let s = agent.status.lock().unwrap();
+        (s.state.clone(), s.publish_waiting.clone())
+    };
     loop {
         let waits = opts.wait.is_some();
         let r = crate::origin::publish_changes(agent, changes.clone(), opts.force, waits).await;
@@ -199,6 +204,12 @@ async fn publish_when_open(
         };
         let now = tokio::time::Instant::now();
         if now >= deadline {
+            // Nobody waits any more: /status says what it said before the
+            // call (the timer's own wait, if it was waiting).
+            let mut s = agent.status.lock().unwrap();
+            if s.state == "waiting" {
+                (s.state, s.publish_waiting) = before;
+            }
             return r;
         }
         let nap = c.retry_after(crate::gate::now_ns()).min(deadline - now);

@@ -190,6 +190,23 @@ fn a_refused_publish_call_leaves_the_status_idle() {
         assert_eq!(st.generation_applied, 1);
     }
 
+    // A --wait call whose time runs out under the lock fails, naming the
+    // lock, and leaves /status as it was: nothing waits any more.
+    let out = Command::new(shoal_e2e::bin("shoal-agent"))
+        .arg("publish")
+        .arg("--state")
+        .arg(&origin.state)
+        .args(["--wait", "2s"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&lock.display().to_string()), "{err}");
+    let st = origin.status().unwrap();
+    assert_eq!(st.state, "idle", "after a --wait call timed out");
+    assert_eq!(st.publish_waiting, None, "after a --wait call timed out");
+    assert_eq!(st.generation_applied, 1);
+
     // A --wait call waits under the lock, shown in /status, and publishes
     // once the lock is gone.
     let mut cmd = Command::new(shoal_e2e::bin("shoal-agent"));
