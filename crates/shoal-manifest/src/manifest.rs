@@ -21,7 +21,7 @@ use std::sync::Arc;
 /// chunks the root lists.
 ///
 /// `header` is public; the entries are read through [`Manifest::entries`],
-/// [`Manifest::get`] and [`Manifest::entries_from`], and a changed list of
+/// [`Manifest::get`] and [`Manifest::entries_under`], and a changed list of
 /// entries makes a new manifest ([`Manifest::new`],
 /// [`Manifest::with_changes`]).
 #[derive(Debug, Clone)]
@@ -412,15 +412,6 @@ impl Manifest {
         part.binary_search_by(|e| e.path.as_bytes().cmp(path.as_bytes()))
             .ok()
             .map(|k| &part[k])
-    }
-
-    /// The entries whose path sorts at or after `from`, in path order.
-    pub fn entries_from<'a>(&'a self, from: &'a str) -> impl Iterator<Item = &'a Entry> + 'a {
-        let i = self.holder(from).unwrap_or(0);
-        self.parts[i.min(self.parts.len())..]
-            .iter()
-            .flat_map(|p| p.iter())
-            .skip_while(move |e| e.path.as_bytes() < from.as_bytes())
     }
 
     /// The entries under folder `dir` (paths starting with `dir/`).
