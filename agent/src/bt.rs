@@ -26,6 +26,9 @@ pub struct Torrent {
     pub id: u64,
     pub info_hash: String,
     pub handle: Arc<ManagedTorrent>,
+    /// Contents in the pack, and their bytes (without padding).
+    pub files: u64,
+    pub bytes: u64,
     pub added: Instant,
     /// Since when the pack has been complete with no live peer, as last
     /// seen by [`crate::rest::sweep`].
@@ -171,6 +174,9 @@ impl Bt {
             return Ok(t);
         }
         self.resting.lock().unwrap().remove(&id);
+        let layout = shoal_pack::parse_torrent(&torrent, Some(&info_hash))
+            .with_context(|| format!("pack {id}"))?
+            .layout();
         let opts = AddTorrentOptions {
             overwrite: true,
             output_folder: Some(folder.to_string_lossy().into_owned()),
@@ -196,6 +202,8 @@ impl Bt {
             id,
             info_hash,
             handle,
+            files: layout.files().len() as u64,
+            bytes: layout.content_bytes(),
             added: Instant::now(),
             idle_since: Mutex::new(None),
         });

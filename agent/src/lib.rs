@@ -291,10 +291,7 @@ impl Agent {
             packs.push(shoal_status::PackStatus {
                 id: t.id,
                 info_hash: t.info_hash.clone(),
-                files: t
-                    .handle
-                    .with_metadata(|m| m.file_infos.len() as u64)
-                    .unwrap_or(0),
+                files: t.files,
                 bytes: s.total_bytes,
                 have_bytes: s.progress_bytes,
                 state: state.into(),

@@ -105,13 +105,7 @@ async fn put_to_rest(agent: &Arc<Agent>, t: &crate::bt::Torrent) -> Result<()> {
     std::fs::create_dir_all(path.parent().expect("seal path has a parent"))
         .map_err(|e| crate::fsutil::explain_io(e, &path))?;
     crate::fsutil::atomic_write(&path, seal.as_bytes())?;
-    let (files, bytes) = t
-        .handle
-        .with_metadata(|m| {
-            let real = m.file_infos.iter().filter(|f| !f.attrs.padding);
-            real.fold((0u64, 0u64), |(n, b), f| (n + 1, b + f.len))
-        })
-        .unwrap_or((0, 0));
+    let (files, bytes) = (t.files, t.bytes);
     agent
         .bt
         .to_rest(Resting {

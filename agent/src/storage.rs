@@ -18,6 +18,14 @@
 //! origin refuses every write: the origin seeds, it never downloads into
 //! its archive (and opens its files read-only).
 //!
+//! A format 4 pack is a torrent of one file, the pack's byte stream
+//! (`shoal_pack::layout`): librqbit keeps one file's state for it, and
+//! this storage maps each read and write of the stream to the content
+//! files (`ab/abcdef…`) with the pack's [`Layout`], reading zeros where
+//! the stream pads an aligned content to a piece boundary. A pack of an
+//! older format lists a torrent file per content; librqbit's file offsets
+//! put those into the same stream, so the same map serves both.
+//!
 //! A pack's small contents lie back to back, so one piece spans several of
 //! them; when a mirror already holds some of them (hard-linked from its
 //! live tree) and downloads the piece for a missing neighbour, librqbit
@@ -28,6 +36,7 @@
 use anyhow::Context;
 use librqbit::storage::{BoxStorageFactory, StorageFactory, StorageFactoryExt, TorrentStorage};
 use librqbit::{ManagedTorrentShared, TorrentMetadata};
+use shoal_pack::Layout;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -60,25 +69,18 @@ impl StorageFactory for PackStorageFactory {
         _shared: &ManagedTorrentShared,
         metadata: &TorrentMetadata,
     ) -> anyhow::Result<PackStorage> {
-        Ok(PackStorage {
-            folder: self.folder.clone(),
-            paths: Arc::new(
-                metadata
-                    .file_infos
-                    .iter()
-                    .map(|f| (self.folder.join(&f.relative_filename), f.attrs.padding))
-                    .collect(),
-            ),
-            small: Arc::new(
-                metadata
-                    .file_infos
-                    .iter()
-                    .map(|f| !f.attrs.padding && shoal_pack::is_packed(f.len))
-                    .collect(),
-            ),
-            read_only: self.read_only,
-            open: Mutex::new(Vec::new()),
-        })
+        let parsed = shoal_pack::parse_info(&metadata.info_bytes)
+            .with_context(|| format!("pack in {}", self.folder.display()))?;
+        Ok(PackStorage::new(
+            &self.folder,
+            parsed.layout(),
+            metadata
+                .file_infos
+                .iter()
+                .map(|f| f.offset_in_torrent)
+                .collect(),
+            self.read_only,
+        ))
     }
 
     fn clone_box(&self) -> BoxStorageFactory {
@@ -88,108 +90,134 @@ impl StorageFactory for PackStorageFactory {
 
 pub struct PackStorage {
     folder: PathBuf,
-    /// Full path of every torrent file, and whether it is a padding file.
-    paths: Arc<Vec<(PathBuf, bool)>>,
-    /// Whether each torrent file is a small (packed) content.
-    small: Arc<Vec<bool>>,
+    /// Where each content lies in the pack's stream.
+    layout: Arc<Layout>,
+    /// Offset in the stream of each torrent file: one file for a format 4
+    /// pack, a file per content or padding for older ones.
+    file_starts: Arc<Vec<u64>>,
     read_only: bool,
-    /// Recently used open files, most recent last.
+    /// Recently used open content files, most recent last.
     open: Mutex<Vec<(usize, Arc<File>)>>,
 }
 
 impl PackStorage {
-    fn refuse(&self, file_id: usize) -> anyhow::Error {
-        anyhow::anyhow!(
-            "{}: the origin never writes into its pack store; its data no longer matches the \
-             published pack (was the repository file rewritten in place?)",
-            self.paths
-                .get(file_id)
-                .map(|p| p.0.display().to_string())
-                .unwrap_or_default()
-        )
-    }
-
-    fn path(&self, file_id: usize) -> anyhow::Result<&Path> {
-        match self.paths.get(file_id) {
-            Some((p, false)) => Ok(p),
-            Some((_, true)) => anyhow::bail!("file {file_id} is padding and has no data"),
-            None => anyhow::bail!("no such file {file_id}"),
+    fn new(folder: &Path, layout: Layout, file_starts: Vec<u64>, read_only: bool) -> Self {
+        PackStorage {
+            folder: folder.to_path_buf(),
+            layout: Arc::new(layout),
+            file_starts: Arc::new(file_starts),
+            read_only,
+            open: Mutex::new(Vec::new()),
         }
     }
 
-    /// The open file `file_id`, opening it (and closing the least recently
-    /// used one) if needed.
-    fn file(&self, file_id: usize) -> anyhow::Result<Arc<File>> {
+    fn refuse(&self, what: &str) -> anyhow::Error {
+        anyhow::anyhow!(
+            "{what} in {}: the origin never writes into its pack store; its data no longer \
+             matches the published pack (was the repository file rewritten in place?)",
+            self.folder.display()
+        )
+    }
+
+    /// The store path of content `k`.
+    fn path(&self, k: usize) -> PathBuf {
+        self.folder
+            .join(shoal_pack::content_path(&self.layout.files()[k].0))
+    }
+
+    /// The runs of torrent file `file_id`'s bytes `[offset, offset + len)`.
+    fn spans(
+        &self,
+        file_id: usize,
+        offset: u64,
+        len: u64,
+    ) -> anyhow::Result<Vec<shoal_pack::Span>> {
+        let start = self
+            .file_starts
+            .get(file_id)
+            .with_context(|| format!("no torrent file {file_id} in {}", self.folder.display()))?;
+        self.layout
+            .spans(start.saturating_add(offset), len)
+            .with_context(|| {
+                format!(
+                    "{len} bytes at {offset} of torrent file {file_id} lie beyond the pack in {}",
+                    self.folder.display()
+                )
+            })
+    }
+
+    /// The open file of content `k`, opening it (and closing the least
+    /// recently used one) if needed.
+    fn file(&self, k: usize) -> anyhow::Result<Arc<File>> {
         {
             let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(i) = open.iter().position(|(id, _)| *id == file_id) {
+            if let Some(i) = open.iter().position(|(id, _)| *id == k) {
                 let e = open.remove(i);
                 let f = e.1.clone();
                 open.push(e);
                 return Ok(f);
             }
         }
-        let path = self.path(file_id)?;
+        let path = self.path(k);
         let f = std::fs::OpenOptions::new()
             .read(true)
             .write(!self.read_only)
-            .open(path)
+            .open(&path)
             .with_context(|| format!("cannot open {}", path.display()))?;
         let f = Arc::new(f);
         let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
-        if !open.iter().any(|(id, _)| *id == file_id) {
+        if !open.iter().any(|(id, _)| *id == k) {
             if open.len() >= OPEN_PER_PACK {
                 open.remove(0);
             }
-            open.push((file_id, f.clone()));
+            open.push((k, f.clone()));
         }
         Ok(f)
     }
 
-    /// Whether writing `buf` at `offset` would leave a small content's
-    /// bytes as they are (a piece written again over a held neighbour).
-    fn unchanged(&self, file_id: usize, f: &File, offset: u64, buf: &[u8]) -> bool {
-        if !self.small.get(file_id).copied().unwrap_or(false) {
+    /// Whether writing `buf` at `offset` of content `k` would leave a
+    /// small content's bytes as they are (a piece written again over a
+    /// held neighbour).
+    fn unchanged(&self, k: usize, f: &File, offset: u64, buf: &[u8]) -> bool {
+        if !shoal_pack::is_packed(self.layout.files()[k].1) {
             return false;
         }
         let mut have = vec![0u8; buf.len()];
         f.read_exact_at(&mut have, offset).is_ok() && have == buf
     }
 
-    /// Writes `buf` at `offset` unless the bytes are already there.
+    /// Writes `buf` at `offset` of torrent file `file_id` into the content
+    /// files it covers, skipping padding and bytes already there.
     fn write_at(&self, file_id: usize, offset: u64, buf: &[u8]) -> anyhow::Result<()> {
         if self.read_only {
-            return Err(self.refuse(file_id));
+            return Err(self.refuse("a write"));
         }
-        let f = self.file(file_id)?;
-        if !self.unchanged(file_id, &f, offset, buf) {
-            f.write_all_at(buf, offset)?;
+        let mut done = 0usize;
+        for s in self.spans(file_id, offset, buf.len() as u64)? {
+            let part = &buf[done..done + s.len as usize];
+            done += s.len as usize;
+            // Padding is zeros no file holds; a peer that sent other bytes
+            // there fails the piece's hash check when it is read back.
+            let Some(k) = s.content else { continue };
+            let f = self.file(k)?;
+            if !self.unchanged(k, &f, s.at, part) {
+                f.write_all_at(part, s.at)?;
+            }
         }
         Ok(())
     }
 
-    fn forget(&self, file_id: usize) {
-        self.open
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .retain(|(id, _)| *id != file_id);
-    }
-}
-
-impl TorrentStorage for PackStorage {
-    /// Creates the folders and (on a mirror) empty files for what is
-    /// missing, like librqbit's own storage, but keeps nothing open.
-    fn init(
-        &mut self,
-        _shared: &ManagedTorrentShared,
-        _metadata: &TorrentMetadata,
-    ) -> anyhow::Result<()> {
+    /// Creates the folders and (on a mirror) empty files for the contents
+    /// that are missing, like librqbit's own storage, but keeps nothing
+    /// open.
+    fn create_missing(&self) -> anyhow::Result<()> {
         if self.read_only {
             return Ok(());
         }
         let mut made = std::collections::HashSet::new();
-        for (p, padding) in self.paths.iter() {
-            if *padding || p.exists() {
+        for k in 0..self.layout.files().len() {
+            let p = self.path(k);
+            if p.exists() {
                 continue;
             }
             let parent = p.parent().context("bug: pack file without a folder")?;
@@ -201,14 +229,33 @@ impl TorrentStorage for PackStorage {
                 .create(true)
                 .truncate(false)
                 .write(true)
-                .open(p)
+                .open(&p)
                 .with_context(|| format!("cannot create {}", p.display()))?;
         }
         Ok(())
     }
+}
 
+impl TorrentStorage for PackStorage {
+    /// See [`PackStorage::create_missing`].
+    fn init(
+        &mut self,
+        _shared: &ManagedTorrentShared,
+        _metadata: &TorrentMetadata,
+    ) -> anyhow::Result<()> {
+        self.create_missing()
+    }
     fn pread_exact(&self, file_id: usize, offset: u64, buf: &mut [u8]) -> anyhow::Result<()> {
-        Ok(self.file(file_id)?.read_exact_at(buf, offset)?)
+        let mut done = 0usize;
+        for s in self.spans(file_id, offset, buf.len() as u64)? {
+            let part = &mut buf[done..done + s.len as usize];
+            done += s.len as usize;
+            match s.content {
+                None => part.fill(0),
+                Some(k) => self.file(k)?.read_exact_at(part, s.at)?,
+            }
+        }
+        Ok(())
     }
 
     fn pwrite_all(&self, file_id: usize, offset: u64, buf: &[u8]) -> anyhow::Result<()> {
@@ -226,12 +273,24 @@ impl TorrentStorage for PackStorage {
         Ok(bufs[0].len() + bufs[1].len())
     }
 
-    fn remove_file(&self, file_id: usize, filename: &Path) -> anyhow::Result<()> {
+    /// Removes the content files of torrent file `file_id`.
+    fn remove_file(&self, file_id: usize, _filename: &Path) -> anyhow::Result<()> {
         if self.read_only {
-            return Err(self.refuse(file_id));
+            return Err(self.refuse("a removal"));
         }
-        self.forget(file_id);
-        Ok(std::fs::remove_file(self.folder.join(filename))?)
+        let start = self.file_starts.get(file_id).copied().unwrap_or(u64::MAX);
+        let end = self
+            .file_starts
+            .get(file_id + 1)
+            .copied()
+            .unwrap_or(self.layout.len());
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        for k in self.layout.contents_in(start, end.saturating_sub(start)) {
+            open.retain(|(id, _)| *id != k);
+            let p = self.path(k);
+            std::fs::remove_file(&p).with_context(|| format!("cannot remove {}", p.display()))?;
+        }
+        Ok(())
     }
 
     fn remove_directory_if_empty(&self, path: &Path) -> anyhow::Result<()> {
@@ -242,26 +301,42 @@ impl TorrentStorage for PackStorage {
         Ok(())
     }
 
+    /// Gives each content of torrent file `file_id` its length, skipping
+    /// the ones already right (setting it bumps the mtime).
     fn ensure_file_length(&self, file_id: usize, length: u64) -> anyhow::Result<()> {
-        let path = self.path(file_id)?;
-        if std::fs::metadata(path)
-            .map(|m| m.len() == length)
-            .unwrap_or(false)
-        {
-            return Ok(());
+        let start = self
+            .file_starts
+            .get(file_id)
+            .with_context(|| format!("no torrent file {file_id} in {}", self.folder.display()))?;
+        for k in self.layout.contents_in(*start, length) {
+            let size = self.layout.files()[k].1;
+            let path = self.path(k);
+            if std::fs::metadata(&path)
+                .map(|m| m.len() == size)
+                .unwrap_or(false)
+            {
+                continue;
+            }
+            if self.read_only {
+                return Err(self.refuse(&format!("{} has another length", path.display())));
+            }
+            // Opened afresh: a cached handle may be of a file since
+            // replaced at this path.
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(&path)
+                .and_then(|f| f.set_len(size))
+                .with_context(|| format!("cannot set the length of {}", path.display()))?;
         }
-        if self.read_only {
-            return Err(self.refuse(file_id));
-        }
-        Ok(self.file(file_id)?.set_len(length)?)
+        Ok(())
     }
 
     fn take(&self) -> anyhow::Result<Box<dyn TorrentStorage>> {
         let open = std::mem::take(&mut *self.open.lock().unwrap_or_else(|e| e.into_inner()));
         Ok(Box::new(PackStorage {
             folder: self.folder.clone(),
-            paths: self.paths.clone(),
-            small: self.small.clone(),
+            layout: self.layout.clone(),
+            file_starts: self.file_starts.clone(),
             read_only: self.read_only,
             open: Mutex::new(open),
         }))
@@ -273,38 +348,138 @@ mod tests {
     use super::*;
     use std::time::{Duration, SystemTime};
 
-    /// A write that would not change a small content's bytes is skipped
-    /// (its mtime stays); one that would, or to a large content, happens.
+    /// A pack built from `datas`, each written to its store path under
+    /// `dir`, and a storage over it.
+    fn pack_in(dir: &Path, datas: &[Vec<u8>], read_only: bool) -> (shoal_pack::Pack, PackStorage) {
+        let contents: Vec<shoal_pack::Content> = datas
+            .iter()
+            .map(|d| shoal_pack::hash_stream(&mut &d[..], None).unwrap().into())
+            .collect();
+        let by_sha = |sha: &[u8; 32]| {
+            datas
+                .iter()
+                .zip(&contents)
+                .find(|(_, c)| c.sha256 == *sha)
+                .map(|(d, _)| d.clone())
+                .unwrap()
+        };
+        let pack = shoal_pack::build("t", &contents, &mut |c| Ok(by_sha(&c.sha256))).unwrap();
+        for (sha, _) in &pack.files {
+            let p = dir.join(shoal_pack::content_path(sha));
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(&p, by_sha(sha)).unwrap();
+        }
+        let parsed = shoal_pack::parse_torrent(&pack.torrent, None).unwrap();
+        assert_eq!(parsed.shape, shoal_pack::Shape::Stream);
+        let storage = PackStorage::new(dir, parsed.layout(), vec![0], read_only);
+        (pack, storage)
+    }
+
+    /// Every piece read through the storage hashes to the torrent's piece
+    /// hash: the stream is mapped to the content files, padding reads as
+    /// zeros, and reads that straddle contents and padding are stitched.
     #[test]
-    fn rewriting_a_small_content_with_its_own_bytes_leaves_it_alone() {
+    fn reads_of_the_stream_hash_to_the_torrents_pieces() {
         let dir = tempfile::tempdir().unwrap();
-        let small = dir.path().join("small");
-        let large = dir.path().join("large");
-        std::fs::write(&small, b"hello world").unwrap();
-        std::fs::write(&large, vec![1u8; 20_000]).unwrap();
+        let plen = shoal_pack::PIECE_LEN as usize;
+        let datas: Vec<Vec<u8>> = vec![
+            vec![1u8; plen + 100],
+            vec![2u8; 3 * plen],
+            vec![3u8; 2 * plen + 7],
+            b"hello".to_vec(),
+            vec![4u8; 700],
+            vec![5u8; plen - 1],
+        ];
+        let (pack, storage) = pack_in(dir.path(), &datas, true);
+        let parsed = shoal_pack::parse_torrent(&pack.torrent, None).unwrap();
+        assert!(parsed.packed_from == 3 && parsed.files.len() == 6);
+        let len = parsed.layout().len();
+        let mut piece_hashes = Vec::new();
+        let mut off = 0u64;
+        while off < len {
+            let n = (len - off).min(plen as u64) as usize;
+            let mut buf = vec![0xAAu8; n];
+            storage.pread_exact(0, off, &mut buf).unwrap();
+            // SHA-1 of the piece as read (unpadded when it is short).
+            let h = shoal_pack::hash_stream(&mut &buf[..], None).unwrap();
+            piece_hashes.push(h.last_unpadded.unwrap_or(h.pieces[0]));
+            off += n as u64;
+        }
+        let mut want: Vec<[u8; 20]> = parsed.pieces[..parsed.packed_from].concat();
+        want.extend(&parsed.packed_pieces);
+        assert_eq!(piece_hashes, want);
+        // A read past the stream is refused, naming the pack's folder.
+        let mut buf = [0u8; 2];
+        let e = storage
+            .pread_exact(0, len - 1, &mut buf)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("beyond the pack"), "{e}");
+        // The origin's storage refuses writes.
+        let e = storage.pwrite_all(0, 0, b"x").unwrap_err().to_string();
+        assert!(e.contains("never writes"), "{e}");
+    }
+
+    /// A mirror's storage: missing contents are created, get their length,
+    /// and a piece written over the stream lands in each content it spans;
+    /// a write that would not change a small content's bytes is skipped
+    /// (its mtime stays); a large content is written as told.
+    #[test]
+    fn writes_land_in_the_contents_and_spare_held_small_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let plen = shoal_pack::PIECE_LEN as usize;
+        let datas: Vec<Vec<u8>> = vec![
+            vec![9u8; plen + 20],
+            b"hello world".to_vec(),
+            b"abc".to_vec(),
+        ];
+        let (pack, storage) = pack_in(dir.path(), &datas, false);
+        let layout = shoal_pack::parse_torrent(&pack.torrent, None)
+            .unwrap()
+            .layout();
+        // The small ones lie back to back after the large one's padding.
+        let small = layout.start(1);
+        assert_eq!(small, 2 * plen as u64);
         let past = SystemTime::now() - Duration::from_secs(3600);
-        for p in [&small, &large] {
+        let path = |k: usize| {
+            dir.path()
+                .join(shoal_pack::content_path(&layout.files()[k].0))
+        };
+        for k in 0..3 {
             File::options()
                 .write(true)
-                .open(p)
+                .open(path(k))
                 .unwrap()
                 .set_modified(past)
                 .unwrap();
         }
-        let storage = PackStorage {
-            folder: dir.path().to_path_buf(),
-            paths: Arc::new(vec![(small.clone(), false), (large.clone(), false)]),
-            small: Arc::new(vec![true, false]),
-            read_only: false,
-            open: Mutex::new(Vec::new()),
-        };
         let mtime = |p: &Path| std::fs::metadata(p).unwrap().modified().unwrap();
-        storage.pwrite_all(0, 6, b"world").unwrap();
-        assert_eq!(mtime(&small), past, "same bytes were written again");
-        storage.pwrite_all(1, 0, &[1u8; 100]).unwrap();
-        assert_ne!(mtime(&large), past, "large contents are written as told");
-        storage.pwrite_all(0, 6, b"there").unwrap();
-        assert_eq!(std::fs::read(&small).unwrap(), b"hello there");
-        assert_ne!(mtime(&small), past);
+        // The packed region written again with its own bytes.
+        let mut region = vec![0u8; (layout.len() - small) as usize];
+        storage.pread_exact(0, small, &mut region).unwrap();
+        storage.pwrite_all(0, small, &region).unwrap();
+        assert_eq!(mtime(&path(1)), past, "same bytes were written again");
+        assert_eq!(mtime(&path(2)), past);
+        // One byte changed in the second small content only.
+        let mut changed = region.clone();
+        let second = (layout.start(2) - small) as usize;
+        changed[second] = b'X';
+        storage.pwrite_all(0, small, &changed).unwrap();
+        assert_eq!(mtime(&path(1)), past);
+        assert_ne!(mtime(&path(2)), past);
+        assert_eq!(std::fs::read(path(2)).unwrap(), b"Xbc");
+        // Large contents are written as told; padding is ignored.
+        storage.pwrite_all(0, 0, &vec![9u8; 2 * plen]).unwrap();
+        assert_ne!(mtime(&path(0)), past);
+        assert_eq!(std::fs::read(path(0)).unwrap(), datas[0]);
+        // A missing content is created empty at init, then given its
+        // length; a content already of the right length is left alone.
+        std::fs::remove_file(path(1)).unwrap();
+        let before = mtime(&path(2));
+        storage.create_missing().unwrap();
+        assert_eq!(std::fs::metadata(path(1)).unwrap().len(), 0);
+        storage.ensure_file_length(0, layout.len()).unwrap();
+        assert_eq!(std::fs::metadata(path(1)).unwrap().len(), 11);
+        assert_eq!(mtime(&path(2)), before);
     }
 }

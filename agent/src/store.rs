@@ -225,14 +225,15 @@ impl Store {
         let root = match Root::from_body(&body) {
             Ok(r) => r,
             Err(e) => {
-                // Written before the upgrade to format 3: converted, and
+                // Written before the upgrade to format 3 (chunks): converted, and
                 // its chunks stored so the generation can be relayed.
                 let Ok(m) = Manifest::from_legacy_body(&body) else {
                     return Err(e.into());
                 };
                 tracing::info!(
                     generation,
-                    "converted the stored manifest of an older format to format 3"
+                    format = shoal_manifest::FORMAT,
+                    "converted the stored manifest of an older format"
                 );
                 let mut m = m;
                 let written = self.write_chunks(&m.take_new_chunks())?;

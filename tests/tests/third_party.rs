@@ -36,8 +36,8 @@ fn now() -> i64 {
 }
 
 /// aria2c downloads a Shoal pack from a Shoal origin: our info dictionary,
-/// padding files and tracker work with another client, and every content
-/// it received hashes to its name.
+/// single-file stream (zeros where it pads) and tracker work with another
+/// client, and every content it received hashes to its name.
 #[test]
 fn aria2c_downloads_a_pack_from_an_origin() {
     let t = tempfile::tempdir().unwrap();
@@ -75,14 +75,18 @@ fn aria2c_downloads_a_pack_from_an_origin() {
     );
     let code = a.wait_exit(Duration::from_secs(180));
     assert_eq!(code, Some(0), "aria2c failed:\n{}", a.log_tail(20));
-    // Every content file hashes to its own name.
+    // aria2c wrote the pack's stream as one file; every content in it,
+    // where the pack's layout puts it, hashes to its own name.
     let parsed = shoal_pack::parse_torrent(&std::fs::read(torrent).unwrap(), None).unwrap();
     assert!(!parsed.files.is_empty());
-    for (sha, size) in &parsed.files {
-        let p = out.join(&parsed.name).join(shoal_pack::content_path(sha));
-        let data = std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
-        assert_eq!(data.len() as u64, *size);
-        assert_eq!(<[u8; 32]>::from(Sha256::digest(&data)), *sha);
+    let layout = parsed.layout();
+    let p = out.join(&parsed.name);
+    let stream = std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    assert_eq!(stream.len() as u64, layout.len());
+    for (i, (sha, size)) in parsed.files.iter().enumerate() {
+        let start = layout.start(i) as usize;
+        let data = &stream[start..start + *size as usize];
+        assert_eq!(<[u8; 32]>::from(Sha256::digest(data)), *sha);
     }
     // The origin counted those bytes as sent to a non-Shoal client.
     wait_for(
@@ -123,13 +127,10 @@ fn pack_data_that_mismatches_the_manifest_is_refused() {
     let ih = hex::encode(pack.info_hash);
     let torrent_path = dir.join("evil.torrent");
     std::fs::write(&torrent_path, &pack.torrent).unwrap();
-    // aria2c seeds the evil bytes.
+    // aria2c seeds the evil bytes: the pack's stream is that one content.
     let seed_dir = dir.join("seed");
-    let content_file = seed_dir
-        .join("shoal-evil")
-        .join(shoal_pack::content_path(&good_sha));
-    std::fs::create_dir_all(content_file.parent().unwrap()).unwrap();
-    std::fs::write(&content_file, &evil).unwrap();
+    std::fs::create_dir_all(&seed_dir).unwrap();
+    std::fs::write(seed_dir.join("shoal-evil"), &evil).unwrap();
     let port = free_port("127.0.0.1".parse().unwrap());
     let _seeder = aria2c(
         dir,
@@ -279,14 +280,13 @@ fn a_peer_sending_bad_pieces_does_not_corrupt_the_mirror() {
     let fake = FakeUpstream::start();
     for torrent in &torrents {
         let parsed = shoal_pack::parse_torrent(&std::fs::read(torrent).unwrap(), None).unwrap();
-        // A corrupted copy of every content.
-        for (sha, size) in &parsed.files {
-            let p = seed_dir
-                .join(&parsed.name)
-                .join(shoal_pack::content_path(sha));
-            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-            std::fs::write(&p, vec![0xEE; *size as usize]).unwrap();
-        }
+        // A corrupted copy of the pack's stream.
+        std::fs::create_dir_all(&seed_dir).unwrap();
+        std::fs::write(
+            seed_dir.join(&parsed.name),
+            vec![0xEE; parsed.layout().len() as usize],
+        )
+        .unwrap();
         fake.put(
             &format!("/v1/torrent/{}", hex::encode(parsed.info_hash)),
             std::fs::read(torrent).unwrap(),

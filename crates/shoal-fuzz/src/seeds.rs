@@ -1,6 +1,6 @@
 //! The starting corpus, made in code with the real writers: manifests,
 //! deltas and heads of a small repository over three generations, sealed
-//! with a fixed test key; pack torrents from [`shoal_pack::build`] over
+//! with a fixed test key; pack torrents from [`shoal_pack::build_shaped`] over
 //! generated contents; announce JSON, tracker queries as librqbit sends
 //! them, agent configs and site files.
 
@@ -10,7 +10,7 @@ use shoal_manifest::{
     Delta, Entry, EntryKind, Head, Header, Manifest, PackRef, Sha256Hash, FORMAT,
 };
 use shoal_pack::tracker::{AnnounceEvent, AnnounceQuery};
-use shoal_pack::{build, hash_stream, Content};
+use shoal_pack::{hash_stream, Content};
 
 /// Seed of the test key (not secret: it signs nothing but fuzz inputs).
 const TEST_KEY_SEED: &str = "5f8d2b1c0a4e6f7d9c3b2a1908f7e6d5c4b3a29180706f5e4d3c2b1a09f8e7d6";
@@ -360,35 +360,40 @@ fn documents(key: &PrivateKey) -> Documents {
     }
 }
 
-/// Pack `.torrent` files: tiny, piece-sized, mixed, empty and packed.
+/// Pack `.torrent` files: tiny, piece-sized, mixed and packed, in both
+/// shapes (one stream file; a file per content, as formats 1-3 made).
 fn torrents() -> Vec<Vec<u8>> {
     // --- pack torrents -------------------------------------------------
     let piece = shoal_pack::PIECE_LEN as usize;
-    let pack = |name: &str, datas: &[Vec<u8>]| {
+    let shaped = |name: &str, datas: &[Vec<u8>], shape| {
         let contents: Vec<Content> = datas.iter().map(|d| content(d)).collect();
-        build(name, &contents, &mut |c| {
-            let d = datas
-                .iter()
-                .find(|d| content(d).sha256 == c.sha256)
-                .expect("seed data");
-            Ok(d.clone())
-        })
+        shoal_pack::build_shaped(
+            name,
+            &contents,
+            &mut |c| {
+                let d = datas
+                    .iter()
+                    .find(|d| content(d).sha256 == c.sha256)
+                    .expect("seed data");
+                Ok(d.clone())
+            },
+            shape,
+        )
         .expect("building a seed pack")
         .torrent
     };
+    let pack = |name: &str, datas: &[Vec<u8>]| shaped(name, datas, shoal_pack::Shape::Stream);
+    let mixed = [
+        blob(10, 1000),
+        blob(11, 2 * piece),
+        blob(12, 5),
+        blob(13, piece + 1),
+    ];
     let torrents = vec![
         pack("shoal-pack-1", &[b"hello".to_vec()]),
         pack("shoal-pack-2", &[blob(9, piece)]),
-        pack(
-            "shoal-pack-3",
-            &[
-                blob(10, 1000),
-                blob(11, 2 * piece),
-                blob(12, 5),
-                blob(13, piece + 1),
-            ],
-        ),
-        pack("shoal-pack-4", &[]),
+        pack("shoal-pack-3", &mixed),
+        shaped("shoal-pack-4", &mixed, shoal_pack::Shape::Files),
         pack(
             "shoal-pack-5",
             &(0..12u8)

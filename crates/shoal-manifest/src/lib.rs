@@ -49,7 +49,14 @@ use sha2::{Digest, Sha256};
 /// - 3: the manifest body is a [`Root`] listing content-addressed chunks
 ///   of entries (packs as in format 2). Agents that read format 2 refuse
 ///   format 3 heads ("newer than this shoal-agent reads ... upgrade").
-pub const FORMAT: u32 = 3;
+/// - 4: the packs it names are torrents of one file, the pack's byte
+///   stream, with the contents listed in the info dictionary
+///   (`shoal_pack::Shape::Stream`), so BitTorrent clients keep one file's
+///   state per pack. Agents that read format 3 would refuse such a pack
+///   as "not a Shoal pack torrent"; they refuse format 4 heads instead
+///   and say to upgrade. This version still reads format 3 generations
+///   and seeds their packs (the same stream, listed a file per content).
+pub const FORMAT: u32 = 4;
 
 /// Oldest format this version reads. Format 2 manifests carry every entry
 /// in one signed body; reading them would keep a second manifest code path

@@ -70,6 +70,38 @@ pub fn info_dict(files: &List, name: &str, piece_len: u64, pieces: &[u8]) -> Vec
     out
 }
 
+/// The info dictionary of a format 4 pack (`Shape::Stream`): one file,
+/// the pack's stream of `length` bytes, named `name`; `contents` lists
+/// each content's SHA-256 and size (40 bytes each, the size big-endian)
+/// in stream order, and the first `packed_from` of them are aligned. Keys
+/// in sorted order.
+pub fn stream_info_dict(
+    length: u64,
+    name: &str,
+    piece_len: u64,
+    pieces: &[u8],
+    contents: &[u8],
+    packed_from: u64,
+) -> Vec<u8> {
+    let mut out = vec![b'd'];
+    bytes(&mut out, b"length");
+    int(&mut out, length);
+    bytes(&mut out, b"name");
+    bytes(&mut out, name.as_bytes());
+    bytes(&mut out, b"piece length");
+    int(&mut out, piece_len);
+    bytes(&mut out, b"pieces");
+    bytes(&mut out, pieces);
+    bytes(&mut out, b"private");
+    int(&mut out, 1);
+    bytes(&mut out, crate::CONTENTS_KEY);
+    bytes(&mut out, contents);
+    bytes(&mut out, crate::PACKED_FROM_KEY);
+    int(&mut out, packed_from);
+    out.push(b'e');
+    out
+}
+
 /// A `.torrent` file: `{created by, info}` (no announce: peers come from
 /// Shoal agents, never from public trackers).
 pub fn torrent(info: &[u8]) -> Vec<u8> {

@@ -18,6 +18,14 @@
 //!   neighbours, so [`build`] hashes the packed region from the contents'
 //!   bytes every time (a second read of small files only).
 //!
+//! The torrent is one file, the pack's byte stream ([`Shape::Stream`],
+//! manifest format 4), and its info dictionary lists the contents (SHA-256
+//! and size) under [`CONTENTS_KEY`]; [`layout`] says where each lies in
+//! the stream. librqbit keeps state per torrent file, about 0.7 kB each,
+//! so a pack of 10,000 tiny contents costs it one file's state, not
+//! 10,000. Packs of formats 1-3 listed a torrent file per content
+//! ([`Shape::Files`]); they have the same stream and still parse.
+//!
 //! [`build`] makes the info dictionary and `.torrent` bytes itself (sorted
 //! order, no filesystem walk); [`parse_torrent`] reads one back and checks
 //! that it has exactly this shape (the first layout, where every content
@@ -26,7 +34,10 @@
 //! tracker.
 
 mod bencode;
+pub mod layout;
 pub mod tracker;
+
+pub use layout::{Layout, Span};
 
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
@@ -38,6 +49,28 @@ use std::path::{Path, PathBuf};
 /// padding after a file's last piece costs less than one request on the
 /// wire (librqbit skips only pieces that are entirely padding).
 pub const PIECE_LEN: u64 = 16 * 1024;
+
+/// Info dictionary key of a [`Shape::Stream`] pack's contents: SHA-256 and
+/// big-endian 64-bit size of each, in stream order.
+pub const CONTENTS_KEY: &[u8] = b"shoal contents";
+
+/// Info dictionary key of how many of a [`Shape::Stream`] pack's contents
+/// are aligned (the rest are packed).
+pub const PACKED_FROM_KEY: &[u8] = b"shoal packed from";
+
+/// Bytes per content under [`CONTENTS_KEY`].
+const LISTED_LEN: usize = 40;
+
+/// How a pack's torrent lists its contents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// Format 4: one torrent file (the pack's stream) and the contents
+    /// under [`CONTENTS_KEY`]. What [`build`] makes.
+    Stream,
+    /// Formats 1-3: one torrent file per content (`ab/abcdef…`) and BEP 47
+    /// padding files between aligned ones.
+    Files,
+}
 
 /// The result of hashing one file's content.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -188,12 +221,29 @@ pub fn build(
     contents: &[Content],
     bytes_of: &mut dyn FnMut(&Content) -> io::Result<Vec<u8>>,
 ) -> io::Result<Pack> {
+    build_shaped(name, contents, bytes_of, Shape::Stream)
+}
+
+/// [`build`] in either shape: [`Shape::Files`] makes the packs of formats
+/// 1-3, which agents still read (for tests and the fuzzer's seeds).
+pub fn build_shaped(
+    name: &str,
+    contents: &[Content],
+    bytes_of: &mut dyn FnMut(&Content) -> io::Result<Vec<u8>>,
+    shape: Shape,
+) -> io::Result<Pack> {
     let mut seen = std::collections::HashSet::new();
     let unique = contents
         .iter()
         .filter(|c| c.size > 0 && seen.insert(c.sha256));
     let (packed, mut aligned): (Vec<&Content>, Vec<&Content>) =
         unique.partition(|c| is_packed(c.size));
+    if packed.is_empty() && aligned.is_empty() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("pack {name} would hold no content (empty files are not packed)"),
+        ));
+    }
     aligned.sort_by_key(|a| a.sha256);
     let mut hasher = PackedHasher::default();
     for c in &packed {
@@ -201,7 +251,7 @@ pub fn build(
         check_bytes(c, &data)?;
         hasher.update(&data);
     }
-    Ok(assemble(name, &aligned, &packed, &hasher.finish()))
+    Ok(assemble(name, &aligned, &packed, &hasher.finish(), shape))
 }
 
 /// Refuses bytes that are not the content they claim to be.
@@ -258,12 +308,13 @@ impl PackedHasher {
 
 /// The torrent of aligned contents (each followed by padding to the next
 /// piece boundary unless it ends the torrent) then packed contents, with
-/// the packed region's piece hashes already computed.
+/// the packed region's piece hashes already computed, in `shape`.
 fn assemble(
     name: &str,
     aligned: &[&Content],
     packed: &[&Content],
     packed_pieces: &[[u8; 20]],
+    shape: Shape,
 ) -> Pack {
     let mut files = Vec::new();
     let mut pieces: Vec<u8> = Vec::new();
@@ -306,7 +357,25 @@ fn assemble(
     for p in packed_pieces {
         pieces.extend_from_slice(p);
     }
-    let info = bencode::info_dict(&file_list, name, PIECE_LEN, &pieces);
+    let info = match shape {
+        Shape::Files => bencode::info_dict(&file_list, name, PIECE_LEN, &pieces),
+        Shape::Stream => {
+            let mut listed = Vec::with_capacity(files.len() * LISTED_LEN);
+            for (sha, size) in &files {
+                listed.extend_from_slice(sha);
+                listed.extend_from_slice(&size.to_be_bytes());
+            }
+            let length = Layout::new(files.clone(), aligned.len()).len();
+            bencode::stream_info_dict(
+                length,
+                name,
+                PIECE_LEN,
+                &pieces,
+                &listed,
+                aligned.len() as u64,
+            )
+        }
+    };
     let info_hash: [u8; 20] = Sha1::digest(&info).into();
     let torrent = bencode::torrent(&info);
     let bytes = files.iter().map(|f| f.1).sum();
@@ -336,6 +405,8 @@ pub struct ParsedPack {
     pub packed_from: usize,
     /// Piece hashes of the packed region.
     pub packed_pieces: Vec<[u8; 20]>,
+    /// How the torrent lists its contents.
+    pub shape: Shape,
 }
 
 impl ParsedPack {
@@ -408,7 +479,18 @@ impl ParsedPack {
         let (aligned, packed) = contents.split_at(self.packed_from);
         let aligned: Vec<&Content> = aligned.iter().collect();
         let packed: Vec<&Content> = packed.iter().collect();
-        assemble(&self.name, &aligned, &packed, &self.packed_pieces)
+        assemble(
+            &self.name,
+            &aligned,
+            &packed,
+            &self.packed_pieces,
+            self.shape,
+        )
+    }
+
+    /// Where each content lies in the pack's stream.
+    pub fn layout(&self) -> Layout {
+        Layout::new(self.files.clone(), self.packed_from)
     }
 }
 
@@ -451,6 +533,14 @@ pub fn parse_torrent(bytes: &[u8], expected: Option<&str>) -> Result<ParsedPack,
             });
         }
     }
+    parse_info(info_raw)
+}
+
+/// Parses a pack's bencoded info dictionary (what librqbit hands a
+/// storage) and checks its shape, as [`parse_torrent`] does.
+pub fn parse_info(info_raw: &[u8]) -> Result<ParsedPack, Error> {
+    let bad = |s: &str| Error::Malformed(s.to_string());
+    let info_hash: [u8; 20] = Sha1::digest(info_raw).into();
     let info = bencode::parse(info_raw).map_err(|e| bad(&e))?;
     let plen = info
         .dict_int(b"piece length")
@@ -464,18 +554,31 @@ pub fn parse_torrent(bytes: &[u8], expected: Option<&str>) -> Result<ParsedPack,
             .to_vec(),
     )
     .map_err(|_| bad("name is not UTF-8"))?;
+    if name.is_empty() || name == "." || name == ".." || name.contains(['/', '\0']) {
+        // Another client writes the pack under this name.
+        return Err(bad(&format!("{name:?} is not a plain file name")));
+    }
     let all_pieces = info.dict_bytes(b"pieces").ok_or_else(|| bad("no pieces"))?;
     if all_pieces.len() % 20 != 0 {
         return Err(bad("pieces length not a multiple of 20"));
     }
-    let list = info
-        .dict_list(b"files")
-        .ok_or_else(|| bad("no files list"))?;
-    let mut listed = Vec::with_capacity(list.len());
-    for f in list {
-        listed.push(list_entry(f).map_err(|e| bad(&e))?);
-    }
-    let (files, packed_from) = check_layout(&listed).map_err(|e| bad(&e))?;
+    let (files, packed_from, shape) = match info.dict_list(b"files") {
+        Some(list) => {
+            if info.dict_raw(CONTENTS_KEY).is_some() || info.dict_raw(b"length").is_some() {
+                return Err(bad("both a file list and a single file"));
+            }
+            let mut listed = Vec::with_capacity(list.len());
+            for f in list {
+                listed.push(list_entry(f).map_err(|e| bad(&e))?);
+            }
+            let (files, packed_from) = check_layout(&listed).map_err(|e| bad(&e))?;
+            (files, packed_from, Shape::Files)
+        }
+        None => {
+            let (files, packed_from) = stream_contents(&info).map_err(|e| bad(&e))?;
+            (files, packed_from, Shape::Stream)
+        }
+    };
     let mut piece_iter = all_pieces.chunks(20);
     let mut take = |n: u64| -> Result<Vec<[u8; 20]>, Error> {
         // Checked before allocating: a forged length must not size a Vec.
@@ -501,14 +604,75 @@ pub fn parse_torrent(bytes: &[u8], expected: Option<&str>) -> Result<ParsedPack,
     if piece_iter.next().is_some() {
         return Err(bad("too many pieces"));
     }
-    Ok(ParsedPack {
+    let parsed = ParsedPack {
         info_hash,
         name,
         files,
         pieces,
         packed_from,
         packed_pieces,
-    })
+        shape,
+    };
+    if shape == Shape::Stream {
+        // The pieces bound every size, so the stream's length is no
+        // overflow; it must be the one the single file declares.
+        let want = parsed.layout().len();
+        if info.dict_int(b"length") != Some(want as i64) {
+            return Err(bad(&format!(
+                "the single file's length is not the contents' stream of {want} bytes"
+            )));
+        }
+    }
+    Ok(parsed)
+}
+
+/// The contents of a [`Shape::Stream`] pack and how many are aligned:
+/// aligned ones (a piece or more) sorted by SHA-256, then distinct packed
+/// ones (smaller than a piece).
+fn stream_contents(info: &bencode::Value) -> Result<(Files, usize), String> {
+    let listed = info
+        .dict_bytes(CONTENTS_KEY)
+        .ok_or("neither a file list nor a Shoal contents list")?;
+    if listed.is_empty() || listed.len() % LISTED_LEN != 0 {
+        return Err(format!(
+            "the contents list is {} bytes, not a positive multiple of {LISTED_LEN}",
+            listed.len()
+        ));
+    }
+    let n = listed.len() / LISTED_LEN;
+    let packed_from =
+        info.dict_int(PACKED_FROM_KEY)
+            .filter(|k| (0..=n as i64).contains(k))
+            .ok_or("no count of aligned contents, or more than the contents")? as usize;
+    let files: Files = listed
+        .chunks(LISTED_LEN)
+        .map(|c| {
+            let sha: [u8; 32] = c[..32].try_into().expect("32 bytes");
+            let size = u64::from_be_bytes(c[32..].try_into().expect("8 bytes"));
+            (sha, size)
+        })
+        .collect();
+    for (i, (sha, size)) in files.iter().enumerate() {
+        if *size == 0 || *size > i64::MAX as u64 {
+            return Err(format!("content {} has size {size}", hex::encode(sha)));
+        }
+        if (i < packed_from) == is_packed(*size) {
+            return Err(if i < packed_from {
+                "a content smaller than a piece among the aligned ones".into()
+            } else {
+                "a content of a piece or more among the packed contents".into()
+            });
+        }
+        if i > 0 && i < packed_from && files[i - 1].0 >= *sha {
+            return Err("files not sorted".into());
+        }
+    }
+    let mut seen: std::collections::HashSet<&[u8; 32]> =
+        files[..packed_from].iter().map(|f| &f.0).collect();
+    if !files[packed_from..].iter().all(|f| seen.insert(&f.0)) {
+        return Err("a content is listed twice".into());
+    }
+    Ok((files, packed_from))
 }
 
 /// One file of the list: a padding file, or a content named
@@ -824,9 +988,14 @@ mod tests {
         let small: u64 = parsed.files[1..].iter().map(|f| f.1).sum();
         assert_eq!(parsed.packed_pieces.len() as u64, small.div_ceil(PIECE_LEN));
         assert!(parsed.packed_pieces.len() < 40);
-        // Exactly one padding file: after the large content.
-        let pads = p.torrent.windows(6).filter(|w| w == b"4:.pad").count();
-        assert_eq!(pads, 1);
+        // One torrent file; zeros only after the large content.
+        assert_eq!(parsed.shape, Shape::Stream);
+        let layout = parsed.layout();
+        assert_eq!(layout.start(1), 4 * PIECE_LEN);
+        for i in 2..parsed.files.len() {
+            assert_eq!(layout.start(i), layout.start(i - 1) + parsed.files[i - 1].1);
+        }
+        assert_eq!(layout.len(), 4 * PIECE_LEN + small);
         assert_eq!(torrent_pieces(&p.torrent), client_pieces(&parsed, &refs));
         let wire = torrent_pieces(&p.torrent).len() as u64 * PIECE_LEN;
         assert!(wire < p.bytes + 2 * PIECE_LEN, "{wire} for {}", p.bytes);
@@ -994,15 +1163,54 @@ mod tests {
         assert!(e.to_string().contains("forged"), "{e}");
         assert!(parse_torrent(b"garbage", None).is_err());
         assert!(parse_torrent(&p.torrent[..p.torrent.len() - 2], None).is_err());
-        // A torrent with a path-traversal file name is not a Shoal pack.
-        let mut t = p.torrent.clone();
-        let hexname = hex::encode(p.files[0].0);
-        let pos = t
-            .windows(hexname.len())
-            .position(|w| w == hexname.as_bytes())
-            .unwrap();
-        t[pos..pos + 3].copy_from_slice(b"../");
-        assert!(parse_torrent(&t, None).is_err());
+        // A pack whose single file would be written outside its folder.
+        for name in ["../x", "a/b", "..", ""] {
+            let p = build_from(name, &[content(b"hello")], &[b"hello"]);
+            let e = parse_torrent(&p.torrent, None).unwrap_err().to_string();
+            assert!(e.contains("file name"), "{name}: {e}");
+        }
+        // Stream packs whose contents list breaks the shape.
+        let stream = |listed: &[([u8; 32], u64)], packed_from: u64, length: u64| {
+            let mut b = Vec::new();
+            for (sha, size) in listed {
+                b.extend_from_slice(sha);
+                b.extend_from_slice(&size.to_be_bytes());
+            }
+            let pieces = vec![0u8; 20 * length.div_ceil(PIECE_LEN) as usize];
+            let info = bencode::stream_info_dict(length, "x", PIECE_LEN, &pieces, &b, packed_from);
+            parse_torrent(&bencode::torrent(&info), None)
+                .unwrap_err()
+                .to_string()
+        };
+        let (a, b) = ([1u8; 32], [2u8; 32]);
+        for (listed, packed_from, length, want) in [
+            (vec![(a, 5), (a, 5)], 0, 10, "listed twice"),
+            (
+                vec![(a, PIECE_LEN), (b, 5)],
+                2,
+                PIECE_LEN + 5,
+                "smaller than a piece",
+            ),
+            (
+                vec![(a, 5), (b, PIECE_LEN)],
+                0,
+                PIECE_LEN + 5,
+                "among the packed",
+            ),
+            (
+                vec![(b, PIECE_LEN), (a, PIECE_LEN)],
+                2,
+                2 * PIECE_LEN,
+                "not sorted",
+            ),
+            (vec![(a, 0)], 0, 0, "has size 0"),
+            (vec![(a, 5)], 2, 5, "aligned contents"),
+            (vec![(a, 5), (b, 6)], 0, 12, "length"),
+            (vec![], 0, 0, "multiple of 40"),
+        ] {
+            let e = stream(&listed, packed_from, length);
+            assert!(e.contains(want), "{want}: {e}");
+        }
         // A content listed twice in the packed region is refused.
         let c = content(b"hello");
         let mut list = bencode::List::new();
@@ -1046,15 +1254,25 @@ mod tests {
     /// petabytes, which aborts the process).
     #[test]
     fn huge_file_length_does_not_allocate() {
-        let p = build_from("x", &[content(b"hello")], &[b"hello"]);
-        for huge in [
-            "9223372036854775807",
-            "4611686018427387904",
-            "35184372088832",
-        ] {
+        let hello = content(b"hello");
+        let hexname = hex::encode(hello.sha256);
+        let data = vec![3u8; PIECE_LEN as usize];
+        let big = content(&data);
+        let p = build_from("x", std::slice::from_ref(&big), &[&data]);
+        for huge in [i64::MAX as u64, 1 << 62, 1 << 45] {
+            // The older shape: a file list entry's length.
+            let mut list = bencode::List::new();
+            list.push_raw(&bencode::file_entry(None, huge, &[&hexname[..2], &hexname]));
+            let pieces = Sha1::digest(b"hello");
+            let t = bencode::torrent(&bencode::info_dict(&list, "x", PIECE_LEN, &pieces));
+            let e = parse_torrent(&t, None).unwrap_err().to_string();
+            assert!(e.contains("too few pieces"), "{e}");
+            // A stream pack: a size in the contents list.
             let mut bytes = p.torrent.clone();
-            let at = bytes.windows(11).position(|w| w == b"6:lengthi5e").unwrap();
-            bytes.splice(at..at + 11, format!("6:lengthi{huge}e").into_bytes());
+            let mut listed = big.sha256.to_vec();
+            listed.extend_from_slice(&PIECE_LEN.to_be_bytes());
+            let at = bytes.windows(40).position(|w| w == listed).unwrap();
+            bytes[at + 32..at + 40].copy_from_slice(&huge.to_be_bytes());
             let e = parse_torrent(&bytes, None).unwrap_err().to_string();
             assert!(e.contains("too few pieces"), "{e}");
         }

@@ -1,0 +1,225 @@
+//! Where each content of a pack lies in the pack's byte stream.
+//!
+//! BitTorrent hashes a torrent as one stream of bytes cut into pieces. In
+//! a Shoal pack that stream is the aligned contents, each starting on a
+//! piece boundary and followed by zeros up to the next one (unless it
+//! ends the stream), then the packed contents back to back. A format 4
+//! pack (`Shape::Stream`) is a torrent of one file, that stream, so
+//! librqbit keeps one file's state per pack instead of one per content;
+//! the agent's storage maps the stream's bytes to the content files with
+//! a [`Layout`]. A pack of the older shape (`Shape::Files`, a torrent file
+//! per content and BEP 47 padding files) has the same stream, so the same
+//! map serves it.
+
+use crate::PIECE_LEN;
+
+/// The contents of a pack and where each starts in its stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layout {
+    /// Contents in stream order: (sha256, size).
+    files: Vec<([u8; 32], u64)>,
+    /// Offset in the stream of each content.
+    starts: Vec<u64>,
+    /// Length of the stream.
+    len: u64,
+}
+
+/// A run of bytes of the stream: part of one content, or padding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Span {
+    /// Index of the content in [`Layout::files`], or `None` for padding
+    /// (zeros that no file holds).
+    pub content: Option<usize>,
+    /// Offset of the run within the content (0 for padding).
+    pub at: u64,
+    /// Length of the run.
+    pub len: u64,
+}
+
+impl Layout {
+    /// The layout of `files` (stream order) whose first `packed_from` are
+    /// aligned: each aligned content starts on a piece boundary; the
+    /// packed ones follow back to back.
+    pub fn new(files: Vec<([u8; 32], u64)>, packed_from: usize) -> Layout {
+        let mut starts = Vec::with_capacity(files.len());
+        let mut cursor = 0u64;
+        for (i, (_, size)) in files.iter().enumerate() {
+            starts.push(cursor);
+            cursor += size;
+            if i < packed_from && i + 1 < files.len() {
+                cursor = cursor.div_ceil(PIECE_LEN) * PIECE_LEN;
+            }
+        }
+        Layout {
+            files,
+            starts,
+            len: cursor,
+        }
+    }
+
+    /// Contents in stream order: (sha256, size).
+    pub fn files(&self) -> &[([u8; 32], u64)] {
+        &self.files
+    }
+
+    /// Offset in the stream of content `i`.
+    pub fn start(&self, i: usize) -> u64 {
+        self.starts[i]
+    }
+
+    /// Length of the stream (contents and padding).
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether the pack has no content.
+    pub fn is_empty(&self) -> bool {
+        self.files.is_empty()
+    }
+
+    /// Sum of the contents' sizes (the stream without its padding).
+    pub fn content_bytes(&self) -> u64 {
+        self.files.iter().map(|f| f.1).sum()
+    }
+
+    /// Indices of the contents that have bytes in `[offset, offset + len)`.
+    pub fn contents_in(&self, offset: u64, len: u64) -> std::ops::Range<usize> {
+        if len == 0 {
+            return 0..0;
+        }
+        let end = offset.saturating_add(len);
+        let first = self
+            .starts
+            .partition_point(|&s| s <= offset)
+            .saturating_sub(1);
+        let last = self.starts.partition_point(|&s| s < end);
+        let first = if self
+            .files
+            .get(first)
+            .is_some_and(|f| self.starts[first] + f.1 <= offset)
+        {
+            first + 1
+        } else {
+            first
+        };
+        first..last.max(first)
+    }
+
+    /// The runs that make up `[offset, offset + len)` of the stream, in
+    /// order; `None` if the range runs past the end of the stream.
+    pub fn spans(&self, offset: u64, len: u64) -> Option<Vec<Span>> {
+        let end = offset.checked_add(len)?;
+        if end > self.len {
+            return None;
+        }
+        let mut out = Vec::new();
+        let mut pos = offset;
+        let mut k = self.starts.partition_point(|&s| s <= pos).saturating_sub(1);
+        while pos < end {
+            let (start, size) = match self.files.get(k) {
+                Some(f) => (self.starts[k], f.1),
+                None => (self.len, 0),
+            };
+            if pos < start {
+                // Padding before content k.
+                let n = start.min(end) - pos;
+                out.push(Span {
+                    content: None,
+                    at: 0,
+                    len: n,
+                });
+                pos += n;
+            } else if pos < start + size {
+                let n = (start + size).min(end) - pos;
+                out.push(Span {
+                    content: Some(k),
+                    at: pos - start,
+                    len: n,
+                });
+                pos += n;
+            } else {
+                k += 1;
+            }
+        }
+        Some(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sha(i: u8) -> [u8; 32] {
+        [i; 32]
+    }
+
+    /// The stream written out byte by byte: which content (and offset in
+    /// it) each byte belongs to, straight from the definition.
+    fn naive(files: &[([u8; 32], u64)], packed_from: usize) -> Vec<Option<(usize, u64)>> {
+        let mut v = Vec::new();
+        for (i, (_, size)) in files.iter().enumerate() {
+            for at in 0..*size {
+                v.push(Some((i, at)));
+            }
+            if i < packed_from && i + 1 < files.len() {
+                while !(v.len() as u64).is_multiple_of(PIECE_LEN) {
+                    v.push(None);
+                }
+            }
+        }
+        v
+    }
+
+    /// Spans and `contents_in` agree with the byte-by-byte stream for
+    /// every shape of pack and many ranges.
+    #[test]
+    fn spans_match_the_stream_written_out() {
+        let p = PIECE_LEN;
+        let cases: Vec<(Vec<u64>, usize)> = vec![
+            (vec![p + 10, 2 * p, p + 1, 5, 7, p - 1], 3),
+            (vec![p + 10], 1),
+            (vec![3, 4, 5], 0),
+            (vec![p, p + 1], 2),
+            (vec![100, 200], 2),
+            (vec![2 * p + 3, 10], 1),
+        ];
+        for (sizes, packed_from) in cases {
+            let files: Vec<([u8; 32], u64)> = sizes
+                .iter()
+                .enumerate()
+                .map(|(i, &s)| (sha(i as u8), s))
+                .collect();
+            let l = Layout::new(files.clone(), packed_from);
+            let bytes = naive(&files, packed_from);
+            assert_eq!(l.len(), bytes.len() as u64, "{sizes:?}");
+            assert_eq!(l.content_bytes(), sizes.iter().sum::<u64>());
+            let total = l.len();
+            let mut offsets = vec![0, 1, p - 1, p, p + 1, total / 2, total - 1];
+            offsets.extend((0..total).step_by(4099));
+            for &off in &offsets {
+                for len in [0, 1, 7, p - 3, p, 3 * p, total] {
+                    let len = len.min(total.saturating_sub(off));
+                    if off > total || (off == total && len > 0) {
+                        continue;
+                    }
+                    let spans = l.spans(off, len).unwrap();
+                    let mut got = Vec::new();
+                    for s in &spans {
+                        assert!(s.len > 0);
+                        for j in 0..s.len {
+                            got.push(s.content.map(|c| (c, s.at + j)));
+                        }
+                    }
+                    let want = &bytes[off as usize..(off + len) as usize];
+                    assert_eq!(got, want, "{sizes:?} at {off}+{len}");
+                    let mut touched: Vec<usize> = want.iter().flatten().map(|x| x.0).collect();
+                    touched.dedup();
+                    let r = l.contents_in(off, len);
+                    assert_eq!(r.collect::<Vec<_>>(), touched, "{sizes:?} at {off}+{len}");
+                }
+            }
+            assert!(l.spans(total, 1).is_none());
+            assert!(l.spans(u64::MAX, 2).is_none());
+        }
+    }
+}
