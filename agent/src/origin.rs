@@ -966,8 +966,12 @@ fn hash_one(root: &Path, staging: &Path, i: usize, j: &Job) -> Result<Hashed> {
     if let Some(c) = &copy_to {
         let _ = std::fs::remove_file(c);
     }
-    let h =
+    let mut h =
         shoal_pack::hash_file(&src, copy_to.as_deref()).map_err(|e| fsutil::explain_io(e, &src))?;
+    if shoal_pack::is_packed(h.size) {
+        // Its pieces are hashed with its neighbours' when packed.
+        h.pieces = Vec::new();
+    }
     let m = std::fs::metadata(&src).map_err(|e| fsutil::explain_io(e, &src))?;
     if h.size != j.size || (!j.copy && (m.len() != j.size || fsutil::mtime_ns(&m) != j.mtime_ns)) {
         if let Some(c) = &copy_to {
@@ -1155,6 +1159,7 @@ async fn prepare(
         gate_closed(agent, c, force, waits)?;
     }
     let (jobs, reuse) = hash_jobs(cfg, st, &prev_of, &found)?;
+    let jobs = Arc::new(jobs);
     phases.end("compare");
     let hashed = hash_phase(agent, &jobs).await?;
     phases.end("hash");
@@ -1169,8 +1174,8 @@ async fn prepare(
         .collect();
     phases.end("entries");
     let (hashed_files, hashed_bytes) = (jobs.len(), jobs.iter().map(|j| j.size).sum());
-    let plan = pack_plan(agent, st, &upserts, &replaced, &jobs, hashed)?;
-    drop((replaced, jobs, prev_of));
+    let plan = pack_plan(agent, st, &upserts, &replaced, hashed)?;
+    drop((replaced, prev_of));
     let now = fsutil::now();
     let ttl = cfg.origin.manifest_ttl.as_secs() as i64;
     let stale = prev
@@ -1192,14 +1197,15 @@ async fn prepare(
     let generation = prev.map(|m| m.header.generation + 1).unwrap_or(1);
     phases.end("plan");
     let PackPlan {
+        contents,
         groups,
         sources,
         retire,
         refs_delta,
         live,
     } = plan;
-    let new_packs = build_packs(agent, st, generation, &groups, &sources)?;
-    drop((groups, sources));
+    let new_packs = build_packs(agent, st, generation, &contents, &groups, &sources, &jobs)?;
+    drop((contents, groups, sources, jobs));
     phases.end("pack");
     let manifest = manifest_of(
         cfg, st, prev, generation, now, upserts, removed, &new_packs, &retire,
@@ -1281,7 +1287,7 @@ fn hash_jobs(
     found: &[(String, Found)],
 ) -> Result<(Vec<Job>, Reuse)> {
     let immutable = globs(&immutable_patterns(cfg.profile, &cfg.origin.immutable))?;
-    let mut jobs = Vec::new();
+    let mut jobs = Vec::with_capacity(found.len());
     let mut reuse = Vec::with_capacity(found.len());
     for ((path, f), e) in found.iter().zip(prev_of) {
         let Found::File { size, mtime_ns, .. } = f else {
@@ -1313,16 +1319,15 @@ fn hash_jobs(
 }
 
 /// Hash: every job in one read pass, on all cores.
-async fn hash_phase(agent: &Arc<Agent>, jobs: &[Job]) -> Result<Vec<Hashed>> {
+async fn hash_phase(agent: &Arc<Agent>, jobs: &Arc<Vec<Job>>) -> Result<Vec<Hashed>> {
     if jobs.is_empty() {
         return Ok(Vec::new());
     }
     let hashed_bytes: u64 = jobs.iter().map(|j| j.size).sum();
     let started = Instant::now();
-    let jobs_owned: Vec<Job> = jobs.to_vec();
+    let shared = jobs.clone();
     let (root, staging) = (agent.cfg.repo.clone(), agent.store.staging());
-    let results =
-        tokio::task::spawn_blocking(move || hash_all(&root, &staging, &jobs_owned)).await??;
+    let results = tokio::task::spawn_blocking(move || hash_all(&root, &staging, &shared)).await??;
     let secs = started.elapsed().as_secs_f64();
     tracing::info!(
         files = jobs.len(),
@@ -1393,14 +1398,37 @@ fn entries_of(
 /// What the new generation packs: new contents and compacted ones, grouped
 /// into packs, and the packs it retires.
 struct PackPlan {
-    groups: Vec<Vec<shoal_pack::Content>>,
-    /// Content → where its bytes are (staged copy or file to link).
-    sources: crate::shamap::ShaMap<(PathBuf, bool)>,
+    /// The contents to pack, and the run of them each new pack takes.
+    contents: Vec<shoal_pack::Content>,
+    groups: Vec<std::ops::Range<usize>>,
+    /// Content → where its bytes are.
+    sources: crate::shamap::ShaMap<Source>,
     retire: Vec<u64>,
     /// Content → (change in the number of entries naming it, its size).
     refs_delta: crate::shamap::ShaMap<(i64, u64)>,
     /// Live bytes of each current pack after this generation.
     live: HashMap<u64, u64>,
+}
+
+/// Where the bytes of a content to pack are.
+enum Source {
+    /// The repository file of hash job `n`, linked into the pack store.
+    Job(u32),
+    /// A staged copy, moved into the pack store.
+    Copy(PathBuf),
+    /// A stored content of a pack being compacted, linked.
+    Stored(PathBuf),
+}
+
+impl Source {
+    /// The file, and whether it is a staged copy (moved, not linked).
+    fn path(&self, root: &Path, jobs: &[Job]) -> (PathBuf, bool) {
+        match self {
+            Source::Job(n) => (root.join(&jobs[*n as usize].path), false),
+            Source::Copy(p) => (p.clone(), true),
+            Source::Stored(p) => (p.clone(), false),
+        }
+    }
 }
 
 impl PackPlan {
@@ -1454,6 +1482,7 @@ fn moved_counts(st: &OriginState, upserts: &[Entry], replaced: &[&Entry]) -> Mov
 
 /// Pack: contents no live pack carries, plus the live contents of packs
 /// that are mostly garbage (compaction, reusing their piece hashes).
+/// `hashed` is in hash job order ([`Source::Job`] names a job by index).
 ///
 /// A pack's live bytes are kept from one generation to the next and moved
 /// by what changed: `replaced` (previous entries replaced or removed) and
@@ -1463,10 +1492,8 @@ fn pack_plan(
     st: &OriginState,
     upserts: &[Entry],
     replaced: &[&Entry],
-    jobs: &[Job],
     hashed: Vec<Hashed>,
 ) -> Result<PackPlan> {
-    let root = &agent.cfg.repo;
     let Moved {
         refs_delta,
         mut live,
@@ -1474,15 +1501,16 @@ fn pack_plan(
     let referenced = |sha: &[u8; 32]| {
         st.refs.get(sha).copied().unwrap_or(0) as i64 + refs_delta.get(sha).map_or(0, |d| d.0) > 0
     };
-    let mut contents: Vec<shoal_pack::Content> = Vec::new();
-    let mut sources: crate::shamap::ShaMap<(PathBuf, bool)> = crate::shamap::new();
-    for (j, (h, copy)) in jobs.iter().zip(hashed) {
+    let mut contents: Vec<shoal_pack::Content> = Vec::with_capacity(hashed.len());
+    let mut sources: crate::shamap::ShaMap<Source> = crate::shamap::new();
+    sources.reserve(hashed.len());
+    for (n, (h, copy)) in hashed.into_iter().enumerate() {
         if st.catalog.contains_key(&h.sha256) || sources.contains_key(&h.sha256) {
             continue;
         }
         let src = match copy {
-            Some(c) => (c, true),
-            None => (root.join(&j.path), false),
+            Some(c) => Source::Copy(c),
+            None => Source::Job(u32::try_from(n).context("more than 4G files to hash")?),
         };
         sources.insert(h.sha256, src);
         contents.push(h.into());
@@ -1505,7 +1533,7 @@ fn pack_plan(
                     .parsed
                     .content(i, &tail)
                     .map_err(|e| fsutil::explain_io(e, &stored))?;
-                sources.insert(*sha, (stored, false));
+                sources.insert(*sha, Source::Stored(stored));
                 contents.push(c);
             }
         }
@@ -1522,7 +1550,7 @@ fn pack_plan(
     let contents = compacted;
     let new_bytes: u64 = contents.iter().map(|c| c.size).sum();
     let groups = shoal_pack::group(
-        contents,
+        &contents,
         agent.cfg.origin.pack_max_files,
         shoal_swarm::pack_target(
             new_bytes,
@@ -1531,6 +1559,7 @@ fn pack_plan(
         ),
     );
     Ok(PackPlan {
+        contents,
         groups,
         sources,
         retire,
@@ -1544,27 +1573,43 @@ fn build_packs(
     agent: &Agent,
     st: &OriginState,
     generation: u64,
-    groups: &[Vec<shoal_pack::Content>],
-    sources: &crate::shamap::ShaMap<(PathBuf, bool)>,
+    contents: &[shoal_pack::Content],
+    groups: &[std::ops::Range<usize>],
+    sources: &crate::shamap::ShaMap<Source>,
+    jobs: &[Job],
 ) -> Result<Vec<NewPack>> {
     let first_id = st.next_pack_id();
     let mut out: Vec<NewPack> = Vec::new();
+    let source = |sha: &[u8; 32]| {
+        let s = sources.get(sha).map(|s| s.path(&agent.cfg.repo, jobs));
+        s.with_context(|| {
+            format!(
+                "content {} has no source to pack it from (bug)",
+                hex::encode(sha)
+            )
+        })
+    };
     for (n, g) in groups.iter().enumerate() {
         let id = first_id + n as u64;
         // Small contents are read again: their pieces span neighbours.
-        let mut last_read: Option<&Path> = None;
-        let built = shoal_pack::build(&format!("shoal-g{generation}-{n}"), g, &mut |c| {
-            let src = &sources[&c.sha256].0;
-            last_read = Some(src);
-            std::fs::read(src)
-        });
+        let mut last_read: Option<PathBuf> = None;
+        let built = shoal_pack::build(
+            &format!("shoal-g{generation}-{n}"),
+            &contents[g.clone()],
+            &mut |c| {
+                let (src, _) = source(&c.sha256).map_err(std::io::Error::other)?;
+                let data = std::fs::read(&src);
+                last_read = Some(src);
+                data
+            },
+        );
         let pack = match built {
             Ok(p) => p,
             Err(e) => {
                 for p in &out {
                     let _ = std::fs::remove_dir_all(agent.store.pack_dir(p.id));
                 }
-                let e = match last_read {
+                let e = match &last_read {
                     Some(src) => fsutil::explain_io(e, src),
                     None => e.into(),
                 };
@@ -1575,11 +1620,11 @@ fn build_packs(
         let _ = std::fs::remove_dir_all(&dir);
         let placed = (|| -> Result<()> {
             for (sha, _) in &pack.files {
-                let (src, is_copy) = &sources[sha];
+                let (src, is_copy) = source(sha)?;
                 let dst = dir.join(shoal_pack::content_path(sha));
                 let parent = dst.parent().expect("content path has a parent");
                 std::fs::create_dir_all(parent).map_err(|e| fsutil::explain_io(e, parent))?;
-                place_in_store(src, &dst, *is_copy)?;
+                place_in_store(&src, &dst, is_copy)?;
             }
             Ok(())
         })();

@@ -157,9 +157,9 @@ pub fn cut_packs(sizes: &[u64], split: usize, max_bytes: u64, max_files: usize) 
     contents.sort_by_key(|c| c.sha256);
     let new_bytes: u64 = contents.iter().map(|c| c.size).sum();
     let target = shoal_swarm::pack_target(new_bytes, split, max_bytes);
-    shoal_pack::group(contents, max_files, target)
-        .iter()
-        .map(|g| g.iter().map(|c| c.size).sum())
+    shoal_pack::group(&contents, max_files, target)
+        .into_iter()
+        .map(|g| contents[g].iter().map(|c| c.size).sum())
         .collect()
 }
 

@@ -43,6 +43,7 @@ use sha1::Sha1;
 use sha2::{Digest, Sha256};
 use std::fs::File;
 use std::io::{self, Read, Write};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 /// Piece length of every pack: one BitTorrent request (16 KiB), so the
@@ -173,17 +174,21 @@ pub fn content_path(sha256: &[u8; 32]) -> PathBuf {
 pub struct Content {
     pub sha256: [u8; 32],
     pub size: u64,
+    /// Piece hashes of an aligned content ([`Hashed::pieces`]); empty for
+    /// a content smaller than a piece, whose pieces [`build`] hashes with
+    /// its neighbours.
     pub pieces: Vec<[u8; 20]>,
     pub last_unpadded: Option<[u8; 20]>,
 }
 
 impl From<Hashed> for Content {
     fn from(h: Hashed) -> Self {
+        let packed = is_packed(h.size);
         Content {
             sha256: h.sha256,
             size: h.size,
-            pieces: h.pieces,
-            last_unpadded: h.last_unpadded,
+            pieces: if packed { Vec::new() } else { h.pieces },
+            last_unpadded: if packed { None } else { h.last_unpadded },
         }
     }
 }
@@ -777,30 +782,39 @@ fn check_layout(listed: &[Listed]) -> Result<(Files, usize), String> {
 /// pack of its own, which hits that limit.
 pub const MAX_PIECES: usize = 128 * 1024;
 
-/// Splits contents (already sorted however the caller likes) into groups
-/// of at most `max_files` files, `max_bytes` bytes and [`MAX_PIECES`]
-/// pieces (a single larger content gets a group of its own).
-pub fn group(contents: Vec<Content>, max_files: usize, max_bytes: u64) -> Vec<Vec<Content>> {
-    let mut out: Vec<Vec<Content>> = Vec::new();
-    let mut cur: Vec<Content> = Vec::new();
-    let mut cur_bytes = 0u64;
-    let mut cur_pieces = 0usize;
-    for c in contents {
-        if !cur.is_empty()
-            && (cur.len() >= max_files
-                || cur_bytes + c.size > max_bytes
-                || cur_pieces + c.pieces.len() > MAX_PIECES)
+/// Splits contents (already sorted however the caller likes) into runs of
+/// at most `max_files` files, `max_bytes` bytes and [`MAX_PIECES`] pieces
+/// (a single larger content gets a run of its own). The runs are ranges
+/// of `contents`, so grouping copies nothing.
+pub fn group(contents: &[Content], max_files: usize, max_bytes: u64) -> Vec<Range<usize>> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut bytes = 0u64;
+    // Pieces of the aligned contents, and bytes of the packed ones (whose
+    // pieces they share).
+    let (mut aligned_pieces, mut packed_bytes) = (0u64, 0u64);
+    let pieces = |aligned: u64, packed: u64| aligned + packed.div_ceil(PIECE_LEN);
+    for (i, c) in contents.iter().enumerate() {
+        let (a, p) = if is_packed(c.size) {
+            (0, c.size)
+        } else {
+            (c.size.div_ceil(PIECE_LEN), 0)
+        };
+        if i > start
+            && (i - start >= max_files
+                || bytes + c.size > max_bytes
+                || pieces(aligned_pieces + a, packed_bytes + p) > MAX_PIECES as u64)
         {
-            out.push(std::mem::take(&mut cur));
-            cur_bytes = 0;
-            cur_pieces = 0;
+            out.push(start..i);
+            start = i;
+            (bytes, aligned_pieces, packed_bytes) = (0, 0, 0);
         }
-        cur_bytes += c.size;
-        cur_pieces += c.pieces.len();
-        cur.push(c);
+        bytes += c.size;
+        aligned_pieces += a;
+        packed_bytes += p;
     }
-    if !cur.is_empty() {
-        out.push(cur);
+    if start < contents.len() {
+        out.push(start..contents.len());
     }
     out
 }
@@ -883,26 +897,34 @@ mod tests {
         // 3 GiB in three 1 GiB contents: byte limit 4 GiB would take all
         // three, the piece limit takes two at most.
         let third = MAX_PIECES / 2;
-        let g = group(
-            vec![big(1, third), big(2, third), big(3, third)],
-            10_000,
-            4 << 30,
-        );
+        let cs = vec![big(1, third), big(2, third), big(3, third)];
+        let g = group(&cs, 10_000, 4 << 30);
         let sizes: Vec<usize> = g.iter().map(|g| g.len()).collect();
         assert_eq!(sizes, vec![2, 1]);
         for g in &g {
-            assert!(g.iter().map(|c| c.pieces.len()).sum::<usize>() <= MAX_PIECES);
+            assert!(cs[g.clone()].iter().map(|c| c.pieces.len()).sum::<usize>() <= MAX_PIECES);
         }
+        // Small contents count by the pieces their bytes fill together.
+        let small = |tag: u8| Content {
+            sha256: [tag; 32],
+            size: PIECE_LEN / 2,
+            pieces: Vec::new(),
+            last_unpadded: None,
+        };
+        let mut cs = vec![big(1, MAX_PIECES - 2)];
+        cs.extend((0..5).map(|i| small(10 + i)));
+        let g = group(&cs, 10_000, u64::MAX);
+        assert_eq!(g, vec![0..5, 5..6]);
         // Exactly at the limit is fine; one piece more is not.
         let g = group(
-            vec![big(1, MAX_PIECES - 1), big(2, 1), big(3, 1)],
+            &[big(1, MAX_PIECES - 1), big(2, 1), big(3, 1)],
             10_000,
             u64::MAX,
         );
         assert_eq!(g.iter().map(|g| g.len()).collect::<Vec<_>>(), vec![2, 1]);
         // A content larger than the limit still gets a group of its own.
         let g = group(
-            vec![big(1, 1), big(2, MAX_PIECES + 5), big(3, 1)],
+            &[big(1, 1), big(2, MAX_PIECES + 5), big(3, 1)],
             10_000,
             u64::MAX,
         );
@@ -1065,8 +1087,15 @@ mod tests {
     fn first_layout_packs_still_parse() {
         let a = vec![1u8; 100];
         let b = vec![2u8; 200];
-        let mut cs = [content(&a), content(&b)];
+        // Hashed as that layout did: small contents had pieces of their own.
+        let mut cs = [a.as_slice(), b.as_slice()].map(|d| hash_stream(&mut &d[..], None).unwrap());
         cs.sort_by_key(|c| c.sha256);
+        let cs = cs.map(|h| Content {
+            sha256: h.sha256,
+            size: h.size,
+            pieces: h.pieces,
+            last_unpadded: h.last_unpadded,
+        });
         let pad = PIECE_LEN - cs[0].size;
         let mut list = bencode::List::new();
         let name = |c: &Content| hex::encode(c.sha256);
@@ -1281,16 +1310,19 @@ mod tests {
     #[test]
     fn grouping_bounds() {
         let cs: Vec<Content> = (0..25u8).map(|i| content(&[i; 100])).collect();
-        let g = group(cs.clone(), 10, u64::MAX);
+        let g = group(&cs, 10, u64::MAX);
         assert_eq!(
             g.iter().map(|x| x.len()).collect::<Vec<_>>(),
             vec![10, 10, 5]
         );
-        let g = group(cs, 100, 250);
+        let g = group(&cs, 100, 250);
         assert!(g
             .iter()
-            .all(|x| x.iter().map(|c| c.size).sum::<u64>() <= 250));
+            .all(|x| cs[x.clone()].iter().map(|c| c.size).sum::<u64>() <= 250));
         assert_eq!(g.iter().map(|x| x.len()).sum::<usize>(), 25);
+        // The runs cover every content once, in order.
+        assert!(g.windows(2).all(|w| w[0].end == w[1].start));
+        assert_eq!((g[0].start, g.last().unwrap().end), (0, 25));
     }
 
     /// What [`hash_file`] must return, computed with another
