@@ -118,9 +118,9 @@ impl Store {
         self.root.join("applying")
     }
 
-    /// Writes the chunks given (id, body: what
+    /// Writes the chunks given (id, compressed body: what
     /// [`Manifest::take_new_chunks`] gives) that are not stored yet,
-    /// compressed and unsynced, on every core: the caller flushes them
+    /// unsynced, on every core: the caller flushes them
     /// ([`Store::flush_chunks`]) before it writes the root that names them.
     /// The other chunks of a generation were stored with the generation
     /// they came from (or as a full fetch gathered them). Returns how many
@@ -140,7 +140,7 @@ impl Store {
                         for (sha, body) in part {
                             let path = self.chunk(sha);
                             if !path.exists() {
-                                self.put_chunk(&path, body)?;
+                                self.put_compressed(&path, body)?;
                                 written += 1;
                             }
                         }
@@ -167,11 +167,16 @@ impl Store {
     /// Stores one chunk body (already checked against its id), compressed
     /// and unsynced.
     pub fn put_chunk(&self, path: &Path, body: &[u8]) -> Result<()> {
+        self.put_compressed(path, &shoal_manifest::compress_chunk(body))
+    }
+
+    /// Stores a chunk already compressed ([`shoal_manifest::compress_chunk`]).
+    fn put_compressed(&self, path: &Path, z: &[u8]) -> Result<()> {
         let dir = self.chunks_dir();
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("cannot create {}", dir.display()))?;
         let tmp = crate::fsutil::temp_name(path);
-        std::fs::write(&tmp, shoal_manifest::compress_chunk(body))
+        std::fs::write(&tmp, z)
             .and_then(|_| std::fs::rename(&tmp, path))
             .map_err(|e| {
                 let _ = std::fs::remove_file(&tmp);

@@ -1579,15 +1579,16 @@ fn memory(ctx: &Ctx) -> Result<Section> {
     let _ = writeln!(
         body,
         "\n**Reading.** Per file, an agent holds the manifest entry (path, size, mode, mtime, \
-         SHA-256, pack) as owned strings and maps, the pack's piece hashes and librqbit's \
-         per-file state (a path and metadata per file of every torrent); while it publishes \
-         or applies it also holds the previous manifest, the scan or the plan, and the \
-         manifest's serialized, compressed and signed copies, which is why the peak is far \
-         above what stays resident. A restart with packs in the session re-reads every pack: \
-         with tiny files its cost is per file (an open and a read each, though a 16 KiB piece \
-         spans several), not per byte. A restart with resting packs compares each pack's seal \
-         (a stat per file) and reads no pack data; what it still reads is the newest signed \
-         manifest (all files' entries) and the agent's other state."
+         SHA-256, pack) in shared chunks, and, for each pack in librqbit's session, the \
+         pack's list of contents (40 bytes each in the torrent) and their offsets in its \
+         stream; librqbit itself keeps one file's state per pack (format 4 packs are one \
+         torrent file each). While it publishes it also holds the scan, the hash jobs, the \
+         contents to pack and where their bytes are; while it applies, the plan. That is why \
+         the peak is above what stays resident. A restart with packs in the session re-reads \
+         every pack: with tiny files its cost is per file (an open and a read each, though a \
+         16 KiB piece spans several), not per byte. A restart with resting packs compares each \
+         pack's seal (a stat per file) and reads no pack data; what it still reads is the \
+         newest signed root (a mirror) or the manifest (the origin) and the agent's other state."
     );
     let mut headlines: Vec<Headline> = worst
         .iter()
