@@ -176,7 +176,7 @@ impl Bt {
         self.resting.lock().unwrap().remove(&id);
         let layout = shoal_pack::parse_torrent(&torrent, Some(&info_hash))
             .with_context(|| format!("pack {id}"))?
-            .layout();
+            .into_layout();
         let opts = AddTorrentOptions {
             overwrite: true,
             output_folder: Some(folder.to_string_lossy().into_owned()),

@@ -1030,8 +1030,8 @@ enum Downloaded {
 struct Fetching {
     torrent: Arc<crate::bt::Torrent>,
     info_hash: String,
-    bytes: Vec<u8>,
-    parsed: shoal_pack::ParsedPack,
+    /// Its contents (the torrent itself is in the store, for a re-add).
+    files: Vec<([u8; 32], u64)>,
     /// Progress last seen, and when it last grew.
     have: u64,
     since: Instant,
@@ -1091,13 +1091,12 @@ async fn download(
     check_space(&store, &todo)?;
     let mut packs = Vec::new();
     for (p, bytes, parsed) in fetched {
-        let torrent = add_pack(agent, p.id, &p.info_hash, bytes.clone()).await?;
+        let torrent = add_pack(agent, p.id, &p.info_hash, bytes).await?;
         crate::rest::ask_to_wake(agent, &p.info_hash, p.bytes, 0);
         packs.push(Fetching {
             torrent,
             info_hash: p.info_hash.clone(),
-            bytes,
-            parsed,
+            files: parsed.files,
             have: 0,
             since: Instant::now(),
             retries: 0,
@@ -1269,8 +1268,11 @@ async fn download(
     for f in packs {
         let id = f.torrent.id;
         let dir = store.pack_dir(id);
-        let files = f.parsed.files.clone();
-        let bad = tokio::task::spawn_blocking(move || verify_contents(&dir, &files)).await??;
+        let files = f.files;
+        let (bad, files) = tokio::task::spawn_blocking(move || {
+            verify_contents(&dir, &files).map(|bad| (bad, files))
+        })
+        .await??;
         if let Some((sha, why)) = bad {
             let _ = std::fs::remove_file(store.content(id, &sha));
             agent.count_refusal("pack");
@@ -1284,7 +1286,7 @@ async fn download(
         }
         fsutil::atomic_write(&store.verified(id), b"")?;
         ms.verified.insert(id);
-        for (sha, _) in &f.parsed.files {
+        for (sha, _) in &files {
             ms.contents.insert(*sha, id);
         }
     }
@@ -1416,7 +1418,9 @@ fn prelink(
 async fn readd(agent: &Arc<Agent>, f: &mut Fetching) -> Result<Arc<crate::bt::Torrent>> {
     let id = f.torrent.id;
     agent.bt.remove(id).await?;
-    let t = add_pack(agent, id, &f.info_hash, f.bytes.clone()).await?;
+    let path = agent.store.torrent(&f.info_hash);
+    let bytes = std::fs::read(&path).map_err(|e| fsutil::explain_io(e, &path))?;
+    let t = add_pack(agent, id, &f.info_hash, bytes).await?;
     let left = t.handle.stats().total_bytes.saturating_sub(f.have).max(1);
     crate::rest::ask_to_wake(agent, &f.info_hash, left, f.retries as usize);
     Ok(t)

@@ -73,7 +73,7 @@ impl StorageFactory for PackStorageFactory {
             .with_context(|| format!("pack in {}", self.folder.display()))?;
         Ok(PackStorage::new(
             &self.folder,
-            parsed.layout(),
+            parsed.into_layout(),
             metadata
                 .file_infos
                 .iter()
@@ -481,5 +481,84 @@ mod tests {
         storage.ensure_file_length(0, layout.len()).unwrap();
         assert_eq!(std::fs::metadata(path(1)).unwrap().len(), 11);
         assert_eq!(mtime(&path(2)), before);
+    }
+
+    /// A format 3 pack (a torrent file per content, BEP 47 padding files
+    /// between aligned ones) is mapped into the same stream through the
+    /// file offsets librqbit's own parser gives: each torrent file reads
+    /// back as its content, and every piece as the torrent's hash says.
+    #[test]
+    fn format_3_packs_map_through_librqbits_file_offsets() {
+        let dir = tempfile::tempdir().unwrap();
+        let plen = shoal_pack::PIECE_LEN as usize;
+        let datas: Vec<Vec<u8>> = vec![
+            vec![1u8; plen + 100],
+            vec![2u8; 2 * plen + 3],
+            b"tiny".to_vec(),
+            vec![4u8; 900],
+        ];
+        let contents: Vec<shoal_pack::Content> = datas
+            .iter()
+            .map(|d| shoal_pack::hash_stream(&mut &d[..], None).unwrap().into())
+            .collect();
+        let data_of =
+            |sha: &[u8; 32]| datas[contents.iter().position(|c| c.sha256 == *sha).unwrap()].clone();
+        let pack = shoal_pack::build_shaped(
+            "old",
+            &contents,
+            &mut |c| Ok(data_of(&c.sha256)),
+            shoal_pack::Shape::Files,
+        )
+        .unwrap();
+        for (sha, _) in &pack.files {
+            let p = dir.path().join(shoal_pack::content_path(sha));
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(&p, data_of(sha)).unwrap();
+        }
+        let parsed = shoal_pack::parse_torrent(&pack.torrent, None).unwrap();
+        assert_eq!(parsed.shape, shoal_pack::Shape::Files);
+        let meta = librqbit_core::torrent_metainfo::torrent_from_bytes(&pack.torrent).unwrap();
+        let info = meta.info.data.validate().unwrap();
+        let files: Vec<(u64, u64, bool)> = info
+            .iter_file_details_ext()
+            .map(|f| (f.offset, f.details.len, f.details.attrs().padding))
+            .collect();
+        // Two aligned contents, each followed by a padding file, then the
+        // packed ones.
+        assert_eq!(files.iter().filter(|f| f.2).count(), 2);
+        assert_eq!(files.len(), 6);
+        let storage = PackStorage::new(
+            dir.path(),
+            parsed.layout(),
+            files.iter().map(|f| f.0).collect(),
+            true,
+        );
+        let mut k = 0;
+        for (id, (_, len, padding)) in files.iter().enumerate() {
+            let mut buf = vec![0xAAu8; *len as usize];
+            storage.pread_exact(id, 0, &mut buf).unwrap();
+            if *padding {
+                assert!(buf.iter().all(|&b| b == 0));
+                continue;
+            }
+            assert_eq!(buf, data_of(&parsed.files[k].0), "torrent file {id}");
+            k += 1;
+        }
+        assert_eq!(k, parsed.files.len());
+        // The stream read piece by piece from the first file's offset.
+        let len = parsed.layout().len();
+        let mut got = Vec::new();
+        let mut off = 0u64;
+        while off < len {
+            let n = (len - off).min(plen as u64) as usize;
+            let mut buf = vec![0u8; n];
+            storage.pread_exact(0, off, &mut buf).unwrap();
+            let h = shoal_pack::hash_stream(&mut &buf[..], None).unwrap();
+            got.push(h.last_unpadded.unwrap_or(h.pieces[0]));
+            off += n as u64;
+        }
+        let mut want: Vec<[u8; 20]> = parsed.pieces[..parsed.packed_from].concat();
+        want.extend(&parsed.packed_pieces);
+        assert_eq!(got, want);
     }
 }

@@ -322,7 +322,7 @@ fn run_torrent(_fx: &Fixture, data: &[u8]) -> Verdict {
         parse_torrent(data, Some(&other)).is_err(),
         "a foreign info hash is refused"
     );
-    assert_eq!(p.files.len(), p.pieces.len());
+    assert_eq!(p.packed_from, p.pieces.len());
     let (aligned, packed) = p.files.split_at(p.packed_from);
     for w in aligned.windows(2) {
         assert!(w[0].0 < w[1].0, "aligned files sorted and unique");
@@ -332,14 +332,11 @@ fn run_torrent(_fx: &Fixture, data: &[u8]) -> Verdict {
         p.files.iter().all(|f| seen.insert(f.0)),
         "every content listed once"
     );
-    for (i, ((_, len), ps)) in p.files.iter().zip(&p.pieces).enumerate() {
+    for ((_, len), ps) in aligned.iter().zip(&p.pieces) {
         assert!(*len > 0);
-        if i < p.packed_from {
-            assert_eq!(ps.len() as u64, len.div_ceil(PIECE_LEN));
-        } else {
-            assert!(*len < PIECE_LEN && ps.is_empty());
-        }
+        assert_eq!(ps.len() as u64, len.div_ceil(PIECE_LEN));
     }
+    assert!(packed.iter().all(|(_, len)| *len > 0 && *len < PIECE_LEN));
     let packed_bytes: u64 = packed.iter().map(|f| f.1).sum();
     assert_eq!(
         p.packed_pieces.len() as u64,

@@ -322,7 +322,11 @@ pub fn compress_chunk(body: &[u8]) -> Vec<u8> {
             Some(c) => c,
             None => c.insert(zstd::bulk::Compressor::new(1).expect("zstd context")),
         };
-        c.compress(body).expect("zstd compress")
+        let mut z = c.compress(body).expect("zstd compress");
+        // The buffer was sized for the worst case (about the body's size);
+        // callers keep many of these.
+        z.shrink_to_fit();
+        z
     })
 }
 

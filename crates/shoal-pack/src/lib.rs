@@ -89,11 +89,32 @@ pub struct Hashed {
 const READ_BLOCK: usize = 1 << 20;
 
 /// Hashes everything `r` yields, copying it to `copy` if given.
-pub fn hash_stream(r: &mut dyn Read, mut copy: Option<&mut dyn Write>) -> io::Result<Hashed> {
+pub fn hash_stream(r: &mut dyn Read, copy: Option<&mut dyn Write>) -> io::Result<Hashed> {
+    hash_blocks(r, copy, READ_BLOCK)
+}
+
+/// The read block for a stream of about `size` bytes: room for all of it
+/// and one byte more (so one read sees the end), in whole pieces, at most
+/// [`READ_BLOCK`]. A tree of a million tiny files would otherwise zero a
+/// 1 MiB buffer per file, which took longer than hashing them.
+fn block_for(size: u64) -> usize {
+    (size + 1)
+        .next_multiple_of(PIECE_LEN)
+        .min(READ_BLOCK as u64) as usize
+}
+
+/// [`hash_stream`] reading `block` bytes (a multiple of [`PIECE_LEN`]) at
+/// a time.
+fn hash_blocks(
+    r: &mut dyn Read,
+    mut copy: Option<&mut dyn Write>,
+    block: usize,
+) -> io::Result<Hashed> {
+    debug_assert!(block > 0 && block.is_multiple_of(PIECE_LEN as usize));
     let mut sha256 = Sha256::new();
     let mut pieces = Vec::new();
     let mut last_unpadded = None;
-    let mut buf = vec![0u8; READ_BLOCK];
+    let mut buf = vec![0u8; block];
     let mut size = 0u64;
     let plen = PIECE_LEN as usize;
     loop {
@@ -146,17 +167,18 @@ static ZEROS: [u8; PIECE_LEN as usize] = [0u8; PIECE_LEN as usize];
 /// system once per publish, before the head names the copy).
 pub fn hash_file(path: &Path, copy_to: Option<&Path>) -> io::Result<Hashed> {
     let mut f = File::open(path)?;
+    let block = block_for(f.metadata()?.len());
     match copy_to {
-        None => hash_stream(&mut f, None),
+        None => hash_blocks(&mut f, None, block),
         Some(dst) => {
             let mut out = io::BufWriter::with_capacity(
-                READ_BLOCK,
+                block,
                 std::fs::OpenOptions::new()
                     .write(true)
                     .create_new(true)
                     .open(dst)?,
             );
-            let h = hash_stream(&mut f, Some(&mut out))?;
+            let h = hash_blocks(&mut f, Some(&mut out), block)?;
             out.into_inner().map_err(|e| e.into_error())?;
             Ok(h)
         }
@@ -321,10 +343,15 @@ fn assemble(
     packed_pieces: &[[u8; 20]],
     shape: Shape,
 ) -> Pack {
-    let mut files = Vec::new();
+    let mut files = Vec::with_capacity(aligned.len() + packed.len());
     let mut pieces: Vec<u8> = Vec::new();
+    // The file list of the older shape only.
     let mut file_list = bencode::List::new();
+    let listed = shape == Shape::Files;
     let entry = |list: &mut bencode::List, c: &Content| {
+        if !listed {
+            return;
+        }
         let hexname = hex::encode(c.sha256);
         list.push_raw(&bencode::file_entry(
             None,
@@ -345,7 +372,7 @@ fn assemble(
         } else {
             pieces.extend_from_slice(&last[0]);
         }
-        if rem != 0 && !ends_torrent {
+        if listed && rem != 0 && !ends_torrent {
             let pad = PIECE_LEN - rem;
             file_list.push_raw(&bencode::file_entry(
                 Some("p"),
@@ -399,10 +426,10 @@ pub struct ParsedPack {
     pub name: String,
     /// Contents in torrent order: (sha256, size).
     pub files: Vec<([u8; 32], u64)>,
-    /// Piece hashes of each aligned content, in `files` order, as the
-    /// torrent holds them: a partial last piece is hashed zero-padded,
-    /// except when the content ends the torrent (no padding file follows
-    /// it). Packed contents have none of their own (empty). Use
+    /// Piece hashes of each aligned content (the first `packed_from` of
+    /// `files`), as the torrent holds them: a partial last piece is hashed
+    /// zero-padded, except when the content ends the torrent. Packed
+    /// contents have none of their own, and no entry here. Use
     /// [`ParsedPack::content`] to pack a content again.
     pub pieces: Vec<Vec<[u8; 20]>>,
     /// Index in `files` of the first packed content (`files.len()` when
@@ -470,10 +497,11 @@ impl ParsedPack {
     /// The same pack built again from what was parsed, without reading
     /// any content (parsing loses nothing: the info hash is the same).
     pub fn rebuild(&self) -> Pack {
+        let none = Vec::new();
         let contents: Vec<Content> = self
             .files
             .iter()
-            .zip(&self.pieces)
+            .zip(self.pieces.iter().chain(std::iter::repeat(&none)))
             .map(|(&(sha256, size), ps)| Content {
                 sha256,
                 size,
@@ -496,6 +524,11 @@ impl ParsedPack {
     /// Where each content lies in the pack's stream.
     pub fn layout(&self) -> Layout {
         Layout::new(self.files.clone(), self.packed_from)
+    }
+
+    /// [`ParsedPack::layout`], keeping nothing else (no copy of the list).
+    pub fn into_layout(self) -> Layout {
+        Layout::new(self.files, self.packed_from)
     }
 }
 
@@ -596,13 +629,9 @@ pub fn parse_info(info_raw: &[u8]) -> Result<ParsedPack, Error> {
             .map(|p| p.try_into().expect("20 bytes"))
             .collect())
     };
-    let mut pieces = Vec::with_capacity(files.len());
-    for (i, (_, len)) in files.iter().enumerate() {
-        pieces.push(if i < packed_from {
-            take(len.div_ceil(PIECE_LEN))?
-        } else {
-            Vec::new()
-        });
+    let mut pieces = Vec::with_capacity(packed_from);
+    for (_, len) in &files[..packed_from] {
+        pieces.push(take(len.div_ceil(PIECE_LEN))?);
     }
     let packed_bytes: u64 = files[packed_from..].iter().map(|f| f.1).sum();
     let packed_pieces = take(packed_bytes.div_ceil(PIECE_LEN))?;
@@ -984,7 +1013,7 @@ mod tests {
         assert_eq!(torrent_pieces(&swapped.torrent), client_pieces(&q, &datas));
         // 1005 packed bytes: one piece, shared by both small contents.
         assert_eq!(parsed.packed_pieces.len(), 1);
-        assert!(parsed.pieces[2].is_empty() && parsed.pieces[3].is_empty());
+        assert_eq!(parsed.pieces.len(), 2, "no piece list for packed contents");
         assert_eq!(torrent_pieces(&p.torrent), client_pieces(&parsed, &datas));
         assert_eq!(parsed.rebuild().info_hash, p.info_hash);
     }
@@ -1405,6 +1434,12 @@ mod tests {
                 let mut r = Trickle { data: &data, step };
                 let got = hash_stream(&mut r, None).unwrap();
                 assert_eq!(got, want, "short reads of {step}, size {size}");
+            }
+            // A block sized for a smaller file (one that grew after its
+            // size was read) still hashes all of it.
+            for block in [p, block_for(size as u64 / 2)] {
+                let got = hash_blocks(&mut &data[..], None, block).unwrap();
+                assert_eq!(got, want, "block {block}, size {size}");
             }
         }
     }
