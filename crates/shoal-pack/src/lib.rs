@@ -53,11 +53,11 @@ pub const PIECE_LEN: u64 = 16 * 1024;
 
 /// Info dictionary key of a [`Shape::Stream`] pack's contents: SHA-256 and
 /// big-endian 64-bit size of each, in stream order.
-pub const CONTENTS_KEY: &[u8] = b"shoal contents";
+pub const CONTENTS_KEY: &[u8] = b"x-shoal-contents";
 
 /// Info dictionary key of how many of a [`Shape::Stream`] pack's contents
 /// are aligned (the rest are packed).
-pub const PACKED_FROM_KEY: &[u8] = b"shoal packed from";
+pub const PACKED_FROM_KEY: &[u8] = b"x-shoal-packed-from";
 
 /// Bytes per content under [`CONTENTS_KEY`].
 const LISTED_LEN: usize = 40;
