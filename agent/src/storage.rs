@@ -348,6 +348,27 @@ mod tests {
     use super::*;
     use std::time::{Duration, SystemTime};
 
+    /// SHA-1 of each piece of the `len`-byte stream read through `storage`
+    /// (the last one unpadded when it is short, as the torrent has it).
+    fn pieces_read(storage: &PackStorage, len: u64) -> Vec<[u8; 20]> {
+        let plen = shoal_pack::PIECE_LEN;
+        (0..len.div_ceil(plen))
+            .map(|i| {
+                let mut buf = vec![0xAAu8; (len - i * plen).min(plen) as usize];
+                storage.pread_exact(0, i * plen, &mut buf).unwrap();
+                let h = shoal_pack::hash_stream(&mut &buf[..], None).unwrap();
+                h.last_unpadded.unwrap_or(h.pieces[0])
+            })
+            .collect()
+    }
+
+    /// Every piece hash a parsed pack's torrent holds, in stream order.
+    fn torrent_pieces(parsed: &shoal_pack::ParsedPack) -> Vec<[u8; 20]> {
+        let mut want = parsed.pieces.concat();
+        want.extend(&parsed.packed_pieces);
+        want
+    }
+
     /// A pack built from `datas`, each written to its store path under
     /// `dir`, and a storage over it.
     fn pack_in(dir: &Path, datas: &[Vec<u8>], read_only: bool) -> (shoal_pack::Pack, PackStorage) {
@@ -394,20 +415,7 @@ mod tests {
         let parsed = shoal_pack::parse_torrent(&pack.torrent, None).unwrap();
         assert!(parsed.packed_from == 3 && parsed.files.len() == 6);
         let len = parsed.layout().len();
-        let mut piece_hashes = Vec::new();
-        let mut off = 0u64;
-        while off < len {
-            let n = (len - off).min(plen as u64) as usize;
-            let mut buf = vec![0xAAu8; n];
-            storage.pread_exact(0, off, &mut buf).unwrap();
-            // SHA-1 of the piece as read (unpadded when it is short).
-            let h = shoal_pack::hash_stream(&mut &buf[..], None).unwrap();
-            piece_hashes.push(h.last_unpadded.unwrap_or(h.pieces[0]));
-            off += n as u64;
-        }
-        let mut want: Vec<[u8; 20]> = parsed.pieces[..parsed.packed_from].concat();
-        want.extend(&parsed.packed_pieces);
-        assert_eq!(piece_hashes, want);
+        assert_eq!(pieces_read(&storage, len), torrent_pieces(&parsed));
         // A read past the stream is refused, naming the pack's folder.
         let mut buf = [0u8; 2];
         let e = storage
@@ -547,18 +555,6 @@ mod tests {
         assert_eq!(k, parsed.files.len());
         // The stream read piece by piece from the first file's offset.
         let len = parsed.layout().len();
-        let mut got = Vec::new();
-        let mut off = 0u64;
-        while off < len {
-            let n = (len - off).min(plen as u64) as usize;
-            let mut buf = vec![0u8; n];
-            storage.pread_exact(0, off, &mut buf).unwrap();
-            let h = shoal_pack::hash_stream(&mut &buf[..], None).unwrap();
-            got.push(h.last_unpadded.unwrap_or(h.pieces[0]));
-            off += n as u64;
-        }
-        let mut want: Vec<[u8; 20]> = parsed.pieces[..parsed.packed_from].concat();
-        want.extend(&parsed.packed_pieces);
-        assert_eq!(got, want);
+        assert_eq!(pieces_read(&storage, len), torrent_pieces(&parsed));
     }
 }

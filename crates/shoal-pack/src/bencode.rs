@@ -55,19 +55,25 @@ pub fn info_dict(files: &List, name: &str, piece_len: u64, pieces: &[u8]) -> Vec
     let mut out = vec![b'd'];
     bytes(&mut out, b"files");
     out.extend_from_slice(&files.finish());
-    bytes(&mut out, b"name");
-    bytes(&mut out, name.as_bytes());
-    bytes(&mut out, b"piece length");
-    int(&mut out, piece_len);
-    bytes(&mut out, b"pieces");
-    bytes(&mut out, pieces);
+    pieces_and_privacy(&mut out, name, piece_len, pieces);
+    out.push(b'e');
+    out
+}
+
+/// The keys every pack's info dictionary has, from `name` to `private`
+/// (sorted: they follow `files` or `length`).
+fn pieces_and_privacy(out: &mut Vec<u8>, name: &str, piece_len: u64, pieces: &[u8]) {
+    bytes(out, b"name");
+    bytes(out, name.as_bytes());
+    bytes(out, b"piece length");
+    int(out, piece_len);
+    bytes(out, b"pieces");
+    bytes(out, pieces);
     // BEP 27: peers come only from the trackers and peers Shoal gives
     // (librqbit then sends no PEX, which would hand every mirror the
     // origin's address; see shoal-swarm).
-    bytes(&mut out, b"private");
-    int(&mut out, 1);
-    out.push(b'e');
-    out
+    bytes(out, b"private");
+    int(out, 1);
 }
 
 /// The info dictionary of a format 4 pack (`Shape::Stream`): one file,
@@ -86,14 +92,7 @@ pub fn stream_info_dict(
     let mut out = vec![b'd'];
     bytes(&mut out, b"length");
     int(&mut out, length);
-    bytes(&mut out, b"name");
-    bytes(&mut out, name.as_bytes());
-    bytes(&mut out, b"piece length");
-    int(&mut out, piece_len);
-    bytes(&mut out, b"pieces");
-    bytes(&mut out, pieces);
-    bytes(&mut out, b"private");
-    int(&mut out, 1);
+    pieces_and_privacy(&mut out, name, piece_len, pieces);
     bytes(&mut out, crate::CONTENTS_KEY);
     bytes(&mut out, contents);
     bytes(&mut out, crate::PACKED_FROM_KEY);
