@@ -926,7 +926,7 @@ struct Job {
 }
 
 /// Hash results: (hashed content, staged copy if any).
-type Hashed = (shoal_pack::Hashed, Option<PathBuf>);
+type Hashed = (shoal_pack::Content, Option<PathBuf>);
 
 /// Hashes `jobs` on all cores; each file is read once. Threads take the
 /// largest files first, so no core is left alone with a big file at the
@@ -966,12 +966,8 @@ fn hash_one(root: &Path, staging: &Path, i: usize, j: &Job) -> Result<Hashed> {
     if let Some(c) = &copy_to {
         let _ = std::fs::remove_file(c);
     }
-    let mut h =
+    let h =
         shoal_pack::hash_file(&src, copy_to.as_deref()).map_err(|e| fsutil::explain_io(e, &src))?;
-    if shoal_pack::is_packed(h.size) {
-        // Its pieces are hashed with its neighbours' when packed.
-        h.pieces = Vec::new();
-    }
     let m = std::fs::metadata(&src).map_err(|e| fsutil::explain_io(e, &src))?;
     if h.size != j.size || (!j.copy && (m.len() != j.size || fsutil::mtime_ns(&m) != j.mtime_ns)) {
         if let Some(c) = &copy_to {
@@ -983,7 +979,7 @@ fn hash_one(root: &Path, staging: &Path, i: usize, j: &Job) -> Result<Hashed> {
             src.display()
         );
     }
-    Ok((h, copy_to))
+    Ok((h.into(), copy_to))
 }
 
 /// Publishes a new generation if the tree changed (or the last one is
@@ -1346,7 +1342,7 @@ fn entries_of(
     jobs: &[Job],
     hashed: &[Hashed],
 ) -> Vec<Entry> {
-    let by_path: HashMap<&str, &shoal_pack::Hashed> = jobs
+    let by_path: HashMap<&str, &shoal_pack::Content> = jobs
         .iter()
         .zip(hashed)
         .map(|(j, (h, _))| (j.path.as_str(), h))
@@ -1513,7 +1509,7 @@ fn pack_plan(
             None => Source::Job(u32::try_from(n).context("more than 4G files to hash")?),
         };
         sources.insert(h.sha256, src);
-        contents.push(h.into());
+        contents.push(h);
     }
     let new_contents = contents.len();
     let mut retire = Vec::new();

@@ -125,6 +125,14 @@ impl PackStorage {
             .join(shoal_pack::content_path(&self.layout.files()[k].0))
     }
 
+    /// Offset in the stream of torrent file `file_id`.
+    fn file_start(&self, file_id: usize) -> anyhow::Result<u64> {
+        self.file_starts
+            .get(file_id)
+            .copied()
+            .with_context(|| format!("no torrent file {file_id} in {}", self.folder.display()))
+    }
+
     /// The runs of torrent file `file_id`'s bytes `[offset, offset + len)`.
     fn spans(
         &self,
@@ -132,10 +140,7 @@ impl PackStorage {
         offset: u64,
         len: u64,
     ) -> anyhow::Result<Vec<shoal_pack::Span>> {
-        let start = self
-            .file_starts
-            .get(file_id)
-            .with_context(|| format!("no torrent file {file_id} in {}", self.folder.display()))?;
+        let start = self.file_start(file_id)?;
         self.layout
             .spans(start.saturating_add(offset), len)
             .with_context(|| {
@@ -278,7 +283,7 @@ impl TorrentStorage for PackStorage {
         if self.read_only {
             return Err(self.refuse("a removal"));
         }
-        let start = self.file_starts.get(file_id).copied().unwrap_or(u64::MAX);
+        let start = self.file_start(file_id)?;
         let end = self
             .file_starts
             .get(file_id + 1)
@@ -304,11 +309,7 @@ impl TorrentStorage for PackStorage {
     /// Gives each content of torrent file `file_id` its length, skipping
     /// the ones already right (setting it bumps the mtime).
     fn ensure_file_length(&self, file_id: usize, length: u64) -> anyhow::Result<()> {
-        let start = self
-            .file_starts
-            .get(file_id)
-            .with_context(|| format!("no torrent file {file_id} in {}", self.folder.display()))?;
-        for k in self.layout.contents_in(*start, length) {
+        for k in self.layout.contents_in(self.file_start(file_id)?, length) {
             let size = self.layout.files()[k].1;
             let path = self.path(k);
             if std::fs::metadata(&path)
