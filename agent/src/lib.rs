@@ -25,6 +25,7 @@ pub mod fsutil;
 pub mod gate;
 pub mod http;
 pub mod linkcheck;
+pub mod memory;
 pub mod mirror;
 pub mod origin;
 pub mod peers;
@@ -337,18 +338,6 @@ impl Agent {
                 last_seen_seconds: age.as_secs(),
             })
             .collect();
-    }
-}
-
-/// Hands freed heap memory back to the system. glibc keeps what a publish
-/// or an apply freed (both peak far above what the agent keeps: the old
-/// and new manifests, their serialized and compressed copies, the plan),
-/// so without this the agent's resident memory stays at its peak.
-pub fn release_memory() {
-    #[cfg(target_env = "gnu")]
-    // SAFETY: malloc_trim only returns free heap pages to the kernel.
-    unsafe {
-        libc::malloc_trim(0);
     }
 }
 

@@ -195,6 +195,7 @@ fn keygen_error(e: std::io::Error, out: &std::path::Path) -> anyhow::Error {
 }
 
 fn main() {
+    shoal_agent::memory::tune();
     let cli = Cli::parse();
     if let Err(e) = real_main(cli) {
         eprintln!("shoal-agent: error: {e:#}");

@@ -182,6 +182,7 @@ fn verified_of(store: &crate::store::Store, packs: &[shoal_manifest::PackRef]) -
 /// Makes `m` the held manifest, with its contents in verified packs.
 fn hold(ms: &mut MirrorState, m: Manifest) {
     ms.contents.clear();
+    ms.contents.reserve(m.len());
     for e in m.entries() {
         if let Some((size, sha, Some(pack))) = e.file() {
             if size > 0 && ms.verified.contains(&pack) {
@@ -723,7 +724,7 @@ async fn sync(agent: &Arc<Agent>, ms: &mut MirrorState) -> Result<()> {
         // An earlier apply stopped part-way: sweep what it left.
         converge(agent, ms)?;
     }
-    crate::release_memory();
+    crate::memory::release();
     Ok(())
 }
 
@@ -1081,22 +1082,26 @@ async fn download(
     agent.set_state("downloading");
     // Torrents first, and contents already held linked in, so the space
     // check counts only what must still come over the wire.
+    // Only each pack's content list is kept until it is added: the
+    // torrents are in the state folder (`fetch_torrent` stores them).
     let mut fetched = Vec::new();
     for p in &todo {
         let bytes = fetch_torrent(agent, p, urls).await?;
         let parsed = shoal_pack::parse_torrent(&bytes, Some(&p.info_hash))?;
         prelink(ms, &store, p.id, &parsed)?;
-        fetched.push((p, bytes, parsed));
+        fetched.push((p, parsed.files));
     }
     check_space(&store, &todo)?;
     let mut packs = Vec::new();
-    for (p, bytes, parsed) in fetched {
+    for (p, files) in fetched {
+        let path = store.torrent(&p.info_hash);
+        let bytes = std::fs::read(&path).map_err(|e| fsutil::explain_io(e, &path))?;
         let torrent = add_pack(agent, p.id, &p.info_hash, bytes).await?;
         crate::rest::ask_to_wake(agent, &p.info_hash, p.bytes, 0);
         packs.push(Fetching {
             torrent,
             info_hash: p.info_hash.clone(),
-            files: parsed.files,
+            files,
             have: 0,
             since: Instant::now(),
             retries: 0,
@@ -1265,6 +1270,10 @@ async fn download(
 
     // Verify SHA-256 of every content.
     agent.set_state("verifying");
+    // Room for every verified content at once: growing the map as packs
+    // pass would hold its old and new tables together at the sync's peak.
+    ms.contents
+        .reserve(packs.iter().map(|f| f.files.len()).sum::<usize>());
     for f in packs {
         let id = f.torrent.id;
         let dir = store.pack_dir(id);
@@ -1439,21 +1448,24 @@ fn verify_contents(
         .unwrap_or(2);
     std::thread::scope(|s| {
         for _ in 0..threads {
-            s.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= files.len() || bad.lock().unwrap().is_some() {
+            s.spawn(|| {
+                let mut hasher = shoal_pack::FileHasher::default();
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= files.len() || bad.lock().unwrap().is_some() {
+                        break;
+                    }
+                    let (sha, size) = files[i];
+                    let path: PathBuf = dir.join(shoal_pack::content_path(&sha));
+                    let why = match hasher.hash_file(&path, None) {
+                        Ok(h) if h.sha256 == sha && h.size == size => continue,
+                        Ok(h) if h.size != size => format!("size {} instead of {size}", h.size),
+                        Ok(_) => "hash differs".to_string(),
+                        Err(e) => format!("cannot read {}: {e}", path.display()),
+                    };
+                    *bad.lock().unwrap() = Some((sha, why));
                     break;
                 }
-                let (sha, size) = files[i];
-                let path: PathBuf = dir.join(shoal_pack::content_path(&sha));
-                let r = shoal_pack::hash_file(&path, None);
-                let why = match r {
-                    Ok(h) if h.sha256 == sha && h.size == size => continue,
-                    Ok(h) if h.size != size => format!("size {} instead of {size}", h.size),
-                    Ok(_) => "hash differs".to_string(),
-                    Err(e) => format!("cannot read {}: {e}", path.display()),
-                };
-                *bad.lock().unwrap() = Some((sha, why));
             });
         }
     });

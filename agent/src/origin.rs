@@ -920,13 +920,17 @@ fn immutable_patterns(profile: Profile, configured: &Option<Vec<String>>) -> Vec
 #[derive(Clone)]
 struct Job {
     path: String,
+    /// Index of the path in the scan's found list, and so of its entry in
+    /// the new entries ([`entries_of`] keeps the order).
+    found: u32,
     copy: bool,
     size: u64,
     mtime_ns: i64,
 }
 
-/// Hash results: (hashed content, staged copy if any).
-type Hashed = (shoal_pack::Content, Option<PathBuf>);
+/// A hash result: the content, and where its bytes are (the repository
+/// file, or a staged copy).
+type Hashed = (shoal_pack::Content, Source);
 
 /// Hashes `jobs` on all cores; each file is read once. Threads take the
 /// largest files first, so no core is left alone with a big file at the
@@ -943,14 +947,16 @@ fn hash_all(root: &Path, staging: &Path, jobs: &[Job]) -> Result<Vec<Hashed>> {
         jobs.iter().map(|_| std::sync::Mutex::new(None)).collect();
     std::thread::scope(|s| {
         for _ in 0..threads.min(jobs.len().max(1)) {
-            s.spawn(|| loop {
-                let k = next.fetch_add(1, Ordering::Relaxed);
-                let Some(&i) = order.get(k) else {
-                    break;
-                };
-                let j = &jobs[i];
-                let r = hash_one(root, staging, i, j);
-                *results[i].lock().unwrap() = Some(r);
+            s.spawn(|| {
+                let mut hasher = shoal_pack::FileHasher::default();
+                loop {
+                    let k = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(&i) = order.get(k) else {
+                        break;
+                    };
+                    let r = hash_one(&mut hasher, root, staging, i, &jobs[i]);
+                    *results[i].lock().unwrap() = Some(r);
+                }
             });
         }
     });
@@ -960,14 +966,21 @@ fn hash_all(root: &Path, staging: &Path, jobs: &[Job]) -> Result<Vec<Hashed>> {
         .collect()
 }
 
-fn hash_one(root: &Path, staging: &Path, i: usize, j: &Job) -> Result<Hashed> {
+fn hash_one(
+    hasher: &mut shoal_pack::FileHasher,
+    root: &Path,
+    staging: &Path,
+    i: usize,
+    j: &Job,
+) -> Result<Hashed> {
     let src = root.join(&j.path);
     let copy_to = j.copy.then(|| staging.join(format!("{i}")));
     if let Some(c) = &copy_to {
         let _ = std::fs::remove_file(c);
     }
-    let h =
-        shoal_pack::hash_file(&src, copy_to.as_deref()).map_err(|e| fsutil::explain_io(e, &src))?;
+    let h = hasher
+        .hash_file(&src, copy_to.as_deref())
+        .map_err(|e| fsutil::explain_io(e, &src))?;
     let m = std::fs::metadata(&src).map_err(|e| fsutil::explain_io(e, &src))?;
     if h.size != j.size || (!j.copy && (m.len() != j.size || fsutil::mtime_ns(&m) != j.mtime_ns)) {
         if let Some(c) = &copy_to {
@@ -979,7 +992,11 @@ fn hash_one(root: &Path, staging: &Path, i: usize, j: &Job) -> Result<Hashed> {
             src.display()
         );
     }
-    Ok((h.into(), copy_to))
+    let src = match copy_to {
+        Some(c) => Source::Copy(c.into_boxed_path()),
+        None => Source::Entry(j.found),
+    };
+    Ok((h.into(), src))
 }
 
 /// Publishes a new generation if the tree changed (or the last one is
@@ -1061,7 +1078,7 @@ pub async fn publish_changes(
             let mut phases = phases;
             phases.end("commit");
             tracing::info!(generation = g, phases = %phases.summary(), "publish phases (seconds)");
-            crate::release_memory();
+            crate::memory::release();
             let mut s = agent.status.lock().unwrap();
             s.last_sync_seconds = Some(secs);
             s.last_success = Some(fsutil::now());
@@ -1105,7 +1122,7 @@ struct Candidate {
     /// Packs the new generation no longer names.
     retire: Vec<u64>,
     /// Content → (change in the number of entries naming it, its size).
-    refs_delta: crate::shamap::ShaMap<(i64, u64)>,
+    refs_delta: RefsDelta,
     /// Live bytes of each pack the new generation keeps (new packs aside).
     live: HashMap<u64, u64>,
     hashed_files: usize,
@@ -1116,10 +1133,10 @@ struct Candidate {
     manifest_sha: Option<Sha256Hash>,
 }
 
+/// A new pack, built in its folder, its torrent stored.
 struct NewPack {
     id: u64,
     live: LivePack,
-    torrent: Vec<u8>,
 }
 
 /// Scan → hash → pack → manifest. Touches only the staging folder and the
@@ -1159,8 +1176,9 @@ async fn prepare(
     phases.end("compare");
     let hashed = hash_phase(agent, &jobs).await?;
     phases.end("hash");
-    let upserts = entries_of(&found, &reuse, &jobs, &hashed);
-    drop((found, reuse));
+    let (hashed_files, hashed_bytes) = (jobs.len(), jobs.iter().map(|j| j.size).sum());
+    let upserts = entries_of(found, reuse, &jobs, &hashed);
+    drop(jobs);
     // The previous entries this generation replaces or removes.
     let replaced: Vec<&Entry> = prev_of
         .iter()
@@ -1169,7 +1187,6 @@ async fn prepare(
         .chain(removed.iter().filter_map(|p| prev.and_then(|m| m.get(p))))
         .collect();
     phases.end("entries");
-    let (hashed_files, hashed_bytes) = (jobs.len(), jobs.iter().map(|j| j.size).sum());
     let plan = pack_plan(agent, st, &upserts, &replaced, hashed)?;
     drop((replaced, prev_of));
     let now = fsutil::now();
@@ -1182,7 +1199,7 @@ async fn prepare(
         .iter()
         .filter_map(|e| e.file())
         .find(|(size, sha, _)| {
-            *size > 0 && !st.catalog.contains_key(&sha.0) && !plan.sources.contains_key(&sha.0)
+            *size > 0 && !st.catalog.contains_key(&sha.0) && plan.source(&sha.0).is_none()
         });
     if let Some((_, sha, _)) = missing {
         bail!("content {sha} is neither in a pack nor hashed (bug); publish again");
@@ -1192,16 +1209,18 @@ async fn prepare(
     }
     let generation = prev.map(|m| m.header.generation + 1).unwrap_or(1);
     phases.end("plan");
+    let new_packs = build_packs(agent, st, generation, &plan, &upserts)?;
     let PackPlan {
         contents,
-        groups,
+        compacted: _,
         sources,
+        groups,
         retire,
         refs_delta,
         live,
     } = plan;
-    let new_packs = build_packs(agent, st, generation, &contents, &groups, &sources, &jobs)?;
-    drop((contents, groups, sources, jobs));
+    // One per new content: gone before the manifest is built.
+    drop((contents, sources, groups));
     phases.end("pack");
     let manifest = manifest_of(
         cfg, st, prev, generation, now, upserts, removed, &new_packs, &retire,
@@ -1285,7 +1304,7 @@ fn hash_jobs(
     let immutable = globs(&immutable_patterns(cfg.profile, &cfg.origin.immutable))?;
     let mut jobs = Vec::with_capacity(found.len());
     let mut reuse = Vec::with_capacity(found.len());
-    for ((path, f), e) in found.iter().zip(prev_of) {
+    for (i, ((path, f), e)) in found.iter().zip(prev_of).enumerate() {
         let Found::File { size, mtime_ns, .. } = f else {
             reuse.push(None);
             continue;
@@ -1304,6 +1323,7 @@ fn hash_jobs(
         if same.is_none() && *size > 0 {
             jobs.push(Job {
                 path: path.clone(),
+                found: u32::try_from(i).context("more than 4G paths to publish")?,
                 copy: !immutable.is_match(path),
                 size: *size,
                 mtime_ns: *mtime_ns,
@@ -1335,20 +1355,16 @@ async fn hash_phase(agent: &Arc<Agent>, jobs: &Arc<Vec<Job>>) -> Result<Vec<Hash
     Ok(results)
 }
 
-/// The manifest entries (pack ids are filled in by [`manifest_of`]).
+/// The manifest entries (pack ids are filled in by [`manifest_of`]), one
+/// per found path in its order; the paths move from `found` into them.
 fn entries_of(
-    found: &[(String, Found)],
-    reuse: &Reuse,
+    found: Vec<(String, Found)>,
+    reuse: Reuse,
     jobs: &[Job],
     hashed: &[Hashed],
 ) -> Vec<Entry> {
-    let by_path: HashMap<&str, &shoal_pack::Content> = jobs
-        .iter()
-        .zip(hashed)
-        .map(|(j, (h, _))| (j.path.as_str(), h))
-        .collect();
-    found
-        .iter()
+    let mut entries: Vec<Entry> = found
+        .into_iter()
         .zip(reuse)
         .map(|((path, f), same)| match f {
             Found::File {
@@ -1356,73 +1372,77 @@ fn entries_of(
                 mtime_ns,
                 mode,
                 ..
-            } => {
-                let sha = match (same, by_path.get(path.as_str())) {
-                    (Some(sha), _) => *sha,
-                    (None, Some(h)) => Sha256Hash(h.sha256),
-                    (None, None) => Sha256Hash::of(b""),
-                };
-                Entry {
-                    path: path.clone(),
-                    kind: EntryKind::File {
-                        size: *size,
-                        sha256: sha,
-                        pack: None,
-                    },
-                    mode: *mode,
-                    mtime_ns: *mtime_ns,
-                }
-            }
+            } => Entry {
+                path,
+                kind: EntryKind::File {
+                    size,
+                    // Hashed files get theirs below; an empty file hashes
+                    // to this.
+                    sha256: same.unwrap_or_else(|| Sha256Hash::of(b"")),
+                    pack: None,
+                },
+                mode,
+                mtime_ns,
+            },
             Found::Symlink {
                 target,
                 mode,
                 mtime_ns,
                 ..
             } => Entry {
-                path: path.clone(),
-                kind: EntryKind::Symlink {
-                    target: target.clone(),
-                },
-                mode: *mode,
-                mtime_ns: *mtime_ns,
+                path,
+                kind: EntryKind::Symlink { target },
+                mode,
+                mtime_ns,
             },
             Found::Dir => unreachable!("scans list no directories"),
         })
-        .collect()
+        .collect();
+    for (j, (h, _)) in jobs.iter().zip(hashed) {
+        if let EntryKind::File { sha256, .. } = &mut entries[j.found as usize].kind {
+            *sha256 = Sha256Hash(h.sha256);
+        }
+    }
+    entries
 }
 
 /// What the new generation packs: new contents and compacted ones, grouped
 /// into packs, and the packs it retires.
 struct PackPlan {
-    /// The contents to pack, and the run of them each new pack takes.
+    /// The contents to pack: first those of compacted packs, then new
+    /// ones, each run sorted by SHA-256 (so [`PackPlan::source`] finds a
+    /// content by binary search, with no map beside them).
     contents: Vec<shoal_pack::Content>,
+    /// How many of `contents` come from compacted packs.
+    compacted: usize,
+    /// Where the bytes of each of `contents` are.
+    sources: Vec<Source>,
+    /// The run of `contents` each new pack takes.
     groups: Vec<std::ops::Range<usize>>,
-    /// Content → where its bytes are.
-    sources: crate::shamap::ShaMap<Source>,
     retire: Vec<u64>,
     /// Content → (change in the number of entries naming it, its size).
-    refs_delta: crate::shamap::ShaMap<(i64, u64)>,
+    refs_delta: RefsDelta,
     /// Live bytes of each current pack after this generation.
     live: HashMap<u64, u64>,
 }
 
 /// Where the bytes of a content to pack are.
 enum Source {
-    /// The repository file of hash job `n`, linked into the pack store.
-    Job(u32),
+    /// The repository file of new entry `n`, linked into the pack store.
+    Entry(u32),
     /// A staged copy, moved into the pack store.
-    Copy(PathBuf),
+    Copy(Box<Path>),
     /// A stored content of a pack being compacted, linked.
-    Stored(PathBuf),
+    Stored(Box<Path>),
 }
 
 impl Source {
     /// The file, and whether it is a staged copy (moved, not linked).
-    fn path(&self, root: &Path, jobs: &[Job]) -> (PathBuf, bool) {
+    fn path(&self, root: &Path, entries: &[Entry]) -> (PathBuf, bool) {
         match self {
-            Source::Job(n) => (root.join(&jobs[*n as usize].path), false),
-            Source::Copy(p) => (p.clone(), true),
-            Source::Stored(p) => (p.clone(), false),
+            Source::Entry(n) => (root.join(&entries[*n as usize].path), false),
+            Source::Copy(p) => (p.to_path_buf(), true),
+            Source::Stored(p) => (p.to_path_buf(), false),
         }
     }
 }
@@ -1431,13 +1451,57 @@ impl PackPlan {
     fn changes(&self) -> bool {
         !self.groups.is_empty() || !self.retire.is_empty()
     }
+
+    /// Where the bytes of content `sha` are, if this plan packs it.
+    fn source(&self, sha: &[u8; 32]) -> Option<&Source> {
+        let (old, new) = self.contents.split_at(self.compacted);
+        let find = |run: &[shoal_pack::Content]| run.binary_search_by_key(sha, |c| c.sha256).ok();
+        find(old)
+            .or_else(|| find(new).map(|i| i + self.compacted))
+            .map(|i| &self.sources[i])
+    }
+}
+
+/// Content → (change in the number of entries naming it, its size),
+/// sorted by content. One per changed file: a list (48 bytes each) rather
+/// than a map, which a first publish of a million files grew to twice that.
+struct RefsDelta(Vec<([u8; 32], i64, u64)>);
+
+impl RefsDelta {
+    /// The sum of `moves` (content, change, size) per content; `n` is
+    /// about how many there are.
+    fn of(n: usize, moves: impl Iterator<Item = ([u8; 32], i64, u64)>) -> Self {
+        let mut v = Vec::with_capacity(n);
+        v.extend(moves);
+        v.sort_unstable_by_key(|m| m.0);
+        v.dedup_by(|later, kept| {
+            let same = later.0 == kept.0;
+            if same {
+                kept.1 += later.1;
+            }
+            same
+        });
+        v.shrink_to_fit();
+        RefsDelta(v)
+    }
+
+    /// The change in the number of entries naming `sha`.
+    fn get(&self, sha: &[u8; 32]) -> i64 {
+        self.0
+            .binary_search_by_key(sha, |m| m.0)
+            .map_or(0, |i| self.0[i].1)
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&[u8; 32], i64, u64)> {
+        self.0.iter().map(|(sha, d, size)| (sha, *d, *size))
+    }
 }
 
 /// The entry counts and live pack bytes after a change, from those
 /// before it ([`OriginState::refs`], [`OriginState::live`]).
 struct Moved {
     /// Content → (change in the number of entries naming it, its size).
-    refs_delta: crate::shamap::ShaMap<(i64, u64)>,
+    refs_delta: RefsDelta,
     /// Live bytes of each current pack after the change.
     live: HashMap<u64, u64>,
 }
@@ -1447,19 +1511,20 @@ struct Moved {
 /// does now adds its size to its pack's live bytes, and the reverse takes
 /// it away. Costs what changed.
 fn moved_counts(st: &OriginState, upserts: &[Entry], replaced: &[&Entry]) -> Moved {
-    let mut refs_delta: crate::shamap::ShaMap<(i64, u64)> = crate::shamap::new();
     let files = replaced
         .iter()
         .map(|e| (*e, -1))
         .chain(upserts.iter().map(|e| (e, 1)));
-    for (e, d) in files {
-        if let Some((size, sha, _)) = e.file().filter(|f| f.0 > 0) {
-            refs_delta.entry(sha.0).or_insert((0, size)).0 += d;
-        }
-    }
+    let refs_delta = RefsDelta::of(
+        replaced.len() + upserts.len(),
+        files.filter_map(|(e, d)| {
+            let (size, sha, _) = e.file().filter(|f| f.0 > 0)?;
+            Some((sha.0, d, size))
+        }),
+    );
     let count_before = |sha: &[u8; 32]| st.refs.get(sha).copied().unwrap_or(0) as i64;
     let mut live = st.live.clone();
-    for (sha, (d, size)) in &refs_delta {
+    for (sha, d, size) in refs_delta.iter() {
         let (before, after) = (count_before(sha) > 0, count_before(sha) + d > 0);
         if before == after {
             continue;
@@ -1469,7 +1534,7 @@ fn moved_counts(st: &OriginState, upserts: &[Entry], replaced: &[&Entry]) -> Mov
             *l = if after {
                 *l + size
             } else {
-                l.saturating_sub(*size)
+                l.saturating_sub(size)
             };
         }
     }
@@ -1478,7 +1543,6 @@ fn moved_counts(st: &OriginState, upserts: &[Entry], replaced: &[&Entry]) -> Mov
 
 /// Pack: contents no live pack carries, plus the live contents of packs
 /// that are mostly garbage (compaction, reusing their piece hashes).
-/// `hashed` is in hash job order ([`Source::Job`] names a job by index).
 ///
 /// A pack's live bytes are kept from one generation to the next and moved
 /// by what changed: `replaced` (previous entries replaced or removed) and
@@ -1494,24 +1558,16 @@ fn pack_plan(
         refs_delta,
         mut live,
     } = moved_counts(st, upserts, replaced);
-    let referenced = |sha: &[u8; 32]| {
-        st.refs.get(sha).copied().unwrap_or(0) as i64 + refs_delta.get(sha).map_or(0, |d| d.0) > 0
-    };
-    let mut contents: Vec<shoal_pack::Content> = Vec::with_capacity(hashed.len());
-    let mut sources: crate::shamap::ShaMap<Source> = crate::shamap::new();
-    sources.reserve(hashed.len());
-    for (n, (h, copy)) in hashed.into_iter().enumerate() {
-        if st.catalog.contains_key(&h.sha256) || sources.contains_key(&h.sha256) {
-            continue;
-        }
-        let src = match copy {
-            Some(c) => Source::Copy(c),
-            None => Source::Job(u32::try_from(n).context("more than 4G files to hash")?),
-        };
-        sources.insert(h.sha256, src);
-        contents.push(h);
-    }
-    let new_contents = contents.len();
+    let referenced =
+        |sha: &[u8; 32]| st.refs.get(sha).copied().unwrap_or(0) as i64 + refs_delta.get(sha) > 0;
+    // New contents, sorted by SHA-256 and each once (in the hash
+    // results' own list: a first publish holds one per file).
+    let mut new = hashed;
+    new.retain(|(c, _)| !st.catalog.contains_key(&c.sha256));
+    new.sort_unstable_by_key(|(c, _)| c.sha256);
+    new.dedup_by_key(|(c, _)| c.sha256);
+    let packs_anew = |sha: &[u8; 32]| new.binary_search_by_key(sha, |(c, _)| c.sha256).is_ok();
+    let mut old: Vec<(shoal_pack::Content, Source)> = Vec::new();
     let mut retire = Vec::new();
     for (id, p) in &st.packs {
         let l = live.get(id).copied().unwrap_or(0);
@@ -1520,7 +1576,7 @@ fn pack_plan(
         } else if (l as f64) < COMPACT_BELOW * p.bytes() as f64 {
             retire.push(*id);
             for (i, (sha, size)) in p.parsed.files.iter().enumerate() {
-                if !referenced(sha) || sources.contains_key(sha) {
+                if !referenced(sha) || packs_anew(sha) {
                     continue;
                 }
                 let stored = agent.store.content(*id, sha);
@@ -1529,8 +1585,7 @@ fn pack_plan(
                     .parsed
                     .content(i, &tail)
                     .map_err(|e| fsutil::explain_io(e, &stored))?;
-                sources.insert(*sha, Source::Stored(stored));
-                contents.push(c);
+                old.push((c, Source::Stored(stored.into_boxed_path())));
             }
         }
     }
@@ -1539,11 +1594,10 @@ fn pack_plan(
     }
     // Compacted contents first: mirrors hold them, and small ones that lie
     // together fill pieces the mirrors need not download again.
-    let mut compacted = contents.split_off(new_contents);
-    compacted.sort_by_key(|c| c.sha256);
-    contents.sort_by_key(|c| c.sha256);
-    compacted.append(&mut contents);
-    let contents = compacted;
+    old.sort_unstable_by_key(|(c, _)| c.sha256);
+    old.dedup_by_key(|(c, _)| c.sha256);
+    let compacted = old.len();
+    let (contents, sources): (Vec<_>, Vec<_>) = old.into_iter().chain(new).unzip();
     let new_bytes: u64 = contents.iter().map(|c| c.size).sum();
     let groups = shoal_pack::group(
         &contents,
@@ -1556,8 +1610,9 @@ fn pack_plan(
     );
     Ok(PackPlan {
         contents,
-        groups,
+        compacted,
         sources,
+        groups,
         retire,
         refs_delta,
         live,
@@ -1569,15 +1624,13 @@ fn build_packs(
     agent: &Agent,
     st: &OriginState,
     generation: u64,
-    contents: &[shoal_pack::Content],
-    groups: &[std::ops::Range<usize>],
-    sources: &crate::shamap::ShaMap<Source>,
-    jobs: &[Job],
+    plan: &PackPlan,
+    upserts: &[Entry],
 ) -> Result<Vec<NewPack>> {
     let first_id = st.next_pack_id();
     let mut out: Vec<NewPack> = Vec::new();
     let source = |sha: &[u8; 32]| {
-        let s = sources.get(sha).map(|s| s.path(&agent.cfg.repo, jobs));
+        let s = plan.source(sha).map(|s| s.path(&agent.cfg.repo, upserts));
         s.with_context(|| {
             format!(
                 "content {} has no source to pack it from (bug)",
@@ -1585,13 +1638,13 @@ fn build_packs(
             )
         })
     };
-    for (n, g) in groups.iter().enumerate() {
+    for (n, g) in plan.groups.iter().enumerate() {
         let id = first_id + n as u64;
         // Small contents are read again: their pieces span neighbours.
         let mut last_read: Option<PathBuf> = None;
         let built = shoal_pack::build(
             &format!("shoal-g{generation}-{n}"),
-            &contents[g.clone()],
+            &plan.contents[g.clone()],
             &mut |c| {
                 let (src, _) = source(&c.sha256).map_err(std::io::Error::other)?;
                 let data = std::fs::read(&src);
@@ -1602,9 +1655,7 @@ fn build_packs(
         let pack = match built {
             Ok(p) => p,
             Err(e) => {
-                for p in &out {
-                    let _ = std::fs::remove_dir_all(agent.store.pack_dir(p.id));
-                }
+                discard(agent, &out);
                 let e = match &last_read {
                     Some(src) => fsutil::explain_io(e, src),
                     None => e.into(),
@@ -1614,33 +1665,40 @@ fn build_packs(
         };
         let dir = agent.store.pack_dir(id);
         let _ = std::fs::remove_dir_all(&dir);
-        let placed = (|| -> Result<()> {
-            for (sha, _) in &pack.files {
+        let ih = hex::encode(pack.info_hash);
+        let placed = (|| -> Result<shoal_pack::ParsedPack> {
+            let parsed = shoal_pack::parse_torrent(&pack.torrent, Some(&ih))?;
+            for (sha, _) in &parsed.files {
                 let (src, is_copy) = source(sha)?;
                 let dst = dir.join(shoal_pack::content_path(sha));
                 let parent = dst.parent().expect("content path has a parent");
                 std::fs::create_dir_all(parent).map_err(|e| fsutil::explain_io(e, parent))?;
                 place_in_store(&src, &dst, is_copy)?;
             }
-            Ok(())
+            // Stored now, so a publish does not hold every new pack's
+            // torrent; no document names it until the head does.
+            fsutil::atomic_write(&agent.store.torrent(&ih), &pack.torrent)?;
+            Ok(parsed)
         })();
-        let ih = hex::encode(pack.info_hash);
-        let parsed = placed.and_then(|_| Ok(shoal_pack::parse_torrent(&pack.torrent, Some(&ih))?));
-        match parsed {
-            Ok(parsed) => out.push(NewPack {
-                id,
-                live: LivePack::new(ih, parsed),
-                torrent: pack.torrent,
-            }),
-            Err(e) => {
-                for p in out.iter().map(|p| p.id).chain([id]) {
-                    let _ = std::fs::remove_dir_all(agent.store.pack_dir(p));
-                }
-                return Err(e);
-            }
-        }
+        drop(pack);
+        let live = LivePack::new(
+            ih,
+            placed.inspect_err(|_| {
+                let _ = std::fs::remove_dir_all(&dir);
+                discard(agent, &out);
+            })?,
+        );
+        out.push(NewPack { id, live });
     }
     Ok(out)
+}
+
+/// Removes built packs that will not go live: their folders and torrents.
+fn discard(agent: &Agent, packs: &[NewPack]) {
+    for p in packs {
+        let _ = std::fs::remove_dir_all(agent.store.pack_dir(p.id));
+        let _ = std::fs::remove_file(agent.store.torrent(&p.live.info_hash));
+    }
 }
 
 /// Manifest: the changed entries with their packs, and the header; the
@@ -1664,15 +1722,19 @@ fn manifest_of(
         .filter(|(id, _)| !retire.contains(id))
         .map(|(id, p)| (*id, p))
         .collect();
-    let mut fresh: crate::shamap::ShaMap<u64> = crate::shamap::new();
+    // Content → new pack, sorted (a first publish has one per file: a
+    // list is less than half the size of a map).
+    let mut fresh: Vec<([u8; 32], u64)> =
+        Vec::with_capacity(new_packs.iter().map(|p| p.live.parsed.files.len()).sum());
     for p in new_packs {
         packs.insert(p.id, &p.live);
-        for (sha, _) in &p.live.parsed.files {
-            fresh.insert(*sha, p.id);
-        }
+        fresh.extend(p.live.parsed.files.iter().map(|(sha, _)| (*sha, p.id)));
     }
+    fresh.sort_unstable();
     let pack_of = |sha: &Sha256Hash| {
-        fresh.get(&sha.0).copied().or_else(|| {
+        let i = fresh.partition_point(|(s, _)| *s < sha.0);
+        let new = fresh.get(i).filter(|(s, _)| *s == sha.0).map(|(_, id)| *id);
+        new.or_else(|| {
             st.catalog
                 .get(&sha.0)
                 .copied()
@@ -1756,13 +1818,8 @@ async fn go_live(agent: &Arc<Agent>, st: &OriginState, c: &mut Candidate) -> Res
     let list = c
         .new_packs
         .iter()
-        .map(|p| ToSeed {
-            id: p.id,
-            info_hash: p.live.info_hash.clone(),
-            torrent: p.torrent.clone(),
-            bytes: p.live.bytes(),
-        })
-        .collect();
+        .map(|p| ToSeed::stored(agent, p.id, &p.live))
+        .collect::<Result<_>>()?;
     let bad = seed_packs(agent, list).await?;
     c.phases.end("seed");
     if let Some((_, why)) = bad.first() {
@@ -1784,9 +1841,6 @@ async fn go_live(agent: &Arc<Agent>, st: &OriginState, c: &mut Candidate) -> Res
             seconds = t.elapsed().as_secs_f64(),
             "flushed the pack store's file system"
         );
-    }
-    for p in &c.new_packs {
-        fsutil::atomic_write(&store.torrent(&p.live.info_hash), &p.torrent)?;
     }
     c.phases.end("flush");
     let key = load_key(agent)?;
@@ -1831,9 +1885,8 @@ async fn go_live(agent: &Arc<Agent>, st: &OriginState, c: &mut Candidate) -> Res
 async fn roll_back(agent: &Arc<Agent>, c: &Candidate) {
     for p in &c.new_packs {
         let _ = agent.bt.remove(p.id).await;
-        let _ = std::fs::remove_dir_all(agent.store.pack_dir(p.id));
-        let _ = std::fs::remove_file(agent.store.torrent(&p.live.info_hash));
     }
+    discard(agent, &c.new_packs);
     let _ = std::fs::remove_file(agent.store.manifest(c.manifest.header.generation));
     if c.manifest.header.generation > 1 {
         let _ = std::fs::remove_file(agent.store.delta(c.manifest.header.generation - 1));
@@ -1870,7 +1923,7 @@ fn commit(agent: &Arc<Agent>, st: &mut OriginState, c: Candidate, seconds: f64) 
     }
     plan_feeders(agent, &c.new_packs);
     // The catalog, the entry counts and the live bytes follow the change.
-    for (sha, (d, _)) in &c.refs_delta {
+    for (sha, d, _) in c.refs_delta.iter() {
         let n = st.refs.entry(*sha).or_insert(0);
         *n = (i64::from(*n) + d).max(0) as u32;
         if *n == 0 {
@@ -1989,7 +2042,7 @@ mod tests {
     /// matter to a scan).
     fn manifest_of_scan(found: &[(String, Found)]) -> Manifest {
         let reuse = vec![Some(Sha256Hash::of(b"")); found.len()];
-        generation_of(entries_of(found, &reuse, &[], &[]))
+        generation_of(entries_of(found.to_vec(), reuse, &[], &[]))
     }
 
     /// A scan's paths with their ctimes zeroed (a change-list scan does
@@ -2097,7 +2150,7 @@ mod tests {
             assert_eq!(nonzero(&moved.live), nonzero(&live), "round {round}");
             for sha in refs.keys().chain(st.refs.keys()) {
                 let before = st.refs.get(sha).copied().unwrap_or(0) as i64;
-                let d = moved.refs_delta.get(sha).map_or(0, |d| d.0);
+                let d = moved.refs_delta.get(sha);
                 let after = refs.get(sha).copied().unwrap_or(0) as i64;
                 assert_eq!(before + d, after, "round {round}");
             }

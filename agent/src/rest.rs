@@ -173,7 +173,7 @@ pub async fn sweep(agent: &Arc<Agent>) {
     }
     if rested > 0 {
         // librqbit's per-file state of those packs is free now.
-        crate::release_memory();
+        crate::memory::release();
     }
 }
 

@@ -234,6 +234,29 @@ impl Cutter {
     }
 }
 
+/// `v`'s items in order, handing its memory back as they are taken: a
+/// first publish's million entries would otherwise stay allocated until
+/// the last one had moved into its chunk, next to all the chunks.
+fn drain_shrinking<T>(mut v: Vec<T>) -> ShrinkingDrain<T> {
+    v.reverse();
+    ShrinkingDrain(v)
+}
+
+/// See [`drain_shrinking`]: the items left, last first.
+struct ShrinkingDrain<T>(Vec<T>);
+
+impl<T> Iterator for ShrinkingDrain<T> {
+    type Item = T;
+
+    fn next(&mut self) -> Option<T> {
+        let item = self.0.pop()?;
+        if self.0.capacity() > 4096 && self.0.len() < self.0.capacity() / 2 {
+            self.0.shrink_to_fit();
+        }
+        Some(item)
+    }
+}
+
 /// The first path of `paths` that does not sort strictly after the one
 /// before it.
 fn unsorted<'a>(mut paths: impl Iterator<Item = &'a str>) -> Option<&'a str> {
@@ -253,7 +276,7 @@ impl Manifest {
     /// ([`Manifest::check`]).
     pub fn new(header: Header, entries: Vec<Entry>) -> Self {
         let mut cut = Cutter::new(Counts::default());
-        for e in entries {
+        for e in drain_shrinking(entries) {
             // An overflowing total is reported by `check`; counted saturating.
             if cut.counts.add(&e).is_err() {
                 cut.counts.total = u64::MAX;
@@ -316,7 +339,7 @@ impl Manifest {
             pack_refs: prev.pack_refs.clone(),
         });
         cut.keep_bodies = true;
-        let mut ups = upserts.into_iter().peekable();
+        let mut ups = drain_shrinking(upserts).peekable();
         let mut rems = removals.iter().map(|r| r.as_bytes()).peekable();
         for (i, (c, part)) in old.iter().zip(&prev.parts).enumerate() {
             if !dirty[i] && cut.open.is_empty() {
@@ -877,6 +900,27 @@ mod tests {
     use super::*;
     use crate::{PackRef, FORMAT};
     use rand::{seq::SliceRandom, Rng, SeedableRng};
+
+    #[test]
+    fn draining_yields_every_item_in_order_and_gives_memory_back() {
+        for n in [0usize, 1, 2, 4097, 20_000] {
+            let items: Vec<String> = (0..n).map(|i| format!("p{i:06}")).collect();
+            let mut it = drain_shrinking(items.clone());
+            let mut got = Vec::new();
+            for x in it.by_ref().take(n * 3 / 4) {
+                got.push(x);
+            }
+            got.extend(it);
+            assert_eq!(got, items, "{n} items");
+        }
+        // Past half of a big list, what is left is held in less room.
+        let mut it = drain_shrinking((0..100_000u64).collect::<Vec<_>>());
+        let full = it.0.capacity();
+        assert_eq!(it.by_ref().take(60_000).last(), Some(59_999));
+        assert!(it.0.capacity() <= 50_000, "{} of {full}", it.0.capacity());
+        assert_eq!(it.next(), Some(60_000));
+        assert_eq!(it.count(), 39_999);
+    }
 
     fn header(generation: u64, packs: &[u64]) -> Header {
         Header {

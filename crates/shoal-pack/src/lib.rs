@@ -90,7 +90,7 @@ const READ_BLOCK: usize = 1 << 20;
 
 /// Hashes everything `r` yields, copying it to `copy` if given.
 pub fn hash_stream(r: &mut dyn Read, copy: Option<&mut dyn Write>) -> io::Result<Hashed> {
-    hash_blocks(r, copy, READ_BLOCK)
+    hash_blocks(r, copy, &mut vec![0u8; READ_BLOCK])
 }
 
 /// The read block for a stream of about `size` bytes: room for all of it
@@ -103,18 +103,17 @@ fn block_for(size: u64) -> usize {
         .min(READ_BLOCK as u64) as usize
 }
 
-/// [`hash_stream`] reading `block` bytes (a multiple of [`PIECE_LEN`]) at
-/// a time.
+/// [`hash_stream`] reading `buf.len()` bytes (a multiple of
+/// [`PIECE_LEN`]) at a time.
 fn hash_blocks(
     r: &mut dyn Read,
     mut copy: Option<&mut dyn Write>,
-    block: usize,
+    buf: &mut [u8],
 ) -> io::Result<Hashed> {
-    debug_assert!(block > 0 && block.is_multiple_of(PIECE_LEN as usize));
+    debug_assert!(!buf.is_empty() && buf.len().is_multiple_of(PIECE_LEN as usize));
     let mut sha256 = Sha256::new();
     let mut pieces = Vec::new();
     let mut last_unpadded = None;
-    let mut buf = vec![0u8; block];
     let mut size = 0u64;
     let plen = PIECE_LEN as usize;
     loop {
@@ -165,22 +164,44 @@ static ZEROS: [u8; PIECE_LEN as usize] = [0u8; PIECE_LEN as usize];
 /// hashed even if the source changes meanwhile. The copy is not synced:
 /// the caller makes it durable (the origin syncs its state folder's file
 /// system once per publish, before the head names the copy).
+///
+/// One call allocates its read buffer; a thread hashing many files keeps a
+/// [`FileHasher`] instead.
 pub fn hash_file(path: &Path, copy_to: Option<&Path>) -> io::Result<Hashed> {
-    let mut f = File::open(path)?;
-    let block = block_for(f.metadata()?.len());
-    match copy_to {
-        None => hash_blocks(&mut f, None, block),
-        Some(dst) => {
-            let mut out = io::BufWriter::with_capacity(
-                block,
-                std::fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .open(dst)?,
-            );
-            let h = hash_blocks(&mut f, Some(&mut out), block)?;
-            out.into_inner().map_err(|e| e.into_error())?;
-            Ok(h)
+    FileHasher::default().hash_file(path, copy_to)
+}
+
+/// Hashes files one after another with one read buffer, sized to the
+/// largest file so far (at most [`READ_BLOCK`]): a tree of a million tiny
+/// files must not allocate and zero a buffer per file, nor a tree of big
+/// ones map and fault in a fresh megabyte per file.
+#[derive(Default)]
+pub struct FileHasher {
+    buf: Vec<u8>,
+}
+
+impl FileHasher {
+    /// [`hash_file`] with this hasher's buffer.
+    pub fn hash_file(&mut self, path: &Path, copy_to: Option<&Path>) -> io::Result<Hashed> {
+        let mut f = File::open(path)?;
+        let block = block_for(f.metadata()?.len());
+        if self.buf.len() < block {
+            self.buf.resize(block, 0);
+        }
+        let buf = &mut self.buf[..block];
+        match copy_to {
+            None => hash_blocks(&mut f, None, buf),
+            // Whole blocks are written, so the file needs no buffer.
+            Some(dst) => hash_blocks(
+                &mut f,
+                Some(
+                    &mut std::fs::OpenOptions::new()
+                        .write(true)
+                        .create_new(true)
+                        .open(dst)?,
+                ),
+                buf,
+            ),
         }
     }
 }
@@ -1401,7 +1422,11 @@ mod tests {
         let large = 3 * READ_BLOCK + p + 7;
         let dir = tempfile::tempdir().unwrap();
         let mut x = 0x9e37_79b9_7f4a_7c15u64;
-        for size in [0, 1, p - 1, p, p + 1, READ_BLOCK - 1, READ_BLOCK, large] {
+        // One hasher for every size, large ones before small ones and the
+        // reverse: its buffer, sized by an earlier file, changes nothing.
+        let mut reused = FileHasher::default();
+        let sizes = [0, 1, p - 1, p, p + 1, READ_BLOCK - 1, READ_BLOCK, large];
+        for size in sizes.into_iter().chain(sizes.into_iter().rev()) {
             let data: Vec<u8> = (0..size)
                 .map(|_| {
                     x ^= x << 13;
@@ -1419,7 +1444,13 @@ mod tests {
                 want,
                 "hash_file, size {size}"
             );
+            assert_eq!(
+                reused.hash_file(&path, None).unwrap(),
+                want,
+                "reused hasher, size {size}"
+            );
             let copy = dir.path().join(format!("c{size}"));
+            let _ = std::fs::remove_file(&copy);
             assert_eq!(
                 hash_file(&path, Some(&copy)).unwrap(),
                 want,
@@ -1438,7 +1469,7 @@ mod tests {
             // A block sized for a smaller file (one that grew after its
             // size was read) still hashes all of it.
             for block in [p, block_for(size as u64 / 2)] {
-                let got = hash_blocks(&mut &data[..], None, block).unwrap();
+                let got = hash_blocks(&mut &data[..], None, &mut vec![0u8; block]).unwrap();
                 assert_eq!(got, want, "block {block}, size {size}");
             }
         }

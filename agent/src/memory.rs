@@ -1,0 +1,56 @@
+//! How the agent uses the process heap (glibc's allocator).
+//!
+//! An agent's memory is mostly per-file state built in one burst (a
+//! publish's scan, hash jobs and pack plan; a sync's manifest and content
+//! lists) and freed at its end. With glibc's defaults two things keep
+//! that memory resident long after it is freed, measured on a first
+//! publish and a first sync of 100,000 tiny files
+//! (`docs/design-decisions.md`, "The allocator"):
+//!
+//! - every thread that allocates may get its own arena (up to 8 per core);
+//!   memory freed in one arena is not reused by another thread, so the
+//!   peak is the sum of the threads' peaks, not the peak of their sum;
+//! - the threshold above which a block is mapped on its own (and returned
+//!   at once when freed) grows with every large block freed, so after the
+//!   first big lists are freed the next ones come from the heap and stay.
+//!
+//! [`tune`] fixes both at start-up, unless the operator set
+//! `MALLOC_ARENA_MAX` or `MALLOC_MMAP_THRESHOLD_` (glibc's own variables,
+//! which then win). [`release`] hands freed pages back to the kernel after a
+//! publish or a sync, so what stays resident is what the agent holds.
+
+/// Blocks of at least this size are mapped on their own and unmapped when
+/// freed (glibc's initial threshold, kept fixed instead of growing).
+const MMAP_THRESHOLD: i32 = 128 * 1024;
+
+/// Sets the allocator up; call before any thread starts.
+pub fn tune() {
+    #[cfg(target_env = "gnu")]
+    tune_glibc();
+}
+
+#[cfg(target_env = "gnu")]
+fn tune_glibc() {
+    let set = |var: &str| std::env::var_os(var).is_some();
+    // SAFETY: mallopt only changes allocator parameters; it is called
+    // before any other thread exists.
+    unsafe {
+        if !set("MALLOC_ARENA_MAX") {
+            libc::mallopt(libc::M_ARENA_MAX, 1);
+        }
+        if !set("MALLOC_MMAP_THRESHOLD_") {
+            libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD);
+        }
+    }
+}
+
+/// Returns the heap's free pages to the kernel (after a publish or a sync
+/// freed its per-file state, or packs left librqbit's session): without it
+/// the agent's resident memory stays at its peak.
+pub fn release() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: malloc_trim only returns free heap pages to the kernel.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
