@@ -29,6 +29,8 @@ pub struct Torrent {
     /// Contents in the pack, and their bytes (without padding).
     pub files: u64,
     pub bytes: u64,
+    /// Where each content lies in the pack (shared with its storage).
+    pub layout: Arc<shoal_pack::Layout>,
     pub added: Instant,
     /// Since when the pack has been complete with no live peer, as last
     /// seen by [`crate::rest::sweep`].
@@ -174,9 +176,11 @@ impl Bt {
             return Ok(t);
         }
         self.resting.lock().unwrap().remove(&id);
-        let layout = shoal_pack::parse_torrent(&torrent, Some(&info_hash))
-            .with_context(|| format!("pack {id}"))?
-            .into_layout();
+        let layout = Arc::new(
+            shoal_pack::parse_torrent(&torrent, Some(&info_hash))
+                .with_context(|| format!("pack {id}"))?
+                .into_layout(),
+        );
         let opts = AddTorrentOptions {
             overwrite: true,
             output_folder: Some(folder.to_string_lossy().into_owned()),
@@ -184,7 +188,9 @@ impl Bt {
             trackers: Some(trackers),
             force_tracker_interval: Some(announce_interval),
             storage_factory: Some(crate::storage::PackStorageFactory::boxed_for(
-                &folder, read_only,
+                &folder,
+                layout.clone(),
+                read_only,
             )),
             ..Default::default()
         };
@@ -204,6 +210,7 @@ impl Bt {
             handle,
             files: layout.files().len() as u64,
             bytes: layout.content_bytes(),
+            layout,
             added: Instant::now(),
             idle_since: Mutex::new(None),
         });

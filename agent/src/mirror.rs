@@ -1031,8 +1031,6 @@ enum Downloaded {
 struct Fetching {
     torrent: Arc<crate::bt::Torrent>,
     info_hash: String,
-    /// Its contents (the torrent itself is in the store, for a re-add).
-    files: Vec<([u8; 32], u64)>,
     /// Progress last seen, and when it last grew.
     have: u64,
     since: Instant,
@@ -1081,19 +1079,18 @@ async fn download(
     todo.rotate_left(offset);
     agent.set_state("downloading");
     // Torrents first, and contents already held linked in, so the space
-    // check counts only what must still come over the wire.
-    // Only each pack's content list is kept until it is added: the
-    // torrents are in the state folder (`fetch_torrent` stores them).
-    let mut fetched = Vec::new();
+    // check counts only what must still come over the wire. Nothing of
+    // them is kept meanwhile: `fetch_torrent` stores them in the state
+    // folder, and the session's parse is the one kept
+    // ([`crate::bt::Torrent::layout`]).
     for p in &todo {
         let bytes = fetch_torrent(agent, p, urls).await?;
         let parsed = shoal_pack::parse_torrent(&bytes, Some(&p.info_hash))?;
         prelink(ms, &store, p.id, &parsed)?;
-        fetched.push((p, parsed.files));
     }
     check_space(&store, &todo)?;
     let mut packs = Vec::new();
-    for (p, files) in fetched {
+    for p in &todo {
         let path = store.torrent(&p.info_hash);
         let bytes = std::fs::read(&path).map_err(|e| fsutil::explain_io(e, &path))?;
         let torrent = add_pack(agent, p.id, &p.info_hash, bytes).await?;
@@ -1101,7 +1098,6 @@ async fn download(
         packs.push(Fetching {
             torrent,
             info_hash: p.info_hash.clone(),
-            files,
             have: 0,
             since: Instant::now(),
             retries: 0,
@@ -1272,16 +1268,18 @@ async fn download(
     agent.set_state("verifying");
     // Room for every verified content at once: growing the map as packs
     // pass would hold its old and new tables together at the sync's peak.
-    ms.contents
-        .reserve(packs.iter().map(|f| f.files.len()).sum::<usize>());
+    ms.contents.reserve(
+        packs
+            .iter()
+            .map(|f| f.torrent.layout.files().len())
+            .sum::<usize>(),
+    );
     for f in packs {
         let id = f.torrent.id;
         let dir = store.pack_dir(id);
-        let files = f.files;
-        let (bad, files) = tokio::task::spawn_blocking(move || {
-            verify_contents(&dir, &files).map(|bad| (bad, files))
-        })
-        .await??;
+        let layout = f.torrent.layout.clone();
+        let bad =
+            tokio::task::spawn_blocking(move || verify_contents(&dir, layout.files())).await??;
         if let Some((sha, why)) = bad {
             let _ = std::fs::remove_file(store.content(id, &sha));
             agent.count_refusal("pack");
@@ -1295,7 +1293,7 @@ async fn download(
         }
         fsutil::atomic_write(&store.verified(id), b"")?;
         ms.verified.insert(id);
-        for (sha, _) in &files {
+        for (sha, _) in f.torrent.layout.files() {
             ms.contents.insert(*sha, id);
         }
     }

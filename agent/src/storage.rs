@@ -48,13 +48,18 @@ pub const OPEN_PER_PACK: usize = 8;
 #[derive(Clone)]
 pub struct PackStorageFactory {
     folder: PathBuf,
+    /// The pack's layout, parsed once by [`crate::bt::Bt::add`] from the
+    /// torrent it gives librqbit, and shared (a million contents' list is
+    /// 48 MB).
+    layout: Arc<Layout>,
     read_only: bool,
 }
 
 impl PackStorageFactory {
-    pub fn boxed_for(folder: &Path, read_only: bool) -> BoxStorageFactory {
+    pub fn boxed_for(folder: &Path, layout: Arc<Layout>, read_only: bool) -> BoxStorageFactory {
         PackStorageFactory {
             folder: folder.to_path_buf(),
+            layout,
             read_only,
         }
         .boxed()
@@ -69,11 +74,22 @@ impl StorageFactory for PackStorageFactory {
         _shared: &ManagedTorrentShared,
         metadata: &TorrentMetadata,
     ) -> anyhow::Result<PackStorage> {
-        let parsed = shoal_pack::parse_info(&metadata.info_bytes)
-            .with_context(|| format!("pack in {}", self.folder.display()))?;
+        // The layout came from the same torrent; a stream of another
+        // length would mean it did not.
+        let end = metadata
+            .file_infos
+            .last()
+            .map(|f| f.offset_in_torrent + f.len);
+        if end != Some(self.layout.len()) {
+            anyhow::bail!(
+                "pack in {}: its torrent's files end at {end:?}, its layout at {} (bug)",
+                self.folder.display(),
+                self.layout.len()
+            );
+        }
         Ok(PackStorage::new(
             &self.folder,
-            parsed.into_layout(),
+            self.layout.clone(),
             metadata
                 .file_infos
                 .iter()
@@ -101,10 +117,10 @@ pub struct PackStorage {
 }
 
 impl PackStorage {
-    fn new(folder: &Path, layout: Layout, file_starts: Vec<u64>, read_only: bool) -> Self {
+    fn new(folder: &Path, layout: Arc<Layout>, file_starts: Vec<u64>, read_only: bool) -> Self {
         PackStorage {
             folder: folder.to_path_buf(),
-            layout: Arc::new(layout),
+            layout,
             file_starts: Arc::new(file_starts),
             read_only,
             open: Mutex::new(Vec::new()),
@@ -393,7 +409,7 @@ mod tests {
         }
         let parsed = shoal_pack::parse_torrent(&pack.torrent, None).unwrap();
         assert_eq!(parsed.shape, shoal_pack::Shape::Stream);
-        let storage = PackStorage::new(dir, parsed.layout(), vec![0], read_only);
+        let storage = PackStorage::new(dir, Arc::new(parsed.layout()), vec![0], read_only);
         (pack, storage)
     }
 
@@ -538,7 +554,7 @@ mod tests {
         assert_eq!(files.len(), 6);
         let storage = PackStorage::new(
             dir.path(),
-            parsed.layout(),
+            Arc::new(parsed.layout()),
             files.iter().map(|f| f.0).collect(),
             true,
         );
