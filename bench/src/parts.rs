@@ -1588,7 +1588,9 @@ fn memory(ctx: &Ctx) -> Result<Section> {
          every pack: with tiny files its cost is per file (an open and a read each, though a \
          16 KiB piece spans several), not per byte. A restart with resting packs compares each \
          pack's seal (a stat per file) and reads no pack data; what it still reads is the \
-         newest signed root (a mirror) or the manifest (the origin) and the agent's other state."
+         newest signed root (a mirror) or the manifest (the origin) and the agent's other state. \
+         The agent runs glibc's allocator with one arena and a fixed mmap threshold, so what a \
+         publish or a sync frees is returned (`docs/design-decisions.md`, \"Memory\")."
     );
     let mut headlines: Vec<Headline> = worst
         .iter()
