@@ -129,7 +129,7 @@ async fn handle(agent: Arc<Agent>, stream: UnixStream) -> Result<()> {
         }
         ("status", _) => {
             agent.refresh_pack_status();
-            serde_json::to_string(&*agent.status.lock().unwrap())?
+            serde_json::to_string(&agent.status_now())?
         }
         (other, _) => format!("error: unknown admin call '{other}'; use publish, sync or status"),
     };

@@ -57,8 +57,7 @@ async fn file(path: std::path::PathBuf, what: String) -> Response {
 }
 
 async fn status(State(a): State<Arc<Agent>>) -> Response {
-    let st = a.status.lock().unwrap().clone();
-    Json(st).into_response()
+    Json(a.status_now()).into_response()
 }
 
 async fn head(State(a): State<Arc<Agent>>) -> Response {
@@ -343,6 +342,18 @@ pub fn metrics_text(st: &shoal_status::Status) -> String {
     );
     gauge(
         &mut m,
+        "shoal_memory_resident_bytes",
+        "Resident memory of the agent process.",
+        st.memory_bytes as f64,
+    );
+    gauge(
+        &mut m,
+        "shoal_memory_peak_bytes",
+        "The most resident memory the agent process has had since it started (VmHWM).",
+        st.memory_peak_bytes as f64,
+    );
+    gauge(
+        &mut m,
         "shoal_up",
         "1 unless the last sync or publish failed (serving the newest verifiable generation while no upstream answers is up).",
         if st.last_error.is_none() { 1.0 } else { 0.0 },
@@ -452,7 +463,7 @@ pub fn metrics_text(st: &shoal_status::Status) -> String {
 }
 
 async fn metrics(State(a): State<Arc<Agent>>) -> Response {
-    let st = a.status.lock().unwrap().clone();
+    let st = a.status_now();
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         metrics_text(&st),
@@ -472,6 +483,8 @@ mod tests {
             last_sync_seconds: Some(2.5),
             last_success: Some(1_700_000_000),
             sync_failures: 3,
+            memory_bytes: 50 << 20,
+            memory_peak_bytes: 80 << 20,
             ..Default::default()
         };
         st.refusals.insert("head".into(), 2);
@@ -484,6 +497,11 @@ mod tests {
         assert!(m.contains("shoal_refusals_total{kind=\"head\"} 2"), "{m}");
         assert!(m.contains("shoal_refusals_total{kind=\"pack\"} 0"), "{m}");
         assert!(m.contains("shoal_last_sync_duration_seconds 2.5"), "{m}");
+        assert!(
+            m.contains("shoal_memory_resident_bytes 52428800\n"),
+            "{m}"
+        );
+        assert!(m.contains("shoal_memory_peak_bytes 83886080\n"), "{m}");
         assert!(
             m.contains("shoal_last_success_timestamp_seconds 1700000000"),
             "{m}"

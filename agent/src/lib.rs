@@ -251,6 +251,13 @@ impl Agent {
         self.epoch.elapsed().as_secs_f64()
     }
 
+    /// The /status document as of now (with the process's memory).
+    pub fn status_now(&self) -> shoal_status::Status {
+        let mut st = self.status.lock().unwrap().clone();
+        (st.memory_bytes, st.memory_peak_bytes) = crate::memory::resident();
+        st
+    }
+
     /// Refreshes the per-pack part of /status from librqbit.
     pub fn refresh_pack_status(&self) {
         self.bt.set_directory(

@@ -44,6 +44,21 @@ fn tune_glibc() {
     }
 }
 
+/// The process's resident memory now and its peak since it started
+/// (`VmRSS` and `VmHWM` in `/proc/self/status`), in bytes; zero where
+/// they cannot be read.
+pub fn resident() -> (u64, u64) {
+    let text = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let bytes = |key: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.trim().strip_suffix("kB"))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map_or(0, |kb| kb * 1024)
+    };
+    (bytes("VmRSS:"), bytes("VmHWM:"))
+}
+
 /// Returns the heap's free pages to the kernel (after a publish or a sync
 /// freed its per-file state, or packs left librqbit's session): without it
 /// the agent's resident memory stays at its peak.
@@ -52,5 +67,29 @@ pub fn release() {
     // SAFETY: malloc_trim only returns free heap pages to the kernel.
     unsafe {
         libc::malloc_trim(0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resident_memory_follows_what_the_process_touches() {
+        let (now, peak) = resident();
+        assert!(now > 0 && peak >= now, "now {now}, peak {peak}");
+        // 64 MiB written page by page is resident while it lives.
+        let block = vec![1u8; 64 << 20];
+        let (during, peak_during) = resident();
+        assert!(during >= now + (40 << 20), "{now} then {during}");
+        assert!(peak_during >= during, "peak {peak_during} under {during}");
+        drop(std::hint::black_box(block));
+        // The peak still counts it once it is freed (the kernel's counters
+        // are summed per CPU, so allow them some slack).
+        let peak_after = resident().1;
+        assert!(
+            peak_after >= now + (40 << 20),
+            "{now} then peak {peak_after}"
+        );
     }
 }

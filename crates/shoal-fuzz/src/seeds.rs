@@ -537,6 +537,8 @@ fn statuses() -> Vec<Vec<u8>> {
         ),
         files: 41,
         bytes: 5_000,
+        memory_bytes: 60 << 20,
+        memory_peak_bytes: 90 << 20,
         pending_deletions: 2,
         peers: vec![shoal_status::PeerStatus {
             name: "archive".into(),

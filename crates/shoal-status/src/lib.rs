@@ -90,6 +90,14 @@ pub struct Status {
     /// session) woken because a peer needed them, since the agent started.
     #[serde(default)]
     pub packs_woken: u64,
+    /// Resident memory of the agent process when this was read (`VmRSS`),
+    /// in bytes.
+    #[serde(default)]
+    pub memory_bytes: u64,
+    /// The most resident memory the agent process has had since it started
+    /// (`VmHWM`): the peak of its publishes or syncs, in bytes.
+    #[serde(default)]
+    pub memory_peak_bytes: u64,
 }
 
 /// Another agent this one knows.
