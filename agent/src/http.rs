@@ -497,10 +497,7 @@ mod tests {
         assert!(m.contains("shoal_refusals_total{kind=\"head\"} 2"), "{m}");
         assert!(m.contains("shoal_refusals_total{kind=\"pack\"} 0"), "{m}");
         assert!(m.contains("shoal_last_sync_duration_seconds 2.5"), "{m}");
-        assert!(
-            m.contains("shoal_memory_resident_bytes 52428800\n"),
-            "{m}"
-        );
+        assert!(m.contains("shoal_memory_resident_bytes 52428800\n"), "{m}");
         assert!(m.contains("shoal_memory_peak_bytes 83886080\n"), "{m}");
         assert!(
             m.contains("shoal_last_success_timestamp_seconds 1700000000"),
