@@ -1224,7 +1224,8 @@ async fn prepare(
     phases.end("pack");
     let manifest = manifest_of(
         cfg, st, prev, generation, now, upserts, removed, &new_packs, &retire,
-    )?;
+    )
+    .inspect_err(|_| discard(agent, &new_packs))?;
     phases.end("manifest");
     Ok(Some(Candidate {
         manifest,
@@ -1732,9 +1733,8 @@ fn manifest_of(
     }
     fresh.sort_unstable();
     let pack_of = |sha: &Sha256Hash| {
-        let i = fresh.partition_point(|(s, _)| *s < sha.0);
-        let new = fresh.get(i).filter(|(s, _)| *s == sha.0).map(|(_, id)| *id);
-        new.or_else(|| {
+        let new = fresh.binary_search_by_key(&sha.0, |(s, _)| *s);
+        new.ok().map(|i| fresh[i].1).or_else(|| {
             st.catalog
                 .get(&sha.0)
                 .copied()
