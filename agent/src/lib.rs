@@ -32,6 +32,7 @@ pub mod peers;
 pub mod phases;
 pub mod rest;
 pub mod shamap;
+pub mod shatable;
 pub mod storage;
 pub mod store;
 

@@ -68,7 +68,7 @@ struct MirrorState {
     /// Packs whose every content passed SHA-256 here.
     verified: HashSet<u64>,
     /// Content → a verified pack holding it.
-    contents: crate::shamap::ShaMap<u64>,
+    contents: crate::shatable::ShaTable<u64>,
     /// Compare the whole live tree on the next round (start-up).
     full_check: bool,
 }
@@ -121,7 +121,7 @@ fn load(agent: &Agent, key: PublicKey) -> Result<MirrorState> {
         manifest_sha: None,
         pending: Pending::load(&store.pending()),
         verified: HashSet::new(),
-        contents: crate::shamap::new(),
+        contents: crate::shatable::ShaTable::new(),
         // Nothing applied yet: only the temp-file sweep has work.
         full_check: true,
     };
@@ -182,14 +182,15 @@ fn verified_of(store: &crate::store::Store, packs: &[shoal_manifest::PackRef]) -
 /// Makes `m` the held manifest, with its contents in verified packs.
 fn hold(ms: &mut MirrorState, m: Manifest) {
     ms.contents.clear();
-    ms.contents.reserve(m.len());
-    for e in m.entries() {
-        if let Some((size, sha, Some(pack))) = e.file() {
-            if size > 0 && ms.verified.contains(&pack) {
-                ms.contents.insert(sha.0, pack);
+    ms.contents = m
+        .entries()
+        .filter_map(|e| match e.file() {
+            Some((size, sha, Some(pack))) if size > 0 && ms.verified.contains(&pack) => {
+                Some((sha.0, pack))
             }
-        }
-    }
+            _ => None,
+        })
+        .collect();
     ms.root = None;
     ms.manifest = Some(m);
 }
@@ -623,7 +624,7 @@ async fn sync(agent: &Arc<Agent>, ms: &mut MirrorState) -> Result<()> {
     let plan = apply::plan_from(profile, ms.manifest.as_ref(), &new);
     phases.end("plan");
     let live = agent.cfg.repo.clone();
-    let lookup = |sha: &Sha256Hash| ms.contents.get(&sha.0).map(|p| store.content(*p, &sha.0));
+    let lookup = |sha: &Sha256Hash| ms.contents.get(&sha.0).map(|p| store.content(p, &sha.0));
     mark_applying(agent, true)?;
     let done = match apply::execute(&plan, &new, &live, &lookup) {
         Ok(d) => d,
@@ -799,7 +800,7 @@ fn converge(agent: &Agent, ms: &mut MirrorState) -> Result<()> {
             "live tree differs from the applied generation; repairing"
         );
         let store = &agent.store;
-        let lookup = |sha: &Sha256Hash| ms.contents.get(&sha.0).map(|p| store.content(*p, &sha.0));
+        let lookup = |sha: &Sha256Hash| ms.contents.get(&sha.0).map(|p| store.content(p, &sha.0));
         mark_applying(agent, true)?;
         apply::execute(&plan, m, live, &lookup)?;
     }
@@ -1266,8 +1267,8 @@ async fn download(
 
     // Verify SHA-256 of every content.
     agent.set_state("verifying");
-    // Room for every verified content at once: growing the map as packs
-    // pass would hold its old and new tables together at the sync's peak.
+    // Room for every verified content at once: growing the table as packs
+    // pass could hold its old and new rows together at the sync's peak.
     ms.contents.reserve(
         packs
             .iter()
@@ -1409,7 +1410,7 @@ fn prelink(
             continue;
         }
         if let Some(have) = ms.contents.get(sha) {
-            let src = store.content(*have, sha);
+            let src = store.content(have, sha);
             let parent = dst.parent().expect("content path has a parent");
             std::fs::create_dir_all(parent).map_err(|e| fsutil::explain_io(e, parent))?;
             if std::fs::hard_link(&src, &dst).is_err() {

@@ -18,6 +18,7 @@
 //! A file that changes while it is being hashed makes the publish fail
 //! with an error naming it; the next publish picks it up.
 
+use crate::shatable::ShaTable;
 use crate::{fsutil, gate, Agent};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
@@ -35,25 +36,34 @@ use std::time::Instant;
 
 /// A live pack: its torrent's contents.
 #[derive(Debug, Clone)]
+///
+/// Its content list stays in its torrent, read again ([`parse_pack`]) by
+/// the rare step that needs it (compaction): the catalog is the one index
+/// of contents an origin keeps (at a million contents, a second list per
+/// pack was 40 MB).
 pub struct LivePack {
     pub info_hash: String,
-    pub parsed: shoal_pack::ParsedPack,
+    /// How many contents it carries.
+    files: u64,
     /// Bytes of its contents (not counting padding).
     bytes: u64,
 }
 
 impl LivePack {
-    fn new(info_hash: String, parsed: shoal_pack::ParsedPack) -> Self {
-        let bytes = parsed.files.iter().map(|f| f.1).sum();
+    fn of(info_hash: String, parsed: &shoal_pack::ParsedPack) -> Self {
         LivePack {
             info_hash,
-            parsed,
-            bytes,
+            files: parsed.files.len() as u64,
+            bytes: parsed.files.iter().map(|f| f.1).sum(),
         }
     }
 
     fn bytes(&self) -> u64 {
         self.bytes
+    }
+
+    fn files(&self) -> u64 {
+        self.files
     }
 }
 
@@ -75,10 +85,10 @@ pub struct OriginState {
     /// The packs the current generation names.
     pub packs: BTreeMap<u64, LivePack>,
     /// Content → the live pack carrying it.
-    pub catalog: crate::shamap::ShaMap<u64>,
+    pub catalog: ShaTable<u64>,
     /// Content → number of entries of the current generation naming it
     /// (contents with bytes only).
-    refs: crate::shamap::ShaMap<u32>,
+    refs: ShaTable<u32>,
     /// Live pack → bytes of its contents the current generation names
     /// (what compaction judges a pack by).
     live: HashMap<u64, u64>,
@@ -179,13 +189,12 @@ pub fn read_key(cfg: &shoal_config::AgentConfig) -> Result<PrivateKey> {
 }
 
 /// Reads a pack's `.torrent` from the state dir and checks it.
-fn read_pack(agent: &Agent, id: u64, info_hash: &str) -> Result<LivePack> {
+fn parse_pack(agent: &Agent, id: u64, info_hash: &str) -> Result<shoal_pack::ParsedPack> {
     let path = agent.store.torrent(info_hash);
     let t = std::fs::read(&path)
         .with_context(|| format!("torrent of pack {id} is missing ({})", path.display()))?;
-    let parsed = shoal_pack::parse_torrent(&t, Some(info_hash))
-        .with_context(|| format!("torrent of pack {id} ({})", path.display()))?;
-    Ok(LivePack::new(info_hash.to_string(), parsed))
+    shoal_pack::parse_torrent(&t, Some(info_hash))
+        .with_context(|| format!("torrent of pack {id} ({})", path.display()))
 }
 
 /// Loads the last published generation and starts seeding its packs. A
@@ -197,6 +206,8 @@ async fn load_state(agent: &Arc<Agent>, st: &mut OriginState) -> Result<()> {
     let pk = key.public();
     let head_path = agent.store.head();
     let mut damaged = Vec::new();
+    // Content → pack, for every pack of the last generation.
+    let mut catalog: Vec<([u8; 32], u64)> = Vec::new();
     if head_path.exists() {
         // Its own head: only its generation is needed (read whatever the
         // format, so a head written before an upgrade still counts).
@@ -213,9 +224,11 @@ async fn load_state(agent: &Arc<Agent>, st: &mut OriginState) -> Result<()> {
                 )
             })?;
         for p in &m.header.packs {
-            match read_pack(agent, p.id, &p.info_hash) {
-                Ok(lp) => {
-                    st.packs.insert(p.id, lp);
+            match parse_pack(agent, p.id, &p.info_hash) {
+                Ok(parsed) => {
+                    catalog.extend(parsed.files.iter().map(|(sha, _)| (*sha, p.id)));
+                    st.packs
+                        .insert(p.id, LivePack::of(p.info_hash.clone(), &parsed));
                 }
                 Err(e) => {
                     tracing::warn!(pack = p.id, error = %format!("{e:#}"), "pack unreadable; its contents will be packed again");
@@ -244,8 +257,8 @@ async fn load_state(agent: &Arc<Agent>, st: &mut OriginState) -> Result<()> {
         if r.until <= now || st.packs.contains_key(&id) {
             continue;
         }
-        if let Ok(lp) = read_pack(agent, id, &r.info_hash) {
-            retiring_packs.insert(id, lp);
+        if let Ok(parsed) = parse_pack(agent, id, &r.info_hash) {
+            retiring_packs.insert(id, LivePack::of(r.info_hash.clone(), &parsed));
             st.retiring.insert(id, r);
         }
     }
@@ -262,11 +275,8 @@ async fn load_state(agent: &Arc<Agent>, st: &mut OriginState) -> Result<()> {
             st.retiring.remove(&id);
         }
     }
-    for (id, p) in &st.packs {
-        for (sha, _) in &p.parsed.files {
-            st.catalog.insert(*sha, *id);
-        }
-    }
+    catalog.retain(|(_, id)| st.packs.contains_key(id));
+    st.catalog = catalog.into_iter().collect();
     if let Some(m) = &st.manifest {
         (st.refs, st.live) = count_refs(m, &st.catalog);
     }
@@ -289,25 +299,30 @@ async fn load_state(agent: &Arc<Agent>, st: &mut OriginState) -> Result<()> {
 /// How many entries of `m` name each content, and how many bytes of each
 /// pack `m` names: the counts a publish then keeps up to date from its
 /// changes ([`pack_plan`], [`commit`]).
-fn count_refs(
-    m: &Manifest,
-    catalog: &crate::shamap::ShaMap<u64>,
-) -> (crate::shamap::ShaMap<u32>, HashMap<u64, u64>) {
-    let mut refs: crate::shamap::ShaMap<u32> = crate::shamap::new();
+fn count_refs(m: &Manifest, catalog: &ShaTable<u64>) -> (ShaTable<u32>, HashMap<u64, u64>) {
+    // Every named content with bytes, sorted, then counted in runs: no
+    // map with a hash map's slack at a million contents.
+    let mut named: Vec<(u64, [u8; 32])> = m
+        .entries()
+        .filter_map(|e| e.file())
+        .filter(|(size, _, _)| *size > 0)
+        .map(|(size, sha, _)| (size, sha.0))
+        .collect();
+    named.sort_unstable_by_key(|a| a.1);
     let mut live: HashMap<u64, u64> = HashMap::new();
-    for (size, sha, _) in m.entries().filter_map(|e| e.file()) {
-        if size == 0 {
-            continue;
-        }
-        let n = refs.entry(sha.0).or_insert(0);
-        if *n == 0 {
-            if let Some(id) = catalog.get(&sha.0) {
-                *live.entry(*id).or_default() += size;
+    let mut counts: Vec<([u8; 32], u32)> = Vec::new();
+    for (size, sha) in named {
+        match counts.last_mut() {
+            Some((last, n)) if *last == sha => *n += 1,
+            _ => {
+                if let Some(id) = catalog.get(&sha) {
+                    *live.entry(id).or_default() += size;
+                }
+                counts.push((sha, 1));
             }
         }
-        *n += 1;
     }
-    (refs, live)
+    (counts.into_iter().collect(), live)
 }
 
 /// Seeds stored packs again: a pack whose seal still matches rests without
@@ -323,7 +338,7 @@ async fn seed_or_rest<'a>(
             agent.bt.rest(crate::rest::Resting {
                 id: *id,
                 info_hash: p.info_hash.clone(),
-                files: p.parsed.files.len() as u64,
+                files: p.files(),
                 bytes: p.bytes(),
             });
         } else {
@@ -1137,6 +1152,8 @@ struct Candidate {
 struct NewPack {
     id: u64,
     live: LivePack,
+    /// Its contents, until the catalog takes them at commit.
+    contents: Vec<[u8; 32]>,
 }
 
 /// Scan → hash → pack → manifest. Touches only the staging folder and the
@@ -1523,7 +1540,7 @@ fn moved_counts(st: &OriginState, upserts: &[Entry], replaced: &[&Entry]) -> Mov
             Some((sha.0, d, size))
         }),
     );
-    let count_before = |sha: &[u8; 32]| st.refs.get(sha).copied().unwrap_or(0) as i64;
+    let count_before = |sha: &[u8; 32]| st.refs.get(sha).unwrap_or(0) as i64;
     let mut live = st.live.clone();
     for (sha, d, size) in refs_delta.iter() {
         let (before, after) = (count_before(sha) > 0, count_before(sha) + d > 0);
@@ -1531,7 +1548,7 @@ fn moved_counts(st: &OriginState, upserts: &[Entry], replaced: &[&Entry]) -> Mov
             continue;
         }
         if let Some(id) = st.catalog.get(sha) {
-            let l = live.entry(*id).or_default();
+            let l = live.entry(id).or_default();
             *l = if after {
                 *l + size
             } else {
@@ -1560,7 +1577,7 @@ fn pack_plan(
         mut live,
     } = moved_counts(st, upserts, replaced);
     let referenced =
-        |sha: &[u8; 32]| st.refs.get(sha).copied().unwrap_or(0) as i64 + refs_delta.get(sha) > 0;
+        |sha: &[u8; 32]| st.refs.get(sha).unwrap_or(0) as i64 + refs_delta.get(sha) > 0;
     // New contents, sorted by SHA-256 and each once (in the hash
     // results' own list: a first publish holds one per file).
     let mut new = hashed;
@@ -1576,14 +1593,14 @@ fn pack_plan(
             retire.push(*id);
         } else if (l as f64) < COMPACT_BELOW * p.bytes() as f64 {
             retire.push(*id);
-            for (i, (sha, size)) in p.parsed.files.iter().enumerate() {
+            let parsed = parse_pack(agent, *id, &p.info_hash)?;
+            for (i, (sha, size)) in parsed.files.iter().enumerate() {
                 if !referenced(sha) || packs_anew(sha) {
                     continue;
                 }
                 let stored = agent.store.content(*id, sha);
                 let tail = read_tail(&stored, *size)?;
-                let c = p
-                    .parsed
+                let c = parsed
                     .content(i, &tail)
                     .map_err(|e| fsutil::explain_io(e, &stored))?;
                 old.push((c, Source::Stored(stored.into_boxed_path())));
@@ -1682,14 +1699,15 @@ fn build_packs(
             Ok(parsed)
         })();
         drop(pack);
-        let live = LivePack::new(
-            ih,
-            placed.inspect_err(|_| {
-                let _ = std::fs::remove_dir_all(&dir);
-                discard(agent, &out);
-            })?,
-        );
-        out.push(NewPack { id, live });
+        let parsed = placed.inspect_err(|_| {
+            let _ = std::fs::remove_dir_all(&dir);
+            discard(agent, &out);
+        })?;
+        out.push(NewPack {
+            id,
+            live: LivePack::of(ih, &parsed),
+            contents: parsed.files.iter().map(|(sha, _)| *sha).collect(),
+        });
     }
     Ok(out)
 }
@@ -1726,20 +1744,17 @@ fn manifest_of(
     // Content → new pack, sorted (a first publish has one per file: a
     // list is less than half the size of a map).
     let mut fresh: Vec<([u8; 32], u64)> =
-        Vec::with_capacity(new_packs.iter().map(|p| p.live.parsed.files.len()).sum());
+        Vec::with_capacity(new_packs.iter().map(|p| p.contents.len()).sum());
     for p in new_packs {
         packs.insert(p.id, &p.live);
-        fresh.extend(p.live.parsed.files.iter().map(|(sha, _)| (*sha, p.id)));
+        fresh.extend(p.contents.iter().map(|sha| (*sha, p.id)));
     }
     fresh.sort_unstable();
     let pack_of = |sha: &Sha256Hash| {
         let new = fresh.binary_search_by_key(&sha.0, |(s, _)| *s);
-        new.ok().map(|i| fresh[i].1).or_else(|| {
-            st.catalog
-                .get(&sha.0)
-                .copied()
-                .filter(|id| !retire.contains(id))
-        })
+        new.ok()
+            .map(|i| fresh[i].1)
+            .or_else(|| st.catalog.get(&sha.0).filter(|id| !retire.contains(id)))
     };
     // Entries of compacted packs move to the packs their contents went to
     // (a pass over the previous generation, made only when compacting).
@@ -1781,7 +1796,7 @@ fn manifest_of(
             .map(|(id, p)| PackRef {
                 id: *id,
                 info_hash: p.info_hash.clone(),
-                files: p.parsed.files.len() as u64,
+                files: p.files(),
                 bytes: p.bytes(),
             })
             .collect(),
@@ -1898,13 +1913,12 @@ fn commit(agent: &Arc<Agent>, st: &mut OriginState, c: Candidate, seconds: f64) 
     let store = &agent.store;
     let generation = c.manifest.header.generation;
     let until = fsutil::now() + agent.cfg.origin.retire_grace.as_secs() as i64;
+    if !c.retire.is_empty() {
+        let gone: std::collections::HashSet<u64> = c.retire.iter().copied().collect();
+        st.catalog.retain(|_, id| !gone.contains(id));
+    }
     for id in &c.retire {
         if let Some(p) = st.packs.remove(id) {
-            for (sha, _) in &p.parsed.files {
-                if st.catalog.get(sha) == Some(id) {
-                    st.catalog.remove(sha);
-                }
-            }
             st.retiring.insert(
                 *id,
                 Retiring {
@@ -1924,15 +1938,16 @@ fn commit(agent: &Arc<Agent>, st: &mut OriginState, c: Candidate, seconds: f64) 
     plan_feeders(agent, &c.new_packs);
     // The catalog, the entry counts and the live bytes follow the change.
     for (sha, d, _) in c.refs_delta.iter() {
-        let n = st.refs.entry(*sha).or_insert(0);
-        *n = (i64::from(*n) + d).max(0) as u32;
-        if *n == 0 {
+        let n = (i64::from(st.refs.get(sha).unwrap_or(0)) + d).max(0) as u32;
+        if n == 0 {
             st.refs.remove(sha);
+        } else {
+            st.refs.insert(*sha, n);
         }
     }
     st.live = c.live;
     for p in c.new_packs {
-        for (sha, _) in &p.live.parsed.files {
+        for sha in &p.contents {
             st.catalog.insert(*sha, p.id);
         }
         st.live.insert(p.id, p.live.bytes());
@@ -2092,12 +2107,12 @@ mod tests {
         let contents: Vec<(Sha256Hash, u64)> = (0..40u64)
             .map(|i| (Sha256Hash::of(&i.to_le_bytes()), i % 5 * 100))
             .collect();
-        let mut catalog = crate::shamap::new();
-        for (i, (sha, _)) in contents.iter().enumerate() {
-            if i % 7 != 0 {
-                catalog.insert(sha.0, (i % 4) as u64);
-            }
-        }
+        let catalog: ShaTable<u64> = contents
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| i % 7 != 0)
+            .map(|(i, (sha, _))| (sha.0, (i % 4) as u64))
+            .collect();
         let entry = |path: &str, c: usize| Entry {
             path: path.to_string(),
             kind: EntryKind::File {
@@ -2148,10 +2163,15 @@ mod tests {
                     .collect()
             };
             assert_eq!(nonzero(&moved.live), nonzero(&live), "round {round}");
-            for sha in refs.keys().chain(st.refs.keys()) {
-                let before = st.refs.get(sha).copied().unwrap_or(0) as i64;
+            let (mut refs, mut st_refs) = (refs, st.refs.clone());
+            let named: Vec<[u8; 32]> = (refs.rows().iter())
+                .chain(st_refs.rows())
+                .map(|(sha, _)| *sha)
+                .collect();
+            for sha in &named {
+                let before = st.refs.get(sha).unwrap_or(0) as i64;
                 let d = moved.refs_delta.get(sha);
-                let after = refs.get(sha).copied().unwrap_or(0) as i64;
+                let after = refs.get(sha).unwrap_or(0) as i64;
                 assert_eq!(before + d, after, "round {round}");
             }
         }
