@@ -100,12 +100,18 @@ pub async fn run(agent: Arc<Agent>) -> Result<()> {
     tokio::spawn(announce_loop(agent.clone()));
     loop {
         let round = Instant::now();
-        match sync(&agent, &mut ms).await {
-            Ok(()) => {}
-            Err(e) => agent.set_error(&e),
+        let held = ms.manifest.as_ref().map(|m| m.header.generation);
+        let synced = sync(&agent, &mut ms).await;
+        if let Err(e) = &synced {
+            agent.set_error(e);
         }
         if let Err(e) = run_deletions(&agent, &mut ms) {
             agent.set_error(&e);
+        }
+        // A sync that applied or gave up freed its plan and lists only
+        // now that it returned.
+        if synced.is_err() || ms.manifest.as_ref().map(|m| m.header.generation) != held {
+            crate::memory::release();
         }
         tracing::debug!(seconds = round.elapsed().as_secs_f64(), "round done");
         let _ = tokio::time::timeout(agent.cfg.mirror.poll_interval, agent.kick.notified()).await;
@@ -570,6 +576,8 @@ async fn sync(agent: &Arc<Agent>, ms: &mut MirrorState) -> Result<()> {
         }
     }
     let (mut new, new_env, delta_envs) = get_manifest(agent, ms, &head, &urls).await?;
+    // Fetching and parsing the chunks freed as much as the entries hold.
+    crate::memory::release();
     phases.end("manifest");
     if let Err(e) = new.check_fresh(now) {
         agent.count_refusal("manifest");
@@ -725,7 +733,6 @@ async fn sync(agent: &Arc<Agent>, ms: &mut MirrorState) -> Result<()> {
         // An earlier apply stopped part-way: sweep what it left.
         converge(agent, ms)?;
     }
-    crate::memory::release();
     Ok(())
 }
 
@@ -867,8 +874,7 @@ async fn get_manifest(
                 }));
             }
             let root = Root::from_body(&body)?;
-            let bodies = get_chunks(agent, &root, u, urls).await?;
-            let m = Manifest::from_root(root, bodies)?;
+            let m = get_chunks(agent, root, u, urls).await?;
             if m.header.generation != g {
                 bail!(
                     "manifest says generation {}, head says {g}",
@@ -898,43 +904,31 @@ async fn get_manifest(
 /// Chunks fetched at once during a full manifest fetch.
 const CHUNK_FETCHES: usize = 16;
 
-/// The bodies of `root`'s chunks, in order: from the store where held
-/// (the chunks of the current manifest and of recent ones), else from
+/// The manifest of `root`, from its chunks in order: from the store where
+/// held (the chunks of the current manifest and of recent ones), else from
 /// `first` then the other upstreams. Each body is checked against its id
-/// and stored as it arrives, so a fetch that stops part-way is not lost.
-async fn get_chunks(
-    agent: &Agent,
-    root: &Root,
-    first: &str,
-    urls: &[String],
-) -> Result<Vec<Vec<u8>>> {
+/// and stored as it arrives, so a fetch that stops part-way is not lost,
+/// and parsed into entries at once ([`shoal_manifest::Assembly`]): at most
+/// [`CHUNK_FETCHES`] bodies are held at a time.
+async fn get_chunks(agent: &Agent, root: Root, first: &str, urls: &[String]) -> Result<Manifest> {
     use futures::StreamExt;
     let order: Vec<String> = std::iter::once(first.to_string())
         .chain(urls.iter().filter(|u| *u != first).cloned())
         .collect();
+    let (generation, chunks) = (root.header.generation, root.chunks.len());
     let ids: Vec<Sha256Hash> = root.chunks.iter().map(|c| c.sha256).collect();
-    let mut futs = Vec::with_capacity(ids.len());
-    for sha in ids {
-        futs.push(get_chunk(agent, &order, sha));
-    }
-    let fetched: Vec<Result<(Vec<u8>, bool)>> = futures::stream::iter(futs)
-        .buffered(CHUNK_FETCHES)
-        .collect()
-        .await;
-    let mut bodies = Vec::with_capacity(fetched.len());
+    let mut assembly = shoal_manifest::Assembly::new(root)?;
+    let mut fetched = futures::stream::iter(ids)
+        .map(|sha| get_chunk(agent, &order, sha))
+        .buffered(CHUNK_FETCHES);
     let mut held = 0;
-    for r in fetched {
-        let (b, was_held) = r?;
+    while let Some(r) = fetched.next().await {
+        let (body, was_held) = r?;
         held += usize::from(was_held);
-        bodies.push(b);
+        assembly.push(&body)?;
     }
-    tracing::info!(
-        generation = root.header.generation,
-        chunks = bodies.len(),
-        held,
-        "manifest chunks gathered"
-    );
-    Ok(bodies)
+    tracing::info!(generation, chunks, held, "manifest chunks gathered");
+    Ok(assembly.finish()?)
 }
 
 /// One chunk body, from the store (`true`) or the first upstream in

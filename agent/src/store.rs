@@ -248,18 +248,19 @@ impl Store {
             }
         };
         let sha = Sha256Hash::of(&body);
-        let mut bodies = Vec::with_capacity(root.chunks.len());
-        for c in &root.chunks {
-            bodies.push(self.read_chunk(&c.sha256).with_context(|| {
+        // One chunk read at a time, parsed at once.
+        let mut assembly = shoal_manifest::Assembly::new(root)?;
+        while let Some(id) = assembly.next_chunk() {
+            let body = self.read_chunk(&id).with_context(|| {
                 format!(
-                    "chunk {} of the manifest of generation {generation} is missing or damaged \
+                    "chunk {id} of the manifest of generation {generation} is missing or damaged \
                      in {}",
-                    c.sha256,
                     self.chunks_dir().display()
                 )
-            })?);
+            })?;
+            assembly.push(&body)?;
         }
-        Ok((Manifest::from_root(root, bodies)?, sha))
+        Ok((assembly.finish()?, sha))
     }
 
     /// Removes the stored chunks that no manifest in `docs/manifests`

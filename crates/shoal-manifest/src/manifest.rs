@@ -563,120 +563,17 @@ impl Manifest {
     }
 
     /// Builds and fully checks a manifest from its root and the bodies of
-    /// its chunks, in the root's order: each body must hash to its id,
-    /// parse, be exactly the compact JSON [`chunk_body`] writes, hold the
-    /// listed number of entries starting at the listed path, and sort
-    /// before the next chunk; the chunks must be cut where the format
-    /// cuts; and the whole must pass [`Manifest::check`].
+    /// its chunks, in the root's order (see [`Assembly`], which takes them
+    /// one at a time).
     pub fn from_root<B: AsRef<[u8]>>(
         root: Root,
         bodies: impl IntoIterator<Item = B>,
     ) -> Result<Self, Error> {
-        check_format(root.header.format)?;
-        root.check_chunk_list()?;
-        let generation = root.header.generation;
-        let bad = |index: usize, detail: String| Error::Chunk {
-            generation,
-            index,
-            detail,
-        };
-        let mut parts: Vec<Arc<[Entry]>> = Vec::with_capacity(root.chunks.len());
-        let mut counts = Counts::default();
-        let mut bodies = bodies.into_iter();
-        for (i, c) in root.chunks.iter().enumerate() {
-            let body = bodies
-                .next()
-                .ok_or_else(|| bad(i, "its body is missing".into()))?;
-            let body = body.as_ref();
-            if body.len() as u64 > MAX_CHUNK_BYTES {
-                return Err(bad(i, format!("larger than {MAX_CHUNK_BYTES} bytes")));
-            }
-            let got = Sha256Hash::of(body);
-            if got != c.sha256 {
-                return Err(bad(
-                    i,
-                    format!("its body hashes to {got}, not to its id {}", c.sha256),
-                ));
-            }
-            let part: Vec<Entry> = serde_json::from_slice(body)
-                .map_err(|e| bad(i, format!("not a list of entries: {e}")))?;
-            // One byte string per chunk: a mirror stores and serves the
-            // chunk it rebuilt from a delta under the same id.
-            if chunk_body(&part) != body {
-                return Err(bad(
-                    i,
-                    "its bytes are not the compact JSON Shoal writes for its entries".into(),
-                ));
-            }
-            if part.len() as u64 != c.count {
-                return Err(bad(
-                    i,
-                    format!("it holds {} entries, the root says {}", part.len(), c.count),
-                ));
-            }
-            if part[0].path != c.first {
-                return Err(bad(
-                    i,
-                    format!(
-                        "it starts at '{}', the root says '{}'",
-                        part[0].path, c.first
-                    ),
-                ));
-            }
-            if let Some(p) = unsorted(part.iter().map(|e| e.path.as_str())) {
-                return Err(bad(
-                    i,
-                    format!("its entries are not sorted or repeat at '{p}'"),
-                ));
-            }
-            let last = &part[part.len() - 1].path;
-            if let Some(next) = root.chunks.get(i + 1) {
-                if last.as_bytes() >= next.first.as_bytes() {
-                    return Err(bad(
-                        i,
-                        format!(
-                            "its last path '{last}' overlaps the next chunk, which starts at '{}'",
-                            next.first
-                        ),
-                    ));
-                }
-            }
-            for (k, e) in part.iter().enumerate() {
-                let end = k + 1 == part.len();
-                let cut = cuts_after(&e.path) || k + 1 >= MAX_CHUNK_ENTRIES;
-                let final_chunk = i + 1 == root.chunks.len();
-                if cut != end && !(end && final_chunk) {
-                    return Err(bad(
-                        i,
-                        format!(
-                            "it is not cut where the format cuts (at '{}', entry {k} of {})",
-                            e.path, c.count
-                        ),
-                    ));
-                }
-            }
-            for e in &part {
-                if counts.add(e).is_err() {
-                    counts.total = u64::MAX;
-                }
-            }
-            parts.push(Arc::from(part));
+        let mut a = Assembly::new(root)?;
+        for body in bodies {
+            a.push(body.as_ref())?;
         }
-        if bodies.next().is_some() {
-            return Err(bad(root.chunks.len(), "more bodies than chunks".into()));
-        }
-        let m = Manifest {
-            header: root.header,
-            chunks: root.chunks,
-            parts,
-            len: counts.len,
-            total: counts.total,
-            pack_refs: counts.pack_refs,
-            recomputed: Vec::new(),
-            bodies: Vec::new(),
-        };
-        m.check()?;
-        Ok(m)
+        a.finish()
     }
 
     /// Checks every entry: paths and symlink targets follow [`paths`],
@@ -893,6 +790,147 @@ pub(crate) fn diff<'a, 'b>(
             },
         }
     })
+}
+
+/// A manifest being built from its root and its chunks' bodies, taken one
+/// at a time in the root's order, so a caller fetching or reading them
+/// never holds more than the one it passes (a million entries are about
+/// 180 MB of chunk JSON, against 125 MB as entries).
+///
+/// Each body must hash to its id, parse, be exactly the compact JSON
+/// [`chunk_body`] writes, hold the listed number of entries starting at
+/// the listed path, and sort before the next chunk; the chunks must be cut
+/// where the format cuts; and the whole must pass [`Manifest::check`].
+pub struct Assembly {
+    root: Root,
+    parts: Vec<Arc<[Entry]>>,
+    counts: Counts,
+}
+
+impl Assembly {
+    /// Checks the root's format and chunk list.
+    pub fn new(root: Root) -> Result<Self, Error> {
+        check_format(root.header.format)?;
+        root.check_chunk_list()?;
+        Ok(Assembly {
+            parts: Vec::with_capacity(root.chunks.len()),
+            root,
+            counts: Counts::default(),
+        })
+    }
+
+    /// The id of the chunk [`Assembly::push`] takes next, if any is left.
+    pub fn next_chunk(&self) -> Option<Sha256Hash> {
+        self.root.chunks.get(self.parts.len()).map(|c| c.sha256)
+    }
+
+    fn bad(&self, index: usize, detail: String) -> Error {
+        Error::Chunk {
+            generation: self.root.header.generation,
+            index,
+            detail,
+        }
+    }
+
+    /// Checks and takes the body of the next chunk.
+    pub fn push(&mut self, body: &[u8]) -> Result<(), Error> {
+        let i = self.parts.len();
+        let root = &self.root;
+        let Some(c) = root.chunks.get(i) else {
+            return Err(self.bad(i, "more bodies than chunks".into()));
+        };
+        if body.len() as u64 > MAX_CHUNK_BYTES {
+            return Err(self.bad(i, format!("larger than {MAX_CHUNK_BYTES} bytes")));
+        }
+        let got = Sha256Hash::of(body);
+        if got != c.sha256 {
+            return Err(self.bad(
+                i,
+                format!("its body hashes to {got}, not to its id {}", c.sha256),
+            ));
+        }
+        let part: Vec<Entry> = serde_json::from_slice(body)
+            .map_err(|e| self.bad(i, format!("not a list of entries: {e}")))?;
+        // One byte string per chunk: a mirror stores and serves the
+        // chunk it rebuilt from a delta under the same id.
+        if chunk_body(&part) != body {
+            return Err(self.bad(
+                i,
+                "its bytes are not the compact JSON Shoal writes for its entries".into(),
+            ));
+        }
+        if part.len() as u64 != c.count {
+            return Err(self.bad(
+                i,
+                format!("it holds {} entries, the root says {}", part.len(), c.count),
+            ));
+        }
+        if part[0].path != c.first {
+            return Err(self.bad(
+                i,
+                format!(
+                    "it starts at '{}', the root says '{}'",
+                    part[0].path, c.first
+                ),
+            ));
+        }
+        if let Some(p) = unsorted(part.iter().map(|e| e.path.as_str())) {
+            return Err(self.bad(i, format!("its entries are not sorted or repeat at '{p}'")));
+        }
+        let last = &part[part.len() - 1].path;
+        if let Some(next) = root.chunks.get(i + 1) {
+            if last.as_bytes() >= next.first.as_bytes() {
+                return Err(self.bad(
+                    i,
+                    format!(
+                        "its last path '{last}' overlaps the next chunk, which starts at '{}'",
+                        next.first
+                    ),
+                ));
+            }
+        }
+        let final_chunk = i + 1 == root.chunks.len();
+        for (k, e) in part.iter().enumerate() {
+            let end = k + 1 == part.len();
+            let cut = cuts_after(&e.path) || k + 1 >= MAX_CHUNK_ENTRIES;
+            if cut != end && !(end && final_chunk) {
+                return Err(self.bad(
+                    i,
+                    format!(
+                        "it is not cut where the format cuts (at '{}', entry {k} of {})",
+                        e.path, c.count
+                    ),
+                ));
+            }
+        }
+        for e in &part {
+            if self.counts.add(e).is_err() {
+                self.counts.total = u64::MAX;
+            }
+        }
+        self.parts.push(Arc::from(part));
+        Ok(())
+    }
+
+    /// The manifest, once every chunk was taken, fully checked.
+    pub fn finish(self) -> Result<Manifest, Error> {
+        let i = self.parts.len();
+        if i < self.root.chunks.len() {
+            return Err(self.bad(i, "its body is missing".into()));
+        }
+        let m = Manifest {
+            header: self.root.header,
+            chunks: self.root.chunks,
+            parts: self.parts,
+            len: self.counts.len,
+            total: self.counts.total,
+            pack_refs: self.counts.pack_refs,
+            recomputed: Vec::new(),
+            bodies: Vec::new(),
+        };
+        m.check()?;
+        Ok(m)
+    }
 }
 
 #[cfg(test)]
