@@ -934,7 +934,6 @@ fn immutable_patterns(profile: Profile, configured: &Option<Vec<String>>) -> Vec
 /// A file to hash.
 #[derive(Clone)]
 struct Job {
-    path: String,
     /// Index of the path in the scan's found list, and so of its entry in
     /// the new entries ([`entries_of`] keeps the order).
     found: u32,
@@ -950,7 +949,12 @@ type Hashed = (shoal_pack::Content, Source);
 /// Hashes `jobs` on all cores; each file is read once. Threads take the
 /// largest files first, so no core is left alone with a big file at the
 /// end while the others idle.
-fn hash_all(root: &Path, staging: &Path, jobs: &[Job]) -> Result<Vec<Hashed>> {
+fn hash_all(
+    root: &Path,
+    staging: &Path,
+    jobs: &[Job],
+    found: &[(String, Found)],
+) -> Result<Vec<Hashed>> {
     std::fs::create_dir_all(staging)?;
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
@@ -958,37 +962,58 @@ fn hash_all(root: &Path, staging: &Path, jobs: &[Job]) -> Result<Vec<Hashed>> {
     let mut order: Vec<usize> = (0..jobs.len()).collect();
     order.sort_by_key(|&i| std::cmp::Reverse(jobs[i].size));
     let next = AtomicUsize::new(0);
-    let results: Vec<std::sync::Mutex<Option<Result<Hashed>>>> =
-        jobs.iter().map(|_| std::sync::Mutex::new(None)).collect();
+    // Results land in one list as they come, with their job's index, and
+    // are put in job order at the end, in place: a slot per job from the
+    // start would touch the whole list before the first file is read.
+    let results: std::sync::Mutex<Vec<(u32, Hashed)>> =
+        std::sync::Mutex::new(Vec::with_capacity(jobs.len()));
+    let failed: std::sync::Mutex<Option<anyhow::Error>> = std::sync::Mutex::new(None);
     std::thread::scope(|s| {
         for _ in 0..threads.min(jobs.len().max(1)) {
             s.spawn(|| {
                 let mut hasher = shoal_pack::FileHasher::default();
+                let mut batch = Vec::with_capacity(HASH_BATCH);
                 loop {
                     let k = next.fetch_add(1, Ordering::Relaxed);
                     let Some(&i) = order.get(k) else {
                         break;
                     };
-                    let r = hash_one(&mut hasher, root, staging, i, &jobs[i]);
-                    *results[i].lock().unwrap() = Some(r);
+                    let path = &found[jobs[i].found as usize].0;
+                    match hash_one(&mut hasher, root.join(path), staging, i, &jobs[i]) {
+                        Ok(h) => batch.push((i as u32, h)),
+                        Err(e) => {
+                            failed.lock().unwrap().get_or_insert(e);
+                            // The others stop at their next file.
+                            next.store(order.len(), Ordering::Relaxed);
+                            break;
+                        }
+                    }
+                    if batch.len() == HASH_BATCH {
+                        results.lock().unwrap().append(&mut batch);
+                    }
                 }
+                results.lock().unwrap().append(&mut batch);
             });
         }
     });
-    results
-        .into_iter()
-        .map(|m| m.into_inner().unwrap().expect("every job ran"))
-        .collect()
+    if let Some(e) = failed.into_inner().unwrap() {
+        return Err(e);
+    }
+    let mut results = results.into_inner().unwrap();
+    results.sort_unstable_by_key(|(i, _)| *i);
+    Ok(results.into_iter().map(|(_, h)| h).collect())
 }
+
+/// Hash results a hashing thread hands over at a time.
+const HASH_BATCH: usize = 256;
 
 fn hash_one(
     hasher: &mut shoal_pack::FileHasher,
-    root: &Path,
+    src: PathBuf,
     staging: &Path,
     i: usize,
     j: &Job,
 ) -> Result<Hashed> {
-    let src = root.join(&j.path);
     let copy_to = j.copy.then(|| staging.join(format!("{i}")));
     if let Some(c) = &copy_to {
         let _ = std::fs::remove_file(c);
@@ -1188,14 +1213,19 @@ async fn prepare(
     if let Some(c) = gate::quiet(&newest, gate::now_ns(), cfg.origin.quiet_period) {
         gate_closed(agent, c, force, waits)?;
     }
-    let (jobs, reuse) = hash_jobs(cfg, st, &prev_of, &found)?;
-    let jobs = Arc::new(jobs);
+    let (jobs, mut shas) = hash_jobs(cfg, st, &prev_of, &found)?;
+    let (jobs, found) = (Arc::new(jobs), Arc::new(found));
     phases.end("compare");
-    let hashed = hash_phase(agent, &jobs).await?;
+    let hashed = hash_phase(agent, &jobs, &found).await?;
     phases.end("hash");
     let (hashed_files, hashed_bytes) = (jobs.len(), jobs.iter().map(|j| j.size).sum());
-    let upserts = entries_of(found, reuse, &jobs, &hashed);
+    for (j, (h, _)) in jobs.iter().zip(&hashed) {
+        shas[j.found as usize] = Some(Sha256Hash(h.sha256));
+    }
     drop(jobs);
+    let found = Arc::try_unwrap(found)
+        .map_err(|_| anyhow::anyhow!("the hashing threads still hold the scan (bug)"))?;
+    let upserts = entries_of(found, shas);
     // The previous entries this generation replaces or removes.
     let replaced: Vec<&Entry> = prev_of
         .iter()
@@ -1311,14 +1341,16 @@ fn newest_change(
 /// What must be hashed: files whose size or mtime changed, and files whose
 /// content no live pack carries (a damaged pack being replaced). The
 /// second value gives, per found path, the previous hash to reuse.
-type Reuse = Vec<Option<Sha256Hash>>;
+/// Per found path, the content hash when known: an unchanged file's from
+/// the previous generation, then every hashed file's.
+type Shas = Vec<Option<Sha256Hash>>;
 
 fn hash_jobs(
     cfg: &shoal_config::AgentConfig,
     st: &OriginState,
     prev_of: &[Option<&Entry>],
     found: &[(String, Found)],
-) -> Result<(Vec<Job>, Reuse)> {
+) -> Result<(Vec<Job>, Shas)> {
     let immutable = globs(&immutable_patterns(cfg.profile, &cfg.origin.immutable))?;
     let mut jobs = Vec::with_capacity(found.len());
     let mut reuse = Vec::with_capacity(found.len());
@@ -1340,7 +1372,6 @@ fn hash_jobs(
         });
         if same.is_none() && *size > 0 {
             jobs.push(Job {
-                path: path.clone(),
                 found: u32::try_from(i).context("more than 4G paths to publish")?,
                 copy: !immutable.is_match(path),
                 size: *size,
@@ -1353,15 +1384,20 @@ fn hash_jobs(
 }
 
 /// Hash: every job in one read pass, on all cores.
-async fn hash_phase(agent: &Arc<Agent>, jobs: &Arc<Vec<Job>>) -> Result<Vec<Hashed>> {
+async fn hash_phase(
+    agent: &Arc<Agent>,
+    jobs: &Arc<Vec<Job>>,
+    found: &Arc<Vec<(String, Found)>>,
+) -> Result<Vec<Hashed>> {
     if jobs.is_empty() {
         return Ok(Vec::new());
     }
     let hashed_bytes: u64 = jobs.iter().map(|j| j.size).sum();
     let started = Instant::now();
-    let shared = jobs.clone();
+    let (shared, paths) = (jobs.clone(), found.clone());
     let (root, staging) = (agent.cfg.repo.clone(), agent.store.staging());
-    let results = tokio::task::spawn_blocking(move || hash_all(&root, &staging, &shared)).await??;
+    let results =
+        tokio::task::spawn_blocking(move || hash_all(&root, &staging, &shared, &paths)).await??;
     let secs = started.elapsed().as_secs_f64();
     tracing::info!(
         files = jobs.len(),
@@ -1374,16 +1410,11 @@ async fn hash_phase(agent: &Arc<Agent>, jobs: &Arc<Vec<Job>>) -> Result<Vec<Hash
 }
 
 /// The manifest entries (pack ids are filled in by [`manifest_of`]), one
-/// per found path in its order; the paths move from `found` into them.
-fn entries_of(
-    found: Vec<(String, Found)>,
-    reuse: Reuse,
-    jobs: &[Job],
-    hashed: &[Hashed],
-) -> Vec<Entry> {
-    let mut entries: Vec<Entry> = found
-        .into_iter()
-        .zip(reuse)
+/// per found path in its order; the paths move from `found` into them,
+/// and both lists give their memory back as they go.
+fn entries_of(found: Vec<(String, Found)>, shas: Shas) -> Vec<Entry> {
+    shoal_manifest::drain_shrinking(found)
+        .zip(shoal_manifest::drain_shrinking(shas))
         .map(|((path, f), same)| match f {
             Found::File {
                 size,
@@ -1394,8 +1425,7 @@ fn entries_of(
                 path,
                 kind: EntryKind::File {
                     size,
-                    // Hashed files get theirs below; an empty file hashes
-                    // to this.
+                    // Only an empty file has none: it hashes to this.
                     sha256: same.unwrap_or_else(|| Sha256Hash::of(b"")),
                     pack: None,
                 },
@@ -1415,13 +1445,7 @@ fn entries_of(
             },
             Found::Dir => unreachable!("scans list no directories"),
         })
-        .collect();
-    for (j, (h, _)) in jobs.iter().zip(hashed) {
-        if let EntryKind::File { sha256, .. } = &mut entries[j.found as usize].kind {
-            *sha256 = Sha256Hash(h.sha256);
-        }
-    }
-    entries
+        .collect()
 }
 
 /// What the new generation packs: new contents and compacted ones, grouped
@@ -1512,6 +1536,11 @@ impl RefsDelta {
 
     fn iter(&self) -> impl Iterator<Item = (&[u8; 32], i64, u64)> {
         self.0.iter().map(|(sha, d, size)| (sha, *d, *size))
+    }
+
+    /// The changes, giving the list's memory back as they are taken.
+    fn drain(self) -> impl Iterator<Item = ([u8; 32], i64, u64)> {
+        shoal_manifest::drain_shrinking(self.0)
     }
 }
 
@@ -1615,7 +1644,10 @@ fn pack_plan(
     old.sort_unstable_by_key(|(c, _)| c.sha256);
     old.dedup_by_key(|(c, _)| c.sha256);
     let compacted = old.len();
-    let (contents, sources): (Vec<_>, Vec<_>) = old.into_iter().chain(new).unzip();
+    // Split in two while both lists give their memory back.
+    let (contents, sources): (Vec<_>, Vec<_>) = shoal_manifest::drain_shrinking(old)
+        .chain(shoal_manifest::drain_shrinking(new))
+        .unzip();
     let new_bytes: u64 = contents.iter().map(|c| c.size).sum();
     let groups = shoal_pack::group(
         &contents,
@@ -1937,18 +1969,20 @@ fn commit(agent: &Arc<Agent>, st: &mut OriginState, c: Candidate, seconds: f64) 
     }
     plan_feeders(agent, &c.new_packs);
     // The catalog, the entry counts and the live bytes follow the change.
-    for (sha, d, _) in c.refs_delta.iter() {
-        let n = (i64::from(st.refs.get(sha).unwrap_or(0)) + d).max(0) as u32;
+    // Both lists are taken apart as the tables fill (a first publish has
+    // a million of each).
+    for (sha, d, _) in c.refs_delta.drain() {
+        let n = (i64::from(st.refs.get(&sha).unwrap_or(0)) + d).max(0) as u32;
         if n == 0 {
-            st.refs.remove(sha);
+            st.refs.remove(&sha);
         } else {
-            st.refs.insert(*sha, n);
+            st.refs.insert(sha, n);
         }
     }
     st.live = c.live;
     for p in c.new_packs {
-        for sha in &p.contents {
-            st.catalog.insert(*sha, p.id);
+        for sha in shoal_manifest::drain_shrinking(p.contents) {
+            st.catalog.insert(sha, p.id);
         }
         st.live.insert(p.id, p.live.bytes());
         st.packs.insert(p.id, p.live);
@@ -2057,7 +2091,7 @@ mod tests {
     /// matter to a scan).
     fn manifest_of_scan(found: &[(String, Found)]) -> Manifest {
         let reuse = vec![Some(Sha256Hash::of(b"")); found.len()];
-        generation_of(entries_of(found.to_vec(), reuse, &[], &[]))
+        generation_of(entries_of(found.to_vec(), reuse))
     }
 
     /// A scan's paths with their ctimes zeroed (a change-list scan does

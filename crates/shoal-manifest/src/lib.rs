@@ -34,7 +34,7 @@ mod manifest;
 pub mod paths;
 pub mod signed;
 
-pub use manifest::{Assembly, Change, Manifest};
+pub use manifest::{drain_shrinking, Assembly, Change, Manifest, ShrinkingDrain};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};

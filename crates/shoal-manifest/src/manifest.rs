@@ -237,13 +237,13 @@ impl Cutter {
 /// `v`'s items in order, handing its memory back as they are taken: a
 /// first publish's million entries would otherwise stay allocated until
 /// the last one had moved into its chunk, next to all the chunks.
-fn drain_shrinking<T>(mut v: Vec<T>) -> ShrinkingDrain<T> {
+pub fn drain_shrinking<T>(mut v: Vec<T>) -> ShrinkingDrain<T> {
     v.reverse();
     ShrinkingDrain(v)
 }
 
 /// See [`drain_shrinking`]: the items left, last first.
-struct ShrinkingDrain<T>(Vec<T>);
+pub struct ShrinkingDrain<T>(Vec<T>);
 
 impl<T> Iterator for ShrinkingDrain<T> {
     type Item = T;
@@ -255,7 +255,13 @@ impl<T> Iterator for ShrinkingDrain<T> {
         }
         Some(item)
     }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.0.len(), Some(self.0.len()))
+    }
 }
+
+impl<T> ExactSizeIterator for ShrinkingDrain<T> {}
 
 /// The first path of `paths` that does not sort strictly after the one
 /// before it.
