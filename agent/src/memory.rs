@@ -5,7 +5,7 @@
 //! lists) and freed at its end. With glibc's defaults two things keep
 //! that memory resident long after it is freed, measured on a first
 //! publish and a first sync of 100,000 tiny files
-//! (`docs/design-decisions.md`, "The allocator"):
+//! (`docs/design-decisions.md`, "Memory"):
 //!
 //! - every thread that allocates may get its own arena (up to 8 per core);
 //!   memory freed in one arena is not reused by another thread, so the

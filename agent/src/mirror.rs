@@ -187,6 +187,7 @@ fn verified_of(store: &crate::store::Store, packs: &[shoal_manifest::PackRef]) -
 
 /// Makes `m` the held manifest, with its contents in verified packs.
 fn hold(ms: &mut MirrorState, m: Manifest) {
+    // Freed before the new table is built, not after.
     ms.contents.clear();
     ms.contents = m
         .entries()

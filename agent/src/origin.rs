@@ -34,13 +34,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-/// A live pack: its torrent's contents.
-#[derive(Debug, Clone)]
+/// A live pack: how many contents and bytes its torrent carries.
 ///
 /// Its content list stays in its torrent, read again ([`parse_pack`]) by
 /// the rare step that needs it (compaction): the catalog is the one index
 /// of contents an origin keeps (at a million contents, a second list per
 /// pack was 40 MB).
+#[derive(Debug, Clone)]
 pub struct LivePack {
     pub info_hash: String,
     /// How many contents it carries.
@@ -1338,13 +1338,13 @@ fn newest_change(
     newest
 }
 
-/// What must be hashed: files whose size or mtime changed, and files whose
-/// content no live pack carries (a damaged pack being replaced). The
-/// second value gives, per found path, the previous hash to reuse.
 /// Per found path, the content hash when known: an unchanged file's from
 /// the previous generation, then every hashed file's.
 type Shas = Vec<Option<Sha256Hash>>;
 
+/// What must be hashed: files whose size or mtime changed, and files whose
+/// content no live pack carries (a damaged pack being replaced). The
+/// second value gives, per found path, the previous hash to reuse.
 fn hash_jobs(
     cfg: &shoal_config::AgentConfig,
     st: &OriginState,
@@ -2197,9 +2197,9 @@ mod tests {
                     .collect()
             };
             assert_eq!(nonzero(&moved.live), nonzero(&live), "round {round}");
-            let (mut refs, mut st_refs) = (refs, st.refs.clone());
+            let mut refs = refs;
             let named: Vec<[u8; 32]> = (refs.rows().iter())
-                .chain(st_refs.rows())
+                .chain(st.refs.rows())
                 .map(|(sha, _)| *sha)
                 .collect();
             for sha in &named {
