@@ -125,7 +125,12 @@ fn init_logging(cli: &Cli, cfg: Option<&AgentConfig>) {
     let b = tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::new(filter))
         .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        // A log line that cannot be written (its disk is full, the journal
+        // is gone) is dropped. By default tracing-subscriber reports the
+        // failure with `eprintln!` to the same stderr, which panics when
+        // that write fails too, and the agent would end with it.
+        .log_internal_errors(false);
     if json {
         b.json().init();
     } else {
@@ -198,7 +203,9 @@ fn main() {
     shoal_agent::memory::tune();
     let cli = Cli::parse();
     if let Err(e) = real_main(cli) {
-        eprintln!("shoal-agent: error: {e:#}");
+        // Not `eprintln!`: it panics if stderr cannot be written.
+        use std::io::Write;
+        let _ = writeln!(std::io::stderr(), "shoal-agent: error: {e:#}");
         std::process::exit(1);
     }
 }

@@ -433,6 +433,62 @@ fn disk_full_during_download_is_explained_and_recovers() {
     drop(fs);
 }
 
+/// The disk that holds the agents' logs is full (or the journal is gone):
+/// a log line that cannot be written is dropped, and origin and mirror go
+/// on publishing and syncing. Before, tracing-subscriber reported the
+/// failed write on the same full stderr, which panicked and ended the
+/// agent.
+#[test]
+fn agents_keep_working_when_their_log_cannot_be_written() {
+    if !require_root() {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path();
+    let src = dir.join("src");
+    write_generation(&src, 1, 3, 10_000);
+    let (key, pubkey) = keygen(dir);
+    // The logs live on a small tmpfs that is full before the agents start.
+    let fs = Tmpfs::mount(&dir.join("logs"), 1);
+    let filler = dir.join("logs/filler");
+    let _ = Command::new("dd")
+        .args(["if=/dev/zero", "bs=64k", "count=64"])
+        .arg(format!("of={}", filler.display()))
+        .stderr(std::process::Stdio::null())
+        .status();
+    assert!(
+        std::fs::write(dir.join("logs/probe"), [0u8; 8192]).is_err(),
+        "the log file system is not full"
+    );
+    for name in ["origin", "m1"] {
+        std::os::unix::fs::symlink(
+            dir.join(format!("logs/{name}.log")),
+            dir.join(format!("{name}.log")),
+        )
+        .unwrap();
+    }
+    let (mut origin, mut m1) = origin_and_mirror(dir, &src, &key, &pubkey, &[]);
+    for g in 2..=3u8 {
+        write_generation(&src, g, 3, 10_000);
+        assert_eq!(publish(&origin.state), u64::from(g));
+        m1.wait_generation(u64::from(g));
+    }
+    assert_same_tree(&src, &m1.repo, &["project/trace"]);
+    assert!(
+        std::fs::metadata(dir.join("m1.log")).unwrap().len() < 8192,
+        "the mirror's log was written after all: the test did not fill its disk"
+    );
+    for a in [&mut origin, &mut m1] {
+        assert!(
+            a.proc.child.try_wait().unwrap().is_none(),
+            "{} ended while its log could not be written",
+            a.proc.name
+        );
+    }
+    drop((origin, m1));
+    drop(fs);
+}
+
 /// Disk full while a generation is applied (the live tree on its own
 /// filesystem, so files are copied): the error names the file, clients
 /// still see a consistent generation 1, and growing the disk lets the
