@@ -71,6 +71,9 @@ struct MirrorState {
     contents: crate::shatable::ShaTable<u64>,
     /// Compare the whole live tree on the next round (start-up).
     full_check: bool,
+    /// Paths read, fetched or planned since the heap was last trimmed
+    /// ([`crate::memory::release_after`]).
+    touched: usize,
 }
 
 pub async fn run(agent: Arc<Agent>) -> Result<()> {
@@ -100,7 +103,6 @@ pub async fn run(agent: Arc<Agent>) -> Result<()> {
     tokio::spawn(announce_loop(agent.clone()));
     loop {
         let round = Instant::now();
-        let held = ms.manifest.as_ref().map(|m| m.header.generation);
         let synced = sync(&agent, &mut ms).await;
         if let Err(e) = &synced {
             agent.set_error(e);
@@ -108,11 +110,9 @@ pub async fn run(agent: Arc<Agent>) -> Result<()> {
         if let Err(e) = run_deletions(&agent, &mut ms) {
             agent.set_error(&e);
         }
-        // A sync that applied or gave up freed its plan and lists only
-        // now that it returned.
-        if synced.is_err() || ms.manifest.as_ref().map(|m| m.header.generation) != held {
-            crate::memory::release();
-        }
+        // A sync freed its plan and lists only now that it returned; a
+        // small update's are not worth walking the heap for.
+        crate::memory::release_after(std::mem::take(&mut ms.touched));
         tracing::debug!(seconds = round.elapsed().as_secs_f64(), "round done");
         let _ = tokio::time::timeout(agent.cfg.mirror.poll_interval, agent.kick.notified()).await;
     }
@@ -130,6 +130,7 @@ fn load(agent: &Agent, key: PublicKey) -> Result<MirrorState> {
         contents: crate::shatable::ShaTable::new(),
         // Nothing applied yet: only the temp-file sweep has work.
         full_check: true,
+        touched: 0,
     };
     if let Ok(b) = std::fs::read(store.applied()) {
         let rec: AppliedRecord = serde_json::from_slice(&b).with_context(|| {
@@ -235,6 +236,7 @@ fn entries<'a>(agent: &Agent, ms: &'a mut MirrorState) -> Result<Option<&'a Mani
             seconds = t.elapsed().as_secs_f64(),
             "read the applied generation's entries"
         );
+        ms.touched += m.len();
         hold(ms, m);
     }
     Ok(ms.manifest.as_ref())
@@ -576,9 +578,11 @@ async fn sync(agent: &Arc<Agent>, ms: &mut MirrorState) -> Result<()> {
             urls.push(u);
         }
     }
-    let (mut new, new_env, delta_envs) = get_manifest(agent, ms, &head, &urls).await?;
-    // Fetching and parsing the chunks freed as much as the entries hold.
-    crate::memory::release();
+    let (mut new, new_env, delta_envs, fetched) = get_manifest(agent, ms, &head, &urls).await?;
+    // Fetching and parsing a full manifest's chunks freed as much as its
+    // entries hold; a delta's few entries free little.
+    crate::memory::release_after(fetched);
+    ms.touched += fetched;
     phases.end("manifest");
     if let Err(e) = new.check_fresh(now) {
         agent.count_refusal("manifest");
@@ -631,6 +635,7 @@ async fn sync(agent: &Arc<Agent>, ms: &mut MirrorState) -> Result<()> {
     let applying = Instant::now();
     agent.set_state("applying");
     let plan = apply::plan_from(profile, ms.manifest.as_ref(), &new);
+    ms.touched += plan.upserts.len() + plan.removals.len();
     phases.end("plan");
     let live = agent.cfg.repo.clone();
     let lookup = |sha: &Sha256Hash| ms.contents.get(&sha.0).map(|p| store.content(p, &sha.0));
@@ -827,7 +832,10 @@ fn converge(agent: &Agent, ms: &mut MirrorState) -> Result<()> {
     mark_applying(agent, false)
 }
 
-type ManifestFetch = (Manifest, Vec<u8>, Vec<(u64, Vec<u8>)>);
+/// Manifest G, its signed envelope, the deltas' envelopes it was built
+/// from, and how many paths the fetch brought (every entry of a full
+/// fetch, the deltas' changes otherwise).
+type ManifestFetch = (Manifest, Vec<u8>, Vec<(u64, Vec<u8>)>, usize);
 
 /// Manifest G by deltas from what we hold, else in full.
 async fn get_manifest(
@@ -841,14 +849,14 @@ async fn get_manifest(
         let from = cur.header.generation;
         if g > from && g - from <= MAX_DELTAS {
             match by_deltas(agent, ms, cur, cur_sha, g, urls).await {
-                Ok((m, body, sig, envs)) => {
+                Ok((m, body, sig, envs, changed)) => {
                     if Sha256Hash::of(&body) == head.manifest_sha256 {
                         ms.key
                             .verify("manifest", &body, &sig)
                             .context("rebuilt manifest")?;
                         // Kept to relay G to other mirrors.
                         let env = shoal_manifest::signed::envelope("manifest", &sig, &body);
-                        return Ok((m, env, envs));
+                        return Ok((m, env, envs, changed));
                     }
                     tracing::warn!("deltas did not reach the head's manifest; fetching it in full");
                 }
@@ -886,7 +894,10 @@ async fn get_manifest(
         }
         .await;
         match r {
-            Ok((m, env)) => return Ok((m, env, Vec::new())),
+            Ok((m, env)) => {
+                let n = m.len();
+                return Ok((m, env, Vec::new(), n));
+            }
             Err(e) => {
                 if answered {
                     agent.count_refusal("manifest");
@@ -974,13 +985,14 @@ async fn by_deltas(
     cur_sha: &Sha256Hash,
     target: u64,
     urls: &[String],
-) -> Result<(Manifest, Vec<u8>, String, Vec<(u64, Vec<u8>)>)> {
+) -> Result<(Manifest, Vec<u8>, String, Vec<(u64, Vec<u8>)>, usize)> {
     // The first delta applies to `cur` itself: no copy of it is made.
     let mut m: std::borrow::Cow<Manifest> = std::borrow::Cow::Borrowed(cur);
     let mut body = Vec::new();
     let mut sha = *cur_sha;
     let mut envs = Vec::new();
     let mut sig = String::new();
+    let mut changed = 0;
     for from in cur.header.generation..target {
         let mut got = None;
         for u in urls {
@@ -1005,6 +1017,7 @@ async fn by_deltas(
         }
         let (d, env) =
             got.ok_or_else(|| anyhow!("no upstream holds the delta from generation {from}"))?;
+        changed += d.upserts.len() + d.removals.len();
         let (next, next_body) = d.apply_with_body(&m, &sha)?;
         m = std::borrow::Cow::Owned(next);
         body = next_body;
@@ -1012,7 +1025,7 @@ async fn by_deltas(
         sig = d.manifest_signature.clone();
         envs.push((from, env));
     }
-    Ok((m.into_owned(), body, sig, envs))
+    Ok((m.into_owned(), body, sig, envs, changed))
 }
 
 /// How a download ended.

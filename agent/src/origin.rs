@@ -1113,12 +1113,13 @@ pub async fn publish_changes(
     match go_live(agent, &st, &mut cand).await {
         Ok(()) => {
             let phases = std::mem::take(&mut cand.phases);
+            let touched = cand.touched;
             let secs = started.elapsed().as_secs_f64();
             let g = commit(agent, &mut st, cand, secs)?;
             let mut phases = phases;
             phases.end("commit");
             tracing::info!(generation = g, phases = %phases.summary(), "publish phases (seconds)");
-            crate::memory::release();
+            crate::memory::release_after(touched);
             let mut s = agent.status.lock().unwrap();
             s.last_sync_seconds = Some(secs);
             s.last_success = Some(fsutil::now());
@@ -1167,6 +1168,10 @@ struct Candidate {
     live: HashMap<u64, u64>,
     hashed_files: usize,
     hashed_bytes: u64,
+    /// Paths this publish's lists held: the tree's if it walked the tree,
+    /// and those found changed or removed (see
+    /// [`crate::memory::release_after`]).
+    touched: usize,
     /// How long each phase took so far.
     phases: crate::phases::Phases,
     /// The manifest's hash, once its head is written.
@@ -1208,6 +1213,12 @@ async fn prepare(
         newest: folders,
         ..
     } = scanned;
+    // A walk of the tree listed every path of it.
+    let walked = match (prev, changes) {
+        (Some(_), Some(_)) => 0,
+        _ => prev.map_or(0, Manifest::len),
+    };
+    let touched = walked + found.len() + removed.len();
     let prev_of = previous_of(prev, &found);
     let newest = newest_change(&prev_of, &found, folders);
     if let Some(c) = gate::quiet(&newest, gate::now_ns(), cfg.origin.quiet_period) {
@@ -1282,6 +1293,7 @@ async fn prepare(
         live,
         hashed_files,
         hashed_bytes,
+        touched,
         phases,
         manifest_sha: None,
     }))

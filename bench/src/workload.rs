@@ -425,11 +425,17 @@ pub fn write_tree(root: &Path, specs: &[FileSpec], threads: usize) -> Result<()>
     }
 }
 
-/// Picks `ceil(len × fraction)` files spread evenly over the tree and gives
-/// them new contents of the same size (round `round` picks other files
-/// than earlier rounds where it can). Returns the indices changed.
-pub fn pick_changes(len: usize, fraction: f64, round: usize) -> Vec<usize> {
-    let k = ((len as f64 * fraction).ceil() as usize).clamp(1, len.max(1));
+/// How many files a change of `fraction` of a tree of `len` files
+/// rewrites: `ceil(len × fraction)`, at least one.
+pub fn change_count(len: usize, fraction: f64) -> usize {
+    ((len as f64 * fraction).ceil() as usize).max(1)
+}
+
+/// Picks `count` files (at most `len`) spread evenly over the tree and
+/// gives them new contents of the same size (round `round` picks other
+/// files than earlier rounds where it can). Returns the indices changed.
+pub fn pick_changes(len: usize, count: usize, round: usize) -> Vec<usize> {
+    let k = count.clamp(1, len.max(1));
     if len == 0 {
         return Vec::new();
     }
@@ -443,10 +449,10 @@ pub fn pick_changes(len: usize, fraction: f64, round: usize) -> Vec<usize> {
 pub fn apply_changes(
     root: &Path,
     specs: &mut [FileSpec],
-    fraction: f64,
+    count: usize,
     round: usize,
 ) -> Result<Changes> {
-    let idx = pick_changes(specs.len(), fraction, round);
+    let idx = pick_changes(specs.len(), count, round);
     let mut c = Changes::default();
     for &i in &idx {
         specs[i].seed = specs[i].seed.wrapping_add(0x1000_0000 * (round as u64 + 1));
@@ -546,16 +552,22 @@ mod tests {
 
     #[test]
     fn changes_are_spread_and_counted() {
-        let idx = pick_changes(200_000, 0.001, 0);
+        let idx = pick_changes(200_000, change_count(200_000, 0.001), 0);
         assert_eq!(idx.len(), 200);
         let s: HashSet<usize> = idx.iter().copied().collect();
         assert_eq!(s.len(), 200);
         assert!(idx.iter().all(|&i| i < 200_000));
         // Another round picks other files.
-        let idx2 = pick_changes(200_000, 0.001, 1);
+        let idx2 = pick_changes(200_000, 200, 1);
         assert!(idx2.iter().all(|i| !s.contains(i)));
-        assert_eq!(pick_changes(10, 0.001, 0).len(), 1);
-        assert!(pick_changes(0, 0.5, 0).is_empty());
+        assert_eq!(change_count(10, 0.001), 1);
+        assert_eq!(pick_changes(10, 1, 0).len(), 1);
+        // A 1M tree's 0.1 % on a 100k tree: one file in a hundred.
+        let same = pick_changes(100_000, change_count(1_000_000, 0.001), 0);
+        assert_eq!(same.len(), 1_000);
+        assert!(same.windows(2).all(|w| w[1] - w[0] == 100));
+        assert_eq!(pick_changes(10, 50, 0).len(), 10);
+        assert!(pick_changes(0, 5, 0).is_empty());
     }
 
     #[test]
@@ -587,7 +599,7 @@ mod tests {
         let mut specs = tiny_tree(50, 3);
         write_tree(d.path(), &specs, 1).unwrap();
         let before = content(&specs[0]);
-        let c = apply_changes(d.path(), &mut specs, 0.1, 0).unwrap();
+        let c = apply_changes(d.path(), &mut specs, change_count(50, 0.1), 0).unwrap();
         let (n, bytes) = (c.paths.len(), c.bytes);
         assert_eq!(n, 5);
         assert!(bytes > 0);
