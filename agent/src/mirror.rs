@@ -603,7 +603,7 @@ async fn sync(agent: &Arc<Agent>, ms: &mut MirrorState) -> Result<()> {
         tokio::task::spawn_blocking(move || -> Result<()> {
             let written = store.write_chunks(&fresh)?;
             store.flush_chunks(written)?;
-            fsutil::atomic_write(&store.manifest(best), &new_env)?;
+            fsutil::atomic_write(&store.manifest(best), &new_env.into_bytes())?;
             for (from, env) in &delta_envs {
                 fsutil::atomic_write(&store.delta(*from), env)?;
             }
@@ -835,7 +835,27 @@ fn converge(agent: &Agent, ms: &mut MirrorState) -> Result<()> {
 /// Manifest G, its signed envelope, the deltas' envelopes it was built
 /// from, and how many paths the fetch brought (every entry of a full
 /// fetch, the deltas' changes otherwise).
-type ManifestFetch = (Manifest, Vec<u8>, Vec<(u64, Vec<u8>)>, usize);
+type ManifestFetch = (Manifest, Envelope, Vec<(u64, Vec<u8>)>, usize);
+
+/// Manifest G's signed envelope, as fetched, or to be rebuilt from the
+/// root body and the origin's signature a delta carried. Rebuilding
+/// compresses the root (2 MB at a million files), so it is left to the
+/// task that stores the generation, beside the download.
+enum Envelope {
+    Fetched(Vec<u8>),
+    Rebuilt { signature: String, body: Vec<u8> },
+}
+
+impl Envelope {
+    fn into_bytes(self) -> Vec<u8> {
+        match self {
+            Envelope::Fetched(env) => env,
+            Envelope::Rebuilt { signature, body } => {
+                shoal_manifest::signed::envelope("manifest", &signature, &body)
+            }
+        }
+    }
+}
 
 /// Manifest G by deltas from what we hold, else in full.
 async fn get_manifest(
@@ -855,7 +875,10 @@ async fn get_manifest(
                             .verify("manifest", &body, &sig)
                             .context("rebuilt manifest")?;
                         // Kept to relay G to other mirrors.
-                        let env = shoal_manifest::signed::envelope("manifest", &sig, &body);
+                        let env = Envelope::Rebuilt {
+                            signature: sig,
+                            body,
+                        };
                         return Ok((m, env, envs, changed));
                     }
                     tracing::warn!("deltas did not reach the head's manifest; fetching it in full");
@@ -896,7 +919,7 @@ async fn get_manifest(
         match r {
             Ok((m, env)) => {
                 let n = m.len();
-                return Ok((m, env, Vec::new(), n));
+                return Ok((m, Envelope::Fetched(env), Vec::new(), n));
             }
             Err(e) => {
                 if answered {

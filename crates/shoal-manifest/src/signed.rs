@@ -100,7 +100,10 @@ pub fn signature_of(envelope: &[u8]) -> Option<String> {
 /// it (carried in a delta). [`PublicKey::open`] checks it like any other.
 pub fn envelope(kind: &str, signature_b64: &str, body: &[u8]) -> Vec<u8> {
     let mut out = format!("SHOAL1 {kind} {signature_b64}\n").into_bytes();
-    let level = if body.len() > (1 << 20) { 3 } else { 9 };
+    // A big body is a million-file manifest's root, mostly hex digests:
+    // zstd level 1 makes it smaller than level 3 and twice as fast
+    // (a 2 MB root: 584 against 662 kB, 413 against 192 MB/s).
+    let level = if body.len() > (1 << 20) { 1 } else { 9 };
     out.extend(zstd::bulk::compress(body, level).expect("zstd compress"));
     out
 }
