@@ -693,17 +693,7 @@ async fn sync(agent: &Arc<Agent>, ms: &mut MirrorState) -> Result<()> {
 
     phases.end("record");
 
-    // 5. Retire packs the new generation no longer names (also those of a
-    // superseded download).
-    let live_ids: HashSet<u64> = new.header.packs.iter().map(|p| p.id).collect();
-    if retire_packs(agent, ms, &live_ids).await? {
-        ms.contents.retain(|_, p| live_ids.contains(p));
-    }
     ms.manifest_sha = Some(head.manifest_sha256);
-    // Relay the newest few generations; their chunks stay, others go.
-    crate::store::Store::prune_numbered(&store.manifests_dir(), 3);
-    store.prune_chunks_now_and_then(&ms.key, best);
-
     if agent.cfg.mirror.trace {
         apply::write_trace(
             &live,
@@ -730,11 +720,24 @@ async fn sync(agent: &Arc<Agent>, ms: &mut MirrorState) -> Result<()> {
         st.last_error = refused(&problems);
         st.state = "idle".into();
     }
+    let live_ids: HashSet<u64> = new.header.packs.iter().map(|p| p.id).collect();
     ms.manifest = Some(new);
-    phases.end("retire+trace");
-    tracing::info!(generation = best, phases = %phases.summary(), "sync phases (seconds)");
+    phases.end("trace");
     // Push: mirrors behind this one hear of it now.
     agent.notify_mirrors(best);
+
+    // 5. Housekeeping, once the generation is applied and announced (each
+    // can be a pass over the whole tree: about 0.1 s at a million files).
+    // Retire packs the new generation no longer names (also those of a
+    // superseded download), and forget their contents.
+    if retire_packs(agent, ms, &live_ids).await? {
+        ms.contents.retain(|_, p| live_ids.contains(p));
+    }
+    // Relay the newest few generations; their chunks stay, others go.
+    crate::store::Store::prune_numbered(&store.manifests_dir(), 3);
+    store.prune_chunks_now_and_then(&ms.key, best);
+    phases.end("retire+prune");
+    tracing::info!(generation = best, phases = %phases.summary(), "sync phases (seconds)");
     if ms.full_check {
         // An earlier apply stopped part-way: sweep what it left.
         converge(agent, ms)?;
