@@ -60,7 +60,7 @@ pub struct Cli {
     /// 100000,1000000, quick: 5000].
     #[arg(long, value_delimiter = ',')]
     pub update_files: Vec<usize>,
-    /// Rounds per small-update case (the median is reported) [default: 3, quick: 1].
+    /// Rounds per small-update case (the median is reported) [default: 5, quick: 1].
     #[arg(long)]
     pub update_rounds: Option<usize>,
     /// Size of the hashing tree in MB [default: 3000, quick: 200].

@@ -798,7 +798,7 @@ fn update(ctx: &Ctx) -> Result<Section> {
     let rounds = ctx
         .cli
         .update_rounds
-        .unwrap_or(if quick { 1 } else { 3 })
+        .unwrap_or(if quick { 1 } else { 5 })
         .max(1);
     let largest = sizes.last().copied().unwrap_or(0);
     let largest_change = workload::change_count(largest, UPDATE_FRACTION);
