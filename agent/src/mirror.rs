@@ -872,17 +872,19 @@ async fn get_manifest(
         let from = cur.header.generation;
         if g > from && g - from <= MAX_DELTAS {
             match by_deltas(agent, ms, cur, cur_sha, g, urls).await {
-                Ok((m, body, sig, envs, changed)) => {
-                    if Sha256Hash::of(&body) == head.manifest_sha256 {
+                Ok(c) => {
+                    // `c.sha` is the root body's hash, checked as each
+                    // delta applied.
+                    if c.sha == head.manifest_sha256 {
                         ms.key
-                            .verify("manifest", &body, &sig)
+                            .verify("manifest", &c.body, &c.signature)
                             .context("rebuilt manifest")?;
                         // Kept to relay G to other mirrors.
                         let env = Envelope::Rebuilt {
-                            signature: sig,
-                            body,
+                            signature: c.signature,
+                            body: c.body,
                         };
-                        return Ok((m, env, envs, changed));
+                        return Ok((c.manifest, env, c.envelopes, c.changed));
                     }
                     tracing::warn!("deltas did not reach the head's manifest; fetching it in full");
                 }
@@ -1004,6 +1006,22 @@ async fn get_chunk(agent: &Agent, order: &[String], sha: Sha256Hash) -> Result<(
     )
 }
 
+/// A generation rebuilt from the applied one by a chain of deltas.
+struct DeltaChain {
+    manifest: Manifest,
+    /// Its root body, and that body's SHA-256 (checked against the last
+    /// delta's `manifest_sha256` as it applied).
+    body: Vec<u8>,
+    sha: Sha256Hash,
+    /// The origin's signature of the body, from the last delta.
+    signature: String,
+    /// Each delta's envelope, by the generation it starts from.
+    envelopes: Vec<(u64, Vec<u8>)>,
+    /// Paths the deltas changed or removed.
+    changed: usize,
+}
+
+/// The generation `target`, by deltas from `cur` (with `target > cur`'s).
 async fn by_deltas(
     agent: &Agent,
     ms: &MirrorState,
@@ -1011,7 +1029,7 @@ async fn by_deltas(
     cur_sha: &Sha256Hash,
     target: u64,
     urls: &[String],
-) -> Result<(Manifest, Vec<u8>, String, Vec<(u64, Vec<u8>)>, usize)> {
+) -> Result<DeltaChain> {
     // The first delta applies to `cur` itself: no copy of it is made.
     let mut m: std::borrow::Cow<Manifest> = std::borrow::Cow::Borrowed(cur);
     let mut body = Vec::new();
@@ -1051,7 +1069,14 @@ async fn by_deltas(
         sig = d.manifest_signature.clone();
         envs.push((from, env));
     }
-    Ok((m.into_owned(), body, sig, envs, changed))
+    Ok(DeltaChain {
+        manifest: m.into_owned(),
+        body,
+        sha,
+        signature: sig,
+        envelopes: envs,
+        changed,
+    })
 }
 
 /// How a download ended.
