@@ -25,7 +25,7 @@ use crate::fsutil;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use shoal_config::Profile;
-use shoal_manifest::{Entry, EntryKind, Manifest, Sha256Hash};
+use shoal_manifest::{EntryRef, KindRef, Manifest, Sha256Hash};
 use std::collections::HashSet;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -67,7 +67,7 @@ pub fn rank(profile: Profile, path: &str) -> u8 {
 #[derive(Debug, Default)]
 pub struct Plan<'a> {
     /// Entries to place, in apply order.
-    pub upserts: Vec<&'a Entry>,
+    pub upserts: Vec<EntryRef<'a>>,
     /// Paths that the new generation no longer has.
     pub removals: Vec<String>,
 }
@@ -84,10 +84,12 @@ impl Plan<'_> {
     }
 }
 
-fn sort_plan(profile: Profile, upserts: &mut [&Entry]) {
-    upserts.sort_by(|a, b| {
-        (rank(profile, &a.path), a.path.as_bytes())
-            .cmp(&(rank(profile, &b.path), b.path.as_bytes()))
+/// Puts the upserts in apply order. Paths are unique, so an unstable sort
+/// gives the one order, without a stable sort's scratch copy of the list.
+fn sort_plan(profile: Profile, upserts: &mut [EntryRef<'_>]) {
+    upserts.sort_unstable_by(|a, b| {
+        (rank(profile, a.path()), a.path().as_bytes())
+            .cmp(&(rank(profile, b.path()), b.path().as_bytes()))
     });
 }
 
@@ -102,7 +104,8 @@ fn names(m: &Manifest, path: &str) -> bool {
 /// generations share are skipped, see [`Manifest::changes`]).
 pub fn plan_from<'a>(profile: Profile, old: Option<&'a Manifest>, new: &'a Manifest) -> Plan<'a> {
     let Some(old) = old else {
-        let mut upserts: Vec<&Entry> = new.entries().collect();
+        let mut upserts = Vec::with_capacity(new.len());
+        upserts.extend(new.entries());
         sort_plan(profile, &mut upserts);
         return Plan {
             upserts,
@@ -113,7 +116,7 @@ pub fn plan_from<'a>(profile: Profile, old: Option<&'a Manifest>, new: &'a Manif
     for c in new.changes(old) {
         match c {
             shoal_manifest::Change::Upsert(e) => upserts.push(e),
-            shoal_manifest::Change::Removal(e) => removals.push(e.path.clone()),
+            shoal_manifest::Change::Removal(e) => removals.push(e.path().to_owned()),
         }
     }
     sort_plan(profile, &mut upserts);
@@ -123,7 +126,7 @@ pub fn plan_from<'a>(profile: Profile, old: Option<&'a Manifest>, new: &'a Manif
 /// The plan that brings whatever is on disk to `new`, by stat-ing every
 /// entry (used at start-up, after a crash, or when the tree was touched).
 pub fn plan_full<'a>(profile: Profile, live: &Path, new: &'a Manifest) -> Plan<'a> {
-    let mut upserts: Vec<&Entry> = new.entries().filter(|e| !live_matches(live, e)).collect();
+    let mut upserts: Vec<EntryRef> = new.entries().filter(|e| !live_matches(live, *e)).collect();
     sort_plan(profile, &mut upserts);
     Plan {
         upserts,
@@ -132,19 +135,19 @@ pub fn plan_full<'a>(profile: Profile, live: &Path, new: &'a Manifest) -> Plan<'
 }
 
 /// True if the live tree already holds `e` (kind, size, mode, mtime).
-pub fn live_matches(live: &Path, e: &Entry) -> bool {
-    let p = live.join(&e.path);
+pub fn live_matches(live: &Path, e: EntryRef<'_>) -> bool {
+    let p = live.join(e.path());
     let Ok(m) = std::fs::symlink_metadata(&p) else {
         return false;
     };
-    match &e.kind {
-        EntryKind::File { size, .. } => {
+    match e.kind() {
+        KindRef::File { size, .. } => {
             m.file_type().is_file()
-                && m.len() == *size
-                && m.mode() & 0o7777 == e.mode & 0o7777
-                && fsutil::mtime_ns(&m) == e.mtime_ns
+                && m.len() == size
+                && m.mode() & 0o7777 == e.mode() & 0o7777
+                && fsutil::mtime_ns(&m) == e.mtime_ns()
         }
-        EntryKind::Symlink { target } => {
+        KindRef::Symlink { target } => {
             m.file_type().is_symlink()
                 && std::fs::read_link(&p)
                     .map(|t| t.as_os_str() == std::ffi::OsStr::new(target))
@@ -214,7 +217,7 @@ pub fn execute(
     let obsolete = |p: &str| new.get(p).is_none();
     let mut out = Applied::default();
     for e in &plan.upserts {
-        let dst = fsutil::prepare_parent(live, &e.path, &obsolete)?;
+        let dst = fsutil::prepare_parent(live, e.path(), &obsolete)?;
         if std::fs::symlink_metadata(&dst)
             .map(|m| m.is_dir())
             .unwrap_or(false)
@@ -226,19 +229,22 @@ pub fn execute(
                 new.header.generation
             );
         }
-        match &e.kind {
-            EntryKind::File { size: 0, .. } => fsutil::place_empty(&dst, e.mode, e.mtime_ns)?,
-            EntryKind::File { sha256, .. } => {
+        match e.kind() {
+            KindRef::File { size: 0, .. } => fsutil::place_empty(&dst, e.mode(), e.mtime_ns())?,
+            KindRef::File { sha256, .. } => {
                 let src = store(sha256).with_context(|| {
-                    format!("content {sha256} of '{}' is not in the pack store", e.path)
+                    format!(
+                        "content {sha256} of '{}' is not in the pack store",
+                        e.path()
+                    )
                 })?;
-                if fsutil::place_file(&src, &dst, e.mode, e.mtime_ns)? {
+                if fsutil::place_file(&src, &dst, e.mode(), e.mtime_ns())? {
                     out.linked += 1;
                 } else {
                     out.copied += 1;
                 }
             }
-            EntryKind::Symlink { target } => {
+            KindRef::Symlink { target } => {
                 fsutil::place_symlink(target, &dst)?;
                 out.symlinks += 1;
             }
@@ -343,13 +349,13 @@ pub fn architectures(profile: Profile, m: &Manifest) -> Vec<String> {
     let mut out = std::collections::BTreeSet::new();
     // Debian's indices are all under dists/ (a small part of the tree);
     // a generic tree has none.
-    let candidates: Box<dyn Iterator<Item = &Entry>> = match profile {
+    let candidates: Box<dyn Iterator<Item = EntryRef>> = match profile {
         Profile::Debian => Box::new(m.entries_under("dists")),
         Profile::Rpm => Box::new(m.entries()),
         Profile::Generic => Box::new(std::iter::empty()),
     };
     for e in candidates {
-        let p = e.path.as_str();
+        let p = e.path();
         let segs: Vec<&str> = p.split('/').collect();
         let base = segs.last().copied().unwrap_or("");
         match profile {
@@ -526,7 +532,7 @@ pub fn write_trace(live: &Path, t: &Trace<'_>) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use shoal_manifest::{Header, FORMAT};
+    use shoal_manifest::{Entry, EntryKind, Header, FORMAT};
 
     #[test]
     fn debian_order() {
@@ -692,7 +698,7 @@ mod tests {
             entry("pool/a.deb", b"deb"),
         ]);
         let plan = plan_from(Profile::Debian, None, &m);
-        let order: Vec<&str> = plan.upserts.iter().map(|e| e.path.as_str()).collect();
+        let order: Vec<&str> = plan.upserts.iter().map(|e| e.path()).collect();
         assert_eq!(
             order,
             vec![
@@ -750,7 +756,7 @@ mod tests {
             new.sort_by(|a, b| a.path.cmp(&b.path));
             let (mo, mn) = (manifest(old.clone()), manifest(new.clone()));
             let plan = plan_from(Profile::Generic, Some(&mo), &mn);
-            let mut got: Vec<&str> = plan.upserts.iter().map(|e| e.path.as_str()).collect();
+            let mut got: Vec<&str> = plan.upserts.iter().map(|e| e.path()).collect();
             got.sort();
             let want: Vec<&str> = new
                 .iter()

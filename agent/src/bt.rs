@@ -176,10 +176,12 @@ impl Bt {
             return Ok(t);
         }
         self.resting.lock().unwrap().remove(&id);
+        // One buffer for the torrent: librqbit keeps it, and the layout
+        // reads the contents list from it rather than from a copy.
+        let torrent = bytes::Bytes::from(torrent);
         let layout = Arc::new(
-            shoal_pack::parse_torrent(&torrent, Some(&info_hash))
-                .with_context(|| format!("pack {id}"))?
-                .into_layout(),
+            shoal_pack::layout_of(&torrent, Some(&info_hash))
+                .with_context(|| format!("pack {id}"))?,
         );
         let opts = AddTorrentOptions {
             overwrite: true,
@@ -208,7 +210,7 @@ impl Bt {
             id,
             info_hash,
             handle,
-            files: layout.files().len() as u64,
+            files: layout.count() as u64,
             bytes: layout.content_bytes(),
             layout,
             added: Instant::now(),

@@ -1331,15 +1331,14 @@ async fn download(
     ms.contents.reserve(
         packs
             .iter()
-            .map(|f| f.torrent.layout.files().len())
+            .map(|f| f.torrent.layout.count())
             .sum::<usize>(),
     );
     for f in packs {
         let id = f.torrent.id;
         let dir = store.pack_dir(id);
         let layout = f.torrent.layout.clone();
-        let bad =
-            tokio::task::spawn_blocking(move || verify_contents(&dir, layout.files())).await??;
+        let bad = tokio::task::spawn_blocking(move || verify_contents(&dir, &layout)).await??;
         if let Some((sha, why)) = bad {
             let _ = std::fs::remove_file(store.content(id, &sha));
             agent.count_refusal("pack");
@@ -1496,7 +1495,7 @@ async fn readd(agent: &Arc<Agent>, f: &mut Fetching) -> Result<Arc<crate::bt::To
 /// Checks every content of a pack folder; returns the first bad one.
 fn verify_contents(
     dir: &std::path::Path,
-    files: &[([u8; 32], u64)],
+    files: &shoal_pack::Layout,
 ) -> Result<Option<([u8; 32], String)>> {
     use std::sync::atomic::{AtomicUsize, Ordering};
     let next = AtomicUsize::new(0);
@@ -1510,10 +1509,10 @@ fn verify_contents(
                 let mut hasher = shoal_pack::FileHasher::default();
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
-                    if i >= files.len() || bad.lock().unwrap().is_some() {
+                    if i >= files.count() || bad.lock().unwrap().is_some() {
                         break;
                     }
-                    let (sha, size) = files[i];
+                    let (&sha, size) = files.file(i).expect("in range");
                     let path: PathBuf = dir.join(shoal_pack::content_path(&sha));
                     let why = match hasher.hash_file(&path, None) {
                         Ok(h) if h.sha256 == sha && h.size == size => continue,

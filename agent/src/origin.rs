@@ -24,7 +24,9 @@ use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use shoal_config::Profile;
 use shoal_manifest::signed::PrivateKey;
-use shoal_manifest::{Entry, EntryKind, Header, Manifest, PackRef, Sha256Hash, FORMAT};
+use shoal_manifest::{
+    Entry, EntryKind, EntryRef, Header, KindRef, Manifest, PackRef, Sha256Hash, FORMAT,
+};
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
@@ -551,8 +553,8 @@ struct Scanned {
 
 /// Whether what is at a path now differs from the previous generation's
 /// entry there, by what a scan sees (not the content's hash).
-fn differs(f: &Found, e: &Entry) -> bool {
-    match (f, &e.kind) {
+fn differs(f: &Found, e: EntryRef<'_>) -> bool {
+    match (f, e.kind()) {
         (
             Found::File {
                 size,
@@ -560,8 +562,8 @@ fn differs(f: &Found, e: &Entry) -> bool {
                 mode,
                 ..
             },
-            EntryKind::File { size: s, .. },
-        ) => size != s || *mtime_ns != e.mtime_ns || *mode != e.mode,
+            KindRef::File { size: s, .. },
+        ) => *size != s || *mtime_ns != e.mtime_ns() || *mode != e.mode(),
         (
             Found::Symlink {
                 target,
@@ -569,8 +571,8 @@ fn differs(f: &Found, e: &Entry) -> bool {
                 mtime_ns,
                 ..
             },
-            EntryKind::Symlink { target: t },
-        ) => target != t || *mtime_ns != e.mtime_ns || *mode != e.mode,
+            KindRef::Symlink { target: t },
+        ) => target != t || *mtime_ns != e.mtime_ns() || *mode != e.mode(),
         _ => true,
     }
 }
@@ -591,15 +593,15 @@ fn changed_since(prev: Option<&Manifest>, walked: Walked) -> Scanned {
     let mut removed = Vec::new();
     let mut olds = prev.entries().peekable();
     for (path, f) in all {
-        while let Some(o) = olds.next_if(|o| o.path.as_bytes() < path.as_bytes()) {
-            removed.push(o.path.clone());
+        while let Some(o) = olds.next_if(|o| o.path().as_bytes() < path.as_bytes()) {
+            removed.push(o.path().to_owned());
         }
-        match olds.next_if(|o| o.path == path) {
+        match olds.next_if(|o| o.path() == path) {
             Some(o) if !differs(&f, o) => {}
             _ => found.push((path, f)),
         }
     }
-    removed.extend(olds.map(|o| o.path.clone()));
+    removed.extend(olds.map(|o| o.path().to_owned()));
     Scanned {
         found,
         removed,
@@ -738,7 +740,7 @@ fn scan_listed(
         if prev.get(p).is_some() {
             gone.insert(p.to_string());
         }
-        gone.extend(prev.entries_under(p).map(|e| e.path.clone()));
+        gone.extend(prev.entries_under(p).map(|e| e.path().to_owned()));
         touched.remove(p);
         let under: Vec<String> = touched.range(lo..hi).map(|(k, _)| k.clone()).collect();
         for k in under {
@@ -804,18 +806,18 @@ fn scan_listed(
 }
 
 /// A previous entry as a scan would find it unchanged (never stat-ed).
-fn found_of(e: &Entry) -> Found {
-    match &e.kind {
-        EntryKind::File { size, .. } => Found::File {
-            size: *size,
-            mtime_ns: e.mtime_ns,
-            mode: e.mode,
+fn found_of(e: EntryRef<'_>) -> Found {
+    match e.kind() {
+        KindRef::File { size, .. } => Found::File {
+            size,
+            mtime_ns: e.mtime_ns(),
+            mode: e.mode(),
             ctime_ns: 0,
         },
-        EntryKind::Symlink { target } => Found::Symlink {
-            target: target.clone(),
-            mode: e.mode,
-            mtime_ns: e.mtime_ns,
+        KindRef::Symlink { target } => Found::Symlink {
+            target: target.to_owned(),
+            mode: e.mode(),
+            mtime_ns: e.mtime_ns(),
             ctime_ns: 0,
         },
     }
@@ -846,7 +848,7 @@ fn add_lost_contents(st: &OriginState, prev: &Manifest, scanned: &mut Scanned) {
                 .is_ok()
     };
     let extra: Vec<(String, Found)> = naming_packs(prev, &lost, known)
-        .map(|e| (e.path.clone(), found_of(e)))
+        .map(|e| (e.path().to_owned(), found_of(e)))
         .collect();
     tracing::info!(
         files = extra.len(),
@@ -871,26 +873,32 @@ fn naming_packs<'a>(
     prev: &'a Manifest,
     packs: &'a [u64],
     skip: impl Fn(&str) -> bool + 'a,
-) -> impl Iterator<Item = &'a Entry> + 'a {
+) -> impl Iterator<Item = EntryRef<'a>> + 'a {
     prev.entries()
         .filter(|e| {
             e.file()
                 .and_then(|f| f.2)
                 .is_some_and(|id| packs.contains(&id))
         })
-        .filter(move |e| !skip(&e.path))
+        .filter(move |e| !skip(e.path()))
 }
 
 /// The previous generation's entry for each found path (by binary
-/// search: the cost follows the scan, not the tree).
+/// search: the cost follows the scan, not the tree); empty when there is
+/// no previous generation ([`previous_at`]).
 fn previous_of<'a>(
     prev: Option<&'a Manifest>,
     found: &[(String, Found)],
-) -> Vec<Option<&'a Entry>> {
-    found
-        .iter()
-        .map(|(path, _)| prev.and_then(|m| m.get(path)))
-        .collect()
+) -> Vec<Option<EntryRef<'a>>> {
+    let Some(m) = prev else {
+        return Vec::new();
+    };
+    found.iter().map(|(path, _)| m.get(path)).collect()
+}
+
+/// Entry `i` of a [`previous_of`] list.
+fn previous_at<'a>(prev_of: &[Option<EntryRef<'a>>], i: usize) -> Option<EntryRef<'a>> {
+    prev_of.get(i).copied().flatten()
 }
 
 /// A listed path that is gone was removed: the removal changed the ctime
@@ -1238,7 +1246,7 @@ async fn prepare(
         .map_err(|_| anyhow::anyhow!("the hashing threads still hold the scan (bug)"))?;
     let upserts = entries_of(found, shas);
     // The previous entries this generation replaces or removes.
-    let replaced: Vec<&Entry> = prev_of
+    let replaced: Vec<EntryRef> = prev_of
         .iter()
         .flatten()
         .copied()
@@ -1330,17 +1338,17 @@ async fn scan_phase(
 /// previous generation holds unchanged does not count: its ctime also moves
 /// when the origin hard-links it into its pack store, or on a chmod.
 fn newest_change(
-    prev_of: &[Option<&Entry>],
+    prev_of: &[Option<EntryRef<'_>>],
     found: &[(String, Found)],
     folders: gate::Newest,
 ) -> gate::Newest {
     let mut newest = folders;
-    for ((path, f), e) in found.iter().zip(prev_of) {
-        let unchanged = e.is_some_and(|e| match (f, &e.kind) {
-            (Found::File { size, mtime_ns, .. }, EntryKind::File { size: s, .. }) => {
-                size == s && *mtime_ns == e.mtime_ns
+    for (i, (path, f)) in found.iter().enumerate() {
+        let unchanged = previous_at(prev_of, i).is_some_and(|e| match (f, e.kind()) {
+            (Found::File { size, mtime_ns, .. }, KindRef::File { size: s, .. }) => {
+                *size == s && *mtime_ns == e.mtime_ns()
             }
-            (Found::Symlink { target, .. }, EntryKind::Symlink { target: t }) => target == t,
+            (Found::Symlink { target, .. }, KindRef::Symlink { target: t }) => target == t,
             _ => false,
         });
         if !unchanged {
@@ -1360,23 +1368,23 @@ type Shas = Vec<Option<Sha256Hash>>;
 fn hash_jobs(
     cfg: &shoal_config::AgentConfig,
     st: &OriginState,
-    prev_of: &[Option<&Entry>],
+    prev_of: &[Option<EntryRef<'_>>],
     found: &[(String, Found)],
 ) -> Result<(Vec<Job>, Shas)> {
     let immutable = globs(&immutable_patterns(cfg.profile, &cfg.origin.immutable))?;
     let mut jobs = Vec::with_capacity(found.len());
     let mut reuse = Vec::with_capacity(found.len());
-    for (i, ((path, f), e)) in found.iter().zip(prev_of).enumerate() {
+    for (i, (path, f)) in found.iter().enumerate() {
         let Found::File { size, mtime_ns, .. } = f else {
             reuse.push(None);
             continue;
         };
-        let same = e.and_then(|e| match &e.kind {
-            EntryKind::File {
+        let same = previous_at(prev_of, i).and_then(|e| match e.kind() {
+            KindRef::File {
                 size: s, sha256, ..
-            } if s == size
-                && e.mtime_ns == *mtime_ns
-                && (*s == 0 || st.catalog.contains_key(&sha256.0)) =>
+            } if s == *size
+                && e.mtime_ns() == *mtime_ns
+                && (s == 0 || st.catalog.contains_key(&sha256.0)) =>
             {
                 Some(*sha256)
             }
@@ -1569,15 +1577,15 @@ struct Moved {
 /// (the new ones) move the counts: a content no entry named before and one
 /// does now adds its size to its pack's live bytes, and the reverse takes
 /// it away. Costs what changed.
-fn moved_counts(st: &OriginState, upserts: &[Entry], replaced: &[&Entry]) -> Moved {
+fn moved_counts(st: &OriginState, upserts: &[Entry], replaced: &[EntryRef<'_>]) -> Moved {
     let files = replaced
         .iter()
-        .map(|e| (*e, -1))
-        .chain(upserts.iter().map(|e| (e, 1)));
+        .map(|e| (e.file(), -1))
+        .chain(upserts.iter().map(|e| (e.file(), 1)));
     let refs_delta = RefsDelta::of(
         replaced.len() + upserts.len(),
-        files.filter_map(|(e, d)| {
-            let (size, sha, _) = e.file().filter(|f| f.0 > 0)?;
+        files.filter_map(|(file, d)| {
+            let (size, sha, _) = file.filter(|f| f.0 > 0)?;
             Some((sha.0, d, size))
         }),
     );
@@ -1610,7 +1618,7 @@ fn pack_plan(
     agent: &Agent,
     st: &OriginState,
     upserts: &[Entry],
-    replaced: &[&Entry],
+    replaced: &[EntryRef<'_>],
     hashed: Vec<Hashed>,
 ) -> Result<PackPlan> {
     let Moved {
@@ -1813,7 +1821,9 @@ fn manifest_of(
                 upserts.binary_search_by(|e| e.path.as_str().cmp(p)).is_ok()
                     || removed.binary_search_by(|r| r.as_str().cmp(p)).is_ok()
             };
-            let moved: Vec<Entry> = naming_packs(prev, &compacted, listed).cloned().collect();
+            let moved: Vec<Entry> = naming_packs(prev, &compacted, listed)
+                .map(|e| e.to_entry())
+                .collect();
             upserts = merge_sorted(upserts, moved);
         }
     }
@@ -2192,11 +2202,13 @@ mod tests {
                 .filter(|(p, e)| prev.get(*p) != Some(*e))
                 .map(|(_, e)| e.clone())
                 .collect();
-            let replaced: Vec<&Entry> = prev
-                .iter()
-                .filter(|(p, e)| next.get(*p) != Some(*e))
-                .map(|(_, e)| e)
-                .collect();
+            let replaced = shoal_manifest::Part::from(
+                prev.iter()
+                    .filter(|(p, e)| next.get(*p) != Some(*e))
+                    .map(|(_, e)| e.clone())
+                    .collect::<Vec<_>>(),
+            );
+            let replaced: Vec<EntryRef> = replaced.iter().collect();
             let mut st = OriginState {
                 catalog: catalog.clone(),
                 ..Default::default()

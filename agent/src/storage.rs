@@ -138,7 +138,7 @@ impl PackStorage {
     /// The store path of content `k`.
     fn path(&self, k: usize) -> PathBuf {
         self.folder
-            .join(shoal_pack::content_path(&self.layout.files()[k].0))
+            .join(shoal_pack::content_path(self.layout.sha(k)))
     }
 
     /// Offset in the stream of torrent file `file_id`.
@@ -200,7 +200,7 @@ impl PackStorage {
     /// small content's bytes as they are (a piece written again over a
     /// held neighbour).
     fn unchanged(&self, k: usize, f: &File, offset: u64, buf: &[u8]) -> bool {
-        if !shoal_pack::is_packed(self.layout.files()[k].1) {
+        if !shoal_pack::is_packed(self.layout.size(k)) {
             return false;
         }
         let mut have = vec![0u8; buf.len()];
@@ -326,7 +326,7 @@ impl TorrentStorage for PackStorage {
     /// the ones already right (setting it bumps the mtime).
     fn ensure_file_length(&self, file_id: usize, length: u64) -> anyhow::Result<()> {
         for k in self.layout.contents_in(self.file_start(file_id)?, length) {
-            let size = self.layout.files()[k].1;
+            let size = self.layout.size(k);
             let path = self.path(k);
             if std::fs::metadata(&path)
                 .map(|m| m.len() == size)
@@ -466,10 +466,7 @@ mod tests {
         let small = layout.start(1);
         assert_eq!(small, 2 * plen as u64);
         let past = SystemTime::now() - Duration::from_secs(3600);
-        let path = |k: usize| {
-            dir.path()
-                .join(shoal_pack::content_path(&layout.files()[k].0))
-        };
+        let path = |k: usize| dir.path().join(shoal_pack::content_path(layout.sha(k)));
         for k in 0..3 {
             File::options()
                 .write(true)

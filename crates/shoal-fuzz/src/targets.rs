@@ -133,7 +133,11 @@ fn manifest_invariants(fx: &Fixture, m: &Manifest) {
         );
     }
     for e in &entries {
-        assert_eq!(m.get(&e.path), Some(e), "lookup by path");
+        assert_eq!(
+            m.get(&e.path).map(|r| r.to_entry()).as_ref(),
+            Some(e),
+            "lookup by path"
+        );
         assert!(paths::check(&e.path).is_ok(), "accepted path {:?}", e.path);
     }
     let _ = m.total_bytes();
@@ -558,9 +562,9 @@ fn key_seeds(fx: &Fixture) -> Vec<Vec<u8>> {
 fn path_seeds(fx: &Fixture) -> Vec<Vec<u8>> {
     let mut v: Vec<Vec<u8>> = fx.manifests[0]
         .entries()
-        .map(|e| match &e.kind {
-            shoal_manifest::EntryKind::Symlink { target } => format!("{}\n{target}", e.path),
-            _ => e.path.clone(),
+        .map(|e| match e.symlink() {
+            Some(target) => format!("{}\n{target}", e.path()),
+            None => e.path().to_owned(),
         })
         .map(String::into_bytes)
         .collect();
@@ -596,7 +600,7 @@ fn json_tokens(fx: &Fixture) -> Vec<Vec<u8>> {
     for m in &fx.manifests {
         v.push(format!("\"{}\"", m.sha256()).into_bytes());
         for e in m.entries() {
-            v.push(format!("\"{}\"", e.path).into_bytes());
+            v.push(format!("\"{}\"", e.path()).into_bytes());
         }
     }
     for d in &fx.deltas {

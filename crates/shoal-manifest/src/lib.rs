@@ -31,10 +31,12 @@
 //! share the rest with the previous generation (see [`manifest`]).
 
 mod manifest;
+pub mod part;
 pub mod paths;
 pub mod signed;
 
 pub use manifest::{drain_shrinking, Assembly, Change, Manifest, ShrinkingDrain};
+pub use part::{EntryRef, KindRef, Part};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -237,6 +239,18 @@ impl Entry {
             EntryKind::Symlink { .. } => None,
         }
     }
+
+    /// What the entry is, borrowed as [`EntryRef::kind`] gives it.
+    pub fn kind_ref(&self) -> KindRef<'_> {
+        match &self.kind {
+            EntryKind::File { size, sha256, pack } => KindRef::File {
+                size: *size,
+                sha256,
+                pack: *pack,
+            },
+            EntryKind::Symlink { target } => KindRef::Symlink { target },
+        }
+    }
 }
 
 /// Everything of a manifest except its entries.
@@ -301,7 +315,8 @@ pub fn cuts_after(path: &str) -> bool {
     h & ((1u64 << CUT_BITS) - 1) == 0
 }
 
-/// The body of a chunk: the compact JSON array of its entries.
+/// The body of a chunk: the compact JSON array of its entries (what
+/// [`Part::body`] writes for the same entries).
 pub fn chunk_body(entries: &[Entry]) -> Vec<u8> {
     serde_json::to_vec(entries).expect("entries serialize")
 }
@@ -932,7 +947,7 @@ mod chunk_tests {
         assert_eq!(m.recomputed().len(), m.chunks().len());
         for (i, c) in m.chunks().iter().enumerate() {
             assert_eq!(Sha256Hash::of(&m.chunk_body(i)), c.sha256);
-            assert_eq!(m.chunk_entries(i)[0].path, c.first);
+            assert_eq!(m.chunk_entries(i).get(0).path(), c.first);
         }
         let back = Manifest::from_bundle(&m.bundle()).unwrap();
         assert_eq!(back, m);

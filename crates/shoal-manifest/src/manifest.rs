@@ -1,8 +1,8 @@
 //! [`Manifest`]: generation G of a repository in memory, held as the
 //! chunks it is sent as.
 //!
-//! The entries live in shared, immutable chunks (`Arc<[Entry]>`), one per
-//! [`ChunkRef`] of the root. The next generation ([`Manifest::with_changes`])
+//! The entries live in shared, immutable chunks (`Arc<Part>`, held
+//! compactly: [`crate::part`]), one per [`ChunkRef`] of the root. The next generation ([`Manifest::with_changes`])
 //! shares every chunk that holds no changed path with the previous one and
 //! cuts, serializes and hashes only the others; what changed between two
 //! generations ([`Manifest::changes`]) is found by comparing chunk ids and
@@ -10,9 +10,10 @@
 //! holding two generations cost what changed, plus one pointer per chunk,
 //! not a pass over every entry.
 
+use crate::part::{EntryRef, KindRef, Part, PartBuilder};
 use crate::{
-    check_format, chunk_body, cuts_after, paths, ChunkRef, Delta, Entry, EntryKind, Error, Header,
-    Root, RootRef, Sha256Hash, MAX_CHUNK_BYTES, MAX_CHUNK_ENTRIES,
+    check_format, cuts_after, paths, ChunkRef, Delta, Entry, Error, Header, Root, RootRef,
+    Sha256Hash, MAX_CHUNK_BYTES, MAX_CHUNK_ENTRIES,
 };
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -30,7 +31,7 @@ pub struct Manifest {
     chunks: Vec<ChunkRef>,
     /// The entries of each chunk, sorted by path (byte order), no
     /// duplicates; shared with the generations that hold the same chunk.
-    parts: Vec<Arc<[Entry]>>,
+    parts: Vec<Arc<Part>>,
     len: usize,
     /// Bytes of regular files.
     total: u64,
@@ -62,15 +63,15 @@ impl Eq for Manifest {}
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Change<'a> {
     /// In the new generation, and not the same in the old one.
-    Upsert(&'a Entry),
+    Upsert(EntryRef<'a>),
     /// In the old generation only.
-    Removal(&'a Entry),
+    Removal(EntryRef<'a>),
 }
 
 impl<'a> Change<'a> {
     pub fn path(&self) -> &'a str {
         match self {
-            Change::Upsert(e) | Change::Removal(e) => &e.path,
+            Change::Upsert(e) | Change::Removal(e) => e.path(),
         }
     }
 }
@@ -84,29 +85,31 @@ struct Counts {
 }
 
 impl Counts {
-    fn add(&mut self, e: &Entry) -> Result<(), Error> {
+    /// Counts the entry at `path`, with `file` what [`Entry::file`] says.
+    fn add(
+        &mut self,
+        path: &str,
+        file: Option<(u64, &Sha256Hash, Option<u64>)>,
+    ) -> Result<(), Error> {
         self.len += 1;
-        if let EntryKind::File { size, pack, .. } = &e.kind {
+        if let Some((size, _, pack)) = file {
             if let Some(id) = pack {
-                *self.pack_refs.entry(*id).or_default() += 1;
+                *self.pack_refs.entry(id).or_default() += 1;
             }
-            self.total = self
-                .total
-                .checked_add(*size)
-                .ok_or_else(|| overflow(&e.path))?;
+            self.total = self.total.checked_add(size).ok_or_else(|| overflow(path))?;
         }
         Ok(())
     }
 
-    fn sub(&mut self, e: &Entry) {
+    fn sub(&mut self, e: EntryRef<'_>) {
         self.len -= 1;
-        if let EntryKind::File { size, pack, .. } = &e.kind {
+        if let Some((size, _, pack)) = e.file() {
             self.total -= size;
             if let Some(id) = pack {
-                if let Some(n) = self.pack_refs.get_mut(id) {
+                if let Some(n) = self.pack_refs.get_mut(&id) {
                     *n -= 1;
                     if *n == 0 {
-                        self.pack_refs.remove(id);
+                        self.pack_refs.remove(&id);
                     }
                 }
             }
@@ -129,13 +132,13 @@ fn overflow(path: &str) -> Error {
 /// they are where it may.
 struct Cutter {
     chunks: Vec<ChunkRef>,
-    parts: Vec<Arc<[Entry]>>,
+    parts: Vec<Arc<Part>>,
     recomputed: Vec<usize>,
     /// Keep the bodies of the chunks it cuts, compressed.
     keep_bodies: bool,
     bodies: Vec<Vec<u8>>,
     /// The chunk being filled.
-    open: Vec<Entry>,
+    open: PartBuilder,
     counts: Counts,
 }
 
@@ -147,32 +150,42 @@ impl Cutter {
             recomputed: Vec::new(),
             keep_bodies: false,
             bodies: Vec::new(),
-            open: Vec::new(),
+            open: PartBuilder::default(),
             counts,
         }
     }
 
-    fn push(&mut self, e: Entry) {
-        let cut = cuts_after(&e.path);
+    fn push(&mut self, e: &Entry) {
         self.open.push(e);
-        if cut || self.open.len() >= MAX_CHUNK_ENTRIES {
+        self.cut_after(&e.path);
+    }
+
+    /// Pushes an entry of a previous generation's chunk.
+    fn push_ref(&mut self, e: EntryRef<'_>) {
+        self.open.push_ref(e);
+        self.cut_after(e.path());
+    }
+
+    fn cut_after(&mut self, path: &str) {
+        if cuts_after(path) || self.open.len() >= MAX_CHUNK_ENTRIES {
             self.close();
         }
     }
 
     fn close(&mut self) {
-        if self.open.is_empty() {
+        let Some(first) = self.open.first_path() else {
             return;
-        }
-        let part = std::mem::replace(&mut self.open, Vec::with_capacity(64));
+        };
+        let first = first.to_owned();
+        let part = std::mem::replace(&mut self.open, PartBuilder::with_capacity(64)).finish();
         self.recomputed.push(self.chunks.len());
         // Serialized and hashed by `finish`, on every core.
         self.chunks.push(ChunkRef {
-            first: part[0].path.clone(),
+            first,
             count: part.len() as u64,
             sha256: Sha256Hash([0; 32]),
         });
-        self.parts.push(Arc::from(part));
+        self.parts.push(Arc::new(part));
     }
 
     /// Serializes and hashes the chunks cut here, spread over the cores
@@ -181,7 +194,7 @@ impl Cutter {
         let parts = &self.parts;
         let keep = self.keep_bodies;
         let one = |i: &usize| {
-            let body = chunk_body(&parts[*i]);
+            let body = parts[*i].body();
             (
                 Sha256Hash::of(&body),
                 keep.then(|| crate::compress_chunk(&body)),
@@ -212,7 +225,7 @@ impl Cutter {
         }
     }
 
-    fn reuse(&mut self, c: &ChunkRef, part: &Arc<[Entry]>) {
+    fn reuse(&mut self, c: &ChunkRef, part: &Arc<Part>) {
         debug_assert!(self.open.is_empty());
         self.chunks.push(c.clone());
         self.parts.push(part.clone());
@@ -284,10 +297,10 @@ impl Manifest {
         let mut cut = Cutter::new(Counts::default());
         for e in drain_shrinking(entries) {
             // An overflowing total is reported by `check`; counted saturating.
-            if cut.counts.add(&e).is_err() {
+            if cut.counts.add(&e.path, e.file()).is_err() {
                 cut.counts.total = u64::MAX;
             }
-            cut.push(e);
+            cut.push(&e);
         }
         cut.finish(header)
     }
@@ -324,7 +337,7 @@ impl Manifest {
         }
         let packs: HashSet<u64> = header.packs.iter().map(|p| p.id).collect();
         for e in &upserts {
-            check_entry(e, &packs).map_err(bad)?;
+            check_entry(&e.path, e.kind_ref(), &packs).map_err(bad)?;
         }
         let upserted: Vec<String> = upserts.iter().map(|e| e.path.clone()).collect();
 
@@ -353,21 +366,21 @@ impl Manifest {
                 continue;
             }
             for e in part.iter() {
-                let p = e.path.as_bytes();
+                let p = e.path().as_bytes();
                 while let Some(u) = ups.next_if(|u| u.path.as_bytes() < p) {
-                    cut.counts.add(&u)?;
-                    cut.push(u);
+                    cut.counts.add(&u.path, u.file())?;
+                    cut.push(&u);
                 }
                 while rems.next_if(|r| *r < p).is_some() {}
                 let removed = rems.next_if(|r| *r == p).is_some();
                 match ups.next_if(|u| u.path.as_bytes() == p) {
                     Some(u) => {
                         cut.counts.sub(e);
-                        cut.counts.add(&u)?;
-                        cut.push(u);
+                        cut.counts.add(&u.path, u.file())?;
+                        cut.push(&u);
                     }
                     None if removed => cut.counts.sub(e),
-                    None => cut.push(e.clone()),
+                    None => cut.push_ref(e),
                 }
             }
             // Changes after this chunk's last entry and before the next
@@ -375,14 +388,14 @@ impl Manifest {
             let next = old.get(i + 1).map(|n| n.first.as_bytes());
             let within = |p: &[u8]| next.is_none_or(|n| p < n);
             while let Some(u) = ups.next_if(|u| within(u.path.as_bytes())) {
-                cut.counts.add(&u)?;
-                cut.push(u);
+                cut.counts.add(&u.path, u.file())?;
+                cut.push(&u);
             }
             while rems.next_if(|r| within(r)).is_some() {}
         }
         for u in ups {
-            cut.counts.add(&u)?;
-            cut.push(u);
+            cut.counts.add(&u.path, u.file())?;
+            cut.push(&u);
         }
         let m = cut.finish(header);
         for p in &upserted {
@@ -402,26 +415,27 @@ impl Manifest {
     pub fn following(header: Header, entries: Vec<Entry>, prev: &Manifest) -> Result<Self, Error> {
         let mut upserts = Vec::new();
         let mut removals = Vec::new();
-        let olds: Vec<&Entry> = prev.entries().collect();
-        let news: Vec<&Entry> = entries.iter().collect();
+        let part = Part::from(entries);
+        let olds: Vec<EntryRef> = prev.entries().collect();
+        let news: Vec<EntryRef> = part.iter().collect();
         for c in diff(&olds, &news) {
             match c {
-                Change::Upsert(e) => upserts.push(e.clone()),
-                Change::Removal(e) => removals.push(e.path.clone()),
+                Change::Upsert(e) => upserts.push(e.to_entry()),
+                Change::Removal(e) => removals.push(e.path().to_owned()),
             }
         }
         Manifest::with_changes(header, prev, upserts, removals)
     }
 
     /// Every entry, in path order.
-    pub fn entries(&self) -> impl Iterator<Item = &Entry> + Clone + '_ {
+    pub fn entries(&self) -> impl Iterator<Item = EntryRef<'_>> + Clone + '_ {
         self.parts.iter().flat_map(|p| p.iter())
     }
 
     /// The entries, copied (for building a changed manifest in tests and
     /// tools).
     pub fn to_entries(&self) -> Vec<Entry> {
-        self.entries().cloned().collect()
+        self.entries().map(|e| e.to_entry()).collect()
     }
 
     /// Number of entries.
@@ -441,15 +455,12 @@ impl Manifest {
     }
 
     /// The entry at `path`, by binary search.
-    pub fn get(&self, path: &str) -> Option<&Entry> {
-        let part = &self.parts[self.holder(path)?];
-        part.binary_search_by(|e| e.path.as_bytes().cmp(path.as_bytes()))
-            .ok()
-            .map(|k| &part[k])
+    pub fn get(&self, path: &str) -> Option<EntryRef<'_>> {
+        self.parts[self.holder(path)?].find(path)
     }
 
     /// The entries under folder `dir` (paths starting with `dir/`).
-    pub fn entries_under<'a>(&'a self, dir: &str) -> impl Iterator<Item = &'a Entry> + 'a {
+    pub fn entries_under<'a>(&'a self, dir: &str) -> impl Iterator<Item = EntryRef<'a>> + 'a {
         let prefix = format!("{dir}/");
         let i = self.holder(&prefix).unwrap_or(0);
         self.parts[i.min(self.parts.len())..]
@@ -457,9 +468,9 @@ impl Manifest {
             .flat_map(|p| p.iter())
             .skip_while({
                 let prefix = prefix.clone();
-                move |e| e.path.as_bytes() < prefix.as_bytes()
+                move |e| e.path().as_bytes() < prefix.as_bytes()
             })
-            .take_while(move |e| e.path.starts_with(&prefix))
+            .take_while(move |e| e.path().starts_with(&prefix))
     }
 
     /// Entries per pack id (file entries naming the pack).
@@ -473,13 +484,13 @@ impl Manifest {
     }
 
     /// The entries of chunk `i`.
-    pub fn chunk_entries(&self, i: usize) -> &[Entry] {
+    pub fn chunk_entries(&self, i: usize) -> &Part {
         &self.parts[i]
     }
 
     /// The body of chunk `i` (hashes to `chunks()[i].sha256`).
     pub fn chunk_body(&self, i: usize) -> Vec<u8> {
-        chunk_body(&self.parts[i])
+        self.parts[i].body()
     }
 
     /// The chunks this manifest computed when it was built
@@ -532,7 +543,7 @@ impl Manifest {
     pub fn changes<'a>(&'a self, old: &'a Manifest) -> Vec<Change<'a>> {
         let (a, b) = (&old.chunks, &self.chunks);
         let (mut i, mut j) = (0, 0);
-        let (mut olds, mut news): (Vec<&Entry>, Vec<&Entry>) = (Vec::new(), Vec::new());
+        let (mut olds, mut news): (Vec<EntryRef>, Vec<EntryRef>) = (Vec::new(), Vec::new());
         while i < a.len() || j < b.len() {
             match (a.get(i), b.get(j)) {
                 (Some(x), Some(y)) if x.sha256 == y.sha256 => {
@@ -596,28 +607,25 @@ impl Manifest {
         // Entries a later path could sit under (see `beneath`).
         let mut open: Vec<&str> = Vec::new();
         for e in self.entries() {
-            check_entry(e, &packs).map_err(bad)?;
+            let path = e.path();
+            check_entry(path, e.kind(), &packs).map_err(bad)?;
             if let Some(p) = prev {
-                if p.as_bytes() >= e.path.as_bytes() {
-                    return Err(bad(format!(
-                        "entries not sorted or duplicated at '{}'",
-                        e.path
-                    )));
+                if p.as_bytes() >= path.as_bytes() {
+                    return Err(bad(format!("entries not sorted or duplicated at '{path}'")));
                 }
             }
-            if let EntryKind::File { size, .. } = &e.kind {
-                total = total.checked_add(*size).ok_or_else(|| overflow(&e.path))?;
+            if let Some((size, ..)) = e.file() {
+                total = total.checked_add(size).ok_or_else(|| overflow(path))?;
             }
             // A file 'a' and an entry 'a/b' would need 'a' to be a
             // directory. In byte order the paths under 'a/' form one run
             // after 'a', so one pass with a stack of entries whose run may
             // still come finds every such pair (no set of every path).
             while let Some(t) = open.last() {
-                match crate::beneath(&e.path, t) {
+                match crate::beneath(path, t) {
                     crate::Beneath::Inside => {
                         return Err(bad(format!(
-                            "'{t}' is a file or symlink but '{}' needs it to be a directory",
-                            e.path
+                            "'{t}' is a file or symlink but '{path}' needs it to be a directory"
                         )))
                     }
                     crate::Beneath::Past => {
@@ -626,8 +634,8 @@ impl Manifest {
                     crate::Beneath::Before => break,
                 }
             }
-            open.push(&e.path);
-            prev = Some(&e.path);
+            open.push(path);
+            prev = Some(path);
         }
         Ok(())
     }
@@ -704,8 +712,8 @@ impl Manifest {
         let mut removals = Vec::new();
         for c in self.changes(prev) {
             match c {
-                Change::Upsert(e) => upserts.push(e.clone()),
-                Change::Removal(e) => removals.push(e.path.clone()),
+                Change::Upsert(e) => upserts.push(e.to_entry()),
+                Change::Removal(e) => removals.push(e.path().to_owned()),
             }
         }
         Delta {
@@ -734,7 +742,7 @@ impl Manifest {
         if let Some(e) = self.entries_under(path).next() {
             return Err(format!(
                 "'{path}' is a file or symlink but '{}' needs it to be a directory",
-                e.path
+                e.path()
             ));
         }
         Ok(())
@@ -742,16 +750,16 @@ impl Manifest {
 }
 
 /// One entry's own rules: its path, its symlink target, and its pack.
-fn check_entry(e: &Entry, packs: &HashSet<u64>) -> Result<(), String> {
-    paths::check(&e.path).map_err(|d| format!("'{}': {d}", e.path))?;
-    match &e.kind {
-        EntryKind::Symlink { target } => paths::check_symlink(&e.path, target)
-            .map_err(|d| format!("symlink '{}' -> '{target}': {d}", e.path)),
-        EntryKind::File { size, pack, .. } => match pack {
-            Some(id) if !packs.contains(id) => {
-                Err(format!("'{}' refers to unknown pack {id}", e.path))
+fn check_entry(path: &str, kind: KindRef<'_>, packs: &HashSet<u64>) -> Result<(), String> {
+    paths::check(path).map_err(|d| format!("'{path}': {d}"))?;
+    match kind {
+        KindRef::Symlink { target } => paths::check_symlink(path, target)
+            .map_err(|d| format!("symlink '{path}' -> '{target}': {d}")),
+        KindRef::File { size, pack, .. } => match pack {
+            Some(id) if !packs.contains(&id) => {
+                Err(format!("'{path}' refers to unknown pack {id}"))
             }
-            None if *size > 0 => Err(format!("'{}' has content but no pack", e.path)),
+            None if size > 0 => Err(format!("'{path}' has content but no pack")),
             _ => Ok(()),
         },
     }
@@ -762,8 +770,8 @@ fn check_entry(e: &Entry, packs: &HashSet<u64>) -> Result<(), String> {
 /// still to be checked) give some superset of the differences, never a
 /// panic.
 pub(crate) fn diff<'a, 'b>(
-    old: &'b [&'a Entry],
-    new: &'b [&'a Entry],
+    old: &'b [EntryRef<'a>],
+    new: &'b [EntryRef<'a>],
 ) -> impl Iterator<Item = Change<'a>> + 'b {
     let (mut i, mut j) = (0, 0);
     std::iter::from_fn(move || loop {
@@ -771,26 +779,26 @@ pub(crate) fn diff<'a, 'b>(
             (None, None) => return None,
             (Some(a), None) => {
                 i += 1;
-                return Some(Change::Removal(a));
+                return Some(Change::Removal(*a));
             }
             (None, Some(b)) => {
                 j += 1;
-                return Some(Change::Upsert(b));
+                return Some(Change::Upsert(*b));
             }
-            (Some(a), Some(b)) => match a.path.as_bytes().cmp(b.path.as_bytes()) {
+            (Some(a), Some(b)) => match a.path().as_bytes().cmp(b.path().as_bytes()) {
                 std::cmp::Ordering::Less => {
                     i += 1;
-                    return Some(Change::Removal(a));
+                    return Some(Change::Removal(*a));
                 }
                 std::cmp::Ordering::Greater => {
                     j += 1;
-                    return Some(Change::Upsert(b));
+                    return Some(Change::Upsert(*b));
                 }
                 std::cmp::Ordering::Equal => {
                     i += 1;
                     j += 1;
                     if a != b {
-                        return Some(Change::Upsert(b));
+                        return Some(Change::Upsert(*b));
                     }
                 }
             },
@@ -809,7 +817,7 @@ pub(crate) fn diff<'a, 'b>(
 /// where the format cuts; and the whole must pass [`Manifest::check`].
 pub struct Assembly {
     root: Root,
-    parts: Vec<Arc<[Entry]>>,
+    parts: Vec<Arc<Part>>,
     counts: Counts,
 }
 
@@ -857,9 +865,10 @@ impl Assembly {
         }
         let part: Vec<Entry> = serde_json::from_slice(body)
             .map_err(|e| self.bad(i, format!("not a list of entries: {e}")))?;
+        let part = Part::from(part);
         // One byte string per chunk: a mirror stores and serves the
         // chunk it rebuilt from a delta under the same id.
-        if chunk_body(&part) != body {
+        if part.body() != body {
             return Err(self.bad(
                 i,
                 "its bytes are not the compact JSON Shoal writes for its entries".into(),
@@ -871,19 +880,20 @@ impl Assembly {
                 format!("it holds {} entries, the root says {}", part.len(), c.count),
             ));
         }
-        if part[0].path != c.first {
+        if part.is_empty() {
+            return Err(self.bad(i, "it holds no entries".into()));
+        }
+        let first = part.get(0).path();
+        if first != c.first {
             return Err(self.bad(
                 i,
-                format!(
-                    "it starts at '{}', the root says '{}'",
-                    part[0].path, c.first
-                ),
+                format!("it starts at '{first}', the root says '{}'", c.first),
             ));
         }
-        if let Some(p) = unsorted(part.iter().map(|e| e.path.as_str())) {
+        if let Some(p) = unsorted(part.iter().map(|e| e.path())) {
             return Err(self.bad(i, format!("its entries are not sorted or repeat at '{p}'")));
         }
-        let last = &part[part.len() - 1].path;
+        let last = part.get(part.len() - 1).path();
         if let Some(next) = root.chunks.get(i + 1) {
             if last.as_bytes() >= next.first.as_bytes() {
                 return Err(self.bad(
@@ -898,23 +908,24 @@ impl Assembly {
         let final_chunk = i + 1 == root.chunks.len();
         for (k, e) in part.iter().enumerate() {
             let end = k + 1 == part.len();
-            let cut = cuts_after(&e.path) || k + 1 >= MAX_CHUNK_ENTRIES;
+            let cut = cuts_after(e.path()) || k + 1 >= MAX_CHUNK_ENTRIES;
             if cut != end && !(end && final_chunk) {
                 return Err(self.bad(
                     i,
                     format!(
                         "it is not cut where the format cuts (at '{}', entry {k} of {})",
-                        e.path, c.count
+                        e.path(),
+                        c.count
                     ),
                 ));
             }
         }
-        for e in &part {
-            if self.counts.add(e).is_err() {
+        for e in part.iter() {
+            if self.counts.add(e.path(), e.file()).is_err() {
                 self.counts.total = u64::MAX;
             }
         }
-        self.parts.push(Arc::from(part));
+        self.parts.push(Arc::new(part));
         Ok(())
     }
 
@@ -942,7 +953,7 @@ impl Assembly {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{PackRef, FORMAT};
+    use crate::{EntryKind, PackRef, FORMAT};
     use rand::{seq::SliceRandom, Rng, SeedableRng};
 
     #[test]
@@ -1098,7 +1109,7 @@ mod tests {
             }
             assert_eq!(got, naive, "round {round}");
             for (p, e) in want.iter().take(50) {
-                assert_eq!(inc.get(p), Some(e));
+                assert_eq!(inc.get(p).map(|r| r.to_entry()).as_ref(), Some(e));
             }
             assert!(removals.iter().all(|r| inc.get(r).is_none()));
         }

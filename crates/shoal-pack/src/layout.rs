@@ -16,8 +16,8 @@ use crate::PIECE_LEN;
 /// The contents of a pack and where each starts in its stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Layout {
-    /// Contents in stream order: (sha256, size).
-    files: Vec<([u8; 32], u64)>,
+    /// Contents in stream order.
+    listed: Listed,
     /// Offset in the stream of each content.
     starts: Vec<u64>,
     /// Length of the stream.
@@ -36,30 +36,100 @@ pub struct Span {
     pub len: u64,
 }
 
+/// A pack's contents in stream order: (sha256, size).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Listed {
+    /// A list of its own (packs of the older shape, tests).
+    Owned(Vec<([u8; 32], u64)>),
+    /// The torrent's own contents list ([`crate::CONTENTS_KEY`]: 40-byte
+    /// records, the SHA-256 then the size big-endian), shared with every
+    /// holder of the torrent's bytes: librqbit's session keeps them, so a
+    /// pack in the session costs its list once, not twice (40 bytes a
+    /// content, 40 MB at a million).
+    Records(bytes::Bytes),
+}
+
+impl Listed {
+    fn count(&self) -> usize {
+        match self {
+            Listed::Owned(v) => v.len(),
+            Listed::Records(b) => b.len() / crate::LISTED_LEN,
+        }
+    }
+
+    fn get(&self, k: usize) -> Option<(&[u8; 32], u64)> {
+        match self {
+            Listed::Owned(v) => v.get(k).map(|(sha, size)| (sha, *size)),
+            Listed::Records(b) => {
+                let r = b.get(k * crate::LISTED_LEN..(k + 1) * crate::LISTED_LEN)?;
+                let (sha, size) = r.split_at(32);
+                Some((
+                    sha.try_into().expect("32 bytes"),
+                    u64::from_be_bytes(size.try_into().expect("8 bytes")),
+                ))
+            }
+        }
+    }
+}
+
 impl Layout {
     /// The layout of `files` (stream order) whose first `packed_from` are
     /// aligned: each aligned content starts on a piece boundary; the
     /// packed ones follow back to back.
     pub fn new(files: Vec<([u8; 32], u64)>, packed_from: usize) -> Layout {
-        let mut starts = Vec::with_capacity(files.len());
+        Layout::of(Listed::Owned(files), packed_from)
+    }
+
+    /// The layout of a pack whose torrent lists its contents as records
+    /// under [`crate::CONTENTS_KEY`]: `records` is that list, sliced from
+    /// the torrent's bytes (checked by [`crate::parse_torrent`]).
+    pub(crate) fn of_records(records: bytes::Bytes, packed_from: usize) -> Layout {
+        debug_assert!(records.len().is_multiple_of(crate::LISTED_LEN));
+        Layout::of(Listed::Records(records), packed_from)
+    }
+
+    fn of(listed: Listed, packed_from: usize) -> Layout {
+        let n = listed.count();
+        let mut starts = Vec::with_capacity(n);
         let mut cursor = 0u64;
-        for (i, (_, size)) in files.iter().enumerate() {
+        for i in 0..n {
+            let (_, size) = listed.get(i).expect("in range");
             starts.push(cursor);
             cursor += size;
-            if i < packed_from && i + 1 < files.len() {
+            if i < packed_from && i + 1 < n {
                 cursor = cursor.div_ceil(PIECE_LEN) * PIECE_LEN;
             }
         }
         Layout {
-            files,
+            listed,
             starts,
             len: cursor,
         }
     }
 
-    /// Contents in stream order: (sha256, size).
-    pub fn files(&self) -> &[([u8; 32], u64)] {
-        &self.files
+    /// How many contents the pack carries.
+    pub fn count(&self) -> usize {
+        self.starts.len()
+    }
+
+    /// Content `k`: (sha256, size).
+    pub fn file(&self, k: usize) -> Option<(&[u8; 32], u64)> {
+        self.listed.get(k)
+    }
+
+    /// Content `k`'s SHA-256 (panics past the end, as indexing does).
+    pub fn sha(&self, k: usize) -> &[u8; 32] {
+        self.file(k).expect("content index in range").0
+    }
+
+    /// Content `k`'s size (panics past the end, as indexing does).
+    pub fn size(&self, k: usize) -> u64 {
+        self.file(k).expect("content index in range").1
+    }
+
+    /// The contents in stream order: (sha256, size).
+    pub fn files(&self) -> impl ExactSizeIterator<Item = (&[u8; 32], u64)> + '_ {
+        (0..self.count()).map(|k| self.listed.get(k).expect("in range"))
     }
 
     /// Offset in the stream of content `i`.
@@ -74,12 +144,12 @@ impl Layout {
 
     /// Whether the pack has no content.
     pub fn is_empty(&self) -> bool {
-        self.files.is_empty()
+        self.starts.is_empty()
     }
 
     /// Sum of the contents' sizes (the stream without its padding).
     pub fn content_bytes(&self) -> u64 {
-        self.files.iter().map(|f| f.1).sum()
+        self.files().map(|f| f.1).sum()
     }
 
     /// Indices of the contents that have bytes in `[offset, offset + len)`.
@@ -94,8 +164,7 @@ impl Layout {
             .saturating_sub(1);
         let last = self.starts.partition_point(|&s| s < end);
         let first = if self
-            .files
-            .get(first)
+            .file(first)
             .is_some_and(|f| self.starts[first] + f.1 <= offset)
         {
             first + 1
@@ -116,7 +185,7 @@ impl Layout {
         let mut pos = offset;
         let mut k = self.starts.partition_point(|&s| s <= pos).saturating_sub(1);
         while pos < end {
-            let (start, size) = match self.files.get(k) {
+            let (start, size) = match self.file(k) {
                 Some(f) => (self.starts[k], f.1),
                 None => (self.len, 0),
             };

@@ -60,7 +60,7 @@ pub const CONTENTS_KEY: &[u8] = b"x-shoal-contents";
 pub const PACKED_FROM_KEY: &[u8] = b"x-shoal-packed-from";
 
 /// Bytes per content under [`CONTENTS_KEY`].
-const LISTED_LEN: usize = 40;
+pub(crate) const LISTED_LEN: usize = 40;
 
 /// How a pack's torrent lists its contents.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -551,6 +551,26 @@ impl ParsedPack {
     pub fn into_layout(self) -> Layout {
         Layout::new(self.files, self.packed_from)
     }
+}
+
+/// A pack's [`Layout`] from its `.torrent`, checked as [`parse_torrent`]
+/// checks it. A pack of the current shape ([`Shape::Stream`]) keeps no
+/// list of its own: the layout reads its contents from `torrent`'s bytes,
+/// which whoever holds them (librqbit's session) shares.
+pub fn layout_of(torrent: &bytes::Bytes, expected: Option<&str>) -> Result<Layout, Error> {
+    let parsed = parse_torrent(torrent, expected)?;
+    if parsed.shape != Shape::Stream {
+        return Ok(parsed.into_layout());
+    }
+    let packed_from = parsed.packed_from;
+    drop(parsed);
+    let top = bencode::parse(torrent).map_err(Error::Malformed)?;
+    let listed = top
+        .dict_raw(b"info")
+        .and_then(|info| bencode::parse(info).ok())
+        .and_then(|info| info.dict_bytes(CONTENTS_KEY))
+        .ok_or_else(|| Error::Malformed("no contents list (checked a moment ago)".into()))?;
+    Ok(Layout::of_records(torrent.slice_ref(listed), packed_from))
 }
 
 /// Why a `.torrent` was refused.
@@ -1068,6 +1088,22 @@ mod tests {
             assert_eq!(layout.start(i), layout.start(i - 1) + parsed.files[i - 1].1);
         }
         assert_eq!(layout.len(), 4 * PIECE_LEN + small);
+        // Read from the torrent's own bytes, the layout is the same, and
+        // holds no list of its own: its contents list is a slice of them.
+        let bytes = bytes::Bytes::from(p.torrent.clone());
+        let shared = layout_of(&bytes, Some(&hex::encode(p.info_hash))).unwrap();
+        assert_eq!(shared.count(), parsed.files.len());
+        assert!(shared.files().eq(parsed.files.iter().map(|(s, n)| (s, *n))));
+        assert!((0..shared.count()).all(|k| shared.start(k) == layout.start(k)));
+        assert_eq!(shared.len(), layout.len());
+        let k = shared.count() - 1;
+        let sha = shared.sha(k).as_ptr() as usize;
+        assert!((bytes.as_ptr() as usize..bytes.as_ptr() as usize + bytes.len()).contains(&sha));
+        assert_eq!(shared.size(k), parsed.files[k].1);
+        assert!(matches!(
+            layout_of(&bytes, Some(&"00".repeat(20))),
+            Err(Error::WrongHash { .. })
+        ));
         assert_eq!(torrent_pieces(&p.torrent), client_pieces(&parsed, &refs));
         let wire = torrent_pieces(&p.torrent).len() as u64 * PIECE_LEN;
         assert!(wire < p.bytes + 2 * PIECE_LEN, "{wire} for {}", p.bytes);
