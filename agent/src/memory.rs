@@ -67,9 +67,62 @@ pub fn resident() -> (u64, u64) {
 /// kilobytes. 20,000 touched paths free about 10 MB.
 pub const RELEASE_ABOVE: usize = 20_000;
 
-/// [`release`] if an operation touched at least [`RELEASE_ABOVE`] paths.
+/// [`release`] now if an operation touched at least [`RELEASE_ABOVE`]
+/// paths; if it touched fewer (but some), once the agent has been quiet
+/// for [`IDLE_TRIM`] ([`release_when_idle`]). A round that touched none
+/// (a poll with nothing new) changes nothing.
 pub fn release_after(touched: usize) {
     if touched >= RELEASE_ABOVE {
+        release();
+    } else if touched > 0 {
+        release_when_idle();
+    }
+}
+
+/// How long after the last small publish or sync the heap is trimmed.
+/// Small updates each free a little (a new root, its envelope, the changed
+/// chunks); untrimmed, a million-file agent's resident memory grew by
+/// about 20 MB over six of them, measured. Trimmed off the update's path,
+/// the 40 ms walk delays no generation.
+pub const IDLE_TRIM: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Trims the heap once [`IDLE_TRIM`] has passed with no newer call, on a
+/// thread of its own (started at the first call).
+pub fn release_when_idle() {
+    use std::sync::{Condvar, Mutex, OnceLock};
+    use std::time::Instant;
+    static DUE: OnceLock<(Mutex<Option<Instant>>, Condvar)> = OnceLock::new();
+    let mut started = false;
+    let (due, wake) = DUE.get_or_init(|| {
+        started = true;
+        (Mutex::new(None), Condvar::new())
+    });
+    *due.lock().unwrap() = Some(Instant::now() + IDLE_TRIM);
+    wake.notify_one();
+    if !started {
+        return;
+    }
+    let spawned = std::thread::Builder::new()
+        .name("heap-trim".into())
+        .spawn(move || {
+            let mut at = due.lock().unwrap();
+            loop {
+                match *at {
+                    None => at = wake.wait(at).unwrap(),
+                    Some(t) if Instant::now() < t => {
+                        at = wake.wait_timeout(at, t - Instant::now()).unwrap().0;
+                    }
+                    Some(_) => {
+                        *at = None;
+                        drop(at);
+                        release();
+                        at = due.lock().unwrap();
+                    }
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "cannot start the heap trimmer; trimming now");
         release();
     }
 }

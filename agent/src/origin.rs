@@ -24,9 +24,7 @@ use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use shoal_config::Profile;
 use shoal_manifest::signed::PrivateKey;
-use shoal_manifest::{
-    Entry, EntryKind, EntryRef, Header, KindRef, Manifest, PackRef, Sha256Hash, FORMAT,
-};
+use shoal_manifest::{Entries, EntryRef, Header, KindRef, Manifest, PackRef, Sha256Hash, FORMAT};
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
@@ -115,6 +113,17 @@ impl OriginState {
         (live.max(old) + 1).max(self.id_floor)
     }
 }
+
+/// A publish that changes or removes more paths than this writes no delta:
+/// a delta lists every changed entry in one document, which the origin
+/// and each mirror hold whole (a change of a million paths took them to
+/// about 970 and 640 MB), while a mirror without one fetches the new root
+/// and only the chunks it does not hold, which carry the same change.
+const DELTA_MAX_PATHS: usize = 50_000;
+
+/// Chunks compressed and written at a time: a first publish of a million
+/// files has about 16,000 (some 70 MB compressed).
+const CHUNK_BATCH: usize = 512;
 
 /// Packs whose live contents fall below this share of their bytes are
 /// compacted into fresh packs.
@@ -501,7 +510,7 @@ enum Found {
         ctime_ns: i64,
     },
     Symlink {
-        target: String,
+        target: Box<str>,
         mode: u32,
         mtime_ns: i64,
         ctime_ns: i64,
@@ -572,7 +581,7 @@ fn differs(f: &Found, e: EntryRef<'_>) -> bool {
                 ..
             },
             KindRef::Symlink { target: t },
-        ) => target != t || *mtime_ns != e.mtime_ns() || *mode != e.mode(),
+        ) => &**target != t || *mtime_ns != e.mtime_ns() || *mode != e.mode(),
         _ => true,
     }
 }
@@ -692,7 +701,7 @@ fn found_at(
             return Ok(None);
         }
         Ok(Some(Found::Symlink {
-            target: t.to_string(),
+            target: t.into(),
             mode: 0o777,
             mtime_ns: fsutil::mtime_ns(&m),
             ctime_ns,
@@ -815,7 +824,7 @@ fn found_of(e: EntryRef<'_>) -> Found {
             ctime_ns: 0,
         },
         KindRef::Symlink { target } => Found::Symlink {
-            target: target.to_owned(),
+            target: target.into(),
             mode: e.mode(),
             mtime_ns: e.mtime_ns(),
             ctime_ns: 0,
@@ -1041,7 +1050,7 @@ fn hash_one(
         );
     }
     let src = match copy_to {
-        Some(c) => Source::Copy(c.into_boxed_path()),
+        Some(c) => Source::Copy(Box::new(c)),
         None => Source::Entry(j.found),
     };
     Ok((h.into(), src))
@@ -1168,6 +1177,8 @@ struct Candidate {
     manifest: Manifest,
     /// New packs, built in their folders, not yet in the session.
     new_packs: Vec<NewPack>,
+    /// Their contents ([`new_contents`]), until the catalog takes them.
+    fresh: Vec<([u8; 32], u32)>,
     /// Packs the new generation no longer names.
     retire: Vec<u64>,
     /// Content → (change in the number of entries naming it, its size).
@@ -1176,6 +1187,8 @@ struct Candidate {
     live: HashMap<u64, u64>,
     hashed_files: usize,
     hashed_bytes: u64,
+    /// Paths found changed or removed: at most what the delta carries.
+    changed: usize,
     /// Paths this publish's lists held: the tree's if it walked the tree,
     /// and those found changed or removed (see
     /// [`crate::memory::release_after`]).
@@ -1190,8 +1203,21 @@ struct Candidate {
 struct NewPack {
     id: u64,
     live: LivePack,
-    /// Its contents, until the catalog takes them at commit.
-    contents: Vec<[u8; 32]>,
+}
+
+/// Content → new pack (its index in `packs`), sorted by content, read
+/// from the new packs' stored torrents once they are all built: while they
+/// are built, nothing but their counts is held (a first publish has a
+/// content per file).
+fn new_contents(agent: &Agent, packs: &[NewPack]) -> Result<Vec<([u8; 32], u32)>> {
+    let mut fresh = Vec::with_capacity(packs.iter().map(|p| p.live.files() as usize).sum());
+    for (i, p) in packs.iter().enumerate() {
+        let parsed = parse_pack(agent, p.id, &p.live.info_hash)?;
+        let i = u32::try_from(i).context("more than 4G new packs")?;
+        fresh.extend(parsed.files.iter().map(|(sha, _)| (*sha, i)));
+    }
+    fresh.sort_unstable();
+    Ok(fresh)
 }
 
 /// Scan → hash → pack → manifest. Touches only the staging folder and the
@@ -1226,25 +1252,26 @@ async fn prepare(
         (Some(_), Some(_)) => 0,
         _ => prev.map_or(0, Manifest::len),
     };
-    let touched = walked + found.len() + removed.len();
+    let changed = found.len() + removed.len();
+    let touched = walked + changed;
     let prev_of = previous_of(prev, &found);
     let newest = newest_change(&prev_of, &found, folders);
     if let Some(c) = gate::quiet(&newest, gate::now_ns(), cfg.origin.quiet_period) {
         gate_closed(agent, c, force, waits)?;
     }
-    let (jobs, mut shas) = hash_jobs(cfg, st, &prev_of, &found)?;
+    let (jobs, reused) = hash_jobs(cfg, st, &prev_of, &found)?;
     let (jobs, found) = (Arc::new(jobs), Arc::new(found));
     phases.end("compare");
     let hashed = hash_phase(agent, &jobs, &found).await?;
     phases.end("hash");
     let (hashed_files, hashed_bytes) = (jobs.len(), jobs.iter().map(|j| j.size).sum());
-    for (j, (h, _)) in jobs.iter().zip(&hashed) {
-        shas[j.found as usize] = Some(Sha256Hash(h.sha256));
-    }
+    // The hash results are in job order: which found path each is for.
+    let hashed_at: Vec<u32> = jobs.iter().map(|j| j.found).collect();
     drop(jobs);
     let found = Arc::try_unwrap(found)
         .map_err(|_| anyhow::anyhow!("the hashing threads still hold the scan (bug)"))?;
-    let upserts = entries_of(found, shas);
+    let upserts = entries_of(found, reused, &hashed_at, &hashed);
+    drop(hashed_at);
     // The previous entries this generation replaces or removes.
     let replaced: Vec<EntryRef> = prev_of
         .iter()
@@ -1288,19 +1315,24 @@ async fn prepare(
     // One per new content: gone before the manifest is built.
     drop((contents, sources, groups));
     phases.end("pack");
-    let manifest = manifest_of(
-        cfg, st, prev, generation, now, upserts, removed, &new_packs, &retire,
-    )
-    .inspect_err(|_| discard(agent, &new_packs))?;
+    let manifest = new_contents(agent, &new_packs).and_then(|fresh| {
+        let m = manifest_of(
+            cfg, st, prev, generation, now, upserts, removed, &new_packs, &fresh, &retire,
+        )?;
+        Ok((m, fresh))
+    });
+    let (manifest, fresh) = manifest.inspect_err(|_| discard(agent, &new_packs))?;
     phases.end("manifest");
     Ok(Some(Candidate {
         manifest,
         new_packs,
+        fresh,
         retire,
         refs_delta,
         live,
         hashed_files,
         hashed_bytes,
+        changed,
         touched,
         phases,
         manifest_sha: None,
@@ -1348,7 +1380,7 @@ fn newest_change(
             (Found::File { size, mtime_ns, .. }, KindRef::File { size: s, .. }) => {
                 *size == s && *mtime_ns == e.mtime_ns()
             }
-            (Found::Symlink { target, .. }, KindRef::Symlink { target: t }) => target == t,
+            (Found::Symlink { target, .. }, KindRef::Symlink { target: t }) => &**target == t,
             _ => false,
         });
         if !unchanged {
@@ -1358,28 +1390,29 @@ fn newest_change(
     newest
 }
 
-/// Per found path, the content hash when known: an unchanged file's from
-/// the previous generation, then every hashed file's.
-type Shas = Vec<Option<Sha256Hash>>;
+/// The previous generation's hash of the found files whose size and
+/// mtime did not change (found index, hash), sorted by index: few, so a
+/// list of them rather than a slot per found path (33 MB at a million).
+type Reused = Vec<(u32, Sha256Hash)>;
 
 /// What must be hashed: files whose size or mtime changed, and files whose
-/// content no live pack carries (a damaged pack being replaced). The
-/// second value gives, per found path, the previous hash to reuse.
+/// content no live pack carries (a damaged pack being replaced); and the
+/// hashes the others keep.
 fn hash_jobs(
     cfg: &shoal_config::AgentConfig,
     st: &OriginState,
     prev_of: &[Option<EntryRef<'_>>],
     found: &[(String, Found)],
-) -> Result<(Vec<Job>, Shas)> {
+) -> Result<(Vec<Job>, Reused)> {
     let immutable = globs(&immutable_patterns(cfg.profile, &cfg.origin.immutable))?;
     let mut jobs = Vec::with_capacity(found.len());
-    let mut reuse = Vec::with_capacity(found.len());
+    let mut reuse = Vec::new();
     for (i, (path, f)) in found.iter().enumerate() {
         let Found::File { size, mtime_ns, .. } = f else {
-            reuse.push(None);
             continue;
         };
-        let same = previous_at(prev_of, i).and_then(|e| match e.kind() {
+        let i = u32::try_from(i).context("more than 4G paths to publish")?;
+        let same = previous_at(prev_of, i as usize).and_then(|e| match e.kind() {
             KindRef::File {
                 size: s, sha256, ..
             } if s == *size
@@ -1390,15 +1423,16 @@ fn hash_jobs(
             }
             _ => None,
         });
-        if same.is_none() && *size > 0 {
-            jobs.push(Job {
-                found: u32::try_from(i).context("more than 4G paths to publish")?,
+        match same {
+            Some(sha) => reuse.push((i, sha)),
+            None if *size > 0 => jobs.push(Job {
+                found: i,
                 copy: !immutable.is_match(path),
                 size: *size,
                 mtime_ns: *mtime_ns,
-            });
+            }),
+            None => {}
         }
-        reuse.push(same);
     }
     Ok((jobs, reuse))
 }
@@ -1430,42 +1464,51 @@ async fn hash_phase(
 }
 
 /// The manifest entries (pack ids are filled in by [`manifest_of`]), one
-/// per found path in its order; the paths move from `found` into them,
-/// and both lists give their memory back as they go.
-fn entries_of(found: Vec<(String, Found)>, shas: Shas) -> Vec<Entry> {
-    shoal_manifest::drain_shrinking(found)
-        .zip(shoal_manifest::drain_shrinking(shas))
-        .map(|((path, f), same)| match f {
+/// per found path in its order, held compactly ([`Entries`]: 92 bytes a
+/// file where an `Entry` and its path took 144); the scan's list gives
+/// its memory back as it goes. A file's hash is its hash result
+/// (`hashed[k]` for found path `hashed_at[k]`), else the one it keeps
+/// (`reused`), else that of an empty file.
+fn entries_of(
+    found: Vec<(String, Found)>,
+    reused: Reused,
+    hashed_at: &[u32],
+    hashed: &[Hashed],
+) -> Entries {
+    let mut out = shoal_manifest::EntriesBuilder::new();
+    let empty = Sha256Hash::of(b"");
+    let mut results = hashed_at.iter().zip(hashed).peekable();
+    let mut reused = reused.into_iter().peekable();
+    for (i, (path, f)) in shoal_manifest::drain_shrinking(found).enumerate() {
+        let i = i as u32;
+        match f {
             Found::File {
                 size,
                 mtime_ns,
                 mode,
                 ..
-            } => Entry {
-                path,
-                kind: EntryKind::File {
+            } => {
+                let sha256 = match results.next_if(|(at, _)| **at == i) {
+                    Some((_, (c, _))) => Sha256Hash(c.sha256),
+                    None => reused.next_if(|r| r.0 == i).map_or(empty, |r| r.1),
+                };
+                let kind = KindRef::File {
                     size,
-                    // Only an empty file has none: it hashes to this.
-                    sha256: same.unwrap_or_else(|| Sha256Hash::of(b"")),
+                    sha256: &sha256,
                     pack: None,
-                },
-                mode,
-                mtime_ns,
-            },
+                };
+                out.push_parts(&path, kind, mode, mtime_ns);
+            }
             Found::Symlink {
                 target,
                 mode,
                 mtime_ns,
                 ..
-            } => Entry {
-                path,
-                kind: EntryKind::Symlink { target },
-                mode,
-                mtime_ns,
-            },
+            } => out.push_parts(&path, KindRef::Symlink { target: &target }, mode, mtime_ns),
             Found::Dir => unreachable!("scans list no directories"),
-        })
-        .collect()
+        }
+    }
+    out.finish()
 }
 
 /// What the new generation packs: new contents and compacted ones, grouped
@@ -1488,21 +1531,22 @@ struct PackPlan {
     live: HashMap<u64, u64>,
 }
 
-/// Where the bytes of a content to pack are.
+/// Where the bytes of a content to pack are: 16 bytes (a boxed `PathBuf`
+/// is one pointer; a first publish holds one of these per file).
 enum Source {
     /// The repository file of new entry `n`, linked into the pack store.
     Entry(u32),
     /// A staged copy, moved into the pack store.
-    Copy(Box<Path>),
+    Copy(Box<PathBuf>),
     /// A stored content of a pack being compacted, linked.
-    Stored(Box<Path>),
+    Stored(Box<PathBuf>),
 }
 
 impl Source {
     /// The file, and whether it is a staged copy (moved, not linked).
-    fn path(&self, root: &Path, entries: &[Entry]) -> (PathBuf, bool) {
+    fn path(&self, root: &Path, entries: &Entries) -> (PathBuf, bool) {
         match self {
-            Source::Entry(n) => (root.join(&entries[*n as usize].path), false),
+            Source::Entry(n) => (root.join(entries.get(*n as usize).path()), false),
             Source::Copy(p) => (p.to_path_buf(), true),
             Source::Stored(p) => (p.to_path_buf(), false),
         }
@@ -1525,21 +1569,37 @@ impl PackPlan {
 }
 
 /// Content → (change in the number of entries naming it, its size),
-/// sorted by content. One per changed file: a list (48 bytes each) rather
+/// sorted by content. One per changed file: a list (44 bytes each) rather
 /// than a map, which a first publish of a million files grew to twice that.
-struct RefsDelta(Vec<([u8; 32], i64, u64)>);
+struct RefsDelta(Vec<Move>);
+
+/// One row of a [`RefsDelta`]: packed to 44 bytes (a first publish holds
+/// one per content until it commits).
+#[derive(Clone, Copy)]
+#[repr(C, packed(4))]
+struct Move {
+    sha: [u8; 32],
+    size: u64,
+    /// Change in the number of entries naming the content (at most the
+    /// number of paths, which a publish keeps below 4G).
+    delta: i32,
+}
 
 impl RefsDelta {
     /// The sum of `moves` (content, change, size) per content; `n` is
     /// about how many there are.
     fn of(n: usize, moves: impl Iterator<Item = ([u8; 32], i64, u64)>) -> Self {
         let mut v = Vec::with_capacity(n);
-        v.extend(moves);
-        v.sort_unstable_by_key(|m| m.0);
+        v.extend(moves.map(|(sha, d, size)| Move {
+            sha,
+            size,
+            delta: d as i32,
+        }));
+        v.sort_unstable_by_key(|m| m.sha);
         v.dedup_by(|later, kept| {
-            let same = later.0 == kept.0;
+            let same = later.sha == kept.sha;
             if same {
-                kept.1 += later.1;
+                kept.delta += later.delta;
             }
             same
         });
@@ -1550,17 +1610,17 @@ impl RefsDelta {
     /// The change in the number of entries naming `sha`.
     fn get(&self, sha: &[u8; 32]) -> i64 {
         self.0
-            .binary_search_by_key(sha, |m| m.0)
-            .map_or(0, |i| self.0[i].1)
+            .binary_search_by_key(sha, |m| m.sha)
+            .map_or(0, |i| i64::from(self.0[i].delta))
     }
 
     fn iter(&self) -> impl Iterator<Item = (&[u8; 32], i64, u64)> {
-        self.0.iter().map(|(sha, d, size)| (sha, *d, *size))
+        self.0.iter().map(|m| (&m.sha, i64::from(m.delta), m.size))
     }
 
     /// The changes, giving the list's memory back as they are taken.
     fn drain(self) -> impl Iterator<Item = ([u8; 32], i64, u64)> {
-        shoal_manifest::drain_shrinking(self.0)
+        shoal_manifest::drain_shrinking(self.0).map(|m| (m.sha, i64::from(m.delta), m.size))
     }
 }
 
@@ -1577,7 +1637,7 @@ struct Moved {
 /// (the new ones) move the counts: a content no entry named before and one
 /// does now adds its size to its pack's live bytes, and the reverse takes
 /// it away. Costs what changed.
-fn moved_counts(st: &OriginState, upserts: &[Entry], replaced: &[EntryRef<'_>]) -> Moved {
+fn moved_counts(st: &OriginState, upserts: &Entries, replaced: &[EntryRef<'_>]) -> Moved {
     let files = replaced
         .iter()
         .map(|e| (e.file(), -1))
@@ -1617,7 +1677,7 @@ fn moved_counts(st: &OriginState, upserts: &[Entry], replaced: &[EntryRef<'_>]) 
 fn pack_plan(
     agent: &Agent,
     st: &OriginState,
-    upserts: &[Entry],
+    upserts: &Entries,
     replaced: &[EntryRef<'_>],
     hashed: Vec<Hashed>,
 ) -> Result<PackPlan> {
@@ -1652,7 +1712,7 @@ fn pack_plan(
                 let c = parsed
                     .content(i, &tail)
                     .map_err(|e| fsutil::explain_io(e, &stored))?;
-                old.push((c, Source::Stored(stored.into_boxed_path())));
+                old.push((c, Source::Stored(Box::new(stored))));
             }
         }
     }
@@ -1695,7 +1755,7 @@ fn build_packs(
     st: &OriginState,
     generation: u64,
     plan: &PackPlan,
-    upserts: &[Entry],
+    upserts: &Entries,
 ) -> Result<Vec<NewPack>> {
     let first_id = st.next_pack_id();
     let mut out: Vec<NewPack> = Vec::new();
@@ -1758,7 +1818,6 @@ fn build_packs(
         out.push(NewPack {
             id,
             live: LivePack::of(ih, &parsed),
-            contents: parsed.files.iter().map(|(sha, _)| *sha).collect(),
         });
     }
     Ok(out)
@@ -1782,9 +1841,10 @@ fn manifest_of(
     prev: Option<&Manifest>,
     generation: u64,
     now: i64,
-    mut upserts: Vec<Entry>,
+    mut upserts: Entries,
     removed: Vec<String>,
     new_packs: &[NewPack],
+    fresh: &[([u8; 32], u32)],
     retire: &[u64],
 ) -> Result<Manifest> {
     let mut packs: BTreeMap<u64, &LivePack> = st
@@ -1793,19 +1853,13 @@ fn manifest_of(
         .filter(|(id, _)| !retire.contains(id))
         .map(|(id, p)| (*id, p))
         .collect();
-    // Content → new pack, sorted (a first publish has one per file: a
-    // list is less than half the size of a map).
-    let mut fresh: Vec<([u8; 32], u64)> =
-        Vec::with_capacity(new_packs.iter().map(|p| p.contents.len()).sum());
     for p in new_packs {
         packs.insert(p.id, &p.live);
-        fresh.extend(p.contents.iter().map(|sha| (*sha, p.id)));
     }
-    fresh.sort_unstable();
     let pack_of = |sha: &Sha256Hash| {
         let new = fresh.binary_search_by_key(&sha.0, |(s, _)| *s);
         new.ok()
-            .map(|i| fresh[i].1)
+            .map(|i| new_packs[fresh[i].1 as usize].id)
             .or_else(|| st.catalog.get(&sha.0).filter(|id| !retire.contains(id)))
     };
     // Entries of compacted packs move to the packs their contents went to
@@ -1818,23 +1872,19 @@ fn manifest_of(
             .collect();
         if !compacted.is_empty() {
             let listed = |p: &str| {
-                upserts.binary_search_by(|e| e.path.as_str().cmp(p)).is_ok()
+                upserts.position(p).is_some()
                     || removed.binary_search_by(|r| r.as_str().cmp(p)).is_ok()
             };
-            let moved: Vec<Entry> = naming_packs(prev, &compacted, listed)
-                .map(|e| e.to_entry())
-                .collect();
-            upserts = merge_sorted(upserts, moved);
+            let moved: Vec<EntryRef> = naming_packs(prev, &compacted, listed).collect();
+            upserts = merge_sorted(&upserts, &moved);
         }
     }
-    for e in upserts.iter_mut() {
-        if let EntryKind::File { size, sha256, pack } = &mut e.kind {
-            if *size > 0 {
-                *pack = Some(
-                    pack_of(sha256)
-                        .with_context(|| format!("content of '{}' is in no pack (bug)", e.path))?,
-                );
-            }
+    for i in 0..upserts.len() {
+        let e = upserts.get(i);
+        if let Some((_, sha256, _)) = e.file().filter(|f| f.0 > 0) {
+            let id = pack_of(sha256)
+                .with_context(|| format!("content of '{}' is in no pack (bug)", e.path()))?;
+            upserts.set_pack(i, Some(id));
         }
     }
     let ttl = cfg.origin.manifest_ttl.as_secs() as i64;
@@ -1866,17 +1916,19 @@ fn manifest_of(
 }
 
 /// Two lists of entries sorted by path, with no path in both, as one.
-fn merge_sorted(a: Vec<Entry>, b: Vec<Entry>) -> Vec<Entry> {
-    let mut out = Vec::with_capacity(a.len() + b.len());
-    let mut b = b.into_iter().peekable();
-    for x in a {
-        while let Some(y) = b.next_if(|y| y.path.as_bytes() < x.path.as_bytes()) {
-            out.push(y);
+fn merge_sorted(a: &Entries, b: &[EntryRef<'_>]) -> Entries {
+    let mut out = shoal_manifest::EntriesBuilder::new();
+    let mut b = b.iter().peekable();
+    for x in a.iter() {
+        while let Some(y) = b.next_if(|y| y.path().as_bytes() < x.path().as_bytes()) {
+            out.push_ref(*y);
         }
-        out.push(x);
+        out.push_ref(x);
     }
-    out.extend(b);
-    out
+    for y in b {
+        out.push_ref(*y);
+    }
+    out.finish()
 }
 
 /// Seed → sign → serve: the new packs must check complete in the session;
@@ -1917,7 +1969,12 @@ async fn go_live(agent: &Arc<Agent>, st: &OriginState, c: &mut Candidate) -> Res
     let generation = m.header.generation;
     // The chunks first (only the new ones are written), then the root
     // that lists them.
-    let written = store.write_chunks(&c.manifest.take_new_chunks())?;
+    let mut written = 0;
+    c.manifest
+        .store_new_chunks(CHUNK_BATCH, |batch| -> Result<()> {
+            written += store.write_chunks(batch)?;
+            Ok(())
+        })?;
     let m = &c.manifest;
     c.phases.end("chunks");
     store.flush_chunks(written)?;
@@ -1927,7 +1984,12 @@ async fn go_live(agent: &Arc<Agent>, st: &OriginState, c: &mut Candidate) -> Res
     let manifest_env = key.seal("manifest", &body);
     fsutil::atomic_write(&store.manifest(generation), &manifest_env)?;
     c.phases.end("sign");
-    if let (Some(p), Some(p_sha)) = (&st.manifest, st.manifest_sha) {
+    if c.changed > DELTA_MAX_PATHS {
+        tracing::info!(
+            changed = c.changed,
+            "no delta for a change this large: mirrors fetch the changed chunks"
+        );
+    } else if let (Some(p), Some(p_sha)) = (&st.manifest, st.manifest_sha) {
         let sig = shoal_manifest::signed::signature_of(&manifest_env).context("sealed envelope")?;
         let d = m.delta_between(p, p_sha, sha, sig);
         fsutil::atomic_write(
@@ -2002,10 +2064,12 @@ fn commit(agent: &Arc<Agent>, st: &mut OriginState, c: Candidate, seconds: f64) 
         }
     }
     st.live = c.live;
+    // In content order: into an empty catalog (a first publish), rows
+    // are appended ([`ShaTable::insert`]).
+    for (sha, i) in shoal_manifest::drain_shrinking(c.fresh) {
+        st.catalog.insert(sha, c.new_packs[i as usize].id);
+    }
     for p in c.new_packs {
-        for sha in shoal_manifest::drain_shrinking(p.contents) {
-            st.catalog.insert(sha, p.id);
-        }
         st.live.insert(p.id, p.live.bytes());
         st.packs.insert(p.id, p.live);
     }
@@ -2094,9 +2158,10 @@ pub fn scan_tree(root: &Path) -> Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use shoal_manifest::{Entry, EntryKind};
 
     /// Generation 1 of `entries` (sorted), with no packs.
-    fn generation_of(entries: Vec<Entry>) -> Manifest {
+    fn generation_of(entries: impl Into<Entries>) -> Manifest {
         Manifest::new(
             Header {
                 format: FORMAT,
@@ -2114,8 +2179,7 @@ mod tests {
     /// A manifest listing what `scan` found (hashes and packs do not
     /// matter to a scan).
     fn manifest_of_scan(found: &[(String, Found)]) -> Manifest {
-        let reuse = vec![Some(Sha256Hash::of(b"")); found.len()];
-        generation_of(entries_of(found.to_vec(), reuse))
+        generation_of(entries_of(found.to_vec(), Vec::new(), &[], &[]))
     }
 
     /// A scan's paths with their ctimes zeroed (a change-list scan does
@@ -2181,7 +2245,8 @@ mod tests {
             mode: 0o644,
             mtime_ns: 0,
         };
-        let manifest = |m: &BTreeMap<String, Entry>| generation_of(m.values().cloned().collect());
+        let manifest =
+            |m: &BTreeMap<String, Entry>| generation_of(m.values().cloned().collect::<Vec<_>>());
         for round in 0..200 {
             let mut prev = BTreeMap::new();
             for _ in 0..rng.gen_range(0..60) {
@@ -2214,7 +2279,7 @@ mod tests {
                 ..Default::default()
             };
             (st.refs, st.live) = count_refs(&manifest(&prev), &catalog);
-            let moved = moved_counts(&st, &upserts, &replaced);
+            let moved = moved_counts(&st, &Entries::from(upserts), &replaced);
             let (refs, live) = count_refs(&manifest(&next), &catalog);
             let nonzero = |l: &HashMap<u64, u64>| -> BTreeMap<u64, u64> {
                 l.iter()

@@ -68,8 +68,21 @@ impl<V: Copy> ShaTable<V> {
         self.rows.binary_search_by(|r| r.0.cmp(key)).ok()
     }
 
-    /// Sets `key` to `value`; returns the value it had.
+    /// Sets `key` to `value`; returns the value it had. A key above every
+    /// row, with no recent change waiting, is appended to the rows: a
+    /// table filled in key order (an origin's first publish fills its
+    /// entry counts so) never builds a map of recent changes nor merges.
     pub fn insert(&mut self, key: Sha, value: V) -> Option<V> {
+        if self.recent.is_empty() && self.rows.last().is_none_or(|r| r.0 < key) {
+            if self.rows.len() == self.rows.capacity() {
+                // Grown by an eighth, not doubled: the slack stays as small
+                // as after a merge.
+                self.rows.reserve_exact(MERGE_MIN.max(self.rows.len() / 8));
+            }
+            self.rows.push((key, value));
+            self.len += 1;
+            return None;
+        }
         let old = self.get(&key);
         if old.is_none() {
             self.len += 1;
@@ -250,6 +263,27 @@ mod tests {
         }
         t.clear();
         assert!(t.is_empty() && t.get(&key(1)).is_none());
+    }
+
+    /// Keys inserted in order are appended to the rows: no map of recent
+    /// changes, no merge, and room for at most an eighth more.
+    #[test]
+    fn keys_in_order_are_appended() {
+        let mut keys: Vec<Sha> = (0..50_000).map(key).collect();
+        keys.sort();
+        let mut t: ShaTable<u32> = ShaTable::new();
+        for (i, k) in keys.iter().enumerate() {
+            assert_eq!(t.insert(*k, i as u32), None);
+            assert!(t.recent.is_empty());
+        }
+        assert_eq!(t.len(), keys.len());
+        assert!(t.rows.capacity() <= keys.len() + keys.len() / 8);
+        // Out of order, or a key seen before, takes the usual way.
+        assert_eq!(t.insert(keys[10], 7), Some(10));
+        assert_eq!(t.insert(key(50_001), 8), None);
+        assert_eq!(t.get(&keys[10]), Some(7));
+        assert_eq!(t.get(&keys[49_999]), Some(49_999));
+        assert_eq!(t.len(), keys.len() + 1);
     }
 
     #[test]

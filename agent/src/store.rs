@@ -336,7 +336,7 @@ mod tests {
     use shoal_manifest::{Entry, EntryKind, Header, FORMAT};
 
     fn manifest(generation: u64, n: u64, changed: u64) -> Manifest {
-        let entries = (0..n)
+        let entries: Vec<_> = (0..n)
             .map(|i| Entry {
                 path: format!("f{i:04}"),
                 kind: EntryKind::File {

@@ -1520,7 +1520,9 @@ fn memory(ctx: &Ctx) -> Result<Section> {
     let mut r = restart::table();
     let mut restarts: Vec<restart::Restart> = Vec::new();
     let mut fixed: Option<u64> = None;
-    // Per file count: the worst bytes per file and whose it is.
+    // Per file count: the worst bytes per file above an idle agent's, peak
+    // or resident afterwards (the measure sets the agent's fixed
+    // cost aside), and whose it is.
     let mut worst: Vec<(usize, f64, String)> = Vec::new();
     let mut idle: Option<u64> = None;
     let mut skipped = Vec::new();
@@ -1555,15 +1557,21 @@ fn memory(ctx: &Ctx) -> Result<Section> {
         let opeak = origin.peak_rss()?;
         crate::run::sleep(Duration::from_secs(1))?;
         let osteady = origin.rss()?;
-        let mut note = |who: &str, peak: u64| {
-            let per = peak as f64 / files as f64;
+        let mut note = |who: &str, peak: u64, steady: u64| {
+            let above = |b: u64| b.saturating_sub(idle) as f64 / files as f64;
+            let (per, which) = if above(steady) > above(peak) {
+                (above(steady), "resident afterwards")
+            } else {
+                (above(peak), "peak")
+            };
+            let who = format!("{who}, {which}");
             match worst.iter_mut().find(|w| w.0 == n) {
-                Some(w) if per > w.1 => *w = (n, per, who.to_string()),
+                Some(w) if per > w.1 => *w = (n, per, who),
                 Some(_) => {}
-                None => worst.push((n, per, who.to_string())),
+                None => worst.push((n, per, who)),
             }
         };
-        note("origin", opeak);
+        note("origin", opeak, osteady);
         t.row(&memory_row(
             "origin (publish)",
             files,
@@ -1585,7 +1593,7 @@ fn memory(ctx: &Ctx) -> Result<Section> {
             let mpeak = mirror.peak_rss()?;
             crate::run::sleep(Duration::from_secs(1))?;
             let msteady = mirror.rss()?;
-            note("mirror", mpeak);
+            note("mirror", mpeak, msteady);
             t.row(&memory_row(
                 "mirror (first sync)",
                 files,
@@ -1653,9 +1661,9 @@ fn memory(ctx: &Ctx) -> Result<Section> {
         .map(|(n, per, who)| {
             headline(
                 &format!(
-                    "peak memory per file, {n} files ({})",
+                    "memory per file above an idle agent's, peak and resident, {n} files ({})",
                     if skipped.contains(n) {
-                        "origin; no mirror run".to_string()
+                        format!("origin; no mirror run: {who}")
                     } else {
                         format!("worst of origin and mirror: {who}")
                     }

@@ -146,12 +146,12 @@ pub fn cut_packs(sizes: &[u64], split: usize, max_bytes: u64, max_files: usize) 
             for c in sha.chunks_mut(8) {
                 c.copy_from_slice(&rng.next_u64().to_le_bytes());
             }
-            shoal_pack::Content {
-                sha256: sha,
+            shoal_pack::Content::new(
+                sha,
                 size,
-                pieces: vec![[0u8; 20]; size.div_ceil(shoal_pack::PIECE_LEN) as usize],
-                last_unpadded: None,
-            }
+                vec![[0u8; 20]; size.div_ceil(shoal_pack::PIECE_LEN) as usize],
+                None,
+            )
         })
         .collect();
     contents.sort_by_key(|c| c.sha256);

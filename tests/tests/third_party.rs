@@ -116,12 +116,7 @@ fn pack_data_that_mismatches_the_manifest_is_refused() {
     let good_sha: [u8; 32] = Sha256::digest(&good).into();
     // Pieces of the evil bytes, filed under the good content's name.
     let h = shoal_pack::hash_stream(&mut &evil[..], None).unwrap();
-    let content = shoal_pack::Content {
-        sha256: good_sha,
-        size: evil.len() as u64,
-        pieces: h.pieces,
-        last_unpadded: h.last_unpadded,
-    };
+    let content = shoal_pack::Content::new(good_sha, evil.len() as u64, h.pieces, h.last_unpadded);
     // A content of a piece or more: aligned, so no bytes are read here.
     let pack = shoal_pack::build("shoal-evil", &[content], &mut |_| unreachable!()).unwrap();
     let ih = hex::encode(pack.info_hash);

@@ -36,7 +36,7 @@ pub mod paths;
 pub mod signed;
 
 pub use manifest::{drain_shrinking, Assembly, Change, Manifest, ShrinkingDrain};
-pub use part::{EntryRef, KindRef, Part};
+pub use part::{Entries, EntriesBuilder, EntryRef, KindRef, Part};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};

@@ -10,7 +10,7 @@
 //! holding two generations cost what changed, plus one pointer per chunk,
 //! not a pass over every entry.
 
-use crate::part::{EntryRef, KindRef, Part, PartBuilder};
+use crate::part::{Entries, EntryRef, KindRef, Part, PartBuilder};
 use crate::{
     check_format, cuts_after, paths, ChunkRef, Delta, Entry, Error, Header, Root, RootRef,
     Sha256Hash, MAX_CHUNK_BYTES, MAX_CHUNK_ENTRIES,
@@ -155,11 +155,6 @@ impl Cutter {
         }
     }
 
-    fn push(&mut self, e: &Entry) {
-        self.open.push(e);
-        self.cut_after(&e.path);
-    }
-
     /// Pushes an entry of a previous generation's chunk.
     fn push_ref(&mut self, e: EntryRef<'_>) {
         self.open.push_ref(e);
@@ -263,7 +258,13 @@ impl<T> Iterator for ShrinkingDrain<T> {
 
     fn next(&mut self) -> Option<T> {
         let item = self.0.pop()?;
-        if self.0.capacity() > 4096 && self.0.len() < self.0.capacity() / 2 {
+        // Given back each time an eighth is taken: a list this long is
+        // mapped on its own (the agent fixes glibc's mmap threshold at
+        // 128 KiB), and shrinking a mapping from its end moves nothing. So
+        // the list being taken apart and one being filled from it hold
+        // little more than one list's worth together.
+        let cap = self.0.capacity();
+        if cap > 4096 && self.0.len() < cap - cap / 8 {
             self.0.shrink_to_fit();
         }
         Some(item)
@@ -293,14 +294,19 @@ impl Manifest {
     /// A manifest of `entries` (sorted by path), cut into chunks: every
     /// chunk is serialized and hashed. The caller checks it
     /// ([`Manifest::check`]).
-    pub fn new(header: Header, entries: Vec<Entry>) -> Self {
+    pub fn new(header: Header, entries: impl Into<Entries>) -> Self {
         let mut cut = Cutter::new(Counts::default());
-        for e in drain_shrinking(entries) {
-            // An overflowing total is reported by `check`; counted saturating.
-            if cut.counts.add(&e.path, e.file()).is_err() {
-                cut.counts.total = u64::MAX;
+        // Each part of the list is dropped once cut, so the list and the
+        // chunks do not coexist in full.
+        for part in entries.into().into_parts() {
+            for e in part.iter() {
+                // An overflowing total is reported by `check`; counted
+                // saturating.
+                if cut.counts.add(e.path(), e.file()).is_err() {
+                    cut.counts.total = u64::MAX;
+                }
+                cut.push_ref(e);
             }
-            cut.push(&e);
         }
         cut.finish(header)
     }
@@ -319,13 +325,14 @@ impl Manifest {
     pub fn with_changes(
         header: Header,
         prev: &Manifest,
-        upserts: Vec<Entry>,
+        upserts: impl Into<Entries>,
         removals: Vec<String>,
     ) -> Result<Self, Error> {
         check_format(header.format)?;
+        let upserts: Entries = upserts.into();
         let generation = header.generation;
         let bad = |detail: String| Error::BadPath { generation, detail };
-        if let Some(p) = unsorted(upserts.iter().map(|e| e.path.as_str())) {
+        if let Some(p) = unsorted(upserts.iter().map(|e| e.path())) {
             return Err(bad(format!(
                 "changed entries not sorted or repeated at '{p}'"
             )));
@@ -336,10 +343,9 @@ impl Manifest {
             )));
         }
         let packs: HashSet<u64> = header.packs.iter().map(|p| p.id).collect();
-        for e in &upserts {
-            check_entry(&e.path, e.kind_ref(), &packs).map_err(bad)?;
+        for e in upserts.iter() {
+            check_entry(e.path(), e.kind(), &packs).map_err(bad)?;
         }
-        let upserted: Vec<String> = upserts.iter().map(|e| e.path.clone()).collect();
 
         let old = &prev.chunks;
         let holder = |p: &str| {
@@ -348,7 +354,11 @@ impl Manifest {
         };
         let mut dirty = vec![false; old.len()];
         if !old.is_empty() {
-            for p in upserted.iter().chain(&removals) {
+            for p in upserts
+                .iter()
+                .map(|u| u.path())
+                .chain(removals.iter().map(String::as_str))
+            {
                 dirty[holder(p)] = true;
             }
         }
@@ -358,7 +368,7 @@ impl Manifest {
             pack_refs: prev.pack_refs.clone(),
         });
         cut.keep_bodies = true;
-        let mut ups = drain_shrinking(upserts).peekable();
+        let mut ups = upserts.iter().peekable();
         let mut rems = removals.iter().map(|r| r.as_bytes()).peekable();
         for (i, (c, part)) in old.iter().zip(&prev.parts).enumerate() {
             if !dirty[i] && cut.open.is_empty() {
@@ -367,17 +377,17 @@ impl Manifest {
             }
             for e in part.iter() {
                 let p = e.path().as_bytes();
-                while let Some(u) = ups.next_if(|u| u.path.as_bytes() < p) {
-                    cut.counts.add(&u.path, u.file())?;
-                    cut.push(&u);
+                while let Some(u) = ups.next_if(|u| u.path().as_bytes() < p) {
+                    cut.counts.add(u.path(), u.file())?;
+                    cut.push_ref(u);
                 }
                 while rems.next_if(|r| *r < p).is_some() {}
                 let removed = rems.next_if(|r| *r == p).is_some();
-                match ups.next_if(|u| u.path.as_bytes() == p) {
+                match ups.next_if(|u| u.path().as_bytes() == p) {
                     Some(u) => {
                         cut.counts.sub(e);
-                        cut.counts.add(&u.path, u.file())?;
-                        cut.push(&u);
+                        cut.counts.add(u.path(), u.file())?;
+                        cut.push_ref(u);
                     }
                     None if removed => cut.counts.sub(e),
                     None => cut.push_ref(e),
@@ -387,19 +397,19 @@ impl Manifest {
             // chunk's first belong here.
             let next = old.get(i + 1).map(|n| n.first.as_bytes());
             let within = |p: &[u8]| next.is_none_or(|n| p < n);
-            while let Some(u) = ups.next_if(|u| within(u.path.as_bytes())) {
-                cut.counts.add(&u.path, u.file())?;
-                cut.push(&u);
+            while let Some(u) = ups.next_if(|u| within(u.path().as_bytes())) {
+                cut.counts.add(u.path(), u.file())?;
+                cut.push_ref(u);
             }
             while rems.next_if(|r| within(r)).is_some() {}
         }
         for u in ups {
-            cut.counts.add(&u.path, u.file())?;
-            cut.push(&u);
+            cut.counts.add(u.path(), u.file())?;
+            cut.push_ref(u);
         }
         let m = cut.finish(header);
-        for p in &upserted {
-            m.check_placement(p).map_err(bad)?;
+        for u in upserts.iter() {
+            m.check_placement(u.path()).map_err(bad)?;
         }
         if let Some(id) = m.pack_refs.keys().find(|id| !packs.contains(id)) {
             return Err(bad(format!(
@@ -498,16 +508,39 @@ impl Manifest {
     /// bodies [`Manifest::with_changes`] kept are handed over (and no
     /// longer held here), the others serialized and compressed again.
     pub fn take_new_chunks(&mut self) -> Vec<(Sha256Hash, Vec<u8>)> {
+        let mut all = Vec::with_capacity(self.recomputed.len());
+        let _ = self.store_new_chunks(usize::MAX, |batch| {
+            all.extend_from_slice(batch);
+            Ok::<(), std::convert::Infallible>(())
+        });
+        all
+    }
+
+    /// [`Manifest::take_new_chunks`], handed to `store` at most `batch` at
+    /// a time, so a first publish never holds every compressed chunk at
+    /// once (about 70 MB at a million entries). Stops at `store`'s first
+    /// error.
+    pub fn store_new_chunks<E>(
+        &mut self,
+        batch: usize,
+        mut store: impl FnMut(&[(Sha256Hash, Vec<u8>)]) -> Result<(), E>,
+    ) -> Result<(), E> {
         let mut kept = std::mem::take(&mut self.bodies).into_iter();
-        self.recomputed
-            .iter()
-            .map(|&i| {
-                let body = kept
-                    .next()
-                    .unwrap_or_else(|| crate::compress_chunk(&self.chunk_body(i)));
-                (self.chunks[i].sha256, body)
-            })
-            .collect()
+        let mut out = Vec::with_capacity(batch.min(self.recomputed.len()));
+        for &i in &self.recomputed {
+            let body = kept
+                .next()
+                .unwrap_or_else(|| crate::compress_chunk(&self.chunk_body(i)));
+            out.push((self.chunks[i].sha256, body));
+            if out.len() >= batch {
+                store(&out)?;
+                out.clear();
+            }
+        }
+        if !out.is_empty() {
+            store(&out)?;
+        }
+        Ok(())
     }
 
     /// Which chunks were serialized and hashed when this manifest was
@@ -968,11 +1001,15 @@ mod tests {
             got.extend(it);
             assert_eq!(got, items, "{n} items");
         }
-        // Past half of a big list, what is left is held in less room.
+        // As a big list is taken, what is left is held in less room.
         let mut it = drain_shrinking((0..100_000u64).collect::<Vec<_>>());
         let full = it.0.capacity();
         assert_eq!(it.by_ref().take(60_000).last(), Some(59_999));
-        assert!(it.0.capacity() <= 50_000, "{} of {full}", it.0.capacity());
+        assert!(
+            it.0.capacity() <= 40_000 * 8 / 7 + 1,
+            "{} of {full}",
+            it.0.capacity()
+        );
         assert_eq!(it.next(), Some(60_000));
         assert_eq!(it.count(), 39_999);
     }
@@ -1034,7 +1071,10 @@ mod tests {
                 let n = rng.gen();
                 all.insert(p.clone(), file(&p, n, 1 + n % 3));
             }
-            let prev = Manifest::new(header(1, &[1, 2, 3]), all.values().cloned().collect());
+            let prev = Manifest::new(
+                header(1, &[1, 2, 3]),
+                all.values().cloned().collect::<Vec<_>>(),
+            );
             prev.check().unwrap();
             let mut upserts: BTreeMap<String, Entry> = BTreeMap::new();
             let mut removals: Vec<String> = Vec::new();
@@ -1071,11 +1111,14 @@ mod tests {
             for (p, e) in &upserts {
                 want.insert(p.clone(), e.clone());
             }
-            let full = Manifest::new(header(2, &[1, 2, 3]), want.values().cloned().collect());
+            let full = Manifest::new(
+                header(2, &[1, 2, 3]),
+                want.values().cloned().collect::<Vec<_>>(),
+            );
             let inc = Manifest::with_changes(
                 header(2, &[1, 2, 3]),
                 &prev,
-                upserts.values().cloned().collect(),
+                upserts.values().cloned().collect::<Vec<_>>(),
                 removals.clone(),
             )
             .unwrap();

@@ -95,6 +95,128 @@ impl Part {
     }
 }
 
+impl Part {
+    /// Sets the pack of file entry `i` (panics for a symlink).
+    fn set_pack(&mut self, i: usize, pack: Option<u64>) {
+        let r = &mut self.rows[i];
+        assert!(r.start & SYMLINK == 0, "a symlink has no pack");
+        r.pack = pack.unwrap_or(0);
+        r.start = (r.start & !HAS_PACK) | if pack.is_some() { HAS_PACK } else { 0 };
+    }
+}
+
+/// Entries per part of an [`Entries`] list.
+const SEGMENT: usize = 4096;
+
+/// A list of entries of any length, held as compactly as a chunk: parts of
+/// [`SEGMENT`] entries each (the last may hold fewer). What an origin
+/// builds a generation's changed entries in: a million of them take about
+/// 92 MB, against 144 MB as [`crate::Entry`]s.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Entries {
+    parts: Vec<Part>,
+}
+
+impl Entries {
+    pub fn len(&self) -> usize {
+        self.parts
+            .last()
+            .map_or(0, |l| (self.parts.len() - 1) * SEGMENT + l.len())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.parts.is_empty()
+    }
+
+    /// Entry `i` (panics past the end).
+    pub fn get(&self, i: usize) -> EntryRef<'_> {
+        self.parts[i / SEGMENT].get(i % SEGMENT)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = EntryRef<'_>> + Clone + '_ {
+        self.parts.iter().flat_map(|p| p.iter())
+    }
+
+    /// The index of the entry at `path` in a list sorted by path.
+    pub fn position(&self, path: &str) -> Option<usize> {
+        let (mut lo, mut hi) = (0, self.len());
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            match self.get(mid).path().as_bytes().cmp(path.as_bytes()) {
+                std::cmp::Ordering::Less => lo = mid + 1,
+                std::cmp::Ordering::Greater => hi = mid,
+                std::cmp::Ordering::Equal => return Some(mid),
+            }
+        }
+        None
+    }
+
+    /// Sets the pack of file entry `i` (panics for a symlink).
+    pub fn set_pack(&mut self, i: usize, pack: Option<u64>) {
+        self.parts[i / SEGMENT].set_pack(i % SEGMENT, pack);
+    }
+
+    /// The parts, in order, each dropped once the caller is done with it.
+    pub(crate) fn into_parts(self) -> impl Iterator<Item = Part> {
+        crate::drain_shrinking(self.parts)
+    }
+}
+
+/// Builds an [`Entries`] list entry by entry.
+#[derive(Default)]
+pub struct EntriesBuilder {
+    done: Vec<Part>,
+    open: PartBuilder,
+}
+
+impl EntriesBuilder {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn roll(&mut self) {
+        if self.open.len() >= SEGMENT {
+            let full = std::mem::take(&mut self.open);
+            self.done.push(full.finish());
+        }
+    }
+
+    /// Appends an owned entry.
+    pub fn push(&mut self, e: &Entry) {
+        self.roll();
+        self.open.push(e);
+    }
+
+    /// Appends the entry these fields make (no [`crate::Entry`] built).
+    pub fn push_parts(&mut self, path: &str, kind: KindRef<'_>, mode: u32, mtime_ns: i64) {
+        self.roll();
+        self.open.push_parts(path, kind, mode, mtime_ns);
+    }
+
+    /// Appends an entry of another list or chunk.
+    pub fn push_ref(&mut self, e: EntryRef<'_>) {
+        self.roll();
+        self.open.push_ref(e);
+    }
+
+    pub fn finish(mut self) -> Entries {
+        if !self.open.is_empty() {
+            self.done.push(self.open.finish());
+        }
+        Entries { parts: self.done }
+    }
+}
+
+impl From<Vec<Entry>> for Entries {
+    fn from(v: Vec<Entry>) -> Self {
+        let mut b = EntriesBuilder::new();
+        for e in crate::drain_shrinking(v) {
+            b.push(&e);
+        }
+        b.finish()
+    }
+}
+
 impl From<Vec<Entry>> for Part {
     fn from(entries: Vec<Entry>) -> Self {
         let mut b = PartBuilder::with_capacity(entries.len());
@@ -144,26 +266,31 @@ impl PartBuilder {
 
     /// Appends an owned entry.
     pub(crate) fn push(&mut self, e: &Entry) {
+        self.push_parts(&e.path, e.kind_ref(), e.mode, e.mtime_ns);
+    }
+
+    /// Appends the entry these fields make.
+    pub(crate) fn push_parts(&mut self, path: &str, kind: KindRef<'_>, mode: u32, mtime_ns: i64) {
         let start = self.start();
-        self.text.push_str(&e.path);
-        let row = match &e.kind {
-            EntryKind::File { size, sha256, pack } => Row {
+        self.text.push_str(path);
+        let row = match kind {
+            KindRef::File { size, sha256, pack } => Row {
                 sha256: *sha256,
-                size: *size,
-                mtime_ns: e.mtime_ns,
+                size,
+                mtime_ns,
                 pack: pack.unwrap_or(0),
                 start: start | if pack.is_some() { HAS_PACK } else { 0 },
-                mode: e.mode,
+                mode,
             },
-            EntryKind::Symlink { target } => {
+            KindRef::Symlink { target } => {
                 self.text.push_str(target);
                 Row {
                     sha256: Sha256Hash([0; 32]),
-                    size: e.path.len() as u64,
-                    mtime_ns: e.mtime_ns,
+                    size: path.len() as u64,
+                    mtime_ns,
                     pack: 0,
                     start: start | SYMLINK,
-                    mode: e.mode,
+                    mode,
                 }
             }
         };
@@ -457,6 +584,46 @@ mod tests {
         let mut b = PartBuilder::default();
         b.push(&v[0]);
         assert_eq!(b.first_path(), Some(v[0].path.as_str()));
+    }
+
+    #[test]
+    fn a_list_reads_finds_and_repacks_its_entries() {
+        let mut v = Vec::new();
+        for i in 0..(SEGMENT * 2 + 17) as u64 {
+            v.push(Entry {
+                path: format!("p/{i:06}"),
+                kind: EntryKind::File {
+                    size: i + 1,
+                    sha256: Sha256Hash::of(&i.to_le_bytes()),
+                    pack: None,
+                },
+                mode: 0o644,
+                mtime_ns: i as i64,
+            });
+        }
+        let mut list = Entries::from(v.clone());
+        assert_eq!(list.len(), v.len());
+        assert!(list.iter().zip(&v).all(|(r, e)| r == *e));
+        assert_eq!(list.iter().count(), v.len());
+        for (i, e) in v.iter().enumerate() {
+            assert_eq!(list.get(i), *e);
+            assert_eq!(list.position(&e.path), Some(i));
+        }
+        assert_eq!(list.position("p/"), None);
+        assert_eq!(list.position("q"), None);
+        let last = v.len() - 1;
+        list.set_pack(last, Some(9));
+        list.set_pack(3, Some(u64::MAX));
+        assert_eq!(list.get(last).file().unwrap().2, Some(9));
+        assert_eq!(list.get(3).file().unwrap().2, Some(u64::MAX));
+        list.set_pack(3, None);
+        assert_eq!(list.get(3), v[3]);
+        let mut b = EntriesBuilder::new();
+        for e in list.iter() {
+            b.push_ref(e);
+        }
+        assert_eq!(b.finish(), list);
+        assert!(Entries::from(Vec::new()).is_empty());
     }
 
     #[test]

@@ -212,26 +212,63 @@ pub fn content_path(sha256: &[u8; 32]) -> PathBuf {
     PathBuf::from(&h[..2]).join(h)
 }
 
-/// One content to put into a pack.
+/// One content to put into a pack: 48 bytes, with the piece hashes of an
+/// aligned content boxed apart (most contents of an archive are smaller
+/// than a piece and have none; a first publish holds one per file).
 #[derive(Debug, Clone)]
 pub struct Content {
     pub sha256: [u8; 32],
     pub size: u64,
+    hashes: Option<Box<PieceHashes>>,
+}
+
+#[derive(Debug, Clone)]
+struct PieceHashes {
+    pieces: Vec<[u8; 20]>,
+    last_unpadded: Option<[u8; 20]>,
+}
+
+impl Content {
+    /// `pieces` and `last_unpadded` as [`Hashed`] has them; a content
+    /// smaller than a piece has none of its own ([`build`] hashes its
+    /// pieces with its neighbours).
+    pub fn new(
+        sha256: [u8; 32],
+        size: u64,
+        pieces: Vec<[u8; 20]>,
+        last_unpadded: Option<[u8; 20]>,
+    ) -> Self {
+        let hashes = (!pieces.is_empty() || last_unpadded.is_some()).then(|| {
+            Box::new(PieceHashes {
+                pieces,
+                last_unpadded,
+            })
+        });
+        Content {
+            sha256,
+            size,
+            hashes,
+        }
+    }
+
     /// Piece hashes of an aligned content ([`Hashed::pieces`]); empty for
-    /// a content smaller than a piece, whose pieces [`build`] hashes with
-    /// its neighbours.
-    pub pieces: Vec<[u8; 20]>,
-    pub last_unpadded: Option<[u8; 20]>,
+    /// a content smaller than a piece.
+    pub fn pieces(&self) -> &[[u8; 20]] {
+        self.hashes.as_ref().map_or(&[], |h| &h.pieces)
+    }
+
+    /// [`Hashed::last_unpadded`].
+    pub fn last_unpadded(&self) -> Option<[u8; 20]> {
+        self.hashes.as_ref().and_then(|h| h.last_unpadded)
+    }
 }
 
 impl From<Hashed> for Content {
     fn from(h: Hashed) -> Self {
-        let packed = is_packed(h.size);
-        Content {
-            sha256: h.sha256,
-            size: h.size,
-            pieces: if packed { Vec::new() } else { h.pieces },
-            last_unpadded: if packed { None } else { h.last_unpadded },
+        if is_packed(h.size) {
+            Content::new(h.sha256, h.size, Vec::new(), None)
+        } else {
+            Content::new(h.sha256, h.size, h.pieces, h.last_unpadded)
         }
     }
 }
@@ -384,12 +421,12 @@ fn assemble(
         entry(&mut file_list, c);
         let rem = c.size % PIECE_LEN;
         let ends_torrent = i + 1 == aligned.len() && packed.is_empty();
-        let (full, last) = c.pieces.split_at(c.pieces.len() - 1);
+        let (full, last) = c.pieces().split_at(c.pieces().len() - 1);
         for p in full {
             pieces.extend_from_slice(p);
         }
         if rem != 0 && ends_torrent {
-            pieces.extend_from_slice(&c.last_unpadded.expect("partial piece has unpadded hash"));
+            pieces.extend_from_slice(&c.last_unpadded().expect("partial piece has unpadded hash"));
         } else {
             pieces.extend_from_slice(&last[0]);
         }
@@ -507,12 +544,7 @@ impl ParsedPack {
             *pieces.last_mut().expect("a partial piece exists") = h.pieces[0];
             last_unpadded = h.last_unpadded;
         }
-        Ok(Content {
-            sha256,
-            size,
-            pieces,
-            last_unpadded,
-        })
+        Ok(Content::new(sha256, size, pieces, last_unpadded))
     }
 
     /// The same pack built again from what was parsed, without reading
@@ -523,12 +555,7 @@ impl ParsedPack {
             .files
             .iter()
             .zip(self.pieces.iter().chain(std::iter::repeat(&none)))
-            .map(|(&(sha256, size), ps)| Content {
-                sha256,
-                size,
-                pieces: ps.clone(),
-                last_unpadded: ps.last().copied(),
-            })
+            .map(|(&(sha256, size), ps)| Content::new(sha256, size, ps.clone(), ps.last().copied()))
             .collect();
         let (aligned, packed) = contents.split_at(self.packed_from);
         let aligned: Vec<&Content> = aligned.iter().collect();
@@ -950,14 +977,26 @@ mod tests {
             .collect()
     }
 
+    #[test]
+    fn a_content_is_48_bytes() {
+        assert_eq!(std::mem::size_of::<Content>(), 48);
+        let c = Content::new([1; 32], 10, Vec::new(), None);
+        assert!(c.pieces().is_empty() && c.last_unpadded().is_none());
+        let c = Content::new([1; 32], PIECE_LEN + 1, vec![[2; 20]; 2], Some([3; 20]));
+        assert_eq!(
+            (c.pieces(), c.last_unpadded()),
+            (&[[2; 20]; 2][..], Some([3; 20]))
+        );
+    }
+
     /// A content of `pieces` full pieces (hashes not computed).
     fn big(tag: u8, pieces: usize) -> Content {
-        Content {
-            sha256: [tag; 32],
-            size: pieces as u64 * PIECE_LEN,
-            pieces: vec![[0u8; 20]; pieces],
-            last_unpadded: None,
-        }
+        Content::new(
+            [tag; 32],
+            pieces as u64 * PIECE_LEN,
+            vec![[0u8; 20]; pieces],
+            None,
+        )
     }
 
     #[test]
@@ -972,15 +1011,16 @@ mod tests {
         let sizes: Vec<usize> = g.iter().map(|g| g.len()).collect();
         assert_eq!(sizes, vec![2, 1]);
         for g in &g {
-            assert!(cs[g.clone()].iter().map(|c| c.pieces.len()).sum::<usize>() <= MAX_PIECES);
+            assert!(
+                cs[g.clone()]
+                    .iter()
+                    .map(|c| c.pieces().len())
+                    .sum::<usize>()
+                    <= MAX_PIECES
+            );
         }
         // Small contents count by the pieces their bytes fill together.
-        let small = |tag: u8| Content {
-            sha256: [tag; 32],
-            size: PIECE_LEN / 2,
-            pieces: Vec::new(),
-            last_unpadded: None,
-        };
+        let small = |tag: u8| Content::new([tag; 32], PIECE_LEN / 2, Vec::new(), None);
         let mut cs = vec![big(1, MAX_PIECES - 2)];
         cs.extend((0..5).map(|i| small(10 + i)));
         let g = group(&cs, 10_000, u64::MAX);
@@ -1176,12 +1216,7 @@ mod tests {
         // Hashed as that layout did: small contents had pieces of their own.
         let mut cs = [a.as_slice(), b.as_slice()].map(|d| hash_stream(&mut &d[..], None).unwrap());
         cs.sort_by_key(|c| c.sha256);
-        let cs = cs.map(|h| Content {
-            sha256: h.sha256,
-            size: h.size,
-            pieces: h.pieces,
-            last_unpadded: h.last_unpadded,
-        });
+        let cs = cs.map(|h| Content::new(h.sha256, h.size, h.pieces, h.last_unpadded));
         let pad = PIECE_LEN - cs[0].size;
         let mut list = bencode::List::new();
         let name = |c: &Content| hex::encode(c.sha256);
@@ -1200,14 +1235,14 @@ mod tests {
             cs[1].size,
             &[&name(&cs[1])[..2], &name(&cs[1])],
         ));
-        let mut pieces = cs[0].pieces[0].to_vec();
-        pieces.extend_from_slice(&cs[1].last_unpadded.unwrap());
+        let mut pieces = cs[0].pieces()[0].to_vec();
+        pieces.extend_from_slice(&cs[1].last_unpadded().unwrap());
         let info = bencode::info_dict(&list, "v1", PIECE_LEN, &pieces);
         let t = bencode::torrent(&info);
         let parsed = parse_torrent(&t, None).unwrap();
         assert_eq!(parsed.packed_from, 1);
-        assert_eq!(parsed.pieces[0], cs[0].pieces);
-        assert_eq!(parsed.packed_pieces, vec![cs[1].last_unpadded.unwrap()]);
+        assert_eq!(parsed.pieces[0], cs[0].pieces());
+        assert_eq!(parsed.packed_pieces, vec![cs[1].last_unpadded().unwrap()]);
         assert_eq!(parsed.rebuild().torrent, t);
         // Moved into a new pack, both contents are packed.
         let datas: [&[u8]; 2] = [&a, &b];
@@ -1248,7 +1283,7 @@ mod tests {
         let last = parsed.files.len() - 1;
         let reused = parsed.content(last, &tail(last)).unwrap();
         // The old torrent's hash for it is unpadded: the bug reused it.
-        assert_ne!(parsed.pieces[last].last(), reused.pieces.last());
+        assert_ne!(parsed.pieces[last].last(), reused.pieces().last());
         let fresh = build_aligned(
             "new",
             &[by_sha[1].clone(), by_sha[0].clone(), by_sha[2].clone()],
