@@ -799,3 +799,54 @@ fn tiny_files_cost_their_size_on_the_wire() {
         "m1 received {down2} bytes for generation 2, which added {added} bytes"
     );
 }
+
+/// Writes `n` tiny files of generation `generation` under `src/pool`.
+fn write_many(src: &Path, generation: u8, n: usize) {
+    for i in 0..n {
+        let d = src.join(format!("pool/d{:03}", i / 250));
+        if i % 250 == 0 {
+            std::fs::create_dir_all(&d).unwrap();
+        }
+        let data = format!("generation {generation} file {i}\n");
+        std::fs::write(d.join(format!("f{i:05}")), data).unwrap();
+    }
+}
+
+/// A publish that changes more paths than a delta carries (50,000) writes
+/// no delta, so neither the origin nor a mirror holds a document of every
+/// changed entry; the mirror fetches the new root and the chunks it lacks
+/// instead, and ends with the same tree. A small change still has its
+/// delta.
+#[test]
+fn a_change_too_large_for_a_delta_reaches_mirrors_by_its_chunks() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path();
+    let src = dir.join("src");
+    let n = 50_001;
+    write_many(&src, 1, n);
+    let (key, pubkey) = keygen(dir);
+    let (origin, m1) = origin_and_mirror(dir, &src, &key, &pubkey, &[]);
+    // Generation 2: three files change, and the delta from 1 is written.
+    for i in [0, 20_000, 50_000] {
+        let p = src.join(format!("pool/d{:03}/f{i:05}", i / 250));
+        std::fs::write(p, format!("changed {i}\n")).unwrap();
+    }
+    assert_eq!(publish(&origin.state), 2);
+    m1.wait_generation(2);
+    assert!(origin.state.join("docs/deltas/1.shoal").exists());
+    // Generation 3: every file changes.
+    write_many(&src, 3, n);
+    assert_eq!(publish(&origin.state), 3);
+    wait_for("m1 to apply generation 3", Duration::from_secs(600), || {
+        m1.status()
+            .map(|s| s.generation_applied >= 3)
+            .unwrap_or(false)
+    });
+    assert!(
+        !origin.state.join("docs/deltas/2.shoal").exists(),
+        "a delta of {n} changed paths was written"
+    );
+    assert!(log_of(&origin).contains("no delta for a change this large"));
+    assert!(log_of(&m1).contains("fetching the full manifest"));
+    assert_same_tree(&src, &m1.repo, &["project/trace"]);
+}

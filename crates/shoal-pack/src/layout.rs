@@ -18,11 +18,20 @@ use crate::PIECE_LEN;
 pub struct Layout {
     /// Contents in stream order.
     listed: Listed,
-    /// Offset in the stream of each content.
+    /// Offset in the stream of every [`STEP`]th content; the others are
+    /// summed from there (half a byte a content, where a start each took
+    /// eight: 8 MB at a million contents, held by every agent for every
+    /// pack in its session).
     starts: Vec<u64>,
+    count: usize,
+    /// How many contents are aligned (each followed by padding).
+    packed_from: usize,
     /// Length of the stream.
     len: u64,
 }
+
+/// Contents per stored start ([`Layout`]).
+const STEP: usize = 16;
 
 /// A run of bytes of the stream: part of one content, or padding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,27 +98,59 @@ impl Layout {
     }
 
     fn of(listed: Listed, packed_from: usize) -> Layout {
-        let n = listed.count();
-        let mut starts = Vec::with_capacity(n);
-        let mut cursor = 0u64;
-        for i in 0..n {
-            let (_, size) = listed.get(i).expect("in range");
-            starts.push(cursor);
-            cursor += size;
-            if i < packed_from && i + 1 < n {
-                cursor = cursor.div_ceil(PIECE_LEN) * PIECE_LEN;
-            }
-        }
-        Layout {
+        let count = listed.count();
+        let mut l = Layout {
             listed,
-            starts,
-            len: cursor,
+            starts: Vec::with_capacity(count.div_ceil(STEP)),
+            count,
+            packed_from,
+            len: 0,
+        };
+        let mut cursor = 0u64;
+        for i in 0..count {
+            if i % STEP == 0 {
+                l.starts.push(cursor);
+            }
+            cursor = l.next_start(i, cursor);
         }
+        l.len = cursor;
+        l
+    }
+
+    /// Where the content after `i` starts, if `i` starts at `start`: past
+    /// its bytes, and for an aligned content that is not the last, on the
+    /// next piece boundary.
+    fn next_start(&self, i: usize, start: u64) -> u64 {
+        let end = start + self.size(i);
+        if i < self.packed_from && i + 1 < self.count {
+            end.div_ceil(PIECE_LEN) * PIECE_LEN
+        } else {
+            end
+        }
+    }
+
+    /// How many contents start where `pred` holds, for a `pred` that holds
+    /// up to some offset and not after (as a slice's `partition_point`).
+    fn partition_point(&self, pred: impl Fn(u64) -> bool) -> usize {
+        let j = self.starts.partition_point(|&s| pred(s));
+        if j == 0 {
+            return 0;
+        }
+        let last = (j * STEP).min(self.count);
+        let (mut i, mut start) = ((j - 1) * STEP, self.starts[j - 1]);
+        while i + 1 < last {
+            let next = self.next_start(i, start);
+            if !pred(next) {
+                break;
+            }
+            (i, start) = (i + 1, next);
+        }
+        i + 1
     }
 
     /// How many contents the pack carries.
     pub fn count(&self) -> usize {
-        self.starts.len()
+        self.count
     }
 
     /// Content `k`: (sha256, size).
@@ -132,9 +173,11 @@ impl Layout {
         (0..self.count()).map(|k| self.listed.get(k).expect("in range"))
     }
 
-    /// Offset in the stream of content `i`.
+    /// Offset in the stream of content `i` (panics past the end).
     pub fn start(&self, i: usize) -> u64 {
-        self.starts[i]
+        assert!(i < self.count, "content {i} of {}", self.count);
+        let from = i / STEP * STEP;
+        (from..i).fold(self.starts[i / STEP], |s, k| self.next_start(k, s))
     }
 
     /// Length of the stream (contents and padding).
@@ -144,7 +187,7 @@ impl Layout {
 
     /// Whether the pack has no content.
     pub fn is_empty(&self) -> bool {
-        self.starts.is_empty()
+        self.count == 0
     }
 
     /// Sum of the contents' sizes (the stream without its padding).
@@ -158,14 +201,11 @@ impl Layout {
             return 0..0;
         }
         let end = offset.saturating_add(len);
-        let first = self
-            .starts
-            .partition_point(|&s| s <= offset)
-            .saturating_sub(1);
-        let last = self.starts.partition_point(|&s| s < end);
+        let first = self.partition_point(|s| s <= offset).saturating_sub(1);
+        let last = self.partition_point(|s| s < end);
         let first = if self
             .file(first)
-            .is_some_and(|f| self.starts[first] + f.1 <= offset)
+            .is_some_and(|f| self.start(first) + f.1 <= offset)
         {
             first + 1
         } else {
@@ -183,10 +223,10 @@ impl Layout {
         }
         let mut out = Vec::new();
         let mut pos = offset;
-        let mut k = self.starts.partition_point(|&s| s <= pos).saturating_sub(1);
+        let mut k = self.partition_point(|s| s <= pos).saturating_sub(1);
         while pos < end {
             let (start, size) = match self.file(k) {
-                Some(f) => (self.starts[k], f.1),
+                Some(f) => (self.start(k), f.1),
                 None => (self.len, 0),
             };
             if pos < start {
@@ -237,6 +277,52 @@ mod tests {
             }
         }
         v
+    }
+
+    /// With many contents (starts stored for every 16th only), each
+    /// content's start, and what lies at each start, one byte before it and
+    /// at its last byte, agree with starts summed one by one.
+    #[test]
+    fn starts_of_many_contents_match_a_running_sum() {
+        let p = PIECE_LEN;
+        for (aligned, packed) in [(0usize, 200usize), (37, 0), (40, 90), (1, 33), (17, 16)] {
+            let sizes: Vec<u64> = (0..aligned)
+                .map(|i| p + 1 + (i as u64 * 7919) % (3 * p))
+                .chain((0..packed).map(|i| 1 + (i as u64 * 104_729) % (p - 1)))
+                .collect();
+            let files: Vec<([u8; 32], u64)> = sizes
+                .iter()
+                .enumerate()
+                .map(|(i, &s)| (sha(i as u8), s))
+                .collect();
+            let l = Layout::new(files, aligned);
+            let n = sizes.len();
+            let mut want = Vec::with_capacity(n);
+            let mut cursor = 0;
+            for (i, size) in sizes.iter().enumerate() {
+                want.push(cursor);
+                cursor += size;
+                if i < aligned && i + 1 < n {
+                    cursor = cursor.div_ceil(p) * p;
+                }
+            }
+            assert_eq!(l.len(), cursor);
+            assert_eq!(l.count(), n);
+            for (i, &w) in want.iter().enumerate() {
+                assert_eq!(l.start(i), w, "start of {i} ({aligned}+{packed})");
+                assert_eq!(l.contents_in(w, 1), i..i + 1);
+                let end = w + sizes[i] - 1;
+                assert_eq!(l.contents_in(end, 1), i..i + 1);
+                if w > 0 {
+                    // The byte before: the previous content's, or padding.
+                    let before = l.contents_in(w - 1, 1);
+                    let padded = want[i - 1] + sizes[i - 1] < w;
+                    let expect = if padded { i..i } else { i - 1..i };
+                    assert_eq!(before, expect, "before {i} ({aligned}+{packed})");
+                    assert_eq!(l.spans(w - 1, 2).unwrap().last().unwrap().content, Some(i));
+                }
+            }
+        }
     }
 
     /// Spans and `contents_in` agree with the byte-by-byte stream for
