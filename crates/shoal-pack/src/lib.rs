@@ -585,19 +585,11 @@ impl ParsedPack {
 /// list of its own: the layout reads its contents from `torrent`'s bytes,
 /// which whoever holds them (librqbit's session) shares.
 pub fn layout_of(torrent: &bytes::Bytes, expected: Option<&str>) -> Result<Layout, Error> {
-    let parsed = parse_torrent(torrent, expected)?;
-    if parsed.shape != Shape::Stream {
-        return Ok(parsed.into_layout());
-    }
-    let packed_from = parsed.packed_from;
-    drop(parsed);
-    let top = bencode::parse(torrent).map_err(Error::Malformed)?;
-    let listed = top
-        .dict_raw(b"info")
-        .and_then(|info| bencode::parse(info).ok())
-        .and_then(|info| info.dict_bytes(CONTENTS_KEY))
-        .ok_or_else(|| Error::Malformed("no contents list (checked a moment ago)".into()))?;
-    Ok(Layout::of_records(torrent.slice_ref(listed), packed_from))
+    let (parsed, listed) = parse_torrent_listed(torrent, expected)?;
+    Ok(match listed {
+        Some(records) => Layout::of_records(torrent.slice_ref(records), parsed.packed_from),
+        None => parsed.into_layout(),
+    })
 }
 
 /// Why a `.torrent` was refused.
@@ -624,6 +616,15 @@ enum Listed {
 /// than a piece, back to back. A pack of the first layout
 /// (every content aligned) is this shape too.
 pub fn parse_torrent(bytes: &[u8], expected: Option<&str>) -> Result<ParsedPack, Error> {
+    parse_torrent_listed(bytes, expected).map(|(p, _)| p)
+}
+
+/// [`parse_torrent`], and for a [`Shape::Stream`] pack its contents list
+/// as a slice of `bytes`.
+fn parse_torrent_listed<'a>(
+    bytes: &'a [u8],
+    expected: Option<&str>,
+) -> Result<(ParsedPack, Option<&'a [u8]>), Error> {
     let bad = |s: &str| Error::Malformed(s.to_string());
     let top = bencode::parse(bytes).map_err(|e| bad(&e))?;
     let info_raw = top
@@ -639,12 +640,18 @@ pub fn parse_torrent(bytes: &[u8], expected: Option<&str>) -> Result<ParsedPack,
             });
         }
     }
-    parse_info(info_raw)
+    parse_info_listed(info_raw)
 }
 
 /// Parses a pack's bencoded info dictionary (what librqbit hands a
 /// storage) and checks its shape, as [`parse_torrent`] does.
 pub fn parse_info(info_raw: &[u8]) -> Result<ParsedPack, Error> {
+    parse_info_listed(info_raw).map(|(p, _)| p)
+}
+
+/// [`parse_info`], and for a [`Shape::Stream`] pack its contents list as
+/// a slice of `info_raw`.
+fn parse_info_listed(info_raw: &[u8]) -> Result<(ParsedPack, Option<&[u8]>), Error> {
     let bad = |s: &str| Error::Malformed(s.to_string());
     let info_hash: [u8; 20] = Sha1::digest(info_raw).into();
     let info = bencode::parse(info_raw).map_err(|e| bad(&e))?;
@@ -668,6 +675,7 @@ pub fn parse_info(info_raw: &[u8]) -> Result<ParsedPack, Error> {
     if all_pieces.len() % 20 != 0 {
         return Err(bad("pieces length not a multiple of 20"));
     }
+    let mut records = None;
     let (files, packed_from, shape) = match info.dict_list(b"files") {
         Some(list) => {
             if info.dict_raw(CONTENTS_KEY).is_some() || info.dict_raw(b"length").is_some() {
@@ -682,6 +690,7 @@ pub fn parse_info(info_raw: &[u8]) -> Result<ParsedPack, Error> {
         }
         None => {
             let (files, packed_from) = stream_contents(&info).map_err(|e| bad(&e))?;
+            records = info.dict_bytes(CONTENTS_KEY);
             (files, packed_from, Shape::Stream)
         }
     };
@@ -725,7 +734,7 @@ pub fn parse_info(info_raw: &[u8]) -> Result<ParsedPack, Error> {
             )));
         }
     }
-    Ok(parsed)
+    Ok((parsed, records))
 }
 
 /// The contents of a [`Shape::Stream`] pack and how many are aligned:
