@@ -556,7 +556,8 @@ async fn sync(agent: &Arc<Agent>, ms: &mut MirrorState) -> Result<()> {
         return Ok(());
     }
 
-    // 2. Manifest G (by deltas from the applied one's entries).
+    // 2-3. Manifest G (by deltas from the applied one's entries) and its
+    // packs.
     entries(agent, ms)?;
     let started = Instant::now();
     let mut phases = crate::phases::Phases::start();
@@ -578,59 +579,26 @@ async fn sync(agent: &Arc<Agent>, ms: &mut MirrorState) -> Result<()> {
             urls.push(u);
         }
     }
-    let (mut new, new_env, delta_envs, fetched) = get_manifest(agent, ms, &head, &urls).await?;
+    let Some((new, fetched)) =
+        fetch_generation(agent, ms, (&head, &head_env), &urls, now, &mut phases).await?
+    else {
+        // Superseded: go for the newer generation at once (the next round
+        // plans it).
+        agent.kick.notify_one();
+        agent.set_state("idle");
+        return Ok(());
+    };
     // Fetching and parsing a full manifest's chunks freed as much as its
     // entries hold; a delta's few entries free little.
     crate::memory::release_after(fetched);
     ms.touched += fetched;
-    phases.end("manifest");
-    if let Err(e) = new.check_fresh(now) {
-        agent.count_refusal("manifest");
-        return Err(e.into());
-    }
     let profile: Profile = new.header.profile.parse().unwrap_or(agent.cfg.profile);
     if profile != agent.cfg.profile {
         tracing::warn!(manifest = %profile, configured = %agent.cfg.profile, "the origin publishes another profile; using the origin's order");
     }
-    // Store and relay: these are valid signed documents now. They are
-    // written while the packs download (the new chunks, flushed, then the
-    // root, the deltas and last the head), and are on disk before the
-    // tree is applied, so a restart finds the generation it applied.
-    let store = &agent.store;
-    let relay = {
-        let store = store.clone();
-        let fresh = new.take_new_chunks();
-        tokio::task::spawn_blocking(move || -> Result<()> {
-            let written = store.write_chunks(&fresh)?;
-            store.flush_chunks(written)?;
-            fsutil::atomic_write(&store.manifest(best), &new_env.into_bytes())?;
-            for (from, env) in &delta_envs {
-                fsutil::atomic_write(&store.delta(*from), env)?;
-            }
-            fsutil::atomic_write(&store.head(), &head_env)
-        })
-    };
-
-    // 3. Packs.
-    if let Downloaded::Superseded(g) = download(agent, ms, &new, &urls).await? {
-        // Go for the newer generation at once (the next round plans it).
-        agent.kick.notify_one();
-        agent.set_state("idle");
-        tracing::info!(
-            skipped = best,
-            newer = g,
-            "generation superseded before it was applied"
-        );
-        return Ok(());
-    }
-
-    phases.end("download");
-    relay
-        .await
-        .context("storing the generation's documents")??;
-    phases.end("store");
 
     // 4. Apply.
+    let store = &agent.store;
     let stage1 = started.elapsed().as_secs_f64();
     let applying = Instant::now();
     agent.set_state("applying");
@@ -835,65 +803,112 @@ fn converge(agent: &Agent, ms: &mut MirrorState) -> Result<()> {
     mark_applying(agent, false)
 }
 
-/// Manifest G, its signed envelope, the deltas' envelopes it was built
-/// from, and how many paths the fetch brought (every entry of a full
-/// fetch, the deltas' changes otherwise).
-type ManifestFetch = (Manifest, Envelope, Vec<(u64, Vec<u8>)>, usize);
-
-/// Manifest G's signed envelope, as fetched, or to be rebuilt from the
-/// root body and the origin's signature a delta carried. Rebuilding
-/// compresses the root (2 MB at a million files), so it is left to the
-/// task that stores the generation, beside the download.
-enum Envelope {
-    Fetched(Vec<u8>),
-    Rebuilt { signature: String, body: Vec<u8> },
-}
-
-impl Envelope {
-    fn into_bytes(self) -> Vec<u8> {
-        match self {
-            Envelope::Fetched(env) => env,
-            Envelope::Rebuilt { signature, body } => {
-                shoal_manifest::signed::envelope("manifest", &signature, &body)
+/// Manifest G and its packs: fetch → verify → download → verify, with the
+/// generation's documents stored to relay. `None` when a newer generation
+/// superseded G before its packs came; else G with how many paths the
+/// fetch brought (every entry of a full fetch, the deltas' changes
+/// otherwise).
+///
+/// Following by deltas, the signed deltas give G's header, and with it
+/// its packs, before its entries exist: the packs download while another
+/// thread rebuilds the entries from the deltas, checks them against the
+/// head and the origin's signature, and stores the documents. At a
+/// million files the rebuild takes about as long as a small update's
+/// download. Nothing is applied before both have ended, and a rebuild
+/// that does not reach the head's manifest falls back to the full fetch
+/// (packs already verified are not fetched again).
+async fn fetch_generation(
+    agent: &Arc<Agent>,
+    ms: &mut MirrorState,
+    (head, head_env): (&Head, &[u8]),
+    urls: &[String],
+    now: i64,
+    phases: &mut crate::phases::Phases,
+) -> Result<Option<(Manifest, usize)>> {
+    if let Some(chain) = signed_deltas(agent, ms, head, urls).await {
+        let header = chain
+            .last()
+            .expect("a chain holds a delta")
+            .1
+            .header
+            .clone();
+        phases.end("deltas");
+        if let Err(e) = header.check_fresh(now) {
+            agent.count_refusal("manifest");
+            return Err(e.into());
+        }
+        let rebuilt = {
+            let store = agent.store.clone();
+            let cur = ms.manifest.clone().expect("deltas apply to a manifest");
+            let cur_sha = ms.manifest_sha.expect("deltas apply to a known manifest");
+            let (head, head_env) = (head.clone(), head_env.to_vec());
+            tokio::task::spawn_blocking(move || -> Result<Result<(Manifest, usize)>> {
+                let (mut new, env, changed) = match rebuild(cur, cur_sha, &chain, &head) {
+                    Ok(r) => r,
+                    Err(e) => return Ok(Err(e)),
+                };
+                let envs: Vec<(u64, Vec<u8>)> = chain
+                    .into_iter()
+                    .map(|(from, _, env)| (from, env))
+                    .collect();
+                let fresh = new.take_new_chunks();
+                store_generation(&store, head.generation, &fresh, &env, &envs, &head_env)?;
+                Ok(Ok((new, changed)))
+            })
+        };
+        if superseded(agent, ms, &header, urls).await? {
+            return Ok(None);
+        }
+        phases.end("download");
+        match rebuilt
+            .await
+            .context("rebuilding the manifest")?
+            .context("storing the generation's documents")?
+        {
+            Ok(r) => {
+                phases.end("rebuild+store");
+                return Ok(Some(r));
             }
+            Err(e) => tracing::warn!(
+                error = %format!("{e:#}"),
+                "the deltas did not rebuild the head's manifest; fetching it in full"
+            ),
         }
     }
+    let (mut new, env) = full_manifest(agent, ms, head, urls).await?;
+    phases.end("manifest");
+    if let Err(e) = new.check_fresh(now) {
+        agent.count_refusal("manifest");
+        return Err(e.into());
+    }
+    let fetched = new.len();
+    let relay = {
+        let store = agent.store.clone();
+        let fresh = new.take_new_chunks();
+        let (g, head_env) = (head.generation, head_env.to_vec());
+        tokio::task::spawn_blocking(move || {
+            store_generation(&store, g, &fresh, &env, &[], &head_env)
+        })
+    };
+    if superseded(agent, ms, &new.header, urls).await? {
+        return Ok(None);
+    }
+    phases.end("download");
+    relay
+        .await
+        .context("storing the generation's documents")??;
+    phases.end("store");
+    Ok(Some((new, fetched)))
 }
 
-/// Manifest G by deltas from what we hold, else in full.
-async fn get_manifest(
+/// Manifest G in full: its signed root, then its chunks.
+async fn full_manifest(
     agent: &Agent,
     ms: &MirrorState,
     head: &Head,
     urls: &[String],
-) -> Result<ManifestFetch> {
+) -> Result<(Manifest, Vec<u8>)> {
     let g = head.generation;
-    if let (Some(cur), Some(cur_sha)) = (&ms.manifest, &ms.manifest_sha) {
-        let from = cur.header.generation;
-        if g > from && g - from <= MAX_DELTAS {
-            match by_deltas(agent, ms, cur, cur_sha, g, urls).await {
-                Ok(c) => {
-                    // `c.sha` is the root body's hash, checked as each
-                    // delta applied.
-                    if c.sha == head.manifest_sha256 {
-                        ms.key
-                            .verify("manifest", &c.body, &c.signature)
-                            .context("rebuilt manifest")?;
-                        // Kept to relay G to other mirrors.
-                        let env = Envelope::Rebuilt {
-                            signature: c.signature,
-                            body: c.body,
-                        };
-                        return Ok((c.manifest, env, c.envelopes, c.changed));
-                    }
-                    tracing::warn!("deltas did not reach the head's manifest; fetching it in full");
-                }
-                Err(e) => {
-                    tracing::info!(error = %format!("{e:#}"), "deltas unavailable; fetching the full manifest")
-                }
-            }
-        }
-    }
     let mut errs = Vec::new();
     for u in urls {
         let mut answered = false;
@@ -923,8 +938,7 @@ async fn get_manifest(
         .await;
         match r {
             Ok((m, env)) => {
-                let n = m.len();
-                return Ok((m, Envelope::Fetched(env), Vec::new(), n));
+                return Ok((m, env));
             }
             Err(e) => {
                 if answered {
@@ -1006,38 +1020,28 @@ async fn get_chunk(agent: &Agent, order: &[String], sha: Sha256Hash) -> Result<(
     )
 }
 
-/// A generation rebuilt from the applied one by a chain of deltas.
-struct DeltaChain {
-    manifest: Manifest,
-    /// Its root body, and that body's SHA-256 (checked against the last
-    /// delta's `manifest_sha256` as it applied).
-    body: Vec<u8>,
-    sha: Sha256Hash,
-    /// The origin's signature of the body, from the last delta.
-    signature: String,
-    /// Each delta's envelope, by the generation it starts from.
-    envelopes: Vec<(u64, Vec<u8>)>,
-    /// Paths the deltas changed or removed.
-    changed: usize,
-}
+/// The signed deltas from the applied generation to G, each with the
+/// generation it starts from and its envelope as fetched (to relay).
+type Chain = Vec<(u64, Delta, Vec<u8>)>;
 
-/// The generation `target`, by deltas from `cur` (with `target > cur`'s).
-async fn by_deltas(
+/// The chain of deltas from the manifest held to `head`'s generation, each
+/// opened with the origin's key; `None` when this mirror holds no manifest
+/// to apply them to, is too far behind, or an upstream lacks one of them
+/// (the caller fetches G in full).
+async fn signed_deltas(
     agent: &Agent,
     ms: &MirrorState,
-    cur: &Manifest,
-    cur_sha: &Sha256Hash,
-    target: u64,
+    head: &Head,
     urls: &[String],
-) -> Result<DeltaChain> {
-    // The first delta applies to `cur` itself: no copy of it is made.
-    let mut m: std::borrow::Cow<Manifest> = std::borrow::Cow::Borrowed(cur);
-    let mut body = Vec::new();
-    let mut sha = *cur_sha;
-    let mut envs = Vec::new();
-    let mut sig = String::new();
-    let mut changed = 0;
-    for from in cur.header.generation..target {
+) -> Option<Chain> {
+    let from = ms.manifest.as_ref()?.header.generation;
+    ms.manifest_sha?;
+    let target = head.generation;
+    if target <= from || target - from > MAX_DELTAS {
+        return None;
+    }
+    let mut chain = Vec::new();
+    for from in from..target {
         let mut got = None;
         for u in urls {
             let Ok(env) = fetch(agent, &format!("{u}/v1/delta/{from}")).await else {
@@ -1050,7 +1054,7 @@ async fn by_deltas(
                 .and_then(|b| Delta::from_body(&b).map_err(anyhow::Error::from));
             match d {
                 Ok(d) => {
-                    got = Some((d, env));
+                    got = Some((from, d, env));
                     break;
                 }
                 Err(e) => {
@@ -1059,24 +1063,104 @@ async fn by_deltas(
                 }
             }
         }
-        let (d, env) =
-            got.ok_or_else(|| anyhow!("no upstream holds the delta from generation {from}"))?;
-        changed += d.upserts.len() + d.removals.len();
-        let (next, next_body) = d.apply_with_body(&m, &sha)?;
-        m = std::borrow::Cow::Owned(next);
-        body = next_body;
-        sha = d.manifest_sha256;
-        sig = d.manifest_signature.clone();
-        envs.push((from, env));
+        let Some(d) = got else {
+            tracing::info!(
+                from,
+                "no upstream holds the delta from generation {from}; fetching the full manifest"
+            );
+            return None;
+        };
+        chain.push(d);
     }
-    Ok(DeltaChain {
-        manifest: m.into_owned(),
-        body,
-        sha,
-        signature: sig,
-        envelopes: envs,
-        changed,
-    })
+    if chain.last().map(|d| d.1.header.generation) != Some(target) {
+        tracing::warn!(
+            generation = target,
+            "the deltas end at another generation than the head's; fetching the full manifest"
+        );
+        return None;
+    }
+    Some(chain)
+}
+
+/// Manifest G rebuilt from `cur` by `chain` and checked against the head;
+/// with its signed envelope (to relay) and the number of paths the deltas
+/// changed or removed.
+fn rebuild(
+    cur: Manifest,
+    cur_sha: Sha256Hash,
+    chain: &Chain,
+    head: &Head,
+) -> Result<(Manifest, Vec<u8>, usize)> {
+    let (mut m, mut sha, mut body) = (cur, cur_sha, Vec::new());
+    let mut changed = 0;
+    for (_, d, _) in chain {
+        changed += d.upserts.len() + d.removals.len();
+        // Checks that the delta starts from `sha` and that the rebuilt
+        // root hashes to the delta's `manifest_sha256`.
+        (m, body) = d.apply_with_body(&m, &sha)?;
+        sha = d.manifest_sha256;
+    }
+    if sha != head.manifest_sha256 {
+        bail!(
+            "the deltas rebuild manifest {sha} of generation {}, the head signs {}",
+            head.generation,
+            head.manifest_sha256
+        );
+    }
+    // The root hashes to what the signed head names, so it is the
+    // origin's; the signature to relay came in a delta the origin signed,
+    // and whoever fetches the envelope from here checks it again. Checking
+    // it here too would hash the whole root once more (2 MB at a million
+    // files) for nothing.
+    let signature = &chain
+        .last()
+        .expect("a chain holds a delta")
+        .1
+        .manifest_signature;
+    let env = shoal_manifest::signed::envelope("manifest", signature, &body);
+    Ok((m, env, changed))
+}
+
+/// Stores generation `g`'s documents, to relay them and so a restart finds
+/// the generation applied: its new chunks (flushed), its root envelope, the
+/// deltas it was built by, and last its head. Written while the packs
+/// download, and on disk before the tree is applied.
+fn store_generation(
+    store: &crate::store::Store,
+    g: u64,
+    fresh: &[(Sha256Hash, Vec<u8>)],
+    env: &[u8],
+    deltas: &[(u64, Vec<u8>)],
+    head_env: &[u8],
+) -> Result<()> {
+    let written = store.write_chunks(fresh)?;
+    store.flush_chunks(written)?;
+    fsutil::atomic_write(&store.manifest(g), env)?;
+    for (from, env) in deltas {
+        fsutil::atomic_write(&store.delta(*from), env)?;
+    }
+    fsutil::atomic_write(&store.head(), head_env)
+}
+
+/// [`download`]s the packs of `header`; `true` when a newer generation
+/// superseded it first.
+async fn superseded(
+    agent: &Arc<Agent>,
+    ms: &mut MirrorState,
+    header: &shoal_manifest::Header,
+    urls: &[String],
+) -> Result<bool> {
+    match download(agent, ms, header, urls).await? {
+        Downloaded::Done => Ok(false),
+        Downloaded::Superseded(g) => {
+            tracing::info!(
+                skipped = header.generation,
+                newer = g,
+                "generation superseded before it was applied"
+            );
+            Ok(true)
+        }
+    }
 }
 
 /// How a download ended.
@@ -1110,7 +1194,7 @@ const KICK_AFTER: Duration = Duration::from_millis((shoal_swarm::KICK_AFTER_SECS
 /// No progress on any pack for this long: look for a newer generation.
 const SUPERSEDE_AFTER: Duration = Duration::from_secs(10);
 
-/// Download → verify: every pack of `new` not verified here yet.
+/// Download → verify: every pack of `header` not verified here yet.
 ///
 /// Nothing waits forever: a pack without progress (or one librqbit put in
 /// the error state, for example on a full disk) is removed from the
@@ -1121,12 +1205,11 @@ const SUPERSEDE_AFTER: Duration = Duration::from_secs(10);
 async fn download(
     agent: &Arc<Agent>,
     ms: &mut MirrorState,
-    new: &Manifest,
+    header: &shoal_manifest::Header,
     urls: &[String],
 ) -> Result<Downloaded> {
     let store = agent.store.clone();
-    let mut todo: Vec<&shoal_manifest::PackRef> = new
-        .header
+    let mut todo: Vec<&shoal_manifest::PackRef> = header
         .packs
         .iter()
         .filter(|p| !ms.verified.contains(&p.id))
@@ -1262,7 +1345,7 @@ async fn download(
             .iter()
             .filter(|f| f.torrent.handle.stats().finished)
             .count();
-        report.tick(new.header.generation, have, done);
+        report.tick(header.generation, have, done);
         if have > last_have {
             last_have = have;
             last_progress = Instant::now();
@@ -1273,9 +1356,9 @@ async fn download(
             let srcs = sources(agent);
             let heads = fetch_heads(agent, ms, &srcs).await;
             if let Some(g) = heads.good.iter().map(|h| h.1.generation).max() {
-                if g > new.header.generation {
+                if g > header.generation {
                     tracing::info!(
-                        generation = new.header.generation,
+                        generation = header.generation,
                         newer = g,
                         stuck_seconds = stuck.as_secs(),
                         "download cannot progress and a newer generation exists: moving on to it"
@@ -1295,7 +1378,7 @@ async fn download(
             bail!(
                 "download of generation {} stalled for {}s at {have} bytes: no reachable peer \
                  has the missing pieces ({}); check that the origin or another mirror is up",
-                new.header.generation,
+                header.generation,
                 STALL.as_secs(),
                 waiting.join("; ")
             );
@@ -1347,7 +1430,7 @@ async fn download(
                  the pack and the signed manifest disagree; refusing generation {} and leaving the \
                  live tree as it was",
                 hex::encode(sha),
-                new.header.generation
+                header.generation
             );
         }
         fsutil::atomic_write(&store.verified(id), b"")?;

@@ -1965,39 +1965,46 @@ async fn go_live(agent: &Arc<Agent>, st: &OriginState, c: &mut Candidate) -> Res
     }
     c.phases.end("flush");
     let key = load_key(agent)?;
+    let generation = c.manifest.header.generation;
+    // The new chunks are written and flushed on another thread while this
+    // one signs the root and cuts the delta; the head, which names them
+    // all, comes after both.
+    let kept = c.manifest.take_bodies();
+    let (m, phases) = (&c.manifest, &mut c.phases);
+    let sha = std::thread::scope(|s| -> Result<Sha256Hash> {
+        let chunks = s.spawn(|| -> Result<()> {
+            let mut written = 0;
+            m.store_new_chunks(kept, CHUNK_BATCH, |batch| -> Result<()> {
+                written += store.write_chunks(batch)?;
+                Ok(())
+            })?;
+            store.flush_chunks(written)
+        });
+        let body = m.body();
+        let sha = Sha256Hash::of(&body);
+        let manifest_env = key.seal("manifest", &body);
+        fsutil::atomic_write(&store.manifest(generation), &manifest_env)?;
+        phases.end("sign");
+        if c.changed > DELTA_MAX_PATHS {
+            tracing::info!(
+                changed = c.changed,
+                "no delta for a change this large: mirrors fetch the changed chunks"
+            );
+        } else if let (Some(p), Some(p_sha)) = (&st.manifest, st.manifest_sha) {
+            let sig =
+                shoal_manifest::signed::signature_of(&manifest_env).context("sealed envelope")?;
+            let d = m.delta_between(p, p_sha, sha, sig);
+            fsutil::atomic_write(
+                &store.delta(p.header.generation),
+                &key.seal("delta", &d.body()),
+            )?;
+        }
+        phases.end("delta");
+        chunks.join().expect("storing chunks panicked")?;
+        phases.end("chunks");
+        Ok(sha)
+    })?;
     let m = &c.manifest;
-    let generation = m.header.generation;
-    // The chunks first (only the new ones are written), then the root
-    // that lists them.
-    let mut written = 0;
-    c.manifest
-        .store_new_chunks(CHUNK_BATCH, |batch| -> Result<()> {
-            written += store.write_chunks(batch)?;
-            Ok(())
-        })?;
-    let m = &c.manifest;
-    c.phases.end("chunks");
-    store.flush_chunks(written)?;
-    c.phases.end("chunk-sync");
-    let body = m.body();
-    let sha = Sha256Hash::of(&body);
-    let manifest_env = key.seal("manifest", &body);
-    fsutil::atomic_write(&store.manifest(generation), &manifest_env)?;
-    c.phases.end("sign");
-    if c.changed > DELTA_MAX_PATHS {
-        tracing::info!(
-            changed = c.changed,
-            "no delta for a change this large: mirrors fetch the changed chunks"
-        );
-    } else if let (Some(p), Some(p_sha)) = (&st.manifest, st.manifest_sha) {
-        let sig = shoal_manifest::signed::signature_of(&manifest_env).context("sealed envelope")?;
-        let d = m.delta_between(p, p_sha, sha, sig);
-        fsutil::atomic_write(
-            &store.delta(p.header.generation),
-            &key.seal("delta", &d.body()),
-        )?;
-    }
-    c.phases.end("delta");
     let head = shoal_manifest::Head {
         format: FORMAT,
         generation,

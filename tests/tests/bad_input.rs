@@ -364,7 +364,7 @@ fn forged_chunks_are_refused() {
                 bed.fake
                     .put(&format!("/v1/chunk/{sha}"), compress_chunk(&body));
                 shoal_manifest::ChunkRef {
-                    first: c[0].path.clone(),
+                    first: c[0].path.as_str().into(),
                     count: c.len() as u64,
                     sha256: sha,
                 }
@@ -417,7 +417,7 @@ fn forged_chunks_are_refused() {
     let root = Root {
         header,
         chunks: vec![shoal_manifest::ChunkRef {
-            first: entries[0].path.clone(),
+            first: entries[0].path.as_str().into(),
             count: entries.len() as u64,
             sha256: sha,
         }],
@@ -435,7 +435,7 @@ fn forged_chunks_are_refused() {
     let root = Root {
         header,
         chunks: vec![shoal_manifest::ChunkRef {
-            first: entries[0].path.clone(),
+            first: entries[0].path.as_str().into(),
             count: entries.len() as u64,
             sha256: sha,
         }],

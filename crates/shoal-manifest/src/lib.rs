@@ -142,7 +142,7 @@ impl Sha256Hash {
     }
     /// The 64 hex digits in a stack buffer (serializing a manifest writes
     /// one per file: no allocation each).
-    fn hex_buf(&self) -> HexBuf {
+    pub(crate) fn hex_buf(&self) -> HexBuf {
         let mut b = [0u8; 64];
         hex::encode_to_slice(self.0, &mut b).expect("64 bytes hold 32 in hex");
         HexBuf(b)
@@ -154,7 +154,7 @@ impl Sha256Hash {
     }
 }
 
-struct HexBuf([u8; 64]);
+pub(crate) struct HexBuf(pub(crate) [u8; 64]);
 
 impl HexBuf {
     fn as_str(&self) -> &str {
@@ -271,12 +271,20 @@ pub struct Header {
     pub packs: Vec<PackRef>,
 }
 
+impl Header {
+    /// Refuses a generation past its `expires`.
+    pub fn check_fresh(&self, now: i64) -> Result<(), Error> {
+        check_fresh(self.generation, self.expires, now)
+    }
+}
+
 /// One chunk as the root lists it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ChunkRef {
-    /// Path of the chunk's first entry.
-    pub first: String,
+    /// Path of the chunk's first entry; shared by the generations that
+    /// hold the chunk (a generation copies every unchanged chunk's line).
+    pub first: std::sync::Arc<str>,
     /// Number of entries in the chunk.
     pub count: u64,
     /// SHA-256 of the chunk body (its id, `GET /v1/chunk/{sha256}`).
@@ -947,7 +955,7 @@ mod chunk_tests {
         assert_eq!(m.recomputed().len(), m.chunks().len());
         for (i, c) in m.chunks().iter().enumerate() {
             assert_eq!(Sha256Hash::of(&m.chunk_body(i)), c.sha256);
-            assert_eq!(m.chunk_entries(i).get(0).path(), c.first);
+            assert_eq!(m.chunk_entries(i).get(0).path(), &*c.first);
         }
         let back = Manifest::from_bundle(&m.bundle()).unwrap();
         assert_eq!(back, m);
@@ -1086,7 +1094,7 @@ mod chunk_tests {
             (
                 "starts at",
                 bad_bundle(&m, |r, b| {
-                    r.chunks[j + 1].first = format!("{}0", r.chunks[j + 1].first);
+                    r.chunks[j + 1].first = format!("{}0", r.chunks[j + 1].first).into();
                     rehash(r, b, j + 1);
                 }),
             ),
@@ -1132,7 +1140,7 @@ mod chunk_tests {
                 bad_bundle(&m, |r, b| {
                     let mut e = entries_of(&b[0]);
                     e[0].path = "../etc/passwd".into();
-                    r.chunks[0].first = e[0].path.clone();
+                    r.chunks[0].first = e[0].path.as_str().into();
                     b[0] = chunk_body(&e);
                     rehash(r, b, 0);
                 }),

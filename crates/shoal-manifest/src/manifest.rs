@@ -171,7 +171,7 @@ impl Cutter {
         let Some(first) = self.open.first_path() else {
             return;
         };
-        let first = first.to_owned();
+        let first: Arc<str> = first.into();
         let part = std::mem::replace(&mut self.open, PartBuilder::with_capacity(64)).finish();
         self.recomputed.push(self.chunks.len());
         // Serialized and hashed by `finish`, on every core.
@@ -508,24 +508,34 @@ impl Manifest {
     /// bodies [`Manifest::with_changes`] kept are handed over (and no
     /// longer held here), the others serialized and compressed again.
     pub fn take_new_chunks(&mut self) -> Vec<(Sha256Hash, Vec<u8>)> {
+        let kept = self.take_bodies();
         let mut all = Vec::with_capacity(self.recomputed.len());
-        let _ = self.store_new_chunks(usize::MAX, |batch| {
+        let _ = self.store_new_chunks(kept, usize::MAX, |batch| {
             all.extend_from_slice(batch);
             Ok::<(), std::convert::Infallible>(())
         });
         all
     }
 
-    /// [`Manifest::take_new_chunks`], handed to `store` at most `batch` at
-    /// a time, so a first publish never holds every compressed chunk at
-    /// once (about 70 MB at a million entries). Stops at `store`'s first
-    /// error.
+    /// The compressed bodies of the new chunks kept since the build, for
+    /// [`Manifest::store_new_chunks`]; taken out so the manifest can be
+    /// read (signed, diffed) while they are stored.
+    pub fn take_bodies(&mut self) -> Vec<Vec<u8>> {
+        std::mem::take(&mut self.bodies)
+    }
+
+    /// Hands the new chunks to `store`, at most `batch` at a time, so a
+    /// first publish never holds every compressed chunk at once (about
+    /// 70 MB at a million entries): `kept` (from [`Manifest::take_bodies`])
+    /// in order, each chunk not kept compressed again. Stops at `store`'s
+    /// first error.
     pub fn store_new_chunks<E>(
-        &mut self,
+        &self,
+        kept: Vec<Vec<u8>>,
         batch: usize,
         mut store: impl FnMut(&[(Sha256Hash, Vec<u8>)]) -> Result<(), E>,
     ) -> Result<(), E> {
-        let mut kept = std::mem::take(&mut self.bodies).into_iter();
+        let mut kept = kept.into_iter();
         let mut out = Vec::with_capacity(batch.min(self.recomputed.len()));
         for &i in &self.recomputed {
             let body = kept
@@ -723,7 +733,7 @@ impl Manifest {
 
     /// Refuses an expired manifest.
     pub fn check_fresh(&self, now: i64) -> Result<(), Error> {
-        crate::check_fresh(self.header.generation, self.header.expires, now)
+        self.header.check_fresh(now)
     }
 
     /// The delta that turns `prev` into `self`; `manifest_signature` is the
@@ -917,7 +927,7 @@ impl Assembly {
             return Err(self.bad(i, "it holds no entries".into()));
         }
         let first = part.get(0).path();
-        if first != c.first {
+        if first != &*c.first {
             return Err(self.bad(
                 i,
                 format!("it starts at '{first}', the root says '{}'", c.first),
