@@ -56,10 +56,16 @@ pub struct Cli {
     #[arg(long, value_delimiter = ',')]
     pub mirrors: Vec<usize>,
     /// Files in the small-update trees, comma-separated; four mirrors run
-    /// for trees of at most 200000 files, one above [default:
+    /// for trees of at most 200000 files, --update-mirrors above [default:
     /// 100000,1000000, quick: 5000].
     #[arg(long, value_delimiter = ',')]
     pub update_files: Vec<usize>,
+    /// Mirrors (Shoal and rsync alike) for small-update trees above 200000
+    /// files. Each copy of a million tiny files takes 4 GB of tmpfs (a page
+    /// per file), so four mirrors of each kind need about 36 GB: with more
+    /// than one, pass --tmpfs-gb 0 to put the trees on disk.
+    #[arg(long, default_value_t = 1)]
+    pub update_mirrors: usize,
     /// Rounds per small-update case (the median is reported) [default: 5, quick: 1].
     #[arg(long)]
     pub update_rounds: Option<usize>,

@@ -809,9 +809,13 @@ fn update(ctx: &Ctx) -> Result<Section> {
     for &n in &sizes {
         let change = workload::change_count(n, UPDATE_FRACTION);
         // Four mirrors (and four rsync copies) of a million tiny files do
-        // not fit the tmpfs: above 200,000 files, one mirror.
+        // not fit the tmpfs: above 200,000 files, --update-mirrors (one
+        // unless asked), and always one for the scaling below.
+        let many = ctx.cli.update_mirrors.max(1);
         let mut cases = if n <= 200_000 {
             vec![(4, change), (1, change)]
+        } else if many > 1 {
+            vec![(many, change), (1, change)]
         } else {
             vec![(1, change)]
         };
