@@ -811,8 +811,9 @@ fn converge(agent: &Agent, ms: &mut MirrorState) -> Result<()> {
 ///
 /// Following by deltas, the signed deltas give G's header, and with it
 /// its packs, before its entries exist: the packs download while another
-/// thread rebuilds the entries from the deltas, checks them against the
-/// head and the origin's signature, and stores the documents. At a
+/// thread rebuilds the entries from the deltas (from a copy of the held
+/// manifest: its chunks are shared, not copied), checks the rebuilt root
+/// against the signed head, and stores the documents. At a
 /// million files the rebuild takes about as long as a small update's
 /// download. Nothing is applied before both have ended, and a rebuild
 /// that does not reach the head's manifest falls back to the full fetch
