@@ -12,6 +12,7 @@
 use super::error::{parse_error, SiteError, SiteErrors};
 use super::file::{Params, RepositoryFile, SiteFile};
 use super::spans::Spans;
+use super::validate::ip_overlap;
 use super::{Host, Site, DOC};
 use std::path::Path;
 
@@ -308,12 +309,18 @@ fn shared_host_errors(sites: &[Site], file: &str, spans: &Spans) -> Vec<SiteErro
                     }
                 }
             }
-            let ports = |h: &Host| [Some(h.listen.port()), h.peer_addr().map(|p| p.port())];
-            for p in ports(a).into_iter().flatten() {
-                if ports(b).contains(&Some(p)) {
+            // Two sockets clash when they share a port on one IP, or when
+            // either binds every IP (0.0.0.0 or [::]).
+            let socks = |h: &Host| [Some(h.listen), h.peer_addr()];
+            for x in socks(a).into_iter().flatten() {
+                let shared = socks(b)
+                    .into_iter()
+                    .flatten()
+                    .any(|y| y.port() == x.port() && ip_overlap(x.ip(), y.ip()));
+                if shared {
                     clash(
                         "listen",
-                        format!("both use port {p}"),
+                        format!("both use port {}", x.port()),
                         "give each repository on this host its own listen (BitTorrent uses the listen port + 1 unless peer_listen is set)",
                     );
                 }
@@ -430,8 +437,21 @@ mod tests {
         );
         let e = errors(&two("repo_dir: /srv/shoal/fedora/repo, state_dir: /srv/shoal/fedora/state, listen: '0.0.0.0:8781'"));
         assert!(e.contains("both use port 8781"), "{e}");
+        // A specific IP clashes with the other repository's wildcard.
+        let e = errors(&two("repo_dir: /srv/shoal/fedora/repo, state_dir: /srv/shoal/fedora/state, listen: '192.0.2.7:8780'"));
+        assert!(e.contains("both use port 8780"), "{e}");
         let e = errors(&two("repo_dir: /srv/shoal/fedora/repo, state_dir: /srv/shoal/fedora/state, listen: '0.0.0.0:8790', user: shoal"));
         assert!(e.contains("differ in user (root and shoal)"), "{e}");
+    }
+
+    #[test]
+    fn one_port_on_two_specific_ips_of_a_host_is_no_clash() {
+        let text = two("repo_dir: /srv/shoal/fedora/repo, state_dir: /srv/shoal/fedora/state, listen: '192.0.2.8:8780'")
+            .replace(
+                "state_dir: /srv/shoal/debian/state}",
+                "state_dir: /srv/shoal/debian/state, listen: '192.0.2.7:8780'}",
+            );
+        Sites::from_yaml(&text, "site.yaml").unwrap_or_else(|e| panic!("{e}\n{text}"));
     }
 
     #[test]

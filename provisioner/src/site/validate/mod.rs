@@ -24,6 +24,7 @@ mod hosts;
 mod keys;
 mod paths;
 mod ports;
+pub(super) use ports::ip_overlap;
 mod settings;
 
 pub use hosts::check_url;

@@ -217,6 +217,6 @@ fn same_machine(a: &Host, b: &Host) -> bool {
 }
 
 /// Two bind addresses collide: equal, or either a wildcard.
-fn ip_overlap(a: IpAddr, b: IpAddr) -> bool {
+pub(in crate::site) fn ip_overlap(a: IpAddr, b: IpAddr) -> bool {
     a == b || a.is_unspecified() || b.is_unspecified()
 }
