@@ -1932,9 +1932,10 @@ fn merge_sorted(a: &Entries, b: &[EntryRef<'_>]) -> Entries {
 }
 
 /// Seed → sign → serve: the new packs must check complete in the session;
-/// then their contents are made durable (one syncfs of the state folder's
-/// file system, see [`fsutil::sync_fs`]), then the torrents, manifest,
-/// delta and, last, the head are written.
+/// then the root and delta are signed and written while the new chunks are
+/// written, the packs and chunks are made durable (one syncfs of the state
+/// folder's file system, see [`fsutil::sync_fs`]), and last the head is
+/// written.
 async fn go_live(agent: &Arc<Agent>, st: &OriginState, c: &mut Candidate) -> Result<()> {
     let list = c
         .new_packs
@@ -1950,26 +1951,16 @@ async fn go_live(agent: &Arc<Agent>, st: &OriginState, c: &mut Candidate) -> Res
         );
     }
     let store = &agent.store;
-    // Staged copies are written unsynced (hash_one), renamed and linked
-    // into the packs' folders; one flush of the file system makes all of
-    // it durable before any document names it. The packs are all in the
-    // state folder, so on its file system.
-    if !c.new_packs.is_empty() {
-        let root = store.packs_dir();
-        let t = Instant::now();
-        tokio::task::spawn_blocking(move || fsutil::sync_fs(&root)).await??;
-        tracing::debug!(
-            seconds = t.elapsed().as_secs_f64(),
-            "flushed the pack store's file system"
-        );
-    }
-    c.phases.end("flush");
     let key = load_key(agent)?;
     let generation = c.manifest.header.generation;
-    // The new chunks are written and flushed on another thread while this
-    // one signs the root and cuts the delta; the head, which names them
-    // all, comes after both.
+    // The new chunks are written on another thread while this one signs
+    // the root and cuts the delta. That thread then flushes the state
+    // folder's file system once: the staged copies of the new packs
+    // (written unsynced by hash_one, renamed and linked into the packs'
+    // folders, all in the state folder) and the chunks. The head, the one
+    // document that makes a generation live, is written after both.
     let kept = c.manifest.take_bodies();
+    let flush_packs = !c.new_packs.is_empty();
     let (m, phases) = (&c.manifest, &mut c.phases);
     let sha = std::thread::scope(|s| -> Result<Sha256Hash> {
         let chunks = s.spawn(|| -> Result<()> {
@@ -1978,7 +1969,15 @@ async fn go_live(agent: &Arc<Agent>, st: &OriginState, c: &mut Candidate) -> Res
                 written += store.write_chunks(batch)?;
                 Ok(())
             })?;
-            store.flush_chunks(written)
+            if flush_packs || written > 0 {
+                let t = Instant::now();
+                fsutil::sync_fs(&store.root)?;
+                tracing::debug!(
+                    seconds = t.elapsed().as_secs_f64(),
+                    "flushed the state folder's file system (new packs and chunks)"
+                );
+            }
+            Ok(())
         });
         let body = m.body();
         let sha = Sha256Hash::of(&body);
@@ -2001,7 +2000,7 @@ async fn go_live(agent: &Arc<Agent>, st: &OriginState, c: &mut Candidate) -> Res
         }
         phases.end("delta");
         chunks.join().expect("storing chunks panicked")?;
-        phases.end("chunks");
+        phases.end("chunks+flush");
         Ok(sha)
     })?;
     let m = &c.manifest;

@@ -139,7 +139,11 @@ impl Store {
                         let mut written = 0;
                         for (sha, body) in part {
                             let path = self.chunk(sha);
-                            if !path.exists() {
+                            // An empty file is what a crash before the
+                            // flush can leave (delayed allocation): written
+                            // again.
+                            let held = path.metadata().is_ok_and(|m| m.len() > 0);
+                            if !held {
                                 self.put_compressed(&path, body)?;
                                 written += 1;
                             }

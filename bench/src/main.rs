@@ -55,17 +55,23 @@ pub struct Cli {
     /// Fan-out mirror counts [default: 2,4,8, quick: 2].
     #[arg(long, value_delimiter = ',')]
     pub mirrors: Vec<usize>,
-    /// Files in the small-update trees, comma-separated; four mirrors run
-    /// for trees of at most 200000 files, --update-mirrors above [default:
+    /// Files in the small-update trees, comma-separated [default:
     /// 100000,1000000, quick: 5000].
     #[arg(long, value_delimiter = ',')]
     pub update_files: Vec<usize>,
-    /// Mirrors (Shoal and rsync alike) for small-update trees above 200000
-    /// files. Each copy of a million tiny files takes 4 GB of tmpfs (a page
-    /// per file), so four mirrors of each kind need about 36 GB: with more
-    /// than one, pass --tmpfs-gb 0 to put the trees on disk.
-    #[arg(long, default_value_t = 1)]
+    /// Mirrors (Shoal and rsync alike) in the small update's many-mirror
+    /// case; a case with one mirror always runs too (1 runs only that).
+    #[arg(long, default_value_t = 4)]
     pub update_mirrors: usize,
+    /// Where the small-update part keeps its hosts' folders. `disks` gives
+    /// each host (the origin, each Shoal mirror, each rsync copy) an ext4
+    /// file system of its own, a loop-mounted sparse image in the scratch
+    /// folder, as separate machines have. `tmpfs` keeps them all in the
+    /// run's tmpfs, where a copy of a million tiny files takes 4 GB (a page
+    /// per file): above 200000 files only one mirror runs there [default:
+    /// disks, quick: tmpfs].
+    #[arg(long, value_enum)]
+    pub update_on: Option<UpdateOn>,
     /// Rounds per small-update case (the median is reported) [default: 5, quick: 1].
     #[arg(long)]
     pub update_rounds: Option<usize>,
@@ -82,13 +88,34 @@ pub struct Cli {
     #[arg(long)]
     pub memory_mirror_max: Option<usize>,
     /// Size limit of the tmpfs that holds the trees of many tiny files
-    /// (small update, memory), in GB; 0 puts them on disk in the scratch
-    /// folder instead (removing a million files there takes minutes).
+    /// (memory, and small update with --update-on tmpfs), in GB; 0 puts
+    /// them on disk in the scratch folder instead (removing a million files
+    /// there takes minutes).
     #[arg(long, default_value_t = 16)]
     pub tmpfs_gb: u64,
     /// The command line to record in the report [default: this one].
     #[arg(long)]
     pub command: Option<String>,
+}
+
+/// Where the small-update part keeps its hosts' folders (`--update-on`).
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpdateOn {
+    /// An ext4 file system per host, on disk.
+    Disks,
+    /// The run's tmpfs (or the scratch folder with --tmpfs-gb 0).
+    Tmpfs,
+}
+
+impl Cli {
+    /// Where the small-update part keeps its hosts' folders.
+    pub fn update_on(&self) -> UpdateOn {
+        self.update_on.unwrap_or(if self.quick {
+            UpdateOn::Tmpfs
+        } else {
+            UpdateOn::Disks
+        })
+    }
 }
 
 fn main() {

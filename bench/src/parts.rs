@@ -809,12 +809,11 @@ fn update(ctx: &Ctx) -> Result<Section> {
     for &n in &sizes {
         let change = workload::change_count(n, UPDATE_FRACTION);
         // Four mirrors (and four rsync copies) of a million tiny files do
-        // not fit the tmpfs: above 200,000 files, --update-mirrors (one
-        // unless asked), and always one for the scaling below.
+        // not fit the tmpfs: there, above 200,000 files, one mirror runs.
+        // One always runs, for the scaling below.
         let many = ctx.cli.update_mirrors.max(1);
-        let mut cases = if n <= 200_000 {
-            vec![(4, change), (1, change)]
-        } else if many > 1 {
+        let fits = ctx.cli.update_on() == crate::UpdateOn::Disks || n <= 200_000;
+        let mut cases = if many > 1 && fits {
             vec![(many, change), (1, change)]
         } else {
             vec![(1, change)]
@@ -903,15 +902,38 @@ fn update_at(
     rounds: usize,
 ) -> Result<(Section, Vec<CaseTime>)> {
     let most = cases.iter().map(|c| c.0).max().unwrap_or(1);
-    let dir = ctx.small_dir(&format!("update-{n}"))?;
-    let repo = dir.join("origin-repo");
+    let on_disks = ctx.cli.update_on() == crate::UpdateOn::Disks;
+    let dir = if on_disks {
+        ctx.dir(&format!("update-{n}"))?
+    } else {
+        ctx.small_dir(&format!("update-{n}"))?
+    };
+    // Each host's folder: a file system of its own on disks, or a folder.
+    // Declared before the agents, so dropped (unmounted) after them.
+    let mut disks: Vec<crate::run::Disk> = Vec::new();
+    let mut host_dir = |name: &str| -> Result<PathBuf> {
+        let d = dir.join(name);
+        if !on_disks {
+            return Ok(d);
+        }
+        // A page per tiny file, the origin's staged copies and a mirror's
+        // packs beside its tree, room to spare (the image is sparse);
+        // inodes for the tree, the packs and the chunks.
+        let bytes = n as u64 * 16 * 1024 + (2 << 30);
+        let inodes = n as u64 * 3 + 200_000;
+        let disk = crate::run::Disk::new(&dir.join("images").join(name), &d, bytes, inodes)?;
+        disks.push(disk);
+        Ok(d)
+    };
+    let origin_dir = host_dir("origin")?;
+    let repo = origin_dir.join("repo");
     log(&format!("small update: writing {n} files"));
     let mut specs = workload::tiny_tree(n, 2);
     workload::write_tree(&repo, &specs, cores())?;
     let (files, total) = tree_stats(&repo, &[])?;
     let net = TestNet::new("bench", 1 + most)?;
     let oh = net.host(1);
-    let origin = NsAgent::origin(ctx, oh, &repo, &dir.join("origin-state"))?;
+    let origin = NsAgent::origin(ctx, oh, &repo, &origin_dir.join("state"))?;
     origin.wait_up()?;
     log("small update: first publish");
     let g1 = 1;
@@ -920,7 +942,7 @@ fn update_at(
     let mut mirrors = Vec::new();
     let t0 = Instant::now();
     for i in 2..=1 + most {
-        let md = dir.join(format!("m{}", i - 1));
+        let md = host_dir(&format!("m{}", i - 1))?;
         mirrors.push(NsAgent::mirror(
             ctx,
             net.host(i),
@@ -943,8 +965,13 @@ fn update_at(
     ));
     let rsyncd = Rsyncd::start(oh, &repo, &dir)?;
     let rjobs: Vec<_> = (2..=1 + most)
-        .map(|i| (net.host(i), dir.join(format!("rsync-m{}", i - 1))))
-        .collect();
+        .map(|i| {
+            Ok((
+                net.host(i),
+                host_dir(&format!("rsync-m{}", i - 1))?.join("tree"),
+            ))
+        })
+        .collect::<Result<_>>()?;
     let rfirst = rsync_all(&rjobs, &rsyncd.url, &dir)?;
     let rsync_first = rfirst.iter().cloned().fold(0.0, f64::max);
     for h in net.hosts() {
@@ -1010,6 +1037,9 @@ fn update_at(
     drop(mirrors);
     drop(origin);
     drop(net);
+    // Unmounted before the folder goes (--keep keeps neither the file
+    // systems nor their images: they hold the trees, not the logs).
+    drop(disks);
     if !ctx.cli.keep {
         std::fs::remove_dir_all(&dir).ok();
     }
