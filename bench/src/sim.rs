@@ -169,6 +169,29 @@ pub fn cut_packs_default(sizes: &[u64]) -> Vec<u64> {
     cut_packs(sizes, o.pack_split, o.pack_max_bytes, o.pack_max_files)
 }
 
+/// A design the agent does not implement (yet), for the model only: every
+/// content larger than half the pack target (and than the smallest pack) is
+/// cut into parts of at most that (whole pieces), each a content of its own to the cutting, so one
+/// large package is fed to several mirrors at once instead of spreading
+/// from one. Returns the pack sizes, cut with the origin's defaults.
+pub fn cut_packs_in_parts(sizes: &[u64]) -> (Vec<u64>, u64) {
+    let o = shoal_config::OriginConfig::default();
+    let total: u64 = sizes.iter().sum();
+    let part = (shoal_swarm::pack_target(total, o.pack_split, o.pack_max_bytes) / 2)
+        .max(shoal_swarm::MIN_PACK)
+        .next_multiple_of(shoal_pack::PIECE_LEN);
+    let mut parts = Vec::with_capacity(sizes.len());
+    for &s in sizes {
+        let mut left = s;
+        while left > part {
+            parts.push(part);
+            left -= part;
+        }
+        parts.push(left);
+    }
+    (cut_packs_default(&parts), part)
+}
+
 /// Every mirror shaped like the origin: `rate` bits/s up and down.
 pub fn uniform(packs: Vec<u64>, n: usize, rate: f64, params: SimParams) -> Case {
     Case {
