@@ -1182,16 +1182,18 @@ struct Fetching {
     /// Times re-added to the session, and the wait before the next time.
     retries: u32,
     backoff: Duration,
-    /// When the pack was last restarted to wake librqbit's requesters.
+    /// When the pack was added or last restarted to wake librqbit's
+    /// requesters ([`shoal_swarm::Kick::Again`]).
     kicked: Instant,
+    /// Whether the early restart of a pack that got nothing happened
+    /// ([`shoal_swarm::Kick::Early`]).
+    kicked_early: bool,
 }
 
 /// First wait without progress before a pack is re-added with fresh peers.
 const PACK_RETRY: Duration = Duration::from_secs(15);
 /// Longest wait between re-adds.
 const PACK_RETRY_MAX: Duration = Duration::from_secs(300);
-/// See [`shoal_swarm::KICK_AFTER_SECS`].
-const KICK_AFTER: Duration = Duration::from_millis((shoal_swarm::KICK_AFTER_SECS * 1000.0) as u64);
 /// No progress on any pack for this long: look for a newer generation.
 const SUPERSEDE_AFTER: Duration = Duration::from_secs(10);
 
@@ -1247,6 +1249,7 @@ async fn download(
             retries: 0,
             backoff: PACK_RETRY,
             kicked: Instant::now(),
+            kicked_early: false,
         });
     }
 
@@ -1283,17 +1286,25 @@ async fn download(
             }
             all = false;
             let idle = f.since.elapsed();
-            if !errored
-                && idle >= KICK_AFTER
-                && f.kicked.elapsed() >= KICK_AFTER
-                && !origins
-                    .iter()
-                    .any(|o| agent.bt.connected_to(&f.torrent, *o))
-            {
+            let kick = shoal_swarm::kick_due(
+                idle.as_secs_f64(),
+                f.kicked.elapsed().as_secs_f64(),
+                f.kicked_early,
+                s.progress_bytes,
+            );
+            if let Some(why) = kick.filter(|_| !errored) {
                 // Never the pack the origin feeds this mirror: a restart
                 // would throw away what the origin has in flight.
-                f.kicked = Instant::now();
-                agent.bt.kick(&f.torrent).await?;
+                if !origins
+                    .iter()
+                    .any(|o| agent.bt.connected_to(&f.torrent, *o))
+                {
+                    match why {
+                        shoal_swarm::Kick::Early => f.kicked_early = true,
+                        shoal_swarm::Kick::Again => f.kicked = Instant::now(),
+                    }
+                    agent.bt.kick(&f.torrent).await?;
+                }
             }
             let why = if errored {
                 let e = s.error.clone().unwrap_or_default();

@@ -605,7 +605,7 @@ fn simulation(ctx: &Ctx) -> Result<Section> {
         body,
         "A deterministic fluid model (`bench/src/sim.rs`) that runs the agent's own \
          scheduling code (`shoal_swarm::Schedule::plan` and `ask`, `pack_target` with \
-         `shoal_pack::group`, `KICK_AFTER_SECS`) against modelled links: every host shaped \
+         `shoal_pack::group`, `kick_due`) against modelled links: every host shaped \
          to {} Mbit/s up and down ({:.0} % payload), shared fairly per flow; a mirror holds \
          a prefix of each pack and fetches from any peer holding more, and the feeder also \
          from the origin while the origin's tracker lists it; a connection with nothing to \

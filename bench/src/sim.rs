@@ -6,7 +6,7 @@
 //! origin does; [`shoal_swarm::Schedule::plan`] picks each pack's feeder at
 //! publish and [`shoal_swarm::Schedule::ask`] answers every tracker
 //! announce (whether the asker is given the origin);
-//! [`shoal_swarm::KICK_AFTER_SECS`] is when a mirror restarts an idle pack.
+//! [`shoal_swarm::kick_due`] is when a mirror restarts an idle pack.
 //!
 //! What is modelled (see `docs/benchmarks.md`): a fluid, fixed time-step
 //! model. Each mirror holds a prefix of each pack (librqbit asks for
@@ -17,7 +17,8 @@
 //! rate times the payload efficiency. A connection whose source has
 //! nothing new sleeps [`SimParams::requester_sleep`] (librqbit's requester
 //! stall) unless the pack is restarted, which happens after
-//! `KICK_AFTER_SECS` without progress and costs
+//! `KICK_AFTER_SECS` without progress (once also after
+//! `FIRST_KICK_AFTER_SECS` when nothing arrived) and costs
 //! [`SimParams::restart_secs`] of reconnecting. Mirrors add the torrents
 //! [`SimParams::start_secs`] after the publish starts. A case may carry a
 //! [`Fault`]: a mirror killed once the origin sent a share of S, or one
@@ -25,7 +26,7 @@
 
 use crate::model::FanOut;
 use anyhow::{bail, Result};
-use shoal_swarm::{Announce, Candidate, Schedule, KICK_AFTER_SECS};
+use shoal_swarm::{kick_due, Announce, Candidate, Kick, Schedule};
 
 /// The knobs of the model that are not the agent's code.
 #[derive(Debug, Clone, Copy)]
@@ -263,6 +264,8 @@ struct World {
     done: Vec<Option<f64>>,
     /// Whether each mirror runs (started, not killed).
     up: Vec<bool>,
+    /// Per (m, p): the early restart happened ([`shoal_swarm::kick_due`]).
+    kicked_early: Vec<bool>,
 }
 
 /// The mirrors each mirror's torrents connect to.
@@ -332,6 +335,7 @@ pub fn simulate(case: &Case) -> Result<Outcome> {
         slot: vec![usize::MAX; n * np],
         done: vec![None; n],
         up: vec![true; n],
+        kicked_early: vec![false; n * np],
     };
     if let Some(Fault::Join { mirror, .. }) = case.fault {
         if mirror >= n {
@@ -656,23 +660,26 @@ fn deliver(w: &mut World, flows: &[Flow], t: f64, prm: &SimParams) -> f64 {
     origin
 }
 
-/// Restarts packs that made no progress for `KICK_AFTER_SECS` and are not
-/// fed by the origin; returns how many.
+/// Restarts the packs [`shoal_swarm::kick_due`] says to that are not fed
+/// by the origin; returns how many.
 fn kick(w: &mut World, t: f64, prm: &SimParams) -> u64 {
     let mut kicks = 0;
     for i in 0..w.n * w.np {
         let p = i % w.np;
-        if !w.up[i / w.np]
-            || w.fed[i]
-            || w.have[i] >= w.sizes[p]
-            || t + 1e-9 < w.restart_until[i]
-            || t - w.last_progress[i] < KICK_AFTER_SECS - 1e-9
-        {
+        if !w.up[i / w.np] || w.fed[i] || w.have[i] >= w.sizes[p] || t + 1e-9 < w.restart_until[i] {
             continue;
         }
+        // `last_progress` is also the last usual restart.
+        let idle = t - w.last_progress[i] + 1e-9;
+        let Some(why) = kick_due(idle, idle, w.kicked_early[i], w.have[i].ceil() as u64) else {
+            continue;
+        };
         kicks += 1;
         w.restart_until[i] = t + prm.restart_secs;
-        w.last_progress[i] = t + prm.restart_secs;
+        match why {
+            Kick::Early => w.kicked_early[i] = true,
+            Kick::Again => w.last_progress[i] = t + prm.restart_secs,
+        }
         w.next_announce[i] = t + prm.restart_secs;
         for x in w.wake[i].iter_mut() {
             *x = 0.0;

@@ -669,6 +669,41 @@ pub const MIN_PACK: u64 = 1 << 20;
 /// close behind its source.
 pub const KICK_AFTER_SECS: f64 = 1.5;
 
+/// A pack of which a mirror holds nothing this long after adding it is
+/// restarted once, early. Every mirror adds a generation's packs at about
+/// the same moment, so the peers it first connected to had nothing of the
+/// pack yet, and librqbit's requesters for them sleep up to 5 s even after
+/// those peers get it: a small update's one pack reaches its feeder within
+/// a fraction of a second, and the other mirrors waited out
+/// [`KICK_AFTER_SECS`] for it (1.8 s of a 2 s update with 4 mirrors).
+pub const FIRST_KICK_AFTER_SECS: f64 = 0.5;
+
+/// Why a mirror restarts a pack ([`kick_due`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kick {
+    /// Nothing of the pack arrived [`FIRST_KICK_AFTER_SECS`] after it was
+    /// added: once. It leaves the clocks of the usual restart alone.
+    Early,
+    /// No progress for [`KICK_AFTER_SECS`], and as long since the last
+    /// usual restart.
+    Again,
+}
+
+/// Whether a mirror restarts a pack it is not being fed by the origin:
+/// `idle` seconds without progress (since it was added, last progressed or
+/// last restarted with [`Kick::Again`]), `since_kick` since it was added
+/// or last restarted with [`Kick::Again`]; `early_done` once the
+/// [`Kick::Early`] restart happened; `have` bytes of it held.
+pub fn kick_due(idle: Secs, since_kick: Secs, early_done: bool, have: u64) -> Option<Kick> {
+    if idle >= KICK_AFTER_SECS && since_kick >= KICK_AFTER_SECS {
+        Some(Kick::Again)
+    } else if have == 0 && !early_done && idle >= FIRST_KICK_AFTER_SECS {
+        Some(Kick::Early)
+    } else {
+        None
+    }
+}
+
 /// A feeder taking its pack at under 1/`SLOW_FEEDER` of the best feeder's
 /// rate loses it to a mirror with less to do (see [`Schedule`]). A quarter:
 /// the fault case of a mirror at a quarter of the others' rate is caught,
@@ -1668,6 +1703,20 @@ mod tests {
             )
             .0
         );
+    }
+
+    #[test]
+    fn a_pack_that_got_nothing_is_restarted_early_once() {
+        // Nothing yet, no early restart so far.
+        assert_eq!(kick_due(0.4, 0.4, false, 0), None);
+        assert_eq!(kick_due(0.5, 0.5, false, 0), Some(Kick::Early));
+        // After it, the usual restart keeps its own clock.
+        assert_eq!(kick_due(1.0, 1.0, true, 0), None);
+        assert_eq!(kick_due(1.5, 1.5, true, 0), Some(Kick::Again));
+        // Something arrived: only the usual restart, by both clocks.
+        assert_eq!(kick_due(1.0, 5.0, false, 1), None);
+        assert_eq!(kick_due(5.0, 1.0, false, 1), None);
+        assert_eq!(kick_due(1.5, 1.5, false, 1), Some(Kick::Again));
     }
 
     #[test]
