@@ -190,6 +190,10 @@ impl Disk {
         let _ = std::fs::remove_dir(mount.join("lost+found"));
         Ok(disk)
     }
+
+    pub fn path(&self) -> &Path {
+        &self.mount
+    }
 }
 
 impl Drop for Disk {
