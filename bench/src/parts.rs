@@ -208,14 +208,18 @@ pub(crate) fn fanout_specs(mb: u64) -> (Vec<workload::FileSpec>, workload::SizeS
     workload::fanout_snapshot(mb * 1_000_000, 1, Path::new(workload::APT_LISTS))
 }
 
-/// The packs the origin cuts from the fan-out's pool (generation 2).
-pub(crate) fn fanout_packs(specs: &[workload::FileSpec]) -> Vec<u64> {
-    let pool: Vec<u64> = specs
+/// The sizes of the fan-out's packages (under `pool/`: generation 2).
+fn fanout_pool(specs: &[workload::FileSpec]) -> Vec<u64> {
+    specs
         .iter()
         .filter(|f| f.path.starts_with("pool/"))
         .map(|f| f.size)
-        .collect();
-    sim::cut_packs_default(&pool)
+        .collect()
+}
+
+/// The packs the origin cuts from the fan-out's pool (generation 2).
+pub(crate) fn fanout_packs(specs: &[workload::FileSpec]) -> Vec<u64> {
+    sim::cut_packs_default(&fanout_pool(specs))
 }
 
 /// The sizes of a snapshot's packages (under `pool/`), for the report:
@@ -557,11 +561,7 @@ fn simulation(ctx: &Ctx) -> Result<Section> {
     }
     // The same, with large contents cut into parts: not what the agent
     // does, what the model says it would gain.
-    let pool: Vec<u64> = specs
-        .iter()
-        .filter(|f| f.path.starts_with("pool/"))
-        .map(|f| f.size)
-        .collect();
+    let pool = fanout_pool(&specs);
     let (parted, part) = sim::cut_packs_in_parts(&pool);
     let mut parted_last = Vec::new();
     for &n in &ns {

@@ -123,24 +123,30 @@ impl Tmpfs {
 
 impl Drop for Tmpfs {
     fn drop(&mut self) {
-        let Ok(target) = std::ffi::CString::new(self.path.as_os_str().as_encoded_bytes()) else {
-            return;
-        };
-        for _ in 0..20 {
-            // SAFETY: a valid NUL-terminated path.
-            if unsafe { libc::umount2(target.as_ptr(), 0) } == 0 {
-                let _ = std::fs::remove_dir(&self.path);
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(250));
-        }
-        eprintln!(
-            "shoal-bench: {} is busy; detaching it lazily",
-            self.path.display()
-        );
-        // SAFETY: as above.
-        unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) };
+        unmount(&self.path);
+        let _ = std::fs::remove_dir(&self.path);
     }
+}
+
+/// Unmounts `path`, retrying for 5 s while it is busy, then detaching it
+/// lazily. A loop device mount sets up (`mount -o loop`) is freed with it.
+fn unmount(path: &Path) {
+    let Ok(target) = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()) else {
+        return;
+    };
+    for _ in 0..20 {
+        // SAFETY: a valid NUL-terminated path.
+        if unsafe { libc::umount2(target.as_ptr(), 0) } == 0 {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    eprintln!(
+        "shoal-bench: {} is busy; detaching it lazily",
+        path.display()
+    );
+    // SAFETY: as above.
+    unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) };
 }
 
 /// An ext4 file system of one bench host's own: a sparse image in the
@@ -198,28 +204,7 @@ impl Disk {
 
 impl Drop for Disk {
     fn drop(&mut self) {
-        let umount = |args: &[&str]| {
-            std::process::Command::new("umount")
-                .args(args)
-                .arg(&self.mount)
-                .status()
-                .is_ok_and(|s| s.success())
-        };
-        let mut done = false;
-        for _ in 0..20 {
-            if umount(&[]) {
-                done = true;
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(250));
-        }
-        if !done {
-            eprintln!(
-                "shoal-bench: {} is busy; detaching it lazily",
-                self.mount.display()
-            );
-            umount(&["-l"]);
-        }
+        unmount(&self.mount);
         let _ = std::fs::remove_file(&self.image);
         let _ = std::fs::remove_dir(&self.mount);
     }
