@@ -402,6 +402,18 @@ pub fn metrics_text(st: &shoal_status::Status) -> String {
         "Resting packs woken because a peer needed them.",
     );
     let _ = writeln!(m, "shoal_packs_woken_total {}", st.packs_woken);
+    if st.role == "mirror" {
+        head(
+            &mut m,
+            "shoal_pack_restarts_total",
+            "counter",
+            "Restarts of downloading packs, by reason (early, idle, done), to wake librqbit's requesters.",
+        );
+        for r in ["early", "idle", "done"] {
+            let v = st.pack_restarts.get(r).copied().unwrap_or(0);
+            let _ = writeln!(m, "shoal_pack_restarts_total{{reason=\"{r}\"}} {v}");
+        }
+    }
     if st.role == "origin" {
         head(
             &mut m,

@@ -1188,6 +1188,23 @@ struct Fetching {
     /// Whether the early restart of a pack that got nothing happened
     /// ([`shoal_swarm::Kick::Early`]).
     kicked_early: bool,
+    /// Whether the pack was seen unfinished (so it came over the wire),
+    /// and whether its restart when done happened
+    /// ([`shoal_swarm::restart_when_done`]).
+    seen_unfinished: bool,
+    restarted_done: bool,
+}
+
+/// Counts a restart of a downloading pack (`/status` `pack_restarts`,
+/// metric `shoal_pack_restarts_total`): `early`, `idle` or `done`.
+fn count_restart(agent: &Agent, reason: &str) {
+    *agent
+        .status
+        .lock()
+        .unwrap()
+        .pack_restarts
+        .entry(reason.to_string())
+        .or_default() += 1;
 }
 
 /// First wait without progress before a pack is re-added with fresh peers.
@@ -1250,6 +1267,8 @@ async fn download(
             backoff: PACK_RETRY,
             kicked: Instant::now(),
             kicked_early: false,
+            seen_unfinished: false,
+            restarted_done: false,
         });
     }
 
@@ -1282,8 +1301,19 @@ async fn download(
             }
             if s.finished && !errored {
                 agent.pack_notes.lock().unwrap().remove(&f.torrent.id);
+                // Wake the mirrors relaying it through this one.
+                let got_here = s
+                    .live
+                    .as_ref()
+                    .is_some_and(|l| l.snapshot.downloaded_and_checked_bytes > 0);
+                if shoal_swarm::restart_when_done(f.seen_unfinished || got_here, f.restarted_done) {
+                    f.restarted_done = true;
+                    agent.bt.kick(&f.torrent).await?;
+                    count_restart(agent, "done");
+                }
                 continue;
             }
+            f.seen_unfinished = true;
             all = false;
             let idle = f.since.elapsed();
             let kick = shoal_swarm::kick_due(
@@ -1299,11 +1329,18 @@ async fn download(
                     .iter()
                     .any(|o| agent.bt.connected_to(&f.torrent, *o))
                 {
-                    match why {
-                        shoal_swarm::Kick::Early => f.kicked_early = true,
-                        shoal_swarm::Kick::Again => f.kicked = Instant::now(),
-                    }
+                    let reason = match why {
+                        shoal_swarm::Kick::Early => {
+                            f.kicked_early = true;
+                            "early"
+                        }
+                        shoal_swarm::Kick::Again => {
+                            f.kicked = Instant::now();
+                            "idle"
+                        }
+                    };
                     agent.bt.kick(&f.torrent).await?;
+                    count_restart(agent, reason);
                 }
             }
             let why = if errored {

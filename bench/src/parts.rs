@@ -527,6 +527,7 @@ fn sim_row(t: &mut Table, case: &str, c: &sim::Case, (o, took): &(sim::Outcome, 
         format!("{:.2} S", o.origin_s()),
         secs(o.origin_done),
         o.kicks.to_string(),
+        o.done_restarts.to_string(),
         o.handovers.to_string(),
         secs(*took),
     ]);
@@ -549,6 +550,7 @@ fn simulation(ctx: &Ctx) -> Result<Section> {
         ">origin upload",
         ">origin done",
         ">kicks",
+        ">restarts when done",
         ">feeder handovers",
         ">CPU time",
     ]);
@@ -605,11 +607,13 @@ fn simulation(ctx: &Ctx) -> Result<Section> {
         body,
         "A deterministic fluid model (`bench/src/sim.rs`) that runs the agent's own \
          scheduling code (`shoal_swarm::Schedule::plan` and `ask`, `pack_target` with \
-         `shoal_pack::group`, `kick_due`) against modelled links: every host shaped \
-         to {} Mbit/s up and down ({:.0} % payload), shared fairly per flow; a mirror holds \
-         a prefix of each pack and fetches from any peer holding more, and the feeder also \
-         from the origin while the origin's tracker lists it; a connection with nothing to \
-         ask sleeps {} s unless its pack is restarted, which costs {} s. Mirrors add the \
+         `shoal_pack::group`, `kick_due`, `restart_when_done`) against modelled links: every \
+         host shaped to {} Mbit/s up and down ({:.0} % payload), shared fairly per flow; a \
+         mirror holds a prefix of each pack and fetches from any peer holding more, and the \
+         feeder also from the origin while the origin's tracker lists it; a connection with \
+         nothing to ask sleeps {} s unless its pack is restarted, which costs {} s; a mirror \
+         that finishes a pack restarts it once, so its neighbours' connections to it \
+         resume (asleep or not) after that time. Mirrors add the \
          torrents {} s after the publish starts. Fan-out rows: the fan-out's packs, 1 s \
          announces, every mirror connected to every other, step {} s. Network-scale rows: \
          a {} delta ({}) cut into {} packs as the origin would (default `pack_split`), \

@@ -6,7 +6,9 @@
 //! origin does; [`shoal_swarm::Schedule::plan`] picks each pack's feeder at
 //! publish and [`shoal_swarm::Schedule::ask`] answers every tracker
 //! announce (whether the asker is given the origin);
-//! [`shoal_swarm::kick_due`] is when a mirror restarts an idle pack.
+//! [`shoal_swarm::kick_due`] is when a mirror restarts an idle pack, and
+//! [`shoal_swarm::restart_when_done`] whether it restarts one it just
+//! finished.
 //!
 //! What is modelled (see `docs/benchmarks.md`): a fluid, fixed time-step
 //! model. Each mirror holds a prefix of each pack (librqbit asks for
@@ -16,17 +18,22 @@
 //! shared per flow, fairly (a few rounds of water-filling), at the shaped
 //! rate times the payload efficiency. A connection whose source has
 //! nothing new sleeps [`SimParams::requester_sleep`] (librqbit's requester
-//! stall) unless the pack is restarted, which happens after
+//! stall); one opened while its source held nothing of the pack (no
+//! bitfield) takes one piece at the source's first HAVE and then sleeps
+//! the same. A restart of a pack on a mirror reopens its connections both
+//! ways (fresh bitfields). A pack not fed by the origin is restarted after
 //! `KICK_AFTER_SECS` without progress (once also after
-//! `FIRST_KICK_AFTER_SECS` when nothing arrived) and costs
-//! [`SimParams::restart_secs`] of reconnecting. Mirrors add the torrents
+//! `FIRST_KICK_AFTER_SECS` when nothing arrived), which costs
+//! [`SimParams::restart_secs`] of reconnecting. A mirror that finishes a
+//! pack restarts it: every neighbour's connection to it, asleep or not,
+//! resumes [`SimParams::restart_secs`] later. Mirrors add the torrents
 //! [`SimParams::start_secs`] after the publish starts. A case may carry a
 //! [`Fault`]: a mirror killed once the origin sent a share of S, or one
 //! joining once the others hold a share of S (the bench's fault cases).
 
 use crate::model::FanOut;
 use anyhow::{bail, Result};
-use shoal_swarm::{kick_due, Announce, Candidate, Kick, Schedule};
+use shoal_swarm::{kick_due, restart_when_done, Announce, Candidate, Kick, Schedule};
 
 /// The knobs of the model that are not the agent's code.
 #[derive(Debug, Clone, Copy)]
@@ -44,6 +51,9 @@ pub struct SimParams {
     pub requester_sleep: f64,
     /// Time a restarted pack spends reconnecting.
     pub restart_secs: f64,
+    /// Whether a mirror restarts a pack it finished (as the agent does
+    /// when [`shoal_swarm::RESTART_WHEN_DONE`]); off to compare.
+    pub restart_when_done: bool,
     /// Peers each mirror's torrents connect to, chosen per mirror by
     /// rendezvous hashing and made symmetric; 0 = every other mirror.
     pub degree: usize,
@@ -60,6 +70,7 @@ impl Default for SimParams {
             announce_interval: 1.0,
             requester_sleep: 5.0,
             restart_secs: 0.2,
+            restart_when_done: shoal_swarm::RESTART_WHEN_DONE,
             degree: 0,
             max_secs: 100_000.0,
         }
@@ -108,8 +119,10 @@ pub struct Outcome {
     pub pack_done: Vec<f64>,
     /// Seconds until the origin sent its last byte.
     pub origin_done: f64,
-    /// Pack restarts (kicks) and feeder handovers.
+    /// Pack restarts (kicks: early and idle) and feeder handovers.
     pub kicks: u64,
+    /// Restarts of packs when done ([`shoal_swarm::restart_when_done`]).
+    pub done_restarts: u64,
     pub handovers: u64,
     /// When the fault struck (seconds), if the case has one.
     pub event: Option<f64>,
@@ -258,7 +271,17 @@ struct World {
     /// Per (m, p), per neighbour slot: when that connection's requester
     /// wakes.
     wake: Vec<Vec<f64>>,
+    /// Per (m, p), per neighbour slot: the connection was opened while the
+    /// source held nothing of the pack (no bitfield): its requester takes
+    /// one piece at the first HAVE, then sleeps.
+    empty: Vec<Vec<bool>>,
     neighbours: Vec<Vec<usize>>,
+    /// `back[m][k]`: the slot of `m` in the list of its `k`-th neighbour.
+    back: Vec<Vec<usize>>,
+    /// Per (m, p): the restart when done happened.
+    restarted_done: Vec<bool>,
+    /// Restarts when done so far.
+    done_restarts: u64,
     /// Scratch for [`deliver`]: per (m, p), its entry this step.
     slot: Vec<usize>,
     done: Vec<Option<f64>>,
@@ -318,6 +341,15 @@ pub fn simulate(case: &Case) -> Result<Outcome> {
         .map(|(k, s)| (k.as_str(), *s))
         .collect();
     let nb = neighbours(n, prm.degree);
+    let back: Vec<Vec<usize>> = nb
+        .iter()
+        .enumerate()
+        .map(|(m, js)| {
+            js.iter()
+                .map(|&j| nb[j].iter().position(|x| *x == m).expect("symmetric"))
+                .collect()
+        })
+        .collect();
     let mut w = World {
         n,
         np,
@@ -331,7 +363,13 @@ pub fn simulate(case: &Case) -> Result<Outcome> {
         wake: (0..n * np)
             .map(|i| vec![0.0; nb[i / np.max(1)].len()])
             .collect(),
+        empty: (0..n * np)
+            .map(|i| vec![true; nb[i / np.max(1)].len()])
+            .collect(),
         neighbours: nb,
+        back,
+        restarted_done: vec![false; n * np],
+        done_restarts: 0,
         slot: vec![usize::MAX; n * np],
         done: vec![None; n],
         up: vec![true; n],
@@ -403,6 +441,7 @@ pub fn simulate(case: &Case) -> Result<Outcome> {
                         w.next_announce[i] = t + prm.start_secs;
                         w.last_progress[i] = t + prm.start_secs;
                         w.restart_until[i] = t + prm.start_secs;
+                        reconnect(&mut w, i, t + prm.start_secs);
                     }
                     event = Some(t);
                 }
@@ -455,6 +494,7 @@ pub fn simulate(case: &Case) -> Result<Outcome> {
         pack_done: pack_done.iter().map(|d| d.unwrap_or(0.0)).collect(),
         origin_done,
         kicks,
+        done_restarts: w.done_restarts,
         handovers,
         event,
     })
@@ -541,12 +581,18 @@ fn flows(w: &mut World, t: f64, prm: &SimParams) -> Vec<Flow> {
                     continue;
                 }
                 if theirs > mine + EPS {
+                    // Opened without a bitfield: one piece, then asleep.
+                    let ahead = if w.empty[i][k] {
+                        (theirs - mine).min(shoal_pack::PIECE_LEN as f64)
+                    } else {
+                        theirs - mine
+                    };
                     out.push(Flow {
                         src: j,
                         slot: k,
                         dst: m,
                         pack: p,
-                        cap: (theirs - mine) / prm.dt,
+                        cap: ahead / prm.dt,
                         rate: 0.0,
                     });
                 } else if mine > 0.0 || theirs > 0.0 {
@@ -633,12 +679,18 @@ fn deliver(w: &mut World, flows: &[Flow], t: f64, prm: &SimParams) -> f64 {
         e.1 += f.rate * dt;
         if f.src == ORIGIN {
             e.2 += f.rate * dt;
-        } else if f.rate >= f.cap * (1.0 - 1e-9) {
-            w.wake[i][f.slot] = t + dt + prm.requester_sleep;
+        } else {
+            if f.rate > 0.0 {
+                w.empty[i][f.slot] = false;
+            }
+            if f.rate >= f.cap * (1.0 - 1e-9) {
+                w.wake[i][f.slot] = t + dt + prm.requester_sleep;
+            }
         }
         e.3 = e.3.max(limit);
     }
     let mut origin = 0.0;
+    let mut finished = Vec::new();
     for (i, sum, from_origin, limit) in got {
         w.slot[i] = usize::MAX;
         let take = sum.min(limit - w.have[i]).max(0.0);
@@ -654,10 +706,35 @@ fn deliver(w: &mut World, flows: &[Flow], t: f64, prm: &SimParams) -> f64 {
                 w.have[i] = w.sizes[p];
                 // A finished pack announces at once (left = 0).
                 w.next_announce[i] = t + dt;
+                if prm.restart_when_done && restart_when_done(true, w.restarted_done[i]) {
+                    w.restarted_done[i] = true;
+                    finished.push(i);
+                }
             }
         }
     }
+    // Restarted when done: every neighbour's connection to it reopens.
+    for i in finished {
+        w.done_restarts += 1;
+        reconnect(w, i, t + dt + prm.restart_secs);
+    }
     origin
+}
+
+/// A restart of pack `i % np` on mirror `i / np`: its connections to every
+/// neighbour, both ways, reopen at `at` with fresh bitfields (a side
+/// holding nothing of the pack sends none).
+fn reconnect(w: &mut World, i: usize, at: f64) {
+    let (m, p) = (i / w.np, i % w.np);
+    for k in 0..w.neighbours[m].len() {
+        let j = w.neighbours[m][k];
+        let b = w.back[m][k];
+        let o = j * w.np + p;
+        w.wake[i][k] = at;
+        w.empty[i][k] = w.have[o] <= 0.0;
+        w.wake[o][b] = at;
+        w.empty[o][b] = w.have[i] <= 0.0;
+    }
 }
 
 /// Restarts the packs [`shoal_swarm::kick_due`] says to that are not fed
@@ -681,9 +758,7 @@ fn kick(w: &mut World, t: f64, prm: &SimParams) -> u64 {
             Kick::Again => w.last_progress[i] = t + prm.restart_secs,
         }
         w.next_announce[i] = t + prm.restart_secs;
-        for x in w.wake[i].iter_mut() {
-            *x = 0.0;
-        }
+        reconnect(w, i, t + prm.restart_secs);
     }
     kicks
 }
@@ -748,6 +823,33 @@ mod tests {
             assert!(o.kicks > 0, "n={n}");
             assert!(o.pack_done.iter().all(|t| *t > 0.0 && *t <= o.last()));
         }
+    }
+
+    #[test]
+    fn a_pack_restarted_when_done_wakes_the_mirrors_relaying_it() {
+        // One 4 MB pack (a small update) to 4 mirrors: its feeder gets it
+        // in about 0.35 s, the relays' requesters asked it while it had
+        // nothing and sleep; the restart when done wakes them.
+        let packs = vec![4_000_000];
+        let off = SimParams {
+            restart_when_done: false,
+            ..SimParams::default()
+        };
+        let on = SimParams {
+            restart_when_done: true,
+            ..SimParams::default()
+        };
+        let a = simulate(&case(4, packs.clone(), off)).unwrap();
+        let b = simulate(&case(4, packs, on)).unwrap();
+        // Each mirror restarts the pack once when done.
+        assert_eq!((a.done_restarts, b.done_restarts), (0, 4));
+        assert!(
+            b.last() < a.last(),
+            "with {} s, without {} s",
+            b.last(),
+            a.last()
+        );
+        assert!(b.origin_s() < 1.0 + 1e-6, "{}", b.origin_s());
     }
 
     #[test]

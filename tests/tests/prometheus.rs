@@ -24,22 +24,29 @@ fn promtool(args: &[&str], dir: &Path) -> String {
     text
 }
 
-/// Every metric the agent can export (a status with every optional value
-/// set, rendered by the agent's own code).
+/// Every metric the agent can export (an origin's and a mirror's status
+/// with every optional value set, rendered by the agent's own code).
 fn exported() -> Vec<String> {
-    let st = shoal_status::Status {
-        role: "mirror".into(),
-        version: "0".into(),
-        last_sync_seconds: Some(1.0),
-        last_success: Some(1),
-        last_check_seconds: Some(1.0),
-        ..Default::default()
-    };
-    let mut v: Vec<String> = shoal_agent::http::metrics_text(&st)
-        .lines()
-        .filter(|l| !l.starts_with('#') && !l.is_empty())
-        .map(|l| l.split(['{', ' ']).next().unwrap().to_string())
-        .collect();
+    let mut v = Vec::new();
+    for role in ["origin", "mirror"] {
+        let st = shoal_status::Status {
+            role: role.into(),
+            version: "0".into(),
+            last_sync_seconds: Some(1.0),
+            last_success: Some(1),
+            last_check_seconds: Some(1.0),
+            ..Default::default()
+        };
+        v.extend(
+            shoal_agent::http::metrics_text(&st)
+                .lines()
+                .filter(|l| !l.starts_with('#') && !l.is_empty())
+                .map(|l| l.split(['{', ' ']).next().unwrap().to_string()),
+        );
+    }
+    // Each role's own metrics are among them.
+    assert!(v.iter().any(|n| n == "shoal_feeder_handovers_total"));
+    assert!(v.iter().any(|n| n == "shoal_pack_restarts_total"));
     v.sort();
     v.dedup();
     v

@@ -146,6 +146,22 @@ fn the_origin_sends_each_pack_about_once_and_mirrors_trade_the_rest() {
         "the mirrors traded only {from_mirrors} bytes of the {} they needed beyond one copy",
         2 * s
     );
+    // Each mirror restarted each new pack once when it finished it, to
+    // wake the mirrors relaying it (shoal_swarm::restart_when_done).
+    let new_packs = packs - before_origin.packs.len();
+    let done: u64 = after
+        .iter()
+        .zip(&before)
+        .map(|(a, b)| counter(&a.pack_restarts, "done") - counter(&b.pack_restarts, "done"))
+        .sum();
+    if shoal_swarm::RESTART_WHEN_DONE {
+        assert!(
+            done >= 3 * new_packs as u64 && done <= 3 * packs as u64,
+            "{done} restarts when done for {new_packs} new packs on 3 mirrors"
+        );
+    } else {
+        assert_eq!(done, 0);
+    }
 }
 
 /// A mirror that is feeding packs is killed (SIGKILL) mid-transfer: the

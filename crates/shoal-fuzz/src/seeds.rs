@@ -571,6 +571,7 @@ fn statuses() -> Vec<Vec<u8>> {
         last_check_seconds: None,
         last_check_bytes: 0,
         packs_woken: 0,
+        pack_restarts: [("done".to_string(), 2), ("early".to_string(), 1)].into(),
     };
     let statuses = vec![
         serde_json::to_vec(&status).expect("status serializes"),

@@ -90,6 +90,14 @@ pub struct Status {
     /// session) woken because a peer needed them, since the agent started.
     #[serde(default)]
     pub packs_woken: u64,
+    /// Mirror: restarts of downloading packs since the agent started, by
+    /// reason: `early` (nothing arrived just after it was added), `idle`
+    /// (no progress for a while) and `done` (once when it finished, so the
+    /// mirrors relaying it through this one see it complete). A restart
+    /// wakes librqbit's requesters, which sleep while a peer has nothing
+    /// new for them.
+    #[serde(default)]
+    pub pack_restarts: BTreeMap<String, u64>,
     /// Resident memory of the agent process when this was read (`VmRSS`),
     /// in bytes.
     #[serde(default)]

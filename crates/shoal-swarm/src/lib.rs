@@ -704,6 +704,24 @@ pub fn kick_due(idle: Secs, since_kick: Secs, early_done: bool, have: u64) -> Op
     }
 }
 
+/// Whether a mirror restarts a pack once, at once, when it finishes
+/// downloading it. The other mirrors relaying the pack through this one
+/// asked it for pieces while it had none they lacked, and librqbit's
+/// requesters for it sleep up to 5 s even after it gets them (a peer
+/// holding nothing sends no bitfield: the requester wakes on its first
+/// HAVE, takes one piece, and sleeps again). The restart closes those
+/// connections; the peers reconnect within milliseconds and see a full
+/// bitfield. A small update's pack reached its feeder in a fraction of a
+/// second and the others waited for [`KICK_AFTER_SECS`].
+pub const RESTART_WHEN_DONE: bool = true;
+
+/// Whether a mirror restarts a pack that just finished: once
+/// (`already` after it happened), and only one that came over the wire
+/// here (`downloaded_here`), not one found complete on disk when added.
+pub fn restart_when_done(downloaded_here: bool, already: bool) -> bool {
+    RESTART_WHEN_DONE && downloaded_here && !already
+}
+
 /// A feeder taking its pack at under 1/`SLOW_FEEDER` of the best feeder's
 /// rate loses it to a mirror with less to do (see [`Schedule`]). A quarter:
 /// the fault case of a mirror at a quarter of the others' rate is caught,
@@ -1703,6 +1721,13 @@ mod tests {
             )
             .0
         );
+    }
+
+    #[test]
+    fn a_pack_is_restarted_once_when_done_if_it_came_over_the_wire() {
+        assert_eq!(restart_when_done(true, false), RESTART_WHEN_DONE);
+        assert!(!restart_when_done(true, true));
+        assert!(!restart_when_done(false, false));
     }
 
     #[test]
