@@ -557,9 +557,19 @@ fn simulation(ctx: &Ctx) -> Result<Section> {
     log("simulation: the fan-out's cases");
     let (specs, _) = fanout_specs(mb);
     let packs = fanout_packs(&specs);
+    // Without the restart when done: what that restart buys, per the model.
+    let no_done = |mut p: sim::SimParams| {
+        p.restart_when_done = false;
+        p
+    };
+    let mut without = Vec::new();
     for &n in &ns {
         let c = sim::uniform(packs.clone(), n, rate, sim::netns_params());
         sim_row(&mut t, "fan-out (netns model)", &c, &sim_case(&c)?);
+        let c = sim::uniform(packs.clone(), n, rate, no_done(sim::netns_params()));
+        let r = sim_case(&c)?;
+        without.push(format!("{} (N = {n})", times(ratio(r.0.last(), r.0.bound))));
+        sim_row(&mut t, "fan-out, no restart when done", &c, &r);
     }
     // The same, with large contents cut into parts: not what the agent
     // does, what the model says it would gain.
@@ -597,8 +607,16 @@ fn simulation(ctx: &Ctx) -> Result<Section> {
         (a, h.join().expect("simulation thread panicked"))
     });
     let (a, b) = (a?, b?);
+    let mut plain = c.clone();
+    plain.params.restart_when_done = false;
+    let d = sim_case(&plain)?;
     sim_row(&mut t, "network scale", &c, &a);
+    sim_row(&mut t, "network scale, no restart when done", &plain, &d);
     sim_row(&mut t, "network scale, ¼ slow", &slow, &b);
+    without.push(format!(
+        "{} ({big_n} mirrors)",
+        times(ratio(d.0.last(), d.0.bound))
+    ));
     let (uniform, slowed) = (a.0, b.0);
     let p = sim::netns_params();
     let sp = sim::scale_params(degree);
@@ -656,7 +674,10 @@ fn simulation(ctx: &Ctx) -> Result<Section> {
          have yet: every content above {} (half the pack target, at least the smallest pack) cut into parts of that \
          size, each packed like a content of its own, so the fan-out's largest package \
          ({}) is fed to several mirrors at once instead of spreading from one feeder's \
-         upload. The model puts the last mirror at {} of the bound there.",
+         upload. The model puts the last mirror at {} of the bound there. The rows \
+         \"no restart when done\" turn off the restart of a pack a mirror just finished \
+         (`shoal_swarm::restart_when_done`), which wakes the mirrors relaying it: without it \
+         the last mirror lands at {} of the bound.",
         uniform.origin_s(),
         secs(ideal),
         secs(uniform.origin_done),
@@ -673,6 +694,7 @@ fn simulation(ctx: &Ctx) -> Result<Section> {
             .map(|(n, r)| format!("{} (N = {n})", times(*r)))
             .collect::<Vec<_>>()
             .join(", "),
+        without.join(", "),
     );
     let headlines = vec![
         headline(
