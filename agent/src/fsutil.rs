@@ -36,6 +36,21 @@ pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// Writes `bytes` to `path` through a temp file renamed over it, without
+/// flushing: readers see the old or the new file whole, and the caller
+/// makes it durable with one [`sync_fs`] for everything it wrote.
+pub fn replace_unsynced(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().context("path has no parent")?;
+    fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let tmp = temp_name(path);
+    fs::write(&tmp, bytes)
+        .and_then(|_| fs::rename(&tmp, path))
+        .map_err(|e| {
+            let _ = fs::remove_file(&tmp);
+            explain_io(e, path)
+        })
+}
+
 /// Flushes everything written to the file system that holds `path` (data
 /// and metadata: file contents, renames, links), with syncfs(2): one call
 /// instead of an fsync per file and per folder.

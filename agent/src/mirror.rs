@@ -1123,9 +1123,11 @@ fn rebuild(
 }
 
 /// Stores generation `g`'s documents, to relay them and so a restart finds
-/// the generation applied: its new chunks (flushed), its root envelope, the
-/// deltas it was built by, and last its head. Written while the packs
-/// download, and on disk before the tree is applied.
+/// the generation applied: its new chunks, its root envelope and the
+/// deltas it was built by, made durable by one flush of the state
+/// folder's file system (not a flush per file: each is a journal commit),
+/// and last its head. Written while the packs download, and on disk
+/// before the tree is applied.
 fn store_generation(
     store: &crate::store::Store,
     g: u64,
@@ -1134,12 +1136,12 @@ fn store_generation(
     deltas: &[(u64, Vec<u8>)],
     head_env: &[u8],
 ) -> Result<()> {
-    let written = store.write_chunks(fresh)?;
-    store.flush_chunks(written)?;
-    fsutil::atomic_write(&store.manifest(g), env)?;
+    store.write_chunks(fresh)?;
+    fsutil::replace_unsynced(&store.manifest(g), env)?;
     for (from, env) in deltas {
-        fsutil::atomic_write(&store.delta(*from), env)?;
+        fsutil::replace_unsynced(&store.delta(*from), env)?;
     }
+    fsutil::sync_fs(&store.root)?;
     fsutil::atomic_write(&store.head(), head_env)
 }
 
