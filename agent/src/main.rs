@@ -313,5 +313,13 @@ fn real_main(cli: Cli) -> Result<()> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    rt.block_on(shoal_agent::run(cfg))
+    let result = rt.block_on(shoal_agent::run(cfg));
+    // A worker may still be inside blocking work when SIGTERM arrives (a
+    // mirror's apply of a million files, a publish's hashing). Both are
+    // safe to stop at any point, as after a kill -9: the next start
+    // completes the apply, and a publish goes live only with its head.
+    // Dropping the runtime would wait for that work (minutes at a million
+    // files, past systemd's stop timeout, which then kills the agent).
+    rt.shutdown_timeout(std::time::Duration::from_secs(1));
+    result
 }

@@ -1190,6 +1190,9 @@ struct Fetching {
     /// Whether the early restart of a pack that got nothing happened
     /// ([`shoal_swarm::Kick::Early`]).
     kicked_early: bool,
+    /// Usual restarts since the pack last progressed
+    /// ([`shoal_swarm::kick_interval`]).
+    fruitless: u32,
     /// Whether the pack was seen unfinished (so it came over the wire),
     /// and whether its restart when done happened
     /// ([`shoal_swarm::restart_when_done`]).
@@ -1269,6 +1272,7 @@ async fn download(
             backoff: PACK_RETRY,
             kicked: Instant::now(),
             kicked_early: false,
+            fruitless: 0,
             seen_unfinished: false,
             restarted_done: false,
         });
@@ -1299,6 +1303,7 @@ async fn download(
                 f.have = s.progress_bytes;
                 f.since = Instant::now();
                 f.backoff = PACK_RETRY;
+                f.fruitless = 0;
                 agent.pack_notes.lock().unwrap().remove(&f.torrent.id);
             }
             if s.finished && !errored {
@@ -1323,6 +1328,7 @@ async fn download(
                 f.kicked.elapsed().as_secs_f64(),
                 f.kicked_early,
                 s.progress_bytes,
+                f.fruitless,
             );
             if let Some(why) = kick.filter(|_| !errored) {
                 // Never the pack the origin feeds this mirror: a restart
@@ -1338,6 +1344,7 @@ async fn download(
                         }
                         shoal_swarm::Kick::Again => {
                             f.kicked = Instant::now();
+                            f.fruitless += 1;
                             "idle"
                         }
                     };
