@@ -684,8 +684,8 @@ pub enum Kick {
     /// Nothing of the pack arrived [`FIRST_KICK_AFTER_SECS`] after it was
     /// added: once. It leaves the clocks of the usual restart alone.
     Early,
-    /// No progress for [`KICK_AFTER_SECS`], and as long since the last
-    /// usual restart.
+    /// No progress for [`KICK_AFTER_SECS`], and [`kick_interval`] since
+    /// the last usual restart.
     Again,
 }
 
